@@ -1,0 +1,3 @@
+module kplex.dev/api
+
+go 1.26.0
