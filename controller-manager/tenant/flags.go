@@ -27,7 +27,7 @@ type Config struct {
 // ProcessEnv is the Go runtime setting for a tenant controller manager
 // (docs/benchmarks.md): its idle heap is ~30 MiB, most of its RSS is the
 // binary's shared text, so a low GOGC keeps the private part small.
-var ProcessEnv = []string{"GOGC=25", "GOMEMLIMIT=128MiB"}
+var ProcessEnv = []string{"GOGC=25"}
 
 // DisabledControllers are the upstream controllers a virtual cluster does
 // not run: nodes are mirrored from the host by the syncer (no IPAM, no
