@@ -60,7 +60,10 @@ unit: ## unit and package tests (no binaries needed)
 
 .PHONY: e2e
 e2e: build ## end-to-end tests against a fresh local host cluster
-	KPLEX_BIN_DIR=$(BIN) $(GO) test -count=1 -timeout 20m -v ./e2e/... 2>&1 | tee /tmp/kplex-e2e.$$$$.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic)|e2e_test|progress' ; exit $${PIPESTATUS[0]}
+	@log=$$(mktemp /tmp/kplex-e2e-output-XXXXXX.log); echo "full e2e output: $$log"; \
+	KPLEX_BIN_DIR=$(BIN) $(GO) test -count=1 -timeout 25m -v ./e2e/... >$$log 2>&1; rc=$$?; \
+	grep -E '^ *(--- |=== RUN)|^(PASS|FAIL|ok|panic)' $$log; \
+	if [ $$rc != 0 ]; then echo "---- e2e failed; last 400 lines of $$log ----"; tail -n 400 $$log; fi; exit $$rc
 
 .PHONY: verify
 verify: ## fail on untidy modules, k8s.io version drift, gofmt or vet findings

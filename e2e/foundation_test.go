@@ -10,6 +10,7 @@ import (
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
 	authnv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -71,6 +72,39 @@ func TestFoundation(t *testing.T) {
 		if !strings.HasPrefix(node.Spec.PodCIDR, "10.200.") || !cidr.Contains(netip.MustParseAddr(got.Status.PodIP)) {
 			t.Fatalf("pod IP %s not in its node %s podCIDR %s", got.Status.PodIP, node.Name, node.Spec.PodCIDR)
 		}
+	})
+
+	t.Run("host job completes and deleted pods go away", func(t *testing.T) {
+		job := &batchv1.Job{
+			ObjectMeta: metav1.ObjectMeta{Name: "once", Namespace: "default"},
+			Spec: batchv1.JobSpec{Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{
+				RestartPolicy: corev1.RestartPolicyNever,
+				Containers:    []corev1.Container{{Name: "c", Image: "busybox"}},
+			}}},
+		}
+		if _, err := host.BatchV1().Jobs("default").Create(ctx, job, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		framework.Eventually(t, 60*time.Second, "job complete", func(ctx context.Context) error {
+			j, err := host.BatchV1().Jobs("default").Get(ctx, "once", metav1.GetOptions{})
+			if err != nil {
+				return err
+			}
+			if j.Status.Succeeded != 1 {
+				return fmt.Errorf("succeeded=%d active=%d failed=%d", j.Status.Succeeded, j.Status.Active, j.Status.Failed)
+			}
+			return nil
+		}, func() string { return describePods(host, "default") })
+		if err := host.CoreV1().Pods("default").Delete(ctx, "probe", metav1.DeleteOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		framework.Eventually(t, 30*time.Second, "deleted pod removed", func(ctx context.Context) error {
+			_, err := host.CoreV1().Pods("default").Get(ctx, "probe", metav1.GetOptions{})
+			if apierrors.IsNotFound(err) {
+				return nil
+			}
+			return fmt.Errorf("pod still there: %v", err)
+		}, func() string { return describePods(host, "default") })
 	})
 
 	t.Run("deployment in the virtual cluster creates its pods", func(t *testing.T) {

@@ -23,19 +23,21 @@ const (
 var VClusterPortRoles = []string{"apiserver", "controller-manager"}
 
 // DefaultPorts are chosen away from the usual 2379/6443/10257 so a local
-// environment coexists with a real cluster on the same machine.
+// environment coexists with a real cluster on the same machine, and below
+// Linux's ephemeral range (32768-60999), where an outgoing connection could
+// take a server's port while it restarts.
 func DefaultPorts(vclusters []string) ports.Set {
 	s := ports.Set{
-		PortEtcdClient:        32379,
-		PortEtcdPeer:          32380,
-		PortHostAPIServer:     36443,
-		PortHostControllerMgr: 36257,
-		PortHostScheduler:     36259,
-		PortKWOK:              36247,
+		PortEtcdClient:        22379,
+		PortEtcdPeer:          22380,
+		PortHostAPIServer:     26443,
+		PortHostControllerMgr: 26257,
+		PortHostScheduler:     26259,
+		PortKWOK:              26247,
 	}
 	for i, vc := range vclusters {
-		s[vc+"-apiserver"] = 37443 + 10*i
-		s[vc+"-controller-manager"] = 37444 + 10*i
+		s[vc+"-apiserver"] = 27443 + 10*i
+		s[vc+"-controller-manager"] = 27444 + 10*i
 	}
 	return s
 }

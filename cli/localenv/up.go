@@ -102,7 +102,15 @@ func checkPorts(all ports.Set, cs []component, toStart []string) error {
 			need[role] = all[role]
 		}
 	}
-	if err := ports.Check(need); err != nil {
+	// A process that just died may hold its port for a moment while its
+	// last threads exit: give a busy port a few seconds before failing.
+	var err error
+	for deadline := time.Now().Add(3 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		if err = ports.Check(need); err == nil || time.Now().After(deadline) {
+			break
+		}
+	}
+	if err != nil {
 		return fmt.Errorf("cannot start the environment:\n%w\nstop what uses the port, or choose another with --port NAME=PORT (or --free-ports)", err)
 	}
 	return nil

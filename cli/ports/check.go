@@ -3,7 +3,9 @@ package ports
 import (
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
+	"os"
 	"strconv"
 	"strings"
 	"syscall"
@@ -27,7 +29,7 @@ func (e *InUseError) Error() string {
 	prefix := fmt.Sprintf("port %d (%s) is already in use", e.Port, e.Name)
 	switch {
 	case e.PID == 0:
-		return prefix + " (owner unknown: not visible to this user)"
+		return prefix + " (no listener found: an outgoing connection may hold it, or its owner is not visible to this user)"
 	case e.Process == "":
 		return fmt.Sprintf("%s by pid %d", prefix, e.PID)
 	default:
@@ -90,13 +92,16 @@ func checkOne(name string, port int) error {
 	return nil
 }
 
-// Free returns n distinct currently-free ports on 127.0.0.1. It binds
-// 127.0.0.1:0 n times, holding all listeners until every port is chosen, then
-// closes them. The ports may of course be taken by someone else afterwards.
+// Free returns n distinct currently-free ports on 127.0.0.1, holding a
+// listener on each until all are chosen. They are picked at random below
+// the kernel's ephemeral range (net.ipv4.ip_local_port_range), never from
+// it: a server restarted on an ephemeral port can find it taken by some
+// outgoing connection in the meantime.
 func Free(n int) ([]int, error) {
 	if n < 0 {
 		return nil, fmt.Errorf("free ports: negative count %d", n)
 	}
+	low, high := freeRange()
 	listeners := make([]net.Listener, 0, n)
 	defer func() {
 		for _, ln := range listeners {
@@ -104,17 +109,32 @@ func Free(n int) ([]int, error) {
 		}
 	}()
 	ports := make([]int, 0, n)
-	for range n {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
+	for tries := 0; len(ports) < n; tries++ {
+		if tries > 100*n+100 {
+			return nil, fmt.Errorf("free ports: found %d of %d free ports in %d..%d", len(ports), n, low, high)
+		}
+		port := low + rand.IntN(high-low)
+		ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
 		if err != nil {
-			return nil, fmt.Errorf("free ports: %w", err)
+			continue // taken (or held by us already): try another
 		}
 		listeners = append(listeners, ln)
-		addr, ok := ln.Addr().(*net.TCPAddr)
-		if !ok {
-			return nil, fmt.Errorf("free ports: unexpected listener address %v", ln.Addr())
-		}
-		ports = append(ports, addr.Port)
+		ports = append(ports, port)
 	}
 	return ports, nil
+}
+
+// freeRange is where Free picks ports: from 10000 up to the start of the
+// ephemeral range (32768 when it cannot be read).
+func freeRange() (int, int) {
+	const low = 10000
+	high := 32768
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		if f := strings.Fields(string(b)); len(f) == 2 {
+			if v, err := strconv.Atoi(f[0]); err == nil && v > low+1000 {
+				high = v
+			}
+		}
+	}
+	return low, high
 }

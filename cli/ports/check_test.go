@@ -134,7 +134,7 @@ func TestInUseErrorMessage(t *testing.T) {
 		},
 		{
 			InUseError{Name: "etcd-client", Port: 2379},
-			"port 2379 (etcd-client) is already in use (owner unknown: not visible to this user)",
+			"port 2379 (etcd-client) is already in use (no listener found: an outgoing connection may hold it, or its owner is not visible to this user)",
 		},
 	}
 	for _, tt := range tests {
@@ -175,5 +175,18 @@ func TestFree(t *testing.T) {
 	}
 	if _, err := Free(-1); err == nil {
 		t.Error("Free(-1) = nil error, want error")
+	}
+}
+
+func TestFreeAvoidsEphemeralRange(t *testing.T) {
+	low, high := freeRange()
+	got, err := Free(20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range got {
+		if p < low || p >= high {
+			t.Fatalf("port %d outside %d..%d (the ephemeral range starts at %d)", p, low, high-1, high)
+		}
 	}
 }

@@ -51,14 +51,21 @@ func parseStat(b []byte) (procStat, error) {
 	return procStat{State: fields[0][0], StartTime: start}, nil
 }
 
-// alive reports whether pid exists with the given start time and is not a
-// zombie.
+// alive reports whether pid exists with the given start time and has not
+// finished exiting. A thread-group leader turns zombie before its other
+// threads are gone, and the process's files (its listening sockets) are
+// released only with the last thread, so a zombie with threads left is
+// still alive here.
 func alive(pid int, startTime uint64) bool {
 	st, err := readStat(pid)
-	if err != nil {
+	if err != nil || st.StartTime != startTime {
 		return false
 	}
-	return st.StartTime == startTime && st.State != 'Z' && st.State != 'X'
+	if st.State == 'Z' || st.State == 'X' {
+		tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+		return err == nil && len(tasks) > 1
+	}
+	return true
 }
 
 // signalGroup signals the process group led by pid (processes are started
