@@ -17,10 +17,11 @@ UPSTREAM := kplex-apiserver=./apiserver/cmd/kplex-apiserver \
 	kplex-controller-manager=./controller-manager/cmd/kplex-controller-manager \
 	kplex-scheduler=./scheduler/cmd/kplex-scheduler \
 	etcd=./e2e/cmd/etcd
-OURS := kplexctl=./cli/cmd/kplexctl
+OURS := kplexctl=./cli/cmd/kplexctl \
+	kplex-datastore-proxy=./datastore-proxy/cmd/kplex-datastore-proxy
 
 # Modules of the workspace, except e2e (its tests need the binaries).
-UNIT_PKGS := ./api/... ./apiserver/... ./cli/... ./controller-manager/... ./scheduler/...
+UNIT_PKGS := ./api/... ./apiserver/... ./cli/... ./controller-manager/... ./datastore-proxy/... ./scheduler/...
 
 .PHONY: help
 help: ## show the targets

@@ -1,0 +1,102 @@
+// Package backend opens the shared store the proxy serves tenants from:
+// kine's SQL drivers (embedded SQLite, PostgreSQL, MySQL/MariaDB), all
+// behind kine's server.Backend interface.
+package backend
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/k3s-io/kine/pkg/drivers"
+	_ "github.com/k3s-io/kine/pkg/drivers/mysql"  // mysql://
+	_ "github.com/k3s-io/kine/pkg/drivers/pgsql"  // postgres://
+	_ "github.com/k3s-io/kine/pkg/drivers/sqlite" // sqlite://
+	"github.com/k3s-io/kine/pkg/server"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Kinds are the backends Open accepts.
+var Kinds = []string{"sqlite", "postgres", "mysql"}
+
+// Config selects and tunes the backend.
+type Config struct {
+	Kind string // one of Kinds
+	// DSN is the database address: for postgres and mysql a URL
+	// (postgres://user@127.0.0.1:5432/db, mysql://root@tcp(127.0.0.1:3306)/db);
+	// for sqlite a file path, default <DataDir>/state.db.
+	DSN     string
+	DataDir string
+	// CompactInterval is how often the proxy compacts the shared history
+	// (keeping CompactMinRetain revisions); tenants' compaction requests do
+	// not compact it.
+	CompactInterval  time.Duration
+	CompactMinRetain int64
+	Registerer       prometheus.Registerer
+}
+
+// Open connects to and starts the backend. The returned scheme is the kine
+// driver's name.
+func Open(ctx context.Context, wg *sync.WaitGroup, c Config) (server.Backend, string, error) {
+	endpoint, err := endpoint(c)
+	if err != nil {
+		return nil, "", err
+	}
+	if c.CompactInterval == 0 {
+		c.CompactInterval = 5 * time.Minute
+	}
+	if c.CompactMinRetain == 0 {
+		c.CompactMinRetain = 1000
+	}
+	cfg := &drivers.Config{
+		Endpoint:          endpoint,
+		MetricsRegisterer: c.Registerer,
+		CompactInterval:   c.CompactInterval,
+		CompactTimeout:    5 * time.Second,
+		CompactMinRetain:  c.CompactMinRetain,
+		CompactBatchSize:  1000,
+		PollBatchSize:     500,
+		// How often watches poll the database for new rows.
+		PollInterval: time.Second,
+	}
+	_, b, err := drivers.New(ctx, wg, cfg)
+	if err != nil {
+		return nil, "", fmt.Errorf("open %s backend: %w", c.Kind, err)
+	}
+	if err := b.Start(ctx); err != nil {
+		return nil, "", fmt.Errorf("start %s backend: %w", c.Kind, err)
+	}
+	return b, cfg.Scheme, nil
+}
+
+func endpoint(c Config) (string, error) {
+	switch c.Kind {
+	case "sqlite", "":
+		path := c.DSN
+		if path == "" {
+			if c.DataDir == "" {
+				return "", fmt.Errorf("sqlite backend: --data-dir or --datastore-endpoint is required")
+			}
+			path = filepath.Join(c.DataDir, "state.db")
+		}
+		if !strings.Contains(path, "?") {
+			path += "?_journal=WAL&cache=shared&_busy_timeout=30000&_txlock=immediate"
+		}
+		return "sqlite://" + path, nil
+	case "postgres":
+		if !strings.HasPrefix(c.DSN, "postgres://") && !strings.HasPrefix(c.DSN, "postgresql://") {
+			return "", fmt.Errorf("postgres backend: --datastore-endpoint must be a postgres:// URL, got %q", c.DSN)
+		}
+		return c.DSN, nil
+	case "mysql":
+		if !strings.HasPrefix(c.DSN, "mysql://") {
+			return "", fmt.Errorf("mysql backend: --datastore-endpoint must be a mysql:// URL such as mysql://root@tcp(127.0.0.1:3306)/kplex, got %q", c.DSN)
+		}
+		return c.DSN, nil
+	default:
+		return "", fmt.Errorf("backend %q: want one of %s", c.Kind, strings.Join(Kinds, ", "))
+	}
+}

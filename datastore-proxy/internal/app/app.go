@@ -1,0 +1,202 @@
+// Package app parses the proxy's flags and runs it: open the backend, serve
+// the etcd API over mutual TLS, serve metrics and health, and shut down
+// gracefully on SIGTERM.
+package app
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/keepalive"
+
+	"kplex.dev/datastore-proxy/backend"
+	"kplex.dev/datastore-proxy/internal/metrics"
+	"kplex.dev/datastore-proxy/server"
+)
+
+// Options are the proxy's settings.
+type Options struct {
+	ListenAddress  string
+	MetricsAddress string
+	TLSCertFile    string
+	TLSKeyFile     string
+	ClientCAFile   string
+	Backend        backend.Config
+	NotifyInterval time.Duration
+	ShutdownGrace  time.Duration
+}
+
+// ParseFlags reads the command line.
+func ParseFlags(args []string, stderr io.Writer) (Options, error) {
+	var o Options
+	fs := flag.NewFlagSet("kplex-datastore-proxy", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, `kplex-datastore-proxy serves the etcd v3 API to every tenant's kube-apiserver
+from one shared store. The tenant is the CN of the client certificate (signed
+by --client-ca-file); each tenant sees only the keys under /kplex/<tenant>/.
+
+A tenant apiserver needs nothing but:
+  --etcd-servers=https://<listen-address> --etcd-cafile=<CA of the serving cert>
+  --etcd-certfile/--etcd-keyfile=<client cert with CN=<tenant>>
+
+Flags:
+`)
+		fs.PrintDefaults()
+	}
+	fs.StringVar(&o.ListenAddress, "listen-address", "127.0.0.1:2379", "host:port of the etcd API (gRPC over mutual TLS)")
+	fs.StringVar(&o.MetricsAddress, "metrics-address", "127.0.0.1:2381", "host:port of /metrics, /healthz and /readyz (plain HTTP)")
+	fs.StringVar(&o.TLSCertFile, "tls-cert-file", "", "serving certificate (required)")
+	fs.StringVar(&o.TLSKeyFile, "tls-key-file", "", "serving key (required)")
+	fs.StringVar(&o.ClientCAFile, "client-ca-file", "", "CA that signs tenants' client certificates (required)")
+	fs.StringVar(&o.Backend.Kind, "backend", "sqlite", "shared store: "+strings.Join(backend.Kinds, ", "))
+	fs.StringVar(&o.Backend.DSN, "datastore-endpoint", "", "postgres:// or mysql:// URL; for sqlite a file path (default <data-dir>/state.db)")
+	fs.StringVar(&o.Backend.DataDir, "data-dir", "", "directory of the embedded sqlite database")
+	fs.DurationVar(&o.Backend.CompactInterval, "compact-interval", 5*time.Minute, "how often the shared history is compacted")
+	fs.Int64Var(&o.Backend.CompactMinRetain, "compact-min-retain", 1000, "revisions of history kept by compaction")
+	fs.DurationVar(&o.NotifyInterval, "watch-progress-notify-interval", 5*time.Second, "progress notifications on idle watches")
+	fs.DurationVar(&o.ShutdownGrace, "shutdown-grace", 10*time.Second, "how long open requests and watches may drain on SIGTERM")
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	if fs.NArg() > 0 {
+		return o, fmt.Errorf("unexpected arguments: %v", fs.Args())
+	}
+	var missing []string
+	for name, v := range map[string]string{"--tls-cert-file": o.TLSCertFile, "--tls-key-file": o.TLSKeyFile, "--client-ca-file": o.ClientCAFile} {
+		if v == "" {
+			missing = append(missing, name)
+		}
+	}
+	if len(missing) > 0 {
+		return o, fmt.Errorf("required: %s (tenants are identified by client certificates)", strings.Join(missing, ", "))
+	}
+	return o, nil
+}
+
+// Run serves until ctx is done, then drains.
+func Run(ctx context.Context, o Options, log *slog.Logger) error {
+	creds, err := serverTLS(o)
+	if err != nil {
+		return err
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	o.Backend.Registerer = reg
+
+	bctx, stopBackend := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	defer func() { stopBackend(); wg.Wait() }()
+	b, scheme, err := backend.Open(bctx, &wg, o.Backend)
+	if err != nil {
+		return err
+	}
+	log.Info("backend open", "backend", o.Backend.Kind)
+
+	srv := server.New(b, scheme, o.NotifyInterval)
+	m := metrics.New(reg, server.TenantFromContext)
+	g := grpc.NewServer(
+		grpc.Creds(creds),
+		grpc.StatsHandler(otelgrpc.NewServerHandler()), // tracing hook: spans go to the global provider
+		grpc.ChainUnaryInterceptor(m.Unary),
+		grpc.ChainStreamInterceptor(m.Stream),
+		grpc.MaxRecvMsgSize(2<<20),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
+	)
+	srv.Register(g)
+
+	lis, err := net.Listen("tcp", o.ListenAddress)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", o.ListenAddress, err)
+	}
+	mlis, err := net.Listen("tcp", o.MetricsAddress)
+	if err != nil {
+		lis.Close()
+		return fmt.Errorf("listen %s: %w", o.MetricsAddress, err)
+	}
+	hs := &http.Server{Handler: healthMux(reg, b), ReadHeaderTimeout: 5 * time.Second}
+	errc := make(chan error, 2)
+	go func() { errc <- g.Serve(lis) }()
+	go func() { errc <- hs.Serve(mlis) }()
+	log.Info("serving", "etcd", lis.Addr().String(), "metrics", mlis.Addr().String())
+
+	select {
+	case <-ctx.Done():
+	case err := <-errc:
+		if err != nil && !errors.Is(err, http.ErrServerClosed) {
+			g.Stop()
+			_ = hs.Close()
+			return fmt.Errorf("serve: %w", err)
+		}
+	}
+	log.Info("shutting down: draining requests and watches", "grace", o.ShutdownGrace)
+	drained := make(chan struct{})
+	go func() { g.GracefulStop(); close(drained) }()
+	select {
+	case <-drained:
+	case <-time.After(o.ShutdownGrace):
+		g.Stop()
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	return hs.Shutdown(sctx)
+}
+
+func serverTLS(o Options) (credentials.TransportCredentials, error) {
+	pair, err := tls.LoadX509KeyPair(o.TLSCertFile, o.TLSKeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("serving certificate: %w", err)
+	}
+	ca, err := os.ReadFile(o.ClientCAFile)
+	if err != nil {
+		return nil, fmt.Errorf("client CA: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(ca) {
+		return nil, fmt.Errorf("client CA %s: no certificate found", o.ClientCAFile)
+	}
+	return credentials.NewTLS(&tls.Config{
+		Certificates: []tls.Certificate{pair},
+		ClientCAs:    pool,
+		ClientAuth:   tls.RequireAndVerifyClientCert,
+		MinVersion:   tls.VersionTLS12,
+	}), nil
+}
+
+type revisioner interface {
+	CurrentRevision(context.Context) (int64, error)
+}
+
+func healthMux(reg *prometheus.Registry, b revisioner) *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok") })
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		if _, err := b.CurrentRevision(ctx); err != nil {
+			http.Error(w, "backend: "+err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = io.WriteString(w, "ok")
+	})
+	return mux
+}

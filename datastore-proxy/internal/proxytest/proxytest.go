@@ -1,0 +1,150 @@
+// Package proxytest starts a real datastore-proxy in-process for tests, with
+// its own PKI, and builds etcd clients that authenticate as tenants.
+package proxytest
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"io"
+	"log/slog"
+	"net"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"kplex.dev/cli/pki"
+	"kplex.dev/cli/ports"
+	"kplex.dev/datastore-proxy/backend"
+	"kplex.dev/datastore-proxy/internal/app"
+)
+
+// Proxy is a running proxy.
+type Proxy struct {
+	Endpoint       string // host:port of the etcd API
+	MetricsAddress string
+	CA             *pki.CA // signs the serving cert and tenants' client certs
+	Dir            string
+	stop           context.CancelFunc
+	done           chan error
+}
+
+// Start runs a proxy on free ports with backend b until the test ends.
+func Start(t testing.TB, b backend.Config) *Proxy {
+	t.Helper()
+	dir := t.TempDir()
+	ca, err := pki.NewCA("proxy-test-ca")
+	if err != nil {
+		t.Fatal(err)
+	}
+	serving, err := ca.Issue(pki.CertSpec{CommonName: "proxy", Server: true, IPs: []net.IP{net.ParseIP("127.0.0.1")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ca.WriteFiles(dir, "ca"); err != nil {
+		t.Fatal(err)
+	}
+	if err := serving.WriteFiles(dir, "serving"); err != nil {
+		t.Fatal(err)
+	}
+	p, err := ports.Free(2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.Kind == "sqlite" && b.DSN == "" {
+		b.DataDir = dir
+	}
+	px := &Proxy{
+		Endpoint:       "127.0.0.1:" + strconv.Itoa(p[0]),
+		MetricsAddress: "127.0.0.1:" + strconv.Itoa(p[1]),
+		CA:             ca,
+		Dir:            dir,
+	}
+	px.run(t, b)
+	t.Cleanup(px.Stop)
+	return px
+}
+
+func (px *Proxy) run(t testing.TB, b backend.Config) {
+	opts := app.Options{
+		ListenAddress:  px.Endpoint,
+		MetricsAddress: px.MetricsAddress,
+		TLSCertFile:    filepath.Join(px.Dir, "serving.crt"),
+		TLSKeyFile:     filepath.Join(px.Dir, "serving.key"),
+		ClientCAFile:   filepath.Join(px.Dir, "ca.crt"),
+		Backend:        b,
+		NotifyInterval: time.Second,
+		ShutdownGrace:  2 * time.Second,
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	px.stop, px.done = cancel, make(chan error, 1)
+	go func() { px.done <- app.Run(ctx, opts, slog.New(slog.NewTextHandler(io.Discard, nil))) }()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", px.Endpoint, time.Second)
+		if err == nil {
+			c.Close()
+			return
+		}
+		select {
+		case err := <-px.done:
+			t.Fatalf("proxy exited: %v", err)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("proxy not listening on %s", px.Endpoint)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// Stop stops the proxy and waits for it.
+func (px *Proxy) Stop() {
+	if px.stop == nil {
+		return
+	}
+	px.stop()
+	<-px.done
+	px.stop = nil
+}
+
+// ClientTLS is a TLS config presenting a client certificate with CN
+// signed by signer, trusting the proxy's CA.
+func (px *Proxy) ClientTLS(t testing.TB, cn string, signer *pki.CA) *tls.Config {
+	t.Helper()
+	kp, err := signer.Issue(pki.CertSpec{CommonName: cn, Client: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AddCert(px.CA.Cert)
+	return &tls.Config{
+		RootCAs:      roots,
+		Certificates: []tls.Certificate{{Certificate: [][]byte{kp.Cert.Raw}, PrivateKey: kp.Key}},
+	}
+}
+
+// Client is an etcd client authenticated as tenant.
+func (px *Proxy) Client(t testing.TB, tenant string) *clientv3.Client {
+	t.Helper()
+	return px.ClientWithTLS(t, px.ClientTLS(t, tenant, px.CA))
+}
+
+// ClientWithTLS is an etcd client with the given TLS config (nil: none).
+func (px *Proxy) ClientWithTLS(t testing.TB, cfg *tls.Config) *clientv3.Client {
+	t.Helper()
+	c, err := clientv3.New(clientv3.Config{
+		Endpoints:   []string{"https://" + px.Endpoint},
+		TLS:         cfg,
+		DialTimeout: 5 * time.Second,
+		Logger:      nil,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	return c
+}

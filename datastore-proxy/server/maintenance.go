@@ -1,0 +1,63 @@
+package server
+
+import (
+	"context"
+
+	"go.etcd.io/etcd/api/v3/etcdserverpb"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+// Status reports the tenant's view: the shared revision, no database size.
+func (s *Server) Status(ctx context.Context, r *etcdserverpb.StatusRequest) (*etcdserverpb.StatusResponse, error) {
+	b, err := s.bridge(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return b.Status(ctx, r)
+}
+
+// Alarm lists no alarms.
+func (s *Server) Alarm(ctx context.Context, r *etcdserverpb.AlarmRequest) (*etcdserverpb.AlarmResponse, error) {
+	b, err := s.bridge(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return b.Alarm(ctx, r)
+}
+
+// The operations below act on the whole store and are never a tenant's.
+
+func denied(op string) error {
+	return status.Errorf(codes.PermissionDenied, "kplex: %s acts on the shared store and is not available to tenants", op)
+}
+
+// Defragment is refused.
+func (s *Server) Defragment(context.Context, *etcdserverpb.DefragmentRequest) (*etcdserverpb.DefragmentResponse, error) {
+	return nil, denied("defragment")
+}
+
+// Hash is refused.
+func (s *Server) Hash(context.Context, *etcdserverpb.HashRequest) (*etcdserverpb.HashResponse, error) {
+	return nil, denied("hash")
+}
+
+// HashKV is refused.
+func (s *Server) HashKV(context.Context, *etcdserverpb.HashKVRequest) (*etcdserverpb.HashKVResponse, error) {
+	return nil, denied("hashkv")
+}
+
+// Snapshot is refused.
+func (s *Server) Snapshot(*etcdserverpb.SnapshotRequest, etcdserverpb.Maintenance_SnapshotServer) error {
+	return denied("snapshot")
+}
+
+// MoveLeader is refused.
+func (s *Server) MoveLeader(context.Context, *etcdserverpb.MoveLeaderRequest) (*etcdserverpb.MoveLeaderResponse, error) {
+	return nil, denied("move-leader")
+}
+
+// Downgrade is refused.
+func (s *Server) Downgrade(context.Context, *etcdserverpb.DowngradeRequest) (*etcdserverpb.DowngradeResponse, error) {
+	return nil, denied("downgrade")
+}

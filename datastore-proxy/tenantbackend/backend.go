@@ -1,0 +1,177 @@
+// Package tenantbackend confines a shared kine backend to one tenant.
+//
+// Backend implements kine's server.Backend for a single tenant on top of the
+// shared one: every key goes through the tenant's keyspace.Space on the way
+// in, and every key value and event coming back is checked to be the
+// tenant's and stripped of its prefix on the way out (anything else is
+// dropped, never returned). Revisions are the shared store's: monotonic for
+// every tenant, with gaps where other tenants wrote. Compaction requested by
+// a tenant does nothing to the shared store: its history is compacted by the
+// proxy's own policy only, so one tenant never removes another's history.
+package tenantbackend
+
+import (
+	"context"
+
+	"github.com/k3s-io/kine/pkg/server"
+
+	"kplex.dev/datastore-proxy/keyspace"
+)
+
+// Backend is one tenant's view of a shared backend.
+type Backend struct {
+	inner server.Backend
+	space keyspace.Space
+}
+
+var _ server.Backend = (*Backend)(nil)
+
+// New confines inner to the tenant's space.
+func New(inner server.Backend, space keyspace.Space) *Backend {
+	return &Backend{inner: inner, space: space}
+}
+
+// Start does nothing: the shared backend is started once by the proxy.
+func (b *Backend) Start(context.Context) error { return nil }
+
+// Get returns the tenant's key.
+func (b *Backend) Get(ctx context.Context, key string, revision int64, keysOnly bool) (int64, *server.KeyValue, error) {
+	rev, kv, err := b.inner.Get(ctx, b.space.Key(key), revision, keysOnly)
+	return rev, b.own(kv), err
+}
+
+// Create creates the tenant's key.
+func (b *Backend) Create(ctx context.Context, key string, value []byte, lease int64) (int64, error) {
+	return b.inner.Create(ctx, b.space.Key(key), value, lease)
+}
+
+// Delete deletes the tenant's key.
+func (b *Backend) Delete(ctx context.Context, key string, revision int64) (int64, *server.KeyValue, bool, error) {
+	rev, kv, ok, err := b.inner.Delete(ctx, b.space.Key(key), revision)
+	return rev, b.own(kv), ok, err
+}
+
+// List lists the tenant's keys in [key, end).
+func (b *Backend) List(ctx context.Context, key, end string, limit, revision int64, keysOnly bool) (int64, []*server.KeyValue, error) {
+	k, e := b.space.Range(key, end)
+	rev, kvs, err := b.inner.List(ctx, k, e, limit, revision, keysOnly)
+	return rev, b.ownAll(kvs), err
+}
+
+// ListStream streams the tenant's keys in [key, end).
+func (b *Backend) ListStream(ctx context.Context, key, end string, limit, revision int64, keysOnly bool) server.ListResult {
+	k, e := b.space.Range(key, end)
+	in := b.inner.ListStream(ctx, k, e, limit, revision, keysOnly)
+	out := make(chan *server.KeyValue)
+	go func() {
+		defer close(out)
+		for kv := range in.KVc {
+			if own := b.own(kv); own != nil {
+				select {
+				case out <- own:
+				case <-ctx.Done():
+					return
+				}
+			}
+		}
+	}()
+	return server.ListResult{CurrentRevision: in.CurrentRevision, KVc: out, Errorc: in.Errorc}
+}
+
+// Count counts the tenant's keys in [key, end).
+func (b *Backend) Count(ctx context.Context, key, end string, revision int64) (int64, int64, error) {
+	k, e := b.space.Range(key, end)
+	return b.inner.Count(ctx, k, e, revision)
+}
+
+// Update updates the tenant's key if it is still at revision.
+func (b *Backend) Update(ctx context.Context, key string, value []byte, revision, lease int64) (int64, *server.KeyValue, bool, error) {
+	rev, kv, ok, err := b.inner.Update(ctx, b.space.Key(key), value, revision, lease)
+	return rev, b.own(kv), ok, err
+}
+
+// Watch streams the tenant's changes after revision.
+func (b *Backend) Watch(ctx context.Context, revision int64) server.WatchResult {
+	in := b.inner.Watch(ctx, revision)
+	out := make(chan server.EventBatch, 100)
+	go func() {
+		defer close(out)
+		for batch := range in.Eventc {
+			var events []*server.Event
+			for _, ev := range batch.Events {
+				if own := b.ownEvent(ev); own != nil {
+					events = append(events, own)
+				}
+			}
+			// A batch with no events of this tenant still carries the
+			// revision, so progress notifications stay current.
+			select {
+			case out <- server.EventBatch{Events: events, CurrentRev: batch.CurrentRev}:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return server.WatchResult{
+		CurrentRevision: in.CurrentRevision,
+		CompactRevision: in.CompactRevision,
+		Eventc:          out,
+		Errorc:          in.Errorc,
+	}
+}
+
+// DbSize is not reported per tenant: the shared store's size would tell a
+// tenant about the others.
+func (b *Backend) DbSize(context.Context) (int64, error) { return 0, nil }
+
+// CurrentRevision is the shared store's revision.
+func (b *Backend) CurrentRevision(ctx context.Context) (int64, error) {
+	return b.inner.CurrentRevision(ctx)
+}
+
+// Compact does not compact the shared store (see the package comment); it
+// reports the current revision as the apiserver expects.
+func (b *Backend) Compact(ctx context.Context, _ int64) (int64, error) {
+	return b.inner.CurrentRevision(ctx)
+}
+
+// own returns kv with the tenant prefix stripped, or nil if kv is not the
+// tenant's.
+func (b *Backend) own(kv *server.KeyValue) *server.KeyValue {
+	if kv == nil {
+		return nil
+	}
+	key, ok := b.space.Strip(kv.Key)
+	if !ok {
+		return nil
+	}
+	c := *kv
+	c.Key = key
+	return &c
+}
+
+func (b *Backend) ownAll(kvs []*server.KeyValue) []*server.KeyValue {
+	out := kvs[:0:0]
+	for _, kv := range kvs {
+		if own := b.own(kv); own != nil {
+			out = append(out, own)
+		}
+	}
+	return out
+}
+
+func (b *Backend) ownEvent(ev *server.Event) *server.Event {
+	if ev == nil || ev.KV == nil {
+		return nil
+	}
+	kv := b.own(ev.KV)
+	if kv == nil {
+		return nil
+	}
+	c := *ev
+	c.KV = kv
+	if ev.PrevKV != nil {
+		c.PrevKV = b.own(ev.PrevKV)
+	}
+	return &c
+}
