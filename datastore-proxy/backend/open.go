@@ -1,6 +1,6 @@
 // Package backend opens the shared store the proxy serves tenants from:
-// kine's SQL drivers (embedded SQLite, PostgreSQL, MySQL/MariaDB), all
-// behind kine's server.Backend interface.
+// kine's SQL drivers (embedded SQLite, PostgreSQL, MySQL/MariaDB) or an etcd
+// cluster (etcdbackend), all behind kine's server.Backend interface.
 package backend
 
 import (
@@ -20,7 +20,7 @@ import (
 )
 
 // Kinds are the backends Open accepts.
-var Kinds = []string{"sqlite", "postgres", "mysql"}
+var Kinds = []string{"sqlite", "etcd", "postgres", "mysql"}
 
 // Config selects and tunes the backend.
 type Config struct {
@@ -30,6 +30,8 @@ type Config struct {
 	// for sqlite a file path, default <DataDir>/state.db.
 	DSN     string
 	DataDir string
+	// TLS files for the etcd backend's client connection (optional).
+	CAFile, CertFile, KeyFile string
 	// CompactInterval is how often the proxy compacts the shared history
 	// (keeping CompactMinRetain revisions); tenants' compaction requests do
 	// not compact it.
@@ -41,15 +43,18 @@ type Config struct {
 // Open connects to and starts the backend. The returned scheme is the kine
 // driver's name.
 func Open(ctx context.Context, wg *sync.WaitGroup, c Config) (server.Backend, string, error) {
-	endpoint, err := endpoint(c)
-	if err != nil {
-		return nil, "", err
-	}
 	if c.CompactInterval == 0 {
 		c.CompactInterval = 5 * time.Minute
 	}
 	if c.CompactMinRetain == 0 {
 		c.CompactMinRetain = 1000
+	}
+	if c.Kind == "etcd" {
+		return openEtcd(ctx, wg, c)
+	}
+	endpoint, err := endpoint(c)
+	if err != nil {
+		return nil, "", err
 	}
 	cfg := &drivers.Config{
 		Endpoint:          endpoint,

@@ -90,9 +90,21 @@ func (b *Backend) Update(ctx context.Context, key string, value []byte, revision
 	return rev, b.own(kv), ok, err
 }
 
+// PrefixWatcher is implemented by shared backends that can watch one key
+// prefix (etcd): a tenant's watch then carries only its own events instead
+// of everyone's, filtered here.
+type PrefixWatcher interface {
+	WatchPrefix(ctx context.Context, prefix string, revision int64) server.WatchResult
+}
+
 // Watch streams the tenant's changes after revision.
 func (b *Backend) Watch(ctx context.Context, revision int64) server.WatchResult {
-	in := b.inner.Watch(ctx, revision)
+	var in server.WatchResult
+	if pw, ok := b.inner.(PrefixWatcher); ok {
+		in = pw.WatchPrefix(ctx, b.space.Prefix(), revision)
+	} else {
+		in = b.inner.Watch(ctx, revision)
+	}
 	out := make(chan server.EventBatch, 100)
 	go func() {
 		defer close(out)

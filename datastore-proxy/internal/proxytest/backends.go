@@ -6,12 +6,16 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
+	"net/url"
+	"strconv"
 	"testing"
 	"time"
 
 	_ "github.com/go-sql-driver/mysql"
 	_ "github.com/jackc/pgx/v5/stdlib"
+	"go.etcd.io/etcd/server/v3/embed"
 
+	"kplex.dev/cli/ports"
 	"kplex.dev/datastore-proxy/backend"
 )
 
@@ -22,12 +26,14 @@ const (
 	MySQLAddr    = "127.0.0.1:3306"
 )
 
-// ForEachBackend runs f as a subtest per backend: sqlite always; postgres
+// ForEachBackend runs f as a subtest per backend: sqlite and etcd (a real
+// etcd server in-process) always; postgres
 // and mysql on a fresh database of their server at PostgresAddr/MySQLAddr,
 // dropped afterwards, or skipped with the reason when the server is not
 // reachable.
 func ForEachBackend(t *testing.T, f func(t *testing.T, b backend.Config)) {
 	t.Run("sqlite", func(t *testing.T) { f(t, backend.Config{Kind: "sqlite"}) })
+	t.Run("etcd", func(t *testing.T) { f(t, backend.Config{Kind: "etcd", DSN: startEtcd(t)}) })
 	t.Run("postgres", func(t *testing.T) {
 		db := fmt.Sprintf("kplex_test_%d", rand.Uint32())
 		requireServer(t, "postgres", PostgresAddr)
@@ -64,4 +70,33 @@ func drop(t *testing.T, driver, dsn, stmt string) {
 	if _, err := db.ExecContext(ctx, stmt); err != nil {
 		t.Errorf("cleanup: %s: %v", stmt, err)
 	}
+}
+
+// startEtcd runs a real single-member etcd in-process on free ports until
+// the test ends, and returns its client URL.
+func startEtcd(t *testing.T) string {
+	t.Helper()
+	p, err := ports.Free(2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := embed.NewConfig()
+	cfg.Dir = t.TempDir()
+	cfg.LogLevel = "error"
+	client := url.URL{Scheme: "http", Host: "127.0.0.1:" + strconv.Itoa(p[0])}
+	peer := url.URL{Scheme: "http", Host: "127.0.0.1:" + strconv.Itoa(p[1])}
+	cfg.ListenClientUrls, cfg.AdvertiseClientUrls = []url.URL{client}, []url.URL{client}
+	cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{peer}, []url.URL{peer}
+	cfg.InitialCluster = cfg.Name + "=" + peer.String()
+	e, err := embed.StartEtcd(cfg)
+	if err != nil {
+		t.Fatalf("start etcd: %v", err)
+	}
+	t.Cleanup(e.Close)
+	select {
+	case <-e.Server.ReadyNotify():
+	case <-time.After(30 * time.Second):
+		t.Fatal("etcd not ready")
+	}
+	return client.String()
 }

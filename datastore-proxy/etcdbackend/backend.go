@@ -1,0 +1,259 @@
+// Package etcdbackend is kine's server.Backend over an etcd cluster: the
+// backend for scale, where many proxy replicas share one etcd.
+//
+// Semantics follow kine's contract (pkg/server/types.go): Create fails with
+// ErrKeyExists when the key exists; Update and Delete succeed only at the
+// given mod revision (Delete at revision 0 always) and otherwise return the
+// current value and false; List and Count read [key, end) at a revision (0:
+// latest); lease arguments are TTLs in seconds (leases.go); Watch streams
+// events from a revision (watch.go). Compaction is the proxy's own policy
+// (compact.go); errors are mapped to the etcd gRPC errors kube-apiserver
+// understands.
+package etcdbackend
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/k3s-io/kine/pkg/server"
+	"go.etcd.io/etcd/api/v3/mvccpb"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// Backend is kine's backend contract on etcd.
+type Backend struct {
+	c      *clientv3.Client
+	leases *leaseCache
+
+	compactInterval time.Duration
+	minRetain       int64
+	wg              *sync.WaitGroup
+}
+
+var _ server.Backend = (*Backend)(nil)
+
+// New wraps a connected etcd client. Compaction runs every compactInterval
+// (0: never), keeping minRetain revisions.
+func New(c *clientv3.Client, wg *sync.WaitGroup, compactInterval time.Duration, minRetain int64) *Backend {
+	return &Backend{c: c, leases: newLeaseCache(c), wg: wg, compactInterval: compactInterval, minRetain: minRetain}
+}
+
+// Start checks the cluster answers and starts the compaction loop, which
+// runs until ctx ends.
+func (b *Backend) Start(ctx context.Context) error {
+	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if _, err := b.CurrentRevision(pctx); err != nil {
+		return fmt.Errorf("etcd: %w", err)
+	}
+	if b.compactInterval > 0 {
+		b.wg.Add(1)
+		go func() { defer b.wg.Done(); b.compactLoop(ctx) }()
+	}
+	return nil
+}
+
+// Get reads one key.
+func (b *Backend) Get(ctx context.Context, key string, revision int64, keysOnly bool) (int64, *server.KeyValue, error) {
+	opts := readOpts(revision, keysOnly)
+	resp, err := b.c.Get(ctx, key, opts...)
+	if err != nil {
+		return 0, nil, mapErr(err)
+	}
+	if len(resp.Kvs) == 0 {
+		return resp.Header.Revision, nil, nil
+	}
+	return resp.Header.Revision, toKV(resp.Kvs[0]), nil
+}
+
+// Create creates key if it does not exist.
+func (b *Backend) Create(ctx context.Context, key string, value []byte, ttl int64) (int64, error) {
+	put, err := b.putOp(ctx, key, value, ttl)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := b.c.Txn(ctx).If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).Then(put).Commit()
+	if err != nil {
+		return 0, mapErr(err)
+	}
+	if !resp.Succeeded {
+		return resp.Header.Revision, server.ErrKeyExists
+	}
+	return resp.Header.Revision, nil
+}
+
+// Update writes key if it is still at revision.
+func (b *Backend) Update(ctx context.Context, key string, value []byte, revision, ttl int64) (int64, *server.KeyValue, bool, error) {
+	put, err := b.putOp(ctx, key, value, ttl)
+	if err != nil {
+		return 0, nil, false, err
+	}
+	resp, err := b.c.Txn(ctx).
+		If(clientv3.Compare(clientv3.ModRevision(key), "=", revision)).
+		Then(put, clientv3.OpGet(key)).
+		Else(clientv3.OpGet(key)).Commit()
+	if err != nil {
+		return 0, nil, false, mapErr(err)
+	}
+	get := resp.Responses[len(resp.Responses)-1].GetResponseRange()
+	var kv *server.KeyValue
+	if get != nil && len(get.Kvs) > 0 {
+		kv = toKV(get.Kvs[0])
+	}
+	return resp.Header.Revision, kv, resp.Succeeded, nil
+}
+
+// Delete deletes key if it is at revision (any revision when 0).
+func (b *Backend) Delete(ctx context.Context, key string, revision int64) (int64, *server.KeyValue, bool, error) {
+	del := clientv3.OpDelete(key, clientv3.WithPrevKV())
+	txn := b.c.Txn(ctx)
+	if revision != 0 {
+		txn = txn.If(clientv3.Compare(clientv3.ModRevision(key), "=", revision))
+	}
+	resp, err := txn.Then(del).Else(clientv3.OpGet(key)).Commit()
+	if err != nil {
+		return 0, nil, false, mapErr(err)
+	}
+	if !resp.Succeeded {
+		get := resp.Responses[0].GetResponseRange()
+		if get != nil && len(get.Kvs) > 0 {
+			return resp.Header.Revision, toKV(get.Kvs[0]), false, nil
+		}
+		return resp.Header.Revision, nil, false, nil
+	}
+	d := resp.Responses[0].GetResponseDeleteRange()
+	if d == nil || len(d.PrevKvs) == 0 {
+		return resp.Header.Revision, nil, false, nil
+	}
+	return resp.Header.Revision, toKV(d.PrevKvs[0]), true, nil
+}
+
+// List reads [key, end) (the single key when end is "") at revision.
+func (b *Backend) List(ctx context.Context, key, end string, limit, revision int64, keysOnly bool) (int64, []*server.KeyValue, error) {
+	opts := append(readOpts(revision, keysOnly), clientv3.WithLimit(limit))
+	if end != "" {
+		opts = append(opts, clientv3.WithRange(end))
+	}
+	resp, err := b.c.Get(ctx, key, opts...)
+	if err != nil {
+		return 0, nil, mapErr(err)
+	}
+	kvs := make([]*server.KeyValue, 0, len(resp.Kvs))
+	for _, kv := range resp.Kvs {
+		kvs = append(kvs, toKV(kv))
+	}
+	return resp.Header.Revision, kvs, nil
+}
+
+// ListStream is List delivered on a channel.
+func (b *Backend) ListStream(ctx context.Context, key, end string, limit, revision int64, keysOnly bool) server.ListResult {
+	kvc := make(chan *server.KeyValue)
+	errc := make(chan error, 1)
+	rev, kvs, err := b.List(ctx, key, end, limit, revision, keysOnly)
+	go func() {
+		defer close(kvc)
+		if err != nil {
+			errc <- err
+			return
+		}
+		for _, kv := range kvs {
+			select {
+			case kvc <- kv:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return server.ListResult{CurrentRevision: rev, KVc: kvc, Errorc: errc}
+}
+
+// Count counts [key, end) at revision.
+func (b *Backend) Count(ctx context.Context, key, end string, revision int64) (int64, int64, error) {
+	opts := append(readOpts(revision, true), clientv3.WithCountOnly())
+	if end != "" {
+		opts = append(opts, clientv3.WithRange(end))
+	}
+	resp, err := b.c.Get(ctx, key, opts...)
+	if err != nil {
+		return 0, 0, mapErr(err)
+	}
+	return resp.Header.Revision, resp.Count, nil
+}
+
+// DbSize is the etcd member's database size.
+func (b *Backend) DbSize(ctx context.Context) (int64, error) {
+	eps := b.c.Endpoints()
+	if len(eps) == 0 {
+		return 0, errors.New("etcd: no endpoints")
+	}
+	st, err := b.c.Status(ctx, eps[0])
+	if err != nil {
+		return 0, mapErr(err)
+	}
+	return st.DbSize, nil
+}
+
+// CurrentRevision is the cluster's revision.
+func (b *Backend) CurrentRevision(ctx context.Context) (int64, error) {
+	resp, err := b.c.Get(ctx, "/kplex-proxy-revision-probe", clientv3.WithCountOnly())
+	if err != nil {
+		return 0, mapErr(err)
+	}
+	return resp.Header.Revision, nil
+}
+
+// Compact compacts the cluster's history up to revision.
+func (b *Backend) Compact(ctx context.Context, revision int64) (int64, error) {
+	if _, err := b.c.Compact(ctx, revision); err != nil && !errors.Is(rpctypes.Error(err), rpctypes.ErrCompacted) {
+		return 0, mapErr(err)
+	}
+	return b.CurrentRevision(ctx)
+}
+
+func (b *Backend) putOp(ctx context.Context, key string, value []byte, ttl int64) (clientv3.Op, error) {
+	if ttl <= 0 {
+		return clientv3.OpPut(key, string(value)), nil
+	}
+	id, err := b.leases.get(ctx, ttl)
+	if err != nil {
+		return clientv3.Op{}, err
+	}
+	return clientv3.OpPut(key, string(value), clientv3.WithLease(id)), nil
+}
+
+func readOpts(revision int64, keysOnly bool) []clientv3.OpOption {
+	var opts []clientv3.OpOption
+	if revision > 0 {
+		opts = append(opts, clientv3.WithRev(revision))
+	}
+	if keysOnly {
+		opts = append(opts, clientv3.WithKeysOnly())
+	}
+	return opts
+}
+
+func toKV(kv *mvccpb.KeyValue) *server.KeyValue {
+	return &server.KeyValue{
+		Key:            string(kv.Key),
+		Value:          kv.Value,
+		Version:        kv.Version,
+		CreateRevision: kv.CreateRevision,
+		ModRevision:    kv.ModRevision,
+		Lease:          kv.Lease,
+	}
+}
+
+// mapErr turns client errors into the gRPC errors the etcd API returns.
+func mapErr(err error) error {
+	switch rpctypes.Error(err) {
+	case rpctypes.ErrCompacted:
+		return server.ErrCompacted
+	case rpctypes.ErrFutureRev:
+		return server.ErrFutureRev
+	}
+	return err
+}

@@ -1,0 +1,107 @@
+package etcdbackend
+
+import (
+	"context"
+
+	"github.com/k3s-io/kine/pkg/server"
+	"go.etcd.io/etcd/api/v3/mvccpb"
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// Watch streams every change from revision (0: from now) on.
+func (b *Backend) Watch(ctx context.Context, revision int64) server.WatchResult {
+	return b.WatchPrefix(ctx, "", revision)
+}
+
+// WatchPrefix streams the changes of keys under prefix: tenants watch only
+// their own space, so etcd sends each watcher its tenant's events alone.
+func (b *Backend) WatchPrefix(ctx context.Context, prefix string, revision int64) server.WatchResult {
+	eventc := make(chan server.EventBatch, 100)
+	errc := make(chan error, 1)
+	cur, err := b.CurrentRevision(ctx)
+	if err != nil {
+		errc <- err
+		close(eventc)
+		return server.WatchResult{Eventc: eventc, Errorc: errc}
+	}
+	opts := []clientv3.OpOption{clientv3.WithPrevKV(), clientv3.WithProgressNotify()}
+	if prefix == "" {
+		opts = append(opts, clientv3.WithFromKey())
+		prefix = "\x00"
+	} else {
+		opts = append(opts, clientv3.WithPrefix())
+	}
+	if revision > 0 {
+		opts = append(opts, clientv3.WithRev(revision))
+	} else {
+		opts = append(opts, clientv3.WithRev(cur+1))
+	}
+	wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
+	wc := b.c.Watch(wctx, prefix, opts...)
+
+	// A watch from a compacted revision fails on its first response.
+	if revision > 0 {
+		first, ok := <-wc
+		if ok && first.CompactRevision != 0 {
+			cancel()
+			close(eventc)
+			return server.WatchResult{CurrentRevision: cur, CompactRevision: first.CompactRevision, Eventc: eventc, Errorc: errc}
+		}
+		if ok {
+			wc = prepend(wctx, first, wc)
+		}
+	}
+	go func() {
+		defer cancel()
+		defer close(eventc)
+		for resp := range wc {
+			if err := resp.Err(); err != nil {
+				errc <- mapErr(err)
+				return
+			}
+			batch := server.EventBatch{CurrentRev: resp.Header.Revision}
+			for _, ev := range resp.Events {
+				batch.Events = append(batch.Events, toEvent(ev))
+			}
+			select {
+			case eventc <- batch:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return server.WatchResult{CurrentRevision: cur, Eventc: eventc, Errorc: errc}
+}
+
+func toEvent(ev *clientv3.Event) *server.Event {
+	e := &server.Event{
+		Create: ev.IsCreate(),
+		Delete: ev.Type == mvccpb.DELETE,
+		KV:     toKV(ev.Kv),
+	}
+	if ev.PrevKv != nil {
+		e.PrevKV = toKV(ev.PrevKv)
+	}
+	return e
+}
+
+// prepend returns a channel yielding first, then everything from rest.
+func prepend(ctx context.Context, first clientv3.WatchResponse, rest clientv3.WatchChan) clientv3.WatchChan {
+	out := make(chan clientv3.WatchResponse)
+	go func() {
+		defer close(out)
+		select {
+		case out <- first:
+		case <-ctx.Done():
+			return
+		}
+		for r := range rest {
+			select {
+			case out <- r:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return out
+}
