@@ -4,11 +4,15 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"go.etcd.io/etcd/client/pkg/v3/transport"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
 	appsv1 "k8s.io/api/apps/v1"
 	authnv1 "k8s.io/api/authentication/v1"
 	batchv1 "k8s.io/api/batch/v1"
@@ -141,6 +145,13 @@ func TestFoundation(t *testing.T) {
 		// The virtual cluster's objects are its own: the host has no "web".
 		if _, err := host.AppsV1().Deployments("default").Get(ctx, "web", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
 			t.Fatalf("host sees the virtual cluster's deployment: %v", err)
+		}
+		// ...and they are stored through the datastore-proxy, under demo's
+		// identity (its client certificate, CN=demo).
+		kv := datastoreClient(t, env, "demo")
+		resp, err := kv.Get(ctx, "/registry/deployments/default/web")
+		if err != nil || len(resp.Kvs) != 1 {
+			t.Fatalf("demo's deployment through the datastore-proxy: %v (%v)", resp, err)
 		}
 	})
 
@@ -292,4 +303,34 @@ func describePods(c kubernetes.Interface, ns string) string {
 		fmt.Fprintf(&b, "pod %s: phase=%s node=%q ip=%q conditions=%v\n", p.Name, p.Status.Phase, p.Spec.NodeName, p.Status.PodIP, p.Status.Conditions)
 	}
 	return b.String()
+}
+
+// datastoreClient is an etcd client of the datastore-proxy authenticated as
+// a virtual cluster (with the cluster's own datastore certificate).
+func datastoreClient(t *testing.T, env *framework.Env, vc string) *clientv3.Client {
+	t.Helper()
+	st, err := localenv.LoadState(env.Layout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pkiDir := env.Layout.VClusterPKI(vc)
+	tlsCfg, err := (transport.TLSInfo{
+		TrustedCAFile: filepath.Join(env.Layout.HostPKI(), "ca.crt"),
+		CertFile:      filepath.Join(pkiDir, "datastore-client.crt"),
+		KeyFile:       filepath.Join(pkiDir, "datastore-client.key"),
+	}).ClientConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := clientv3.New(clientv3.Config{
+		Endpoints:   []string{fmt.Sprintf("https://127.0.0.1:%d", st.Ports[localenv.PortDatastore])},
+		TLS:         tlsCfg,
+		DialTimeout: 5 * time.Second,
+		Logger:      zap.NewNop(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	return c
 }

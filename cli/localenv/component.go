@@ -32,7 +32,7 @@ type env struct {
 func (e *env) bin(name string) string { return e.opts.BinDir + "/" + name }
 
 // components lists every process in start order: host control plane,
-// nodes, then each virtual cluster.
+// nodes, the shared datastore-proxy, then each virtual cluster.
 func (e *env) components() ([]component, error) {
 	cs := e.hostComponents()
 	nodes, err := newNodeProvider(e)
@@ -40,6 +40,7 @@ func (e *env) components() ([]component, error) {
 		return nil, err
 	}
 	cs = append(cs, nodes.components()...)
+	cs = append(cs, e.datastoreComponent())
 	for _, vc := range e.state.VClusters {
 		cs = append(cs, e.vclusterComponents(vc)...)
 	}

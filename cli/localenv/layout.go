@@ -57,3 +57,6 @@ func (l Layout) State() string { return filepath.Join(l.Root, "state.json") }
 
 // KWOKDir holds the simulated nodes' configuration.
 func (l Layout) KWOKDir() string { return filepath.Join(l.Root, "host", "kwok") }
+
+// DatastoreDir holds the datastore-proxy's embedded SQLite database.
+func (l Layout) DatastoreDir() string { return filepath.Join(l.Root, "datastore") }

@@ -16,6 +16,8 @@ const (
 	PortHostControllerMgr = "host-controller-manager"
 	PortHostScheduler     = "host-scheduler"
 	PortKWOK              = "kwok"
+	PortDatastore         = "datastore-proxy"
+	PortDatastoreMetrics  = "datastore-proxy-metrics"
 )
 
 // VClusterPortRoles are the ports each virtual cluster needs, prefixed with
@@ -34,6 +36,8 @@ func DefaultPorts(vclusters []string) ports.Set {
 		PortHostControllerMgr: 26257,
 		PortHostScheduler:     26259,
 		PortKWOK:              26247,
+		PortDatastore:         23379,
+		PortDatastoreMetrics:  23381,
 	}
 	for i, vc := range vclusters {
 		s[vc+"-apiserver"] = 27443 + 10*i

@@ -16,9 +16,9 @@ import (
 const (
 	tenantCA        = "ca"
 	certTenantServe = "apiserver"
-	// certDatastore is the tenant's client certificate for its datastore,
-	// signed by the host CA with CN = tenant (the datastore-proxy's
-	// identity rule; until it lands, the host etcd under /kplex/<tenant>).
+	// certDatastore is the tenant's client certificate for the
+	// datastore-proxy, signed by the datastore CA with CN = tenant: the
+	// proxy's identity rule.
 	certDatastore = "datastore-client"
 )
 
@@ -43,11 +43,10 @@ func (e *env) vclusterComponents(vc string) []component {
 				args, err := apiservertenant.Flags(apiservertenant.Config{
 					Name:                         vc,
 					SecurePort:                   e.state.Ports[vc+"-apiserver"],
-					EtcdServers:                  []string{"https://127.0.0.1:" + e.port(PortEtcdClient)},
+					EtcdServers:                  []string{"https://127.0.0.1:" + e.port(PortDatastore)},
 					EtcdCAFile:                   pkiFile(hostPKI, hostCA, "crt"),
 					EtcdCertFile:                 crt(certDatastore),
 					EtcdKeyFile:                  key(certDatastore),
-					EtcdPrefix:                   "/kplex/" + vc,
 					TLSCertFile:                  crt(certTenantServe),
 					TLSKeyFile:                   key(certTenantServe),
 					ClientCAFile:                 crt(tenantCA),
@@ -115,11 +114,11 @@ func (e *env) prepareTenantPKI(vc string) error {
 	if err := ensureFrontProxy(dir, "kplex-"+vc); err != nil {
 		return err
 	}
-	hostCA, err := pki.LoadCA(e.layout.HostPKI(), hostCA)
+	dsCA, err := pki.LoadCA(e.layout.HostPKI(), datastoreCA)
 	if err != nil {
-		return fmt.Errorf("host CA for the datastore certificate: %w", err)
+		return fmt.Errorf("datastore CA: %w", err)
 	}
-	if _, _, err := hostCA.EnsureKeyPair(dir, certDatastore, pki.CertSpec{CommonName: vc, Client: true}); err != nil {
+	if _, _, err := dsCA.EnsureKeyPair(dir, certDatastore, pki.CertSpec{CommonName: vc, Client: true}); err != nil {
 		return fmt.Errorf("virtual cluster %s datastore certificate: %w", vc, err)
 	}
 	server := "https://127.0.0.1:" + strconv.Itoa(e.state.Ports[vc+"-apiserver"])

@@ -6,6 +6,7 @@ package backend
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -86,6 +87,9 @@ func endpoint(c Config) (string, error) {
 				return "", fmt.Errorf("sqlite backend: --data-dir or --datastore-endpoint is required")
 			}
 			path = filepath.Join(c.DataDir, "state.db")
+		}
+		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+			return "", fmt.Errorf("sqlite backend: %w", err)
 		}
 		if !strings.Contains(path, "?") {
 			path += "?_journal=WAL&cache=shared&_busy_timeout=30000&_txlock=immediate"

@@ -17,6 +17,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -105,13 +106,30 @@ func Run(ctx context.Context, o Options, log *slog.Logger) error {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	o.Backend.Registerer = reg
 
+	// Health and metrics come first, so a backend that is slow to come up
+	// (a database still starting) shows as not ready rather than absent.
+	mlis, err := net.Listen("tcp", o.MetricsAddress)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", o.MetricsAddress, err)
+	}
+	var ready atomic.Pointer[revisioner]
+	hs := &http.Server{Handler: healthMux(reg, &ready), ReadHeaderTimeout: 5 * time.Second}
+	errc := make(chan error, 2)
+	go func() { errc <- hs.Serve(mlis) }()
+	defer hs.Close()
+
 	bctx, stopBackend := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	defer func() { stopBackend(); wg.Wait() }()
+	log.Info("opening backend", "backend", o.Backend.Kind)
+	abortOpen := context.AfterFunc(ctx, stopBackend) // SIGTERM while waiting for the database
 	b, scheme, err := backend.Open(bctx, &wg, o.Backend)
+	abortOpen()
 	if err != nil {
 		return err
 	}
+	var rv revisioner = b
+	ready.Store(&rv)
 	log.Info("backend open", "backend", o.Backend.Kind)
 
 	srv := server.New(b, scheme, o.NotifyInterval)
@@ -125,20 +143,11 @@ func Run(ctx context.Context, o Options, log *slog.Logger) error {
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
 	)
 	srv.Register(g)
-
 	lis, err := net.Listen("tcp", o.ListenAddress)
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", o.ListenAddress, err)
 	}
-	mlis, err := net.Listen("tcp", o.MetricsAddress)
-	if err != nil {
-		lis.Close()
-		return fmt.Errorf("listen %s: %w", o.MetricsAddress, err)
-	}
-	hs := &http.Server{Handler: healthMux(reg, b), ReadHeaderTimeout: 5 * time.Second}
-	errc := make(chan error, 2)
 	go func() { errc <- g.Serve(lis) }()
-	go func() { errc <- hs.Serve(mlis) }()
 	log.Info("serving", "etcd", lis.Addr().String(), "metrics", mlis.Addr().String())
 
 	select {
@@ -188,14 +197,19 @@ type revisioner interface {
 	CurrentRevision(context.Context) (int64, error)
 }
 
-func healthMux(reg *prometheus.Registry, b revisioner) *http.ServeMux {
+func healthMux(reg *prometheus.Registry, ready *atomic.Pointer[revisioner]) *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok") })
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {
+		b := ready.Load()
+		if b == nil {
+			http.Error(w, "backend: not open yet", http.StatusServiceUnavailable)
+			return
+		}
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 		defer cancel()
-		if _, err := b.CurrentRevision(ctx); err != nil {
+		if _, err := (*b).CurrentRevision(ctx); err != nil {
 			http.Error(w, "backend: "+err.Error(), http.StatusServiceUnavailable)
 			return
 		}
