@@ -149,12 +149,14 @@ func (b *Backend) List(ctx context.Context, key, end string, limit, revision int
 	return resp.Header.Revision, kvs, nil
 }
 
-// ListStream is List delivered on a channel.
+// ListStream is List delivered on a channel. As kine's contract requires,
+// Errorc yields the error (if any) and is closed once KVc is drained.
 func (b *Backend) ListStream(ctx context.Context, key, end string, limit, revision int64, keysOnly bool) server.ListResult {
 	kvc := make(chan *server.KeyValue)
 	errc := make(chan error, 1)
 	rev, kvs, err := b.List(ctx, key, end, limit, revision, keysOnly)
 	go func() {
+		defer close(errc)
 		defer close(kvc)
 		if err != nil {
 			errc <- err
