@@ -67,7 +67,9 @@ func backendArgs(t *testing.T, dir, backend string) []string {
 		}
 		db := fmt.Sprintf("kplex_e2e_%d", rand.Uint32())
 		if backend == "postgres" {
-			t.Cleanup(func() { dropDB(t, "pgx", "postgres://postgres@"+addr+"/postgres?sslmode=disable", `DROP DATABASE IF EXISTS "`+db+`" WITH (FORCE)`) })
+			t.Cleanup(func() {
+				dropDB(t, "pgx", "postgres://postgres@"+addr+"/postgres?sslmode=disable", `DROP DATABASE IF EXISTS "`+db+`" WITH (FORCE)`)
+			})
 			return []string{"--backend=postgres", "--datastore-endpoint=postgres://postgres@" + addr + "/" + db + "?sslmode=disable"}
 		}
 		t.Cleanup(func() { dropDB(t, "mysql", "root@tcp("+addr+")/", "DROP DATABASE IF EXISTS `"+db+"`") })
@@ -242,4 +244,3 @@ func mustKey(t *testing.T, kp *pki.KeyPair) []byte {
 	}
 	return b
 }
-
