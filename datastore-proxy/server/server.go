@@ -18,8 +18,13 @@ import (
 	"go.etcd.io/etcd/api/v3/etcdserverpb"
 	"google.golang.org/grpc"
 
+	"golang.org/x/time/rate"
+
+	"kplex.dev/datastore-proxy/fairshare"
 	"kplex.dev/datastore-proxy/keyspace"
+	"kplex.dev/datastore-proxy/quota"
 	"kplex.dev/datastore-proxy/tenantbackend"
+	"kplex.dev/datastore-proxy/tenantconfig"
 )
 
 // EmulatedETCDVersion is the etcd version the proxy reports.
@@ -30,9 +35,13 @@ type Server struct {
 	backend        kineserver.Backend
 	scheme         string
 	notifyInterval time.Duration
+	limits         *tenantconfig.Store
+	fair           *fairshare.Scheduler
 
-	mu      sync.Mutex
-	tenants map[string]*kineserver.KVServerBridge
+	mu       sync.Mutex
+	tenants  map[string]*kineserver.KVServerBridge
+	usage    map[string]*quota.Usage
+	limiters map[string]*rate.Limiter
 
 	etcdserverpb.UnsafeKVServer
 	etcdserverpb.UnsafeWatchServer
@@ -41,11 +50,33 @@ type Server struct {
 	etcdserverpb.UnsafeClusterServer
 }
 
-// New returns a server over a started backend. scheme names the backend
-// driver (kine uses it for driver-specific behaviour); notifyInterval is
-// how often idle watches get progress notifications.
-func New(backend kineserver.Backend, scheme string, notifyInterval time.Duration) *Server {
-	return &Server{backend: backend, scheme: scheme, notifyInterval: notifyInterval, tenants: map[string]*kineserver.KVServerBridge{}}
+// Options tune a Server.
+type Options struct {
+	// Scheme names the backend driver (kine uses it for driver-specific
+	// behaviour).
+	Scheme string
+	// NotifyInterval is how often idle watches get progress notifications.
+	NotifyInterval time.Duration
+	// Limits are the tenants' quotas (nil: none).
+	Limits *tenantconfig.Store
+	// BackendSlots is how many requests run against the backend at once,
+	// shared among tenants round-robin (admission.go).
+	BackendSlots int
+}
+
+// New returns a server over a started backend.
+func New(backend kineserver.Backend, o Options) *Server {
+	if o.Limits == nil {
+		o.Limits = &tenantconfig.Store{}
+	}
+	if o.BackendSlots == 0 {
+		o.BackendSlots = 32
+	}
+	return &Server{
+		backend: backend, scheme: o.Scheme, notifyInterval: o.NotifyInterval,
+		limits: o.Limits, fair: fairshare.New(o.BackendSlots),
+		tenants: map[string]*kineserver.KVServerBridge{}, usage: map[string]*quota.Usage{}, limiters: map[string]*rate.Limiter{},
+	}
 }
 
 // Register adds the etcd services to a gRPC server.
@@ -57,13 +88,16 @@ func (s *Server) Register(g *grpc.Server) {
 	etcdserverpb.RegisterClusterServer(g, s)
 }
 
-// Tenants returns the tenants seen since start.
-func (s *Server) Tenants() []string {
+// Usage reports the stored keys and bytes of every tenant whose usage has
+// been counted.
+func (s *Server) Usage() map[string][2]int64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := make([]string, 0, len(s.tenants))
-	for t := range s.tenants {
-		out = append(out, t)
+	out := make(map[string][2]int64, len(s.usage))
+	for t, u := range s.usage {
+		if k, b, ok := u.Snapshot(); ok {
+			out[t] = [2]int64{k, b}
+		}
 	}
 	return out
 }
@@ -83,7 +117,10 @@ func (s *Server) bridge(ctx context.Context) (*kineserver.KVServerBridge, error)
 	if err != nil {
 		return nil, err
 	}
-	b := kineserver.New(tenantbackend.New(s.backend, space), s.scheme, s.notifyInterval, EmulatedETCDVersion)
+	u := &quota.Usage{}
+	limits := func() tenantconfig.Limits { return s.limits.For(tenant) }
+	b := kineserver.New(tenantbackend.New(s.backend, space, limits, u), s.scheme, s.notifyInterval, EmulatedETCDVersion)
 	s.tenants[tenant] = b
+	s.usage[tenant] = u
 	return b, nil
 }

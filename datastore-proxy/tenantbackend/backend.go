@@ -16,19 +16,24 @@ import (
 	"github.com/k3s-io/kine/pkg/server"
 
 	"kplex.dev/datastore-proxy/keyspace"
+	"kplex.dev/datastore-proxy/quota"
+	"kplex.dev/datastore-proxy/tenantconfig"
 )
 
 // Backend is one tenant's view of a shared backend.
 type Backend struct {
-	inner server.Backend
-	space keyspace.Space
+	inner  server.Backend
+	space  keyspace.Space
+	limits func() tenantconfig.Limits
+	usage  *quota.Usage
 }
 
 var _ server.Backend = (*Backend)(nil)
 
-// New confines inner to the tenant's space.
-func New(inner server.Backend, space keyspace.Space) *Backend {
-	return &Backend{inner: inner, space: space}
+// New confines inner to the tenant's space. Writes are checked against the
+// tenant's current limits and counted in usage (quota.go).
+func New(inner server.Backend, space keyspace.Space, limits func() tenantconfig.Limits, usage *quota.Usage) *Backend {
+	return &Backend{inner: inner, space: space, limits: limits, usage: usage}
 }
 
 // Start does nothing: the shared backend is started once by the proxy.
@@ -40,15 +45,27 @@ func (b *Backend) Get(ctx context.Context, key string, revision int64, keysOnly 
 	return rev, b.own(kv), err
 }
 
-// Create creates the tenant's key.
+// Create creates the tenant's key, within its quota.
 func (b *Backend) Create(ctx context.Context, key string, value []byte, lease int64) (int64, error) {
-	return b.inner.Create(ctx, b.space.Key(key), value, lease)
+	size := int64(len(key) + len(value))
+	if err := b.admit(ctx, 1, size); err != nil {
+		return 0, err
+	}
+	rev, err := b.inner.Create(ctx, b.space.Key(key), value, lease)
+	if err == nil {
+		b.usage.Add(1, size)
+	}
+	return rev, err
 }
 
 // Delete deletes the tenant's key.
 func (b *Backend) Delete(ctx context.Context, key string, revision int64) (int64, *server.KeyValue, bool, error) {
 	rev, kv, ok, err := b.inner.Delete(ctx, b.space.Key(key), revision)
-	return rev, b.own(kv), ok, err
+	kv = b.own(kv)
+	if ok && kv != nil {
+		b.usage.Add(-1, -int64(len(kv.Key)+len(kv.Value)))
+	}
+	return rev, kv, ok, err
 }
 
 // List lists the tenant's keys in [key, end).
@@ -84,9 +101,27 @@ func (b *Backend) Count(ctx context.Context, key, end string, revision int64) (i
 	return b.inner.Count(ctx, k, e, revision)
 }
 
-// Update updates the tenant's key if it is still at revision.
+// Update updates the tenant's key if it is still at revision, within its
+// byte quota (a growing value is checked against it).
 func (b *Backend) Update(ctx context.Context, key string, value []byte, revision, lease int64) (int64, *server.KeyValue, bool, error) {
+	// Only a byte limit needs the old size (one extra read).
+	var grow int64
+	if b.limits().MaxBytes > 0 {
+		_, old, err := b.inner.Get(ctx, b.space.Key(key), 0, false)
+		if err != nil {
+			return 0, nil, false, err
+		}
+		if old != nil {
+			grow = int64(len(value) - len(old.Value))
+		}
+		if err := b.admit(ctx, 0, grow); err != nil {
+			return 0, nil, false, err
+		}
+	}
 	rev, kv, ok, err := b.inner.Update(ctx, b.space.Key(key), value, revision, lease)
+	if ok && err == nil {
+		b.usage.Add(0, grow)
+	}
 	return rev, b.own(kv), ok, err
 }
 

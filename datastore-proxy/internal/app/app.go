@@ -31,6 +31,7 @@ import (
 	"kplex.dev/datastore-proxy/backend"
 	"kplex.dev/datastore-proxy/internal/metrics"
 	"kplex.dev/datastore-proxy/server"
+	"kplex.dev/datastore-proxy/tenantconfig"
 )
 
 // Options are the proxy's settings.
@@ -43,6 +44,8 @@ type Options struct {
 	Backend        backend.Config
 	NotifyInterval time.Duration
 	ShutdownGrace  time.Duration
+	TenantConfig   string
+	BackendSlots   int
 }
 
 // ParseFlags reads the command line.
@@ -77,6 +80,8 @@ Flags:
 	fs.DurationVar(&o.Backend.CompactInterval, "compact-interval", 5*time.Minute, "how often the shared history is compacted")
 	fs.Int64Var(&o.Backend.CompactMinRetain, "compact-min-retain", 1000, "revisions of history kept by compaction")
 	fs.DurationVar(&o.NotifyInterval, "watch-progress-notify-interval", 5*time.Second, "progress notifications on idle watches")
+	fs.StringVar(&o.TenantConfig, "tenant-config", "", "YAML/JSON file of per-tenant limits (keys, bytes, requests/s), reloaded when it changes")
+	fs.IntVar(&o.BackendSlots, "backend-slots", 32, "requests run against the backend at once, shared round-robin among tenants")
 	fs.DurationVar(&o.ShutdownGrace, "shutdown-grace", 10*time.Second, "how long open requests and watches may drain on SIGTERM")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -118,6 +123,26 @@ func Run(ctx context.Context, o Options, log *slog.Logger) error {
 	go func() { errc <- hs.Serve(mlis) }()
 	defer hs.Close()
 
+	limits := &tenantconfig.Store{}
+	if o.TenantConfig != "" {
+		reloads := prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "kplex_datastore_proxy_tenant_config_reloads_total",
+			Help: "Reloads of the tenant config file by result.",
+		}, []string{"result"})
+		reg.MustRegister(reloads)
+		err := limits.Watch(ctx, o.TenantConfig, 2*time.Second, log, func(err error) {
+			if err != nil {
+				reloads.WithLabelValues("error").Inc()
+			} else {
+				reloads.WithLabelValues("success").Inc()
+			}
+		})
+		if err != nil {
+			return err
+		}
+		log.Info("tenant config loaded", "path", o.TenantConfig)
+	}
+
 	bctx, stopBackend := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	defer func() { stopBackend(); wg.Wait() }()
@@ -132,12 +157,13 @@ func Run(ctx context.Context, o Options, log *slog.Logger) error {
 	ready.Store(&rv)
 	log.Info("backend open", "backend", o.Backend.Kind)
 
-	srv := server.New(b, scheme, o.NotifyInterval)
+	srv := server.New(b, server.Options{Scheme: scheme, NotifyInterval: o.NotifyInterval, Limits: limits, BackendSlots: o.BackendSlots})
 	m := metrics.New(reg, server.TenantFromContext)
+	reg.MustRegister(metrics.NewUsageCollector(srv.Usage))
 	g := grpc.NewServer(
 		grpc.Creds(creds),
 		grpc.StatsHandler(otelgrpc.NewServerHandler()), // tracing hook: spans go to the global provider
-		grpc.ChainUnaryInterceptor(m.Unary),
+		grpc.ChainUnaryInterceptor(m.Unary, srv.Admit),
 		grpc.ChainStreamInterceptor(m.Stream),
 		grpc.MaxRecvMsgSize(2<<20),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),

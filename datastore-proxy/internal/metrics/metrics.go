@@ -70,3 +70,29 @@ func (m *Metrics) Stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerI
 	m.requests.WithLabelValues(t, info.FullMethod, status.Code(err).String()).Inc()
 	return err
 }
+
+// UsageCollector reports each tenant's stored keys and bytes.
+type UsageCollector struct {
+	usage        func() map[string][2]int64
+	keys, nbytes *prometheus.Desc
+}
+
+// NewUsageCollector reads usage on every scrape.
+func NewUsageCollector(usage func() map[string][2]int64) *UsageCollector {
+	return &UsageCollector{
+		usage:  usage,
+		keys:   prometheus.NewDesc("kplex_datastore_proxy_tenant_keys", "Keys a tenant stores (counted at its first write, then kept).", []string{"tenant"}, nil),
+		nbytes: prometheus.NewDesc("kplex_datastore_proxy_tenant_bytes", "Bytes (keys + values) a tenant stores.", []string{"tenant"}, nil),
+	}
+}
+
+// Describe implements prometheus.Collector.
+func (c *UsageCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.keys; ch <- c.nbytes }
+
+// Collect implements prometheus.Collector.
+func (c *UsageCollector) Collect(ch chan<- prometheus.Metric) {
+	for tenant, u := range c.usage() {
+		ch <- prometheus.MustNewConstMetric(c.keys, prometheus.GaugeValue, float64(u[0]), tenant)
+		ch <- prometheus.MustNewConstMetric(c.nbytes, prometheus.GaugeValue, float64(u[1]), tenant)
+	}
+}

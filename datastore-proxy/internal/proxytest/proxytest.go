@@ -33,7 +33,10 @@ type Proxy struct {
 }
 
 // Start runs a proxy on free ports with backend b until the test ends.
-func Start(t testing.TB, b backend.Config) *Proxy {
+func Start(t testing.TB, b backend.Config) *Proxy { return StartWith(t, b, nil) }
+
+// StartWith is Start with the proxy's options adjusted by mutate.
+func StartWith(t testing.TB, b backend.Config, mutate func(*app.Options)) *Proxy {
 	t.Helper()
 	dir := t.TempDir()
 	ca, err := pki.NewCA("proxy-test-ca")
@@ -63,12 +66,12 @@ func Start(t testing.TB, b backend.Config) *Proxy {
 		CA:             ca,
 		Dir:            dir,
 	}
-	px.run(t, b)
+	px.run(t, b, mutate)
 	t.Cleanup(px.Stop)
 	return px
 }
 
-func (px *Proxy) run(t testing.TB, b backend.Config) {
+func (px *Proxy) run(t testing.TB, b backend.Config, mutate func(*app.Options)) {
 	opts := app.Options{
 		ListenAddress:  px.Endpoint,
 		MetricsAddress: px.MetricsAddress,
@@ -78,6 +81,9 @@ func (px *Proxy) run(t testing.TB, b backend.Config) {
 		Backend:        b,
 		NotifyInterval: time.Second,
 		ShutdownGrace:  2 * time.Second,
+	}
+	if mutate != nil {
+		mutate(&opts)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	px.stop, px.done = cancel, make(chan error, 1)

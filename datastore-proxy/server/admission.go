@@ -1,0 +1,65 @@
+package server
+
+import (
+	"context"
+	"math"
+	"time"
+
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	"golang.org/x/time/rate"
+	"google.golang.org/grpc"
+)
+
+// maxRateWait is how long a request over its tenant's rate waits for a
+// token before it is refused with "too many requests".
+const maxRateWait = time.Second
+
+// Admit is the unary interceptor that makes tenants share the proxy: each
+// request first passes its tenant's rate limit (requestsPerSecond/burst
+// from the tenant config), then waits for a backend slot, handed out
+// round-robin among tenants (fairshare). Streams (watches) hold no slot.
+func (s *Server) Admit(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	tenant, err := TenantFromContext(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if lim := s.limiter(tenant); lim != nil {
+		wctx, cancel := context.WithTimeout(ctx, maxRateWait)
+		err := lim.Wait(wctx)
+		cancel()
+		if err != nil {
+			return nil, rpctypes.ErrGRPCRequestTooManyRequests
+		}
+	}
+	release, err := s.fair.Acquire(ctx, tenant)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	return handler(ctx, req)
+}
+
+// limiter is the tenant's rate limiter under the current limits, or nil
+// when it has none.
+func (s *Server) limiter(tenant string) *rate.Limiter {
+	l := s.limits.For(tenant)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if l.RequestsPerSecond <= 0 {
+		delete(s.limiters, tenant)
+		return nil
+	}
+	burst := l.Burst
+	if burst <= 0 {
+		burst = int(math.Max(1, math.Ceil(l.RequestsPerSecond)))
+	}
+	lim, ok := s.limiters[tenant]
+	if !ok {
+		lim = rate.NewLimiter(rate.Limit(l.RequestsPerSecond), burst)
+		s.limiters[tenant] = lim
+	} else if lim.Limit() != rate.Limit(l.RequestsPerSecond) || lim.Burst() != burst {
+		lim.SetLimit(rate.Limit(l.RequestsPerSecond))
+		lim.SetBurst(burst)
+	}
+	return lim
+}

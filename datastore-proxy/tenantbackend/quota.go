@@ -1,0 +1,36 @@
+package tenantbackend
+
+import (
+	"context"
+	"fmt"
+)
+
+// admit checks a write that adds keys and bytes against the tenant's
+// limits. Usage is kept for every tenant (it feeds the keys and bytes
+// metrics), but a tenant without limits is never refused, not even when
+// its usage cannot be counted.
+func (b *Backend) admit(ctx context.Context, keys, bytes int64) error {
+	l := b.limits()
+	err := b.usage.Admit(ctx, l, b.scan, keys, bytes)
+	if l.MaxKeys == 0 && l.MaxBytes == 0 {
+		return nil
+	}
+	return err
+}
+
+// scan counts the tenant's keys and bytes in the shared store.
+func (b *Backend) scan(ctx context.Context) (int64, int64, error) {
+	k, e := b.space.Range("", "")
+	res := b.inner.ListStream(ctx, k, e, 0, 0, false)
+	var keys, bytes int64
+	for kv := range res.KVc {
+		if own := b.own(kv); own != nil {
+			keys++
+			bytes += int64(len(own.Key) + len(own.Value))
+		}
+	}
+	if err := <-res.Errorc; err != nil {
+		return 0, 0, fmt.Errorf("count tenant %s usage: %w", b.space.Tenant(), err)
+	}
+	return keys, bytes, nil
+}
