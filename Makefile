@@ -80,6 +80,10 @@ tidy: ## tidy every module (through go.work's replace block)
 bench-foundation: build ## time builds and `up`, measure idle memory (docs/benchmarks.md)
 	hack/bench-foundation.sh
 
+.PHONY: bench-datastore
+bench-datastore: ## datastore-proxy vs direct etcd/kine: throughput, p50/p99, fairness (docs/benchmarks.md)
+	$(GO) run ./datastore-proxy/bench
+
 .PHONY: clean
 clean: ## remove bin/ (not .kplex: use `kplexctl down --purge`)
 	rm -rf $(BIN)
