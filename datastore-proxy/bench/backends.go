@@ -8,16 +8,16 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net"
-	"net/url"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib"
 	kineserver "github.com/k3s-io/kine/pkg/server"
+	"go.etcd.io/etcd/client/pkg/v3/transport"
 	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.etcd.io/etcd/server/v3/embed"
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
@@ -25,6 +25,7 @@ import (
 	"kplex.dev/cli/ports"
 	"kplex.dev/datastore-proxy/backend"
 	"kplex.dev/datastore-proxy/internal/app"
+	"kplex.dev/datastore-proxy/internal/embedetcd"
 )
 
 // env is one backend with a direct endpoint and a proxy in front of an
@@ -176,31 +177,14 @@ func (e *env) startProxy(ctx context.Context, dir string, b backend.Config) erro
 	return nil
 }
 
-// startEtcd runs a TLS etcd in-process and returns its host:port.
+// startEtcd runs a TLS etcd in-process (client certificates required) and
+// returns its host:port.
 func startEtcd(dir string, p *benchPKI) (string, func(), error) {
-	pp, err := ports.Free(2)
+	u, stop, err := embedetcd.Start(dir, &transport.TLSInfo{
+		CertFile: p.serverCrt, KeyFile: p.serverKey, TrustedCAFile: p.caFile, ClientCertAuth: true,
+	})
 	if err != nil {
 		return "", nil, err
 	}
-	cfg := embed.NewConfig()
-	cfg.Dir = dir
-	cfg.LogLevel = "error"
-	client := url.URL{Scheme: "https", Host: "127.0.0.1:" + strconv.Itoa(pp[0])}
-	peer := url.URL{Scheme: "http", Host: "127.0.0.1:" + strconv.Itoa(pp[1])}
-	cfg.ListenClientUrls, cfg.AdvertiseClientUrls = []url.URL{client}, []url.URL{client}
-	cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{peer}, []url.URL{peer}
-	cfg.InitialCluster = cfg.Name + "=" + peer.String()
-	cfg.ClientTLSInfo.CertFile, cfg.ClientTLSInfo.KeyFile = p.serverCrt, p.serverKey
-	cfg.ClientTLSInfo.TrustedCAFile, cfg.ClientTLSInfo.ClientCertAuth = p.caFile, true
-	e, err := embed.StartEtcd(cfg)
-	if err != nil {
-		return "", nil, err
-	}
-	select {
-	case <-e.Server.ReadyNotify():
-	case <-time.After(60 * time.Second):
-		e.Close()
-		return "", nil, fmt.Errorf("etcd not ready")
-	}
-	return client.Host, e.Close, nil
+	return strings.TrimPrefix(u, "https://"), stop, nil
 }

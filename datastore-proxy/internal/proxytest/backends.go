@@ -6,17 +6,14 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
-	"net/url"
-	"strconv"
 	"testing"
 	"time"
 
 	_ "github.com/go-sql-driver/mysql"
 	_ "github.com/jackc/pgx/v5/stdlib"
-	"go.etcd.io/etcd/server/v3/embed"
 
-	"kplex.dev/cli/ports"
 	"kplex.dev/datastore-proxy/backend"
+	"kplex.dev/datastore-proxy/internal/embedetcd"
 )
 
 // The shared SQL servers of the development and CI machines. A machine
@@ -72,31 +69,14 @@ func drop(t *testing.T, driver, dsn, stmt string) {
 	}
 }
 
-// startEtcd runs a real single-member etcd in-process on free ports until
-// the test ends, and returns its client URL.
+// startEtcd runs a real single-member etcd in-process until the test ends
+// and returns its client URL.
 func startEtcd(t *testing.T) string {
 	t.Helper()
-	p, err := ports.Free(2)
+	url, stop, err := embedetcd.Start(t.TempDir(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := embed.NewConfig()
-	cfg.Dir = t.TempDir()
-	cfg.LogLevel = "error"
-	client := url.URL{Scheme: "http", Host: "127.0.0.1:" + strconv.Itoa(p[0])}
-	peer := url.URL{Scheme: "http", Host: "127.0.0.1:" + strconv.Itoa(p[1])}
-	cfg.ListenClientUrls, cfg.AdvertiseClientUrls = []url.URL{client}, []url.URL{client}
-	cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{peer}, []url.URL{peer}
-	cfg.InitialCluster = cfg.Name + "=" + peer.String()
-	e, err := embed.StartEtcd(cfg)
-	if err != nil {
-		t.Fatalf("start etcd: %v", err)
-	}
-	t.Cleanup(e.Close)
-	select {
-	case <-e.Server.ReadyNotify():
-	case <-time.After(30 * time.Second):
-		t.Fatal("etcd not ready")
-	}
-	return client.String()
+	t.Cleanup(stop)
+	return url
 }
