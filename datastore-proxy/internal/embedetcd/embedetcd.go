@@ -23,6 +23,13 @@ func Start(dir string, tls *transport.TLSInfo) (string, func(), error) {
 	if err != nil {
 		return "", nil, err
 	}
+	return StartOn(dir, tls, p[0], p[1])
+}
+
+// StartOn is Start on the given client and peer ports (to restart a member
+// where its clients expect it).
+func StartOn(dir string, tls *transport.TLSInfo, clientPort, peerPort int) (string, func(), error) {
+	p := []int{clientPort, peerPort}
 	cfg := embed.NewConfig()
 	cfg.Dir = dir
 	cfg.LogLevel = "error"

@@ -1,0 +1,89 @@
+package server_test
+
+import (
+	"context"
+	"net/http"
+	"testing"
+	"time"
+
+	"kplex.dev/cli/ports"
+	"kplex.dev/datastore-proxy/backend"
+	"kplex.dev/datastore-proxy/internal/embedetcd"
+	"kplex.dev/datastore-proxy/internal/proxytest"
+)
+
+// TestBackendOutage: the etcd behind the proxy goes away mid-run. Requests
+// fail with an error (not a hang), /readyz says not ready, and once etcd is
+// back on the same address the proxy serves again with nothing lost.
+func TestBackendOutage(t *testing.T) {
+	p, err := ports.Free(2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	url, stop, err := embedetcd.StartOn(dir, nil, p[0], p[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	stopped := false
+	t.Cleanup(func() {
+		if !stopped {
+			stop()
+		}
+	})
+	px := proxytest.Start(t, backend.Config{Kind: "etcd", DSN: url})
+	c := px.Client(t, "alpha")
+	ctx := context.Background()
+	if err := create(ctx, c, "/before", "v"); err != nil {
+		t.Fatal(err)
+	}
+	ready := func() int {
+		resp, err := http.Get("http://" + px.MetricsAddress + "/readyz")
+		if err != nil {
+			return 0
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if code := ready(); code != http.StatusOK {
+		t.Fatalf("/readyz = %d with etcd up", code)
+	}
+
+	stop()
+	stopped = true
+	rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	_, err = c.Get(rctx, "/before")
+	cancel()
+	if err == nil {
+		t.Fatal("a read succeeded with the backend down")
+	}
+	t.Logf("read while the backend is down: %v", err)
+	if code := ready(); code != http.StatusServiceUnavailable {
+		t.Fatalf("/readyz = %d with etcd down, want 503", code)
+	}
+
+	_, stop, err = embedetcd.StartOn(dir, nil, p[0], p[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	stopped = false
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		rctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		resp, err := c.Get(rctx, "/before")
+		cancel()
+		if err == nil && len(resp.Kvs) == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("proxy did not recover after etcd came back: %v", err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if err := create(ctx, c, "/after", "v"); err != nil {
+		t.Fatalf("write after recovery: %v", err)
+	}
+	if code := ready(); code != http.StatusOK {
+		t.Fatalf("/readyz = %d after recovery", code)
+	}
+}
