@@ -1,0 +1,88 @@
+package naming
+
+import "strings"
+
+// Domain is kplex's label and annotation domain. Keys in it (or any of its
+// subdomains) are written by kplex only.
+const Domain = "kplex.dev"
+
+// Keys kplex writes on host objects.
+const (
+	// LabelManaged marks every host object kplex created (the relay's
+	// watch selector).
+	LabelManaged = Domain + "/managed"
+	// LabelTenant is the owning tenant, for selecting a tenant's objects.
+	LabelTenant = Domain + "/tenant"
+	// AnnotationNamespace and AnnotationName are the virtual identity.
+	AnnotationNamespace = Domain + "/namespace"
+	AnnotationName      = Domain + "/name"
+	// AnnotationTenant repeats the tenant in annotations, so the identity
+	// is complete in one place.
+	AnnotationTenant = Domain + "/tenant"
+)
+
+// IsKplexKey reports whether a label or annotation key is in kplex's
+// domain: "kplex.dev/x" or "<sub>.kplex.dev/x".
+func IsKplexKey(key string) bool {
+	prefix, _, found := strings.Cut(key, "/")
+	if !found {
+		return false
+	}
+	prefix = strings.ToLower(prefix)
+	return prefix == Domain || strings.HasSuffix(prefix, "."+Domain)
+}
+
+// TenantMetadata returns a copy of a tenant's labels or annotations that
+// is safe to copy to the host: every key in kplex's domain is dropped, so
+// a tenant can never forge the identity of a host object.
+func TenantMetadata(m map[string]string) map[string]string {
+	if m == nil {
+		return nil
+	}
+	out := make(map[string]string, len(m))
+	for k, v := range m {
+		if !IsKplexKey(k) {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+// HostLabels are the tenant's labels made safe, plus kplex's own.
+func HostLabels(tenant string, virtual map[string]string) map[string]string {
+	out := TenantMetadata(virtual)
+	if out == nil {
+		out = map[string]string{}
+	}
+	out[LabelManaged] = "true"
+	out[LabelTenant] = tenant
+	return out
+}
+
+// HostAnnotations are the tenant's annotations made safe, plus the virtual
+// identity.
+func HostAnnotations(id Identity, virtual map[string]string) map[string]string {
+	out := TenantMetadata(virtual)
+	if out == nil {
+		out = map[string]string{}
+	}
+	out[AnnotationTenant] = id.Tenant
+	out[AnnotationNamespace] = id.Namespace
+	out[AnnotationName] = id.Name
+	return out
+}
+
+// IdentityOf reads the virtual identity kplex recorded on a host object.
+// It trusts only objects carrying kplex's managed label and a complete
+// identity; the caller must also check the object is in
+// HostNamespace(tenant) (annotations on objects a tenant cannot write).
+func IdentityOf(labels, annotations map[string]string) (Identity, bool) {
+	if labels[LabelManaged] != "true" {
+		return Identity{}, false
+	}
+	id := Identity{Tenant: annotations[AnnotationTenant], Namespace: annotations[AnnotationNamespace], Name: annotations[AnnotationName]}
+	if id.Tenant == "" || id.Name == "" || labels[LabelTenant] != id.Tenant {
+		return Identity{}, false
+	}
+	return id, true
+}
