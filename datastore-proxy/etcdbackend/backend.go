@@ -28,6 +28,7 @@ import (
 type Backend struct {
 	c      *clientv3.Client
 	leases *leaseCache
+	counts countCache
 
 	compactInterval time.Duration
 	minRetain       int64
@@ -146,6 +147,13 @@ func (b *Backend) List(ctx context.Context, key, end string, limit, revision int
 	for _, kv := range resp.Kvs {
 		kvs = append(kvs, toKV(kv))
 	}
+	if end != "" {
+		rev := revision
+		if rev == 0 {
+			rev = resp.Header.Revision
+		}
+		b.counts.put(key, end, rev, resp.Count)
+	}
 	return resp.Header.Revision, kvs, nil
 }
 
@@ -175,6 +183,11 @@ func (b *Backend) ListStream(ctx context.Context, key, end string, limit, revisi
 
 // Count counts [key, end) at revision.
 func (b *Backend) Count(ctx context.Context, key, end string, revision int64) (int64, int64, error) {
+	if revision > 0 {
+		if n, ok := b.counts.get(key, end, revision); ok {
+			return revision, n, nil
+		}
+	}
 	opts := append(readOpts(revision, true), clientv3.WithCountOnly())
 	if end != "" {
 		opts = append(opts, clientv3.WithRange(end))

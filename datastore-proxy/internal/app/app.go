@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/sirupsen/logrus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
@@ -103,6 +104,10 @@ Flags:
 
 // Run serves until ctx is done, then drains.
 func Run(ctx context.Context, o Options, log *slog.Logger) error {
+	// kine logs through logrus: keep it structured like ours, warnings up.
+	logrus.SetFormatter(&logrus.JSONFormatter{})
+	logrus.SetLevel(logrus.WarnLevel)
+	logrus.SetOutput(os.Stderr)
 	creds, err := serverTLS(o)
 	if err != nil {
 		return err
