@@ -27,6 +27,7 @@ func main() {
 	conc := flag.Int("clients", 16, "concurrent clients")
 	backends := flag.String("backends", "etcd,sqlite,postgres", "backends to measure")
 	flag.IntVar(&backendSlots, "backend-slots", 32, "the proxy's --backend-slots")
+	flag.IntVar(&writeSlots, "backend-write-slots", 0, "the proxy's --backend-write-slots (0: its default)")
 	fairOnly := flag.Bool("fairness-only", false, "measure only fairness")
 	flag.Parse()
 	ctx := context.Background()
@@ -79,7 +80,7 @@ func main() {
 	}
 }
 
-var backendSlots int
+var backendSlots, writeSlots int
 
 func reachable(addr string) bool {
 	c, err := net.DialTimeout("tcp", addr, time.Second)

@@ -17,8 +17,12 @@ const maxRateWait = time.Second
 // Admit is the unary interceptor that makes tenants share the proxy: each
 // request first passes its tenant's rate limit (requestsPerSecond/burst
 // from the tenant config), then waits for a backend slot, handed out
-// round-robin among tenants (fairshare). Streams (watches) hold no slot.
-func (s *Server) Admit(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+// round-robin among tenants (fairshare). Writes have slots of their own,
+// fewer where the backend serialises writes anyway (SQLite has one
+// writer): round-robin only helps where the queue is, so the write queue
+// is kept in the proxy rather than in the database's lock. Streams
+// (watches) hold no slot.
+func (s *Server) Admit(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 	tenant, err := TenantFromContext(ctx)
 	if err != nil {
 		return nil, err
@@ -31,7 +35,11 @@ func (s *Server) Admit(ctx context.Context, req any, _ *grpc.UnaryServerInfo, ha
 			return nil, rpctypes.ErrGRPCRequestTooManyRequests
 		}
 	}
-	release, err := s.fair.Acquire(ctx, tenant)
+	sched := s.fair
+	if isWrite(info.FullMethod) {
+		sched = s.fairWrites
+	}
+	release, err := sched.Acquire(ctx, tenant)
 	if err != nil {
 		return nil, err
 	}
@@ -62,4 +70,13 @@ func (s *Server) limiter(tenant string) *rate.Limiter {
 		lim.SetBurst(burst)
 	}
 	return lim
+}
+
+// isWrite reports whether an etcd method writes.
+func isWrite(method string) bool {
+	switch method {
+	case "/etcdserverpb.KV/Put", "/etcdserverpb.KV/Txn", "/etcdserverpb.KV/DeleteRange", "/etcdserverpb.KV/Compact":
+		return true
+	}
+	return false
 }

@@ -37,6 +37,7 @@ type Server struct {
 	notifyInterval time.Duration
 	limits         *tenantconfig.Store
 	fair           *fairshare.Scheduler
+	fairWrites     *fairshare.Scheduler
 
 	mu       sync.Mutex
 	tenants  map[string]*kineserver.KVServerBridge
@@ -59,9 +60,11 @@ type Options struct {
 	NotifyInterval time.Duration
 	// Limits are the tenants' quotas (nil: none).
 	Limits *tenantconfig.Store
-	// BackendSlots is how many requests run against the backend at once,
+	// BackendSlots is how many reads run against the backend at once,
 	// shared among tenants round-robin (admission.go).
 	BackendSlots int
+	// WriteSlots is the same for writes (default: BackendSlots).
+	WriteSlots int
 }
 
 // New returns a server over a started backend.
@@ -72,9 +75,12 @@ func New(backend kineserver.Backend, o Options) *Server {
 	if o.BackendSlots == 0 {
 		o.BackendSlots = 32
 	}
+	if o.WriteSlots == 0 {
+		o.WriteSlots = o.BackendSlots
+	}
 	return &Server{
 		backend: backend, scheme: o.Scheme, notifyInterval: o.NotifyInterval,
-		limits: o.Limits, fair: fairshare.New(o.BackendSlots),
+		limits: o.Limits, fair: fairshare.New(o.BackendSlots), fairWrites: fairshare.New(o.WriteSlots),
 		tenants: map[string]*kineserver.KVServerBridge{}, usage: map[string]*quota.Usage{}, limiters: map[string]*rate.Limiter{},
 	}
 }

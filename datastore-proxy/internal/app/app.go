@@ -21,9 +21,9 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/sirupsen/logrus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/sirupsen/logrus"
 	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
@@ -47,6 +47,7 @@ type Options struct {
 	ShutdownGrace  time.Duration
 	TenantConfig   string
 	BackendSlots   int
+	WriteSlots     int
 }
 
 // ParseFlags reads the command line.
@@ -82,7 +83,8 @@ Flags:
 	fs.Int64Var(&o.Backend.CompactMinRetain, "compact-min-retain", 1000, "revisions of history kept by compaction")
 	fs.DurationVar(&o.NotifyInterval, "watch-progress-notify-interval", 5*time.Second, "progress notifications on idle watches")
 	fs.StringVar(&o.TenantConfig, "tenant-config", "", "YAML/JSON file of per-tenant limits (keys, bytes, requests/s), reloaded when it changes")
-	fs.IntVar(&o.BackendSlots, "backend-slots", 32, "requests run against the backend at once, shared round-robin among tenants")
+	fs.IntVar(&o.BackendSlots, "backend-slots", 32, "reads run against the backend at once, shared round-robin among tenants")
+	fs.IntVar(&o.WriteSlots, "backend-write-slots", 0, "writes run against the backend at once, shared round-robin among tenants (default: 1 for sqlite, which has one writer; --backend-slots otherwise)")
 	fs.DurationVar(&o.ShutdownGrace, "shutdown-grace", 10*time.Second, "how long open requests and watches may drain on SIGTERM")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -162,7 +164,10 @@ func Run(ctx context.Context, o Options, log *slog.Logger) error {
 	ready.Store(&rv)
 	log.Info("backend open", "backend", o.Backend.Kind)
 
-	srv := server.New(b, server.Options{Scheme: scheme, NotifyInterval: o.NotifyInterval, Limits: limits, BackendSlots: o.BackendSlots})
+	if o.WriteSlots == 0 && (o.Backend.Kind == "sqlite" || o.Backend.Kind == "") {
+		o.WriteSlots = 1
+	}
+	srv := server.New(b, server.Options{Scheme: scheme, NotifyInterval: o.NotifyInterval, Limits: limits, BackendSlots: o.BackendSlots, WriteSlots: o.WriteSlots})
 	m := metrics.New(reg, server.TenantFromContext)
 	reg.MustRegister(metrics.NewUsageCollector(srv.Usage))
 	g := grpc.NewServer(
