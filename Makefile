@@ -4,6 +4,7 @@ SHELL := /bin/bash
 
 K8S_VERSION  := v1.37.2
 KWOK_VERSION := v0.8.0
+CONTROLLER_GEN_VERSION := v0.23.0
 BIN          := $(CURDIR)/bin
 GO           ?= go
 
@@ -40,6 +41,17 @@ $(BIN)/.kwok-$(KWOK_VERSION):
 	GOWORK=off GOBIN=$(BIN) $(GO) install sigs.k8s.io/kwok/cmd/kwok@$(KWOK_VERSION)
 	@rm -f $(BIN)/.kwok-* && touch $@
 
+# controller-gen, pinned, for the API's deepcopy and CRD (make generate).
+$(BIN)/controller-gen: $(BIN)/.controller-gen-$(CONTROLLER_GEN_VERSION)
+$(BIN)/.controller-gen-$(CONTROLLER_GEN_VERSION):
+	@mkdir -p $(BIN)
+	GOWORK=off GOBIN=$(BIN) $(GO) install sigs.k8s.io/controller-tools/cmd/controller-gen@$(CONTROLLER_GEN_VERSION)
+	@rm -f $(BIN)/.controller-gen-* && touch $@
+
+.PHONY: generate
+generate: $(BIN)/.controller-gen-$(CONTROLLER_GEN_VERSION) ## regenerate the API's deepcopy code and CRD manifests
+	cd api && $(BIN)/controller-gen object paths=./v1alpha1/... && $(BIN)/controller-gen crd paths=./v1alpha1/... output:crd:artifacts:config=crd
+
 .PHONY: up
 up: build ## start the local host cluster and the demo virtual cluster
 	$(BIN)/kplexctl up
@@ -67,8 +79,10 @@ e2e: build ## end-to-end tests against a fresh local host cluster
 	if [ $$rc != 0 ]; then echo "---- e2e failed; last 400 lines of $$log ----"; tail -n 400 $$log; fi; exit $$rc
 
 .PHONY: verify
-verify: ## fail on untidy modules, k8s.io version drift, gofmt or vet findings
+verify: $(BIN)/.controller-gen-$(CONTROLLER_GEN_VERSION) ## fail on untidy modules, k8s.io version drift, stale generated code, gofmt or vet findings
 	hack/modules.sh verify
+	@tmp=$$(mktemp -d) && cp -r api $$tmp/ && (cd $$tmp/api && $(BIN)/controller-gen object paths=./v1alpha1/... && $(BIN)/controller-gen crd paths=./v1alpha1/... output:crd:artifacts:config=crd) && \
+	  if ! diff -r api/v1alpha1 $$tmp/api/v1alpha1 >/dev/null || ! diff -r api/crd $$tmp/api/crd >/dev/null; then echo "generated API code is stale: run make generate"; rm -rf $$tmp; exit 1; fi; rm -rf $$tmp
 	@bad=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$bad" ]; then echo "gofmt needed: $$bad"; exit 1; fi
 	$(GO) vet $(UNIT_PKGS) ./e2e/...
 

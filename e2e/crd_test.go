@@ -1,0 +1,112 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	apiextensions "k8s.io/apiextensions-apiserver/pkg/client/clientset/clientset"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/dynamic"
+	"sigs.k8s.io/yaml"
+
+	"kplex.dev/api/crd"
+	"kplex.dev/cli/localenv"
+	"kplex.dev/e2e/framework"
+)
+
+var vcGVR = schema.GroupVersionResource{Group: "kplex.dev", Version: "v1alpha1", Resource: "virtualclusters"}
+
+// TestVirtualClusterCRD installs the generated CRD on a real host API
+// server and checks that bad specs are refused at admission with a message
+// naming the field, and that defaults are filled in.
+func TestVirtualClusterCRD(t *testing.T) {
+	env := framework.Start(t, func(o *localenv.Options) { o.VClusters = []string{} })
+	ctx := context.Background()
+	cfg := framework.RESTConfig(t, env.Layout.HostKubeconfig())
+	installCRD(t, apiextensions.NewForConfigOrDie(cfg))
+	vcs := dynamic.NewForConfigOrDie(cfg).Resource(vcGVR).Namespace("default")
+
+	created, err := vcs.Create(ctx, vc("good", map[string]any{}), metav1.CreateOptions{})
+	if err != nil {
+		t.Fatalf("valid VirtualCluster refused: %v", err)
+	}
+	for path, want := range map[string]string{"spec.version": "v1.37", "spec.datastore.backend": "sqlite", "spec.sync.podSecurity": "baseline"} {
+		got, _, _ := unstructured.NestedString(created.Object, strings.Split(path, ".")...)
+		if got != want {
+			t.Errorf("default %s = %q, want %q", path, got, want)
+		}
+	}
+
+	refused := []struct {
+		name string
+		obj  *unstructured.Unstructured
+		want string
+	}{
+		{"name not starting with a letter", vc("9lives", map[string]any{}), "metadata.name must be a DNS label"},
+		{"name too long", vc(strings.Repeat("a", 41), map[string]any{}), "at most 40 characters"},
+		{"unknown version", vc("v", map[string]any{"version": "v1.30"}), "spec.version"},
+		{"negative quota", vc("q", map[string]any{"datastore": map[string]any{"quota": map[string]any{"maxKeys": int64(-1)}}}), "spec.datastore.quota.maxKeys"},
+		{"negative replicas", vc("r", map[string]any{"controlPlane": map[string]any{"apiServer": map[string]any{"replicas": int64(-1)}}}), "spec.controlPlane.apiServer.replicas"},
+		{"unknown pod security level", vc("p", map[string]any{"sync": map[string]any{"podSecurity": "privileged"}}), "spec.sync.podSecurity"},
+		{"dedicated and private nodes", vc("d", map[string]any{"tenancy": map[string]any{
+			"dedicatedNodes": map[string]any{"nodeSelector": map[string]any{"pool": "a"}},
+			"privateNodes":   map[string]any{"kubeconfigSecret": "other"},
+		}}), "choose dedicatedNodes or privateNodes, not both"},
+	}
+	for _, tt := range refused {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := vcs.Create(ctx, tt.obj, metav1.CreateOptions{})
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("err = %v, want it refused naming %q", err, tt.want)
+			}
+		})
+	}
+
+	t.Run("datastore backend is immutable", func(t *testing.T) {
+		if err := unstructured.SetNestedField(created.Object, "etcd", "spec", "datastore", "backend"); err != nil {
+			t.Fatal(err)
+		}
+		_, err := vcs.Update(ctx, created, metav1.UpdateOptions{})
+		if err == nil || !strings.Contains(err.Error(), "datastore.backend is immutable") {
+			t.Fatalf("err = %v, want the backend change refused", err)
+		}
+	})
+}
+
+func vc(name string, spec map[string]any) *unstructured.Unstructured {
+	return &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "kplex.dev/v1alpha1", "kind": "VirtualCluster",
+		"metadata": map[string]any{"name": name},
+		"spec":     spec,
+	}}
+}
+
+func installCRD(t *testing.T, c apiextensions.Interface) {
+	t.Helper()
+	var def apiextensionsv1.CustomResourceDefinition
+	if err := yaml.Unmarshal(crd.VirtualClusters, &def); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if _, err := c.ApiextensionsV1().CustomResourceDefinitions().Create(ctx, &def, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	framework.Eventually(t, 30*time.Second, "CRD established", func(ctx context.Context) error {
+		got, err := c.ApiextensionsV1().CustomResourceDefinitions().Get(ctx, def.Name, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		for _, cond := range got.Status.Conditions {
+			if cond.Type == apiextensionsv1.Established && cond.Status == apiextensionsv1.ConditionTrue {
+				return nil
+			}
+		}
+		return fmt.Errorf("conditions %v", got.Status.Conditions)
+	}, nil)
+}
