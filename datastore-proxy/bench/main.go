@@ -19,6 +19,7 @@ import (
 	"log"
 	"net"
 	"os"
+	"runtime/pprof"
 	"time"
 )
 
@@ -29,7 +30,18 @@ func main() {
 	flag.IntVar(&backendSlots, "backend-slots", 32, "the proxy's --backend-slots")
 	flag.IntVar(&writeSlots, "backend-write-slots", 0, "the proxy's --backend-write-slots (0: its default)")
 	fairOnly := flag.Bool("fairness-only", false, "measure only fairness")
+	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	flag.Parse()
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			log.Fatal(err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			log.Fatal(err)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	ctx := context.Background()
 	work, err := os.MkdirTemp("", "kplex-bench-")
 	if err != nil {
