@@ -151,7 +151,7 @@ func (e *env) startProxy(ctx context.Context, dir string, b backend.Config) erro
 	o := app.Options{
 		ListenAddress: "127.0.0.1:" + strconv.Itoa(pp[0]), MetricsAddress: "127.0.0.1:" + strconv.Itoa(pp[1]),
 		TLSCertFile: e.pki.serverCrt, TLSKeyFile: e.pki.serverKey, ClientCAFile: e.pki.caFile,
-		Backend: b, NotifyInterval: 5 * time.Second, ShutdownGrace: time.Second, BackendSlots: backendSlots, WriteSlots: writeSlots,
+		Backend: b, NotifyInterval: 5 * time.Second, ShutdownGrace: time.Second, BackendSlots: backendSlots, WriteSlots: writeSlots, TenantShare: tenantShare,
 	}
 	pctx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)

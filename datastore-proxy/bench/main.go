@@ -29,6 +29,7 @@ func main() {
 	backends := flag.String("backends", "etcd,sqlite,postgres", "backends to measure")
 	flag.IntVar(&backendSlots, "backend-slots", 32, "the proxy's --backend-slots")
 	flag.IntVar(&writeSlots, "backend-write-slots", 0, "the proxy's --backend-write-slots (0: its default)")
+	flag.IntVar(&tenantShare, "backend-tenant-share", 2, "the proxy's --backend-tenant-share")
 	fairOnly := flag.Bool("fairness-only", false, "measure only fairness")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	flag.Parse()
@@ -92,7 +93,7 @@ func main() {
 	}
 }
 
-var backendSlots, writeSlots int
+var backendSlots, writeSlots, tenantShare int
 
 func reachable(addr string) bool {
 	c, err := net.DialTimeout("tcp", addr, time.Second)

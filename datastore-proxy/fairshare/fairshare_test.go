@@ -10,7 +10,7 @@ import (
 // TestRoundRobin: with one slot, a tenant that queued 50 requests first does
 // not make a later tenant's single request wait behind all 50.
 func TestRoundRobin(t *testing.T) {
-	s := New(1)
+	s := New(1, 0, nil)
 	ctx := context.Background()
 	hold, err := s.Acquire(ctx, "flood")
 	if err != nil {
@@ -54,7 +54,7 @@ func TestRoundRobin(t *testing.T) {
 }
 
 func TestCancelWhileQueued(t *testing.T) {
-	s := New(1)
+	s := New(1, 0, nil)
 	hold, _ := s.Acquire(context.Background(), "a")
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
@@ -70,7 +70,7 @@ func TestCancelWhileQueued(t *testing.T) {
 	release()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.free != 1 || len(s.ring) != 0 || len(s.queues) != 0 {
+	if s.free != 1 || len(s.ring) != 0 || len(s.queues) != 0 || len(s.inflight) != 0 {
 		t.Fatalf("state after all released: free=%d ring=%v queues=%d", s.free, s.ring, len(s.queues))
 	}
 }
@@ -89,5 +89,57 @@ func waitQueued(t *testing.T, s *Scheduler, tenant string, n int) {
 			t.Fatalf("%s has %d queued, want %d", tenant, got, n)
 		}
 		time.Sleep(time.Millisecond)
+	}
+}
+
+// TestCapWhileShared: a tenant alone may use every slot; once another
+// tenant waits, the first cannot start more than the cap until it is below
+// it, and the newcomer is served first.
+func TestCapWhileShared(t *testing.T) {
+	s := New(4, 1, nil)
+	ctx := context.Background()
+	var held []func()
+	for range 4 {
+		r, err := s.Acquire(ctx, "flood")
+		if err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, r)
+	}
+	got := make(chan string, 8)
+	acquire := func(tenant string) {
+		go func() {
+			r, err := s.Acquire(ctx, tenant)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			got <- tenant
+			_ = r // held until the test ends
+		}()
+	}
+	acquire("flood")
+	waitQueued(t, s, "flood", 1)
+	acquire("quiet")
+	waitQueued(t, s, "quiet", 1)
+	held[0]() // one flood request ends: quiet, not flood, gets the slot
+	if first := <-got; first != "quiet" {
+		t.Fatalf("first served after a release: %s, want quiet", first)
+	}
+	held[1]() // flood still has 2 running (cap 1, quiet active): no grant
+	select {
+	case tenant := <-got:
+		t.Fatalf("%s served while flood is over its cap", tenant)
+	case <-time.After(50 * time.Millisecond):
+	}
+	held[2]()
+	held[3]() // flood at 0 running: its waiter may go
+	select {
+	case tenant := <-got:
+		if tenant != "flood" {
+			t.Fatalf("got %s", tenant)
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("flood's waiter never served")
 	}
 }

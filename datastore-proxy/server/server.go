@@ -65,6 +65,9 @@ type Options struct {
 	BackendSlots int
 	// WriteSlots is the same for writes (default: BackendSlots).
 	WriteSlots int
+	// TenantShare caps each tenant's running requests (reads and writes
+	// each) while other tenants are active too; 0: no cap.
+	TenantShare int
 }
 
 // New returns a server over a started backend.
@@ -78,9 +81,10 @@ func New(backend kineserver.Backend, o Options) *Server {
 	if o.WriteSlots == 0 {
 		o.WriteSlots = o.BackendSlots
 	}
+	activity := fairshare.NewActivity() // a tenant reading counts as active for writes too
 	return &Server{
 		backend: backend, scheme: o.Scheme, notifyInterval: o.NotifyInterval,
-		limits: o.Limits, fair: fairshare.New(o.BackendSlots), fairWrites: fairshare.New(o.WriteSlots),
+		limits: o.Limits, fair: fairshare.New(o.BackendSlots, o.TenantShare, activity), fairWrites: fairshare.New(o.WriteSlots, o.TenantShare, activity),
 		tenants: map[string]*kineserver.KVServerBridge{}, usage: map[string]*quota.Usage{}, limiters: map[string]*rate.Limiter{},
 	}
 }

@@ -48,6 +48,7 @@ type Options struct {
 	TenantConfig   string
 	BackendSlots   int
 	WriteSlots     int
+	TenantShare    int
 }
 
 // ParseFlags reads the command line.
@@ -84,6 +85,7 @@ Flags:
 	fs.DurationVar(&o.NotifyInterval, "watch-progress-notify-interval", 5*time.Second, "progress notifications on idle watches")
 	fs.StringVar(&o.TenantConfig, "tenant-config", "", "YAML/JSON file of per-tenant limits (keys, bytes, requests/s), reloaded when it changes")
 	fs.IntVar(&o.BackendSlots, "backend-slots", 32, "reads run against the backend at once, shared round-robin among tenants")
+	fs.IntVar(&o.TenantShare, "backend-tenant-share", 2, "while several tenants are active, how many reads and how many writes each may run at once (0: no cap); a tenant alone uses every slot")
 	fs.IntVar(&o.WriteSlots, "backend-write-slots", 0, "writes run against the backend at once, shared round-robin among tenants (default: 1 for sqlite, which has one writer; --backend-slots otherwise)")
 	fs.DurationVar(&o.ShutdownGrace, "shutdown-grace", 10*time.Second, "how long open requests and watches may drain on SIGTERM")
 	if err := fs.Parse(args); err != nil {
@@ -167,7 +169,7 @@ func Run(ctx context.Context, o Options, log *slog.Logger) error {
 	if o.WriteSlots == 0 && (o.Backend.Kind == "sqlite" || o.Backend.Kind == "") {
 		o.WriteSlots = 1
 	}
-	srv := server.New(b, server.Options{Scheme: scheme, NotifyInterval: o.NotifyInterval, Limits: limits, BackendSlots: o.BackendSlots, WriteSlots: o.WriteSlots})
+	srv := server.New(b, server.Options{Scheme: scheme, NotifyInterval: o.NotifyInterval, Limits: limits, BackendSlots: o.BackendSlots, WriteSlots: o.WriteSlots, TenantShare: o.TenantShare})
 	m := metrics.New(reg, server.TenantFromContext)
 	reg.MustRegister(metrics.NewUsageCollector(srv.Usage))
 	g := grpc.NewServer(
