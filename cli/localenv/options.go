@@ -40,8 +40,9 @@ func DefaultPorts(vclusters []string) ports.Set {
 		PortDatastoreMetrics:  23381,
 	}
 	for i, vc := range vclusters {
-		s[vc+"-apiserver"] = 27443 + 10*i
-		s[vc+"-controller-manager"] = 27444 + 10*i
+		for j, role := range VClusterPortRoles {
+			s[vc+"-"+role] = 27443 + 10*i + j
+		}
 	}
 	return s
 }
