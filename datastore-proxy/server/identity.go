@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/peer"
@@ -14,8 +15,16 @@ import (
 // TenantFromContext is the tenant of an RPC: the common name of the client
 // certificate that the TLS handshake verified against the proxy's client
 // CA. A connection without a verified certificate, or whose CN is not a
-// valid tenant name, is refused.
+// valid tenant name, is refused. When the Identify interceptors ran, the
+// answer they stored is returned instead of working it out again.
 func TenantFromContext(ctx context.Context) (string, error) {
+	if id, ok := ctx.Value(identityKey{}).(identity); ok {
+		return id.tenant, id.err
+	}
+	return tenantFromPeer(ctx)
+}
+
+func tenantFromPeer(ctx context.Context) (string, error) {
 	p, ok := peer.FromContext(ctx)
 	if !ok {
 		return "", status.Error(codes.Unauthenticated, "kplex: no peer")
@@ -30,3 +39,35 @@ func TenantFromContext(ctx context.Context) (string, error) {
 	}
 	return cn, nil
 }
+
+type identityKey struct{}
+
+type identity struct {
+	tenant string
+	err    error
+}
+
+func withIdentity(ctx context.Context) context.Context {
+	tenant, err := tenantFromPeer(ctx)
+	return context.WithValue(ctx, identityKey{}, identity{tenant, err})
+}
+
+// IdentifyUnary is the first unary interceptor: it works out the caller's
+// tenant once per RPC for every later interceptor and handler. It refuses
+// nothing itself, so the metrics still count refused calls; the handlers
+// refuse through TenantFromContext.
+func IdentifyUnary(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	return handler(withIdentity(ctx), req)
+}
+
+// IdentifyStream is IdentifyUnary for streams (watches, keep-alives).
+func IdentifyStream(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+	return handler(srv, &identifiedStream{ServerStream: ss, ctx: withIdentity(ss.Context())})
+}
+
+type identifiedStream struct {
+	grpc.ServerStream
+	ctx context.Context
+}
+
+func (s *identifiedStream) Context() context.Context { return s.ctx }

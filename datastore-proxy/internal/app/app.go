@@ -175,8 +175,8 @@ func Run(ctx context.Context, o Options, log *slog.Logger) error {
 	g := grpc.NewServer(
 		grpc.Creds(creds),
 		grpc.StatsHandler(otelgrpc.NewServerHandler()), // tracing hook: spans go to the global provider
-		grpc.ChainUnaryInterceptor(m.Unary, srv.Admit),
-		grpc.ChainStreamInterceptor(m.Stream),
+		grpc.ChainUnaryInterceptor(server.IdentifyUnary, m.Unary, srv.Admit),
+		grpc.ChainStreamInterceptor(server.IdentifyStream, m.Stream),
 		grpc.MaxRecvMsgSize(2<<20),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
 	)
