@@ -19,10 +19,11 @@ UPSTREAM := kplex-apiserver=./apiserver/cmd/kplex-apiserver \
 	kplex-scheduler=./scheduler/cmd/kplex-scheduler \
 	etcd=./e2e/cmd/etcd
 OURS := kplexctl=./cli/cmd/kplexctl \
-	kplex-datastore-proxy=./datastore-proxy/cmd/kplex-datastore-proxy
+	kplex-datastore-proxy=./datastore-proxy/cmd/kplex-datastore-proxy \
+	kplex-syncer=./syncer/cmd/kplex-syncer
 
 # Modules of the workspace, except e2e (its tests need the binaries).
-UNIT_PKGS := ./api/... ./apiserver/... ./cli/... ./controller-manager/... ./datastore-proxy/... ./scheduler/...
+UNIT_PKGS := ./api/... ./apiserver/... ./cli/... ./controller-manager/... ./datastore-proxy/... ./scheduler/... ./syncer/...
 
 .PHONY: help
 help: ## show the targets

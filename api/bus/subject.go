@@ -19,6 +19,10 @@ import (
 // Prefix starts every host subject.
 const Prefix = "kplex.host"
 
+// SharedTenant is the tenant token of host-wide objects every shard may
+// read (host Nodes): "_" can never be a tenant name.
+const SharedTenant = "_"
+
 // Key identifies one host object on the bus.
 type Key struct {
 	Tenant, Resource, Namespace, Name string

@@ -19,7 +19,26 @@ const (
 	// AnnotationTenant repeats the tenant in annotations, so the identity
 	// is complete in one place.
 	AnnotationTenant = Domain + "/tenant"
+	// LabelNamespace is the virtual namespace as a label on host pods, so
+	// translated selectors never match pods of another virtual namespace.
+	LabelNamespace = Domain + "/namespace"
+	// AnnotationUID is the UID of the virtual object a host object was made
+	// from: a host object left by an earlier incarnation of a name is
+	// recognised and replaced.
+	AnnotationUID = Domain + "/uid"
+	// AnnotationContentHash is a hash of the virtual content a host
+	// ConfigMap or Secret was written from (the relay does not carry data).
+	AnnotationContentHash = Domain + "/content-hash"
+	// LabelRole tells kplex-made helper objects apart from translated
+	// tenant objects (e.g. RolePodToken for a pod's service-account token).
+	LabelRole = Domain + "/role"
+	// AnnotationTokenExpiry is when a pod token Secret's token expires
+	// (RFC 3339).
+	AnnotationTokenExpiry = Domain + "/token-expiry"
 )
+
+// Roles of kplex-made helper objects.
+const RolePodToken = "pod-token"
 
 // IsKplexKey reports whether a label or annotation key is in kplex's
 // domain: "kplex.dev/x" or "<sub>.kplex.dev/x".

@@ -32,7 +32,8 @@ type env struct {
 func (e *env) bin(name string) string { return e.opts.BinDir + "/" + name }
 
 // components lists every process in start order: host control plane,
-// nodes, the shared datastore-proxy, then each virtual cluster.
+// nodes, the shared datastore-proxy, NATS and the host relay, each virtual
+// cluster, then the syncer shard that serves them.
 func (e *env) components() ([]component, error) {
 	cs := e.hostComponents()
 	nodes, err := newNodeProvider(e)
@@ -40,10 +41,11 @@ func (e *env) components() ([]component, error) {
 		return nil, err
 	}
 	cs = append(cs, nodes.components()...)
-	cs = append(cs, e.datastoreComponent())
+	cs = append(cs, e.datastoreComponent(), e.natsComponent(), e.relayComponent())
 	for _, vc := range e.state.VClusters {
 		cs = append(cs, e.vclusterComponents(vc)...)
 	}
+	cs = append(cs, e.shardComponent())
 	return cs, nil
 }
 

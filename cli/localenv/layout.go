@@ -60,3 +60,9 @@ func (l Layout) KWOKDir() string { return filepath.Join(l.Root, "host", "kwok") 
 
 // DatastoreDir holds the datastore-proxy's embedded SQLite database.
 func (l Layout) DatastoreDir() string { return filepath.Join(l.Root, "datastore") }
+
+// NATSDir holds the embedded NATS server's JetStream data.
+func (l Layout) NATSDir() string { return filepath.Join(l.Root, "nats") }
+
+// SyncerTenants is the syncer shard's tenant registry.
+func (l Layout) SyncerTenants() string { return filepath.Join(l.Root, "syncer", "tenants.yaml") }

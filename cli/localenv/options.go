@@ -18,6 +18,10 @@ const (
 	PortKWOK              = "kwok"
 	PortDatastore         = "datastore-proxy"
 	PortDatastoreMetrics  = "datastore-proxy-metrics"
+	PortNATS              = "nats"
+	PortNATSMetrics       = "nats-metrics"
+	PortRelayMetrics      = "syncer-relay-metrics"
+	PortShardMetrics      = "syncer-shard-metrics"
 )
 
 // VClusterPortRoles are the ports each virtual cluster needs, prefixed with
@@ -38,6 +42,10 @@ func DefaultPorts(vclusters []string) ports.Set {
 		PortKWOK:              26247,
 		PortDatastore:         23379,
 		PortDatastoreMetrics:  23381,
+		PortNATS:              24222,
+		PortNATSMetrics:       24223,
+		PortRelayMetrics:      24224,
+		PortShardMetrics:      24225,
 	}
 	for i, vc := range vclusters {
 		for j, role := range VClusterPortRoles {

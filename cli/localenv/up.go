@@ -131,7 +131,7 @@ func loadOrInitState(l Layout, requested, opts Options) (*State, error) {
 		if err := conflicts(st, requested); err != nil {
 			return nil, fmt.Errorf("%w; the environment in %s was set up differently (`kplexctl down --purge` removes it so `up` can start anew)", err, l.Root)
 		}
-		return st, nil
+		return st, addNewPorts(l, st, opts)
 	}
 	st := &State{Nodes: opts.Nodes, NodeKind: opts.NodeKind, PodCIDR: opts.PodCIDR, ServiceCIDR: opts.ServiceCIDR, VClusters: opts.VClusters}
 	st.Ports = DefaultPorts(opts.VClusters)
@@ -154,6 +154,33 @@ func loadOrInitState(l Layout, requested, opts Options) (*State, error) {
 		return nil, err
 	}
 	return st, nil
+}
+
+// addNewPorts gives an environment made by an older kplexctl the ports of
+// components it did not have yet.
+func addNewPorts(l Layout, st *State, opts Options) error {
+	var missing []string
+	for name := range DefaultPorts(st.VClusters) {
+		if _, ok := st.Ports[name]; !ok {
+			missing = append(missing, name)
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	slices.Sort(missing)
+	def := DefaultPorts(st.VClusters)
+	free, err := ports.Free(len(missing))
+	if err != nil {
+		return err
+	}
+	for i, name := range missing {
+		st.Ports[name] = def[name]
+		if opts.FreePorts {
+			st.Ports[name] = free[i]
+		}
+	}
+	return st.Save(l)
 }
 
 // conflicts reports an explicitly requested setting the saved state lacks.

@@ -125,5 +125,7 @@ func (e *env) prepareTenantPKI(vc string) error {
 	return writeClients(ca, dir, "kplex-"+vc, server, []clientIdentity{
 		{file: "admin", cn: "kplex-admin", groups: []string{"system:masters"}, kubeconfig: e.layout.VClusterKubeconfig(vc)},
 		{file: "controller-manager", cn: "system:kube-controller-manager", kubeconfig: e.layout.VClusterComponentKubeconfig(vc, "controller-manager")},
+		// The syncer acts for the tenant's kubelets and node controller.
+		{file: "syncer", cn: "kplex-syncer", groups: []string{"system:masters"}, kubeconfig: e.layout.VClusterComponentKubeconfig(vc, "syncer")},
 	})
 }

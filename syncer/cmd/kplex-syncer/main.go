@@ -1,0 +1,34 @@
+// Command kplex-syncer runs the host relay, a syncer shard, both, or an
+// embedded NATS server (local mode). See internal/app for the flags and
+// the main flow.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"kplex.dev/syncer/internal/app"
+)
+
+func main() {
+	opts, err := app.ParseFlags(os.Args[1:], os.Stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return
+	}
+	log := slog.New(slog.NewJSONHandler(os.Stderr, nil)).With("component", "syncer", "mode", opts.Mode)
+	if err != nil {
+		log.Error("bad flags", "err", err)
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := app.Run(ctx, opts, log); err != nil {
+		log.Error("exiting", "err", err)
+		os.Exit(1)
+	}
+}

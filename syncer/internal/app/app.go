@@ -1,0 +1,246 @@
+// Package app is kplex-syncer's flags and main flow: Run connects to the
+// host and the bus, then runs the relay (relay.Relay), a shard
+// (shard.Manager), both (mode all), or only an embedded NATS server (mode
+// nats, for the local environment), with /metrics, /healthz and /readyz
+// served beside them, until SIGTERM.
+package app
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/propagation"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"kplex.dev/syncer/internal/natsbus"
+	"kplex.dev/syncer/internal/relay"
+	"kplex.dev/syncer/internal/shard"
+)
+
+// Modes.
+const (
+	ModeRelay = "relay"
+	ModeShard = "shard"
+	ModeAll   = "all"
+	ModeNATS  = "nats"
+)
+
+// Options are the command-line flags.
+type Options struct {
+	Mode           string
+	HostKubeconfig string
+	NATSURL        string
+	NATSListen     string
+	NATSStoreDir   string
+	TenantsFile    string
+	MetricsAddress string
+	Workers        int
+	RelayWorkers   int
+	ShutdownGrace  time.Duration
+}
+
+// ParseFlags parses and checks the flags.
+func ParseFlags(args []string, out io.Writer) (Options, error) {
+	var o Options
+	fs := flag.NewFlagSet("kplex-syncer", flag.ContinueOnError)
+	fs.SetOutput(out)
+	fs.Usage = func() {
+		fmt.Fprint(out, `kplex-syncer runs tenants' workloads on the host cluster.
+
+Modes:
+  relay  the one watch on kplex-managed host objects; publishes each change
+         to NATS JetStream (subject kplex.host.<tenant>.<resource>.<ns>.<name>)
+  shard  syncs the tenants of --tenants-file: virtual -> host writes, host
+         state read from the bus (never from host watches)
+  all    relay and shard in one process (a single-process install)
+  nats   only an embedded NATS server with JetStream (local mode)
+
+Flags:
+`)
+		fs.PrintDefaults()
+	}
+	fs.StringVar(&o.Mode, "mode", ModeAll, "relay, shard, all or nats")
+	fs.StringVar(&o.HostKubeconfig, "host-kubeconfig", "", "kubeconfig of the host cluster (empty: in-cluster config)")
+	fs.StringVar(&o.NATSURL, "nats-url", "", "NATS server URL(s), comma-separated; empty starts an in-process NATS server")
+	fs.StringVar(&o.NATSListen, "nats-listen", "127.0.0.1:4222", "mode nats: host:port to serve NATS clients on")
+	fs.StringVar(&o.NATSStoreDir, "nats-store-dir", "", "JetStream directory of an embedded NATS server (empty: a temporary directory)")
+	fs.StringVar(&o.TenantsFile, "tenants-file", "", "shard: the tenant registry (YAML; reloaded every 2s)")
+	fs.StringVar(&o.MetricsAddress, "metrics-address", "127.0.0.1:9464", "host:port of /metrics, /healthz and /readyz (plain HTTP)")
+	fs.IntVar(&o.Workers, "workers", 4, "shard: concurrent reconciles per tenant")
+	fs.IntVar(&o.RelayWorkers, "relay-workers", 4, "relay: concurrent publishes")
+	fs.DurationVar(&o.ShutdownGrace, "shutdown-grace", 10*time.Second, "how long in-flight work may take after SIGTERM")
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	if fs.NArg() > 0 {
+		return o, fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	switch o.Mode {
+	case ModeRelay, ModeShard, ModeAll, ModeNATS:
+	default:
+		return o, fmt.Errorf("--mode %q: want relay, shard, all or nats", o.Mode)
+	}
+	if (o.Mode == ModeShard || o.Mode == ModeAll) && o.TenantsFile == "" {
+		return o, fmt.Errorf("--mode %s needs --tenants-file", o.Mode)
+	}
+	if o.Mode == ModeShard && o.NATSURL == "" {
+		return o, errors.New("--mode shard needs --nats-url: an in-process NATS server would not see the relay's changes")
+	}
+	if o.Workers < 1 || o.RelayWorkers < 1 {
+		return o, errors.New("--workers and --relay-workers must be at least 1")
+	}
+	return o, nil
+}
+
+// Run runs the chosen mode until ctx ends.
+func Run(ctx context.Context, o Options, log *slog.Logger) error {
+	otel.SetTextMapPropagator(propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}))
+	readiness := &checks{}
+	ln, err := net.Listen("tcp", o.MetricsAddress)
+	if err != nil {
+		return fmt.Errorf("--metrics-address: %w", err)
+	}
+	srv := &http.Server{Handler: mux(readiness), ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+	}()
+
+	if o.Mode == ModeNATS {
+		s, err := natsbus.RunServer(natsbus.ServerConfig{Listen: o.NATSListen, StoreDir: o.NATSStoreDir})
+		if err != nil {
+			return err
+		}
+		log.Info("serving nats", "address", o.NATSListen, "store", o.NATSStoreDir)
+		readiness.add(func(*http.Request) error {
+			if !s.Running() || !s.JetStreamEnabled() {
+				return errors.New("nats not ready")
+			}
+			return nil
+		})
+		<-ctx.Done()
+		s.Shutdown()
+		s.WaitForShutdown()
+		return nil
+	}
+
+	host, err := hostClient(o.HostKubeconfig)
+	if err != nil {
+		return err
+	}
+	b, err := natsbus.Open(ctx, natsbus.Config{URL: o.NATSURL, StoreDir: o.NATSStoreDir, Name: "kplex-syncer-" + o.Mode, Log: log})
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+
+	// Components stop when runCtx ends; SIGTERM gives them ShutdownGrace.
+	runCtx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var wg sync.WaitGroup
+	errc := make(chan error, 2)
+	if o.Mode == ModeRelay || o.Mode == ModeAll {
+		r := relay.New(host, b, log, o.RelayWorkers)
+		readiness.add(r.Ready)
+		wg.Go(func() { errc <- r.Run(runCtx) })
+	}
+	if o.Mode == ModeShard || o.Mode == ModeAll {
+		m := &shard.Manager{Host: host, Bus: b, Log: log, TenantsFile: o.TenantsFile, Workers: o.Workers}
+		readiness.add(m.Ready)
+		wg.Go(func() { errc <- m.Run(runCtx) })
+	}
+	log.Info("syncer started", "nats", natsName(o.NATSURL))
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down")
+	case err = <-errc:
+	}
+	cancel()
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(o.ShutdownGrace):
+		log.Warn("shutdown grace expired with work in flight")
+	}
+	return err
+}
+
+func natsName(url string) string {
+	if url == "" {
+		return "in-process"
+	}
+	return url
+}
+
+func hostClient(kubeconfig string) (kubernetes.Interface, error) {
+	if kubeconfig == "" && os.Getenv("KUBERNETES_SERVICE_HOST") == "" {
+		return nil, errors.New("no --host-kubeconfig given and not running in a cluster")
+	}
+	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+	if err != nil {
+		return nil, fmt.Errorf("host kubeconfig: %w", err)
+	}
+	cfg.QPS, cfg.Burst = 500, 1000
+	cfg.UserAgent = "kplex-syncer"
+	c, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("host client: %w", err)
+	}
+	return c, nil
+}
+
+// checks are the readiness checks, added as components start.
+type checks struct {
+	mu  sync.Mutex
+	fns []func(*http.Request) error
+}
+
+func (c *checks) add(f func(*http.Request) error) {
+	c.mu.Lock()
+	c.fns = append(c.fns, f)
+	c.mu.Unlock()
+}
+
+func (c *checks) check(r *http.Request) error {
+	c.mu.Lock()
+	fns := c.fns
+	c.mu.Unlock()
+	if len(fns) == 0 {
+		return errors.New("starting")
+	}
+	for _, f := range fns {
+		if err := f(r); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func mux(readiness *checks) *http.ServeMux {
+	m := http.NewServeMux()
+	m.Handle("/metrics", promhttp.Handler())
+	m.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok") })
+	m.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {
+		if err := readiness.check(r); err != nil {
+			http.Error(w, err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = io.WriteString(w, "ok")
+	})
+	return m
+}

@@ -1,0 +1,377 @@
+// Package relay is the host relay: the ONE watch on kplex-managed host
+// objects (and host nodes), publishing each object's latest state to the
+// bus. Shards never watch the host; host API load does not grow with
+// shards or tenants.
+//
+// Publishing is level-based: a change enqueues the object's key, and a
+// worker publishes what the informer holds for it then (Upserted) or that
+// it is gone (Deleted). A failed publish is retried with backoff, and a
+// burst of changes to one object coalesces into one message. On start the
+// relay reads the stream's last values and publishes Deleted for objects
+// removed while it was down, and skips objects whose resourceVersion the
+// stream already has.
+package relay
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/propagation"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/util/workqueue"
+
+	"kplex.dev/api/bus"
+	"kplex.dev/api/naming"
+	"kplex.dev/syncer/internal/hostcache"
+	"kplex.dev/syncer/internal/metrics"
+	"kplex.dev/syncer/internal/natsbus"
+)
+
+// Relay publishes host changes.
+type Relay struct {
+	host    kubernetes.Interface
+	bus     *natsbus.Bus
+	log     *slog.Logger
+	workers int
+
+	queue   workqueue.TypedRateLimitingInterface[hostKey]
+	stores  map[string]cache.Store
+	mu      sync.Mutex
+	last    map[hostKey]published
+	synced  chan struct{}
+}
+
+// hostKey is a host object's coordinates.
+type hostKey struct{ resource, ns, name string }
+
+// published is what the stream holds for a host object.
+type published struct {
+	key     bus.Key
+	rv      string
+	deleted bool
+	last    runtime.Object // last state, for the Deleted message
+}
+
+// New returns a relay.
+func New(host kubernetes.Interface, b *natsbus.Bus, log *slog.Logger, workers int) *Relay {
+	return &Relay{
+		host: host, bus: b, log: log, workers: max(workers, 1),
+		queue:  workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[hostKey](), workqueue.TypedRateLimitingQueueConfig[hostKey]{Name: "relay"}),
+		stores: map[string]cache.Store{},
+		last:   map[hostKey]published{},
+		synced: make(chan struct{}),
+	}
+}
+
+// Synced is closed once the relay has caught up with the host.
+func (r *Relay) Synced() <-chan struct{} { return r.synced }
+
+// Ready is the relay's readiness check.
+func (r *Relay) Ready(*http.Request) error {
+	select {
+	case <-r.synced:
+	default:
+		return fmt.Errorf("relay: not caught up with the host yet")
+	}
+	if !r.bus.Connected() {
+		return fmt.Errorf("relay: nats disconnected")
+	}
+	return nil
+}
+
+// Run watches and publishes until ctx ends.
+func (r *Relay) Run(ctx context.Context) error {
+	defer r.queue.ShutDown()
+	managed := labels.SelectorFromSet(labels.Set{naming.LabelManaged: "true"}).String()
+	tf := informers.NewSharedInformerFactoryWithOptions(r.host, 0, informers.WithTweakListOptions(func(o *metav1.ListOptions) {
+		o.LabelSelector = managed
+	}))
+	nf := informers.NewSharedInformerFactory(r.host, 0)
+	type src struct {
+		resource string
+		inf      cache.SharedIndexInformer
+	}
+	srcs := []src{
+		{hostcache.Pods, tf.Core().V1().Pods().Informer()},
+		{hostcache.Services, tf.Core().V1().Services().Informer()},
+		{hostcache.Endpoints, tf.Core().V1().Endpoints().Informer()},
+		{hostcache.ConfigMaps, tf.Core().V1().ConfigMaps().Informer()},
+		{hostcache.Secrets, tf.Core().V1().Secrets().Informer()},
+		{hostcache.Nodes, nf.Core().V1().Nodes().Informer()},
+	}
+	for _, s := range srcs {
+		resource := s.resource
+		if err := s.inf.SetTransform(trim); err != nil {
+			return fmt.Errorf("relay: %w", err)
+		}
+		_, err := s.inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
+			AddFunc:    func(o any) { r.enqueue(resource, o) },
+			UpdateFunc: func(_, o any) { r.enqueue(resource, o) },
+			DeleteFunc: func(o any) { r.remember(resource, o); r.enqueue(resource, o) },
+		})
+		if err != nil {
+			return fmt.Errorf("relay: %w", err)
+		}
+		r.stores[resource] = s.inf.GetStore()
+	}
+	tf.Start(ctx.Done())
+	nf.Start(ctx.Done())
+	for _, s := range srcs {
+		if !cache.WaitForCacheSync(ctx.Done(), s.inf.HasSynced) {
+			return ctx.Err()
+		}
+	}
+	if err := r.loadStream(ctx); err != nil {
+		return err
+	}
+	var wg sync.WaitGroup
+	for range r.workers {
+		wg.Go(func() {
+			for r.next(ctx) {
+			}
+		})
+	}
+	go r.waitCaughtUp(ctx)
+	<-ctx.Done()
+	r.queue.ShutDown()
+	wg.Wait()
+	tf.Shutdown()
+	nf.Shutdown()
+	return nil
+}
+
+// waitCaughtUp closes synced once the first backlog is published.
+func (r *Relay) waitCaughtUp(ctx context.Context) {
+	for ctx.Err() == nil {
+		if r.queue.Len() == 0 {
+			r.log.Info("relay caught up with the host")
+			close(r.synced)
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// loadStream reads what the stream holds, so unchanged objects are not
+// published again and objects deleted while the relay was away are.
+func (r *Relay) loadStream(ctx context.Context) error {
+	start := time.Now()
+	vals, err := r.bus.LastValues(ctx, bus.Prefix+".>")
+	if err != nil {
+		return fmt.Errorf("relay: read stream: %w", err)
+	}
+	r.mu.Lock()
+	for _, d := range vals {
+		var meta metav1.PartialObjectMetadata
+		if err := json.Unmarshal(d.Message.Object, &meta); err != nil {
+			continue
+		}
+		hk := hostKey{d.Key.Resource, meta.Namespace, meta.Name}
+		if d.Key.Resource == hostcache.PodTokens {
+			hk.resource = hostcache.Secrets
+		}
+		r.last[hk] = published{key: d.Key, rv: d.Message.ResourceVersion, deleted: d.Message.Type == bus.Deleted, last: &meta}
+		r.queue.Add(hk)
+	}
+	r.mu.Unlock()
+	r.log.Info("relay read the stream", "subjects", len(vals), "duration", time.Since(start).String())
+	return nil
+}
+
+func (r *Relay) enqueue(resource string, o any) {
+	key, err := cache.DeletionHandlingMetaNamespaceKeyFunc(o)
+	if err != nil {
+		return
+	}
+	ns, name, _ := cache.SplitMetaNamespaceKey(key)
+	r.queue.Add(hostKey{resource, ns, name})
+}
+
+// remember keeps a deleted object's last state for its Deleted message.
+func (r *Relay) remember(resource string, o any) {
+	if t, ok := o.(cache.DeletedFinalStateUnknown); ok {
+		o = t.Obj
+	}
+	obj, ok := o.(runtime.Object)
+	if !ok {
+		return
+	}
+	m, err := metaOf(obj)
+	if err != nil {
+		return
+	}
+	hk := hostKey{resource, m.GetNamespace(), m.GetName()}
+	r.mu.Lock()
+	p := r.last[hk]
+	p.last = obj
+	r.last[hk] = p
+	r.mu.Unlock()
+}
+
+func (r *Relay) next(ctx context.Context) bool {
+	hk, quit := r.queue.Get()
+	if quit {
+		return false
+	}
+	defer r.queue.Done(hk)
+	if err := r.publish(ctx, hk); err != nil {
+		metrics.RelayErrors.WithLabelValues(hk.resource).Inc()
+		if r.queue.NumRequeues(hk) == 5 {
+			r.log.Error("relay cannot publish; retrying with backoff", "resource", hk.resource, "namespace", hk.ns, "name", hk.name, "err", err)
+		}
+		r.queue.AddRateLimited(hk)
+		return true
+	}
+	r.queue.Forget(hk)
+	return true
+}
+
+// publish sends the host object's current state (or its deletion).
+func (r *Relay) publish(ctx context.Context, hk hostKey) error {
+	store := r.stores[hk.resource]
+	id := hk.name
+	if hk.ns != "" {
+		id = hk.ns + "/" + hk.name
+	}
+	item, exists, err := store.GetByKey(id)
+	if err != nil {
+		return err
+	}
+	r.mu.Lock()
+	prev, known := r.last[hk]
+	r.mu.Unlock()
+
+	var msg bus.Message
+	var key bus.Key
+	var obj runtime.Object
+	if exists {
+		obj = item.(runtime.Object)
+		m, err := metaOf(obj)
+		if err != nil {
+			return err
+		}
+		var ok bool
+		if key, ok = busKey(hk.resource, m); !ok {
+			return nil // not a well-formed kplex object: nothing to publish
+		}
+		if known && !prev.deleted && prev.rv == m.GetResourceVersion() && prev.key == key {
+			return nil
+		}
+		if known && !prev.deleted && prev.key != key {
+			// Its identity changed (someone edited kplex's annotations):
+			// the old subject's object is gone.
+			if err := r.send(ctx, prev.key, bus.Message{Type: bus.Deleted, ResourceVersion: m.GetResourceVersion(), Object: encode(obj)}); err != nil {
+				return err
+			}
+		}
+		msg = bus.Message{Type: bus.Upserted, ResourceVersion: m.GetResourceVersion(), Object: encode(obj)}
+	} else {
+		if !known || prev.deleted || prev.key.Resource == "" {
+			return nil
+		}
+		key, obj = prev.key, prev.last
+		rv := prev.rv
+		msg = bus.Message{Type: bus.Deleted, ResourceVersion: rv, Object: encode(obj)}
+	}
+	if err := r.send(ctx, key, msg); err != nil {
+		return err
+	}
+	r.mu.Lock()
+	if msg.Type == bus.Deleted {
+		delete(r.last, hk)
+	} else {
+		r.last[hk] = published{key: key, rv: msg.ResourceVersion, last: obj}
+	}
+	r.mu.Unlock()
+	return nil
+}
+
+func (r *Relay) send(ctx context.Context, key bus.Key, msg bus.Message) error {
+	ctx, span := otel.Tracer("kplex.dev/syncer/relay").Start(ctx, "relay.publish")
+	defer span.End()
+	span.SetAttributes(attribute.String("kplex.tenant", key.Tenant), attribute.String("kplex.resource", key.Resource),
+		attribute.String("kplex.namespace", key.Namespace), attribute.String("kplex.name", key.Name), attribute.String("kplex.type", string(msg.Type)))
+	hdr := nats.Header{}
+	otel.GetTextMapPropagator().Inject(ctx, propagation.HeaderCarrier(hdr))
+	if err := r.bus.Publish(ctx, key, msg, hdr); err != nil {
+		span.RecordError(err)
+		return err
+	}
+	metrics.RelayPublished.WithLabelValues(key.Resource, string(msg.Type)).Inc()
+	return nil
+}
+
+// busKey is the subject of a host object: its tenant comes from its host
+// namespace, its virtual identity from kplex's annotations, which must
+// agree. Nodes are shared.
+func busKey(resource string, m metav1.Object) (bus.Key, bool) {
+	if resource == hostcache.Nodes {
+		return bus.Key{Tenant: bus.SharedTenant, Resource: resource, Name: m.GetName()}, true
+	}
+	tenant, ok := naming.TenantOfHostNamespace(m.GetNamespace())
+	if !ok {
+		return bus.Key{}, false
+	}
+	id, ok := naming.IdentityOf(m.GetLabels(), m.GetAnnotations())
+	if !ok || id.Tenant != tenant {
+		return bus.Key{}, false
+	}
+	if resource == hostcache.Secrets && m.GetLabels()[naming.LabelRole] == naming.RolePodToken {
+		resource = hostcache.PodTokens
+	}
+	return bus.Key{Tenant: tenant, Resource: resource, Namespace: id.Namespace, Name: id.Name}, true
+}
+
+func metaOf(obj runtime.Object) (metav1.Object, error) {
+	m, ok := obj.(metav1.Object)
+	if !ok {
+		return nil, fmt.Errorf("relay: %T has no object metadata", obj)
+	}
+	return m, nil
+}
+
+func encode(obj runtime.Object) json.RawMessage {
+	if obj == nil {
+		return json.RawMessage("null")
+	}
+	b, err := json.Marshal(obj)
+	if err != nil {
+		utilruntime.HandleError(err)
+		return json.RawMessage("null")
+	}
+	return b
+}
+
+// trim drops what the relay never publishes: managed fields, the data of
+// ConfigMaps and Secrets (shards compare content hashes), node images.
+func trim(o any) (any, error) {
+	if m, ok := o.(metav1.Object); ok {
+		m.SetManagedFields(nil)
+	}
+	switch v := o.(type) {
+	case *corev1.Secret:
+		return &metav1.PartialObjectMetadata{TypeMeta: metav1.TypeMeta{Kind: "Secret", APIVersion: "v1"}, ObjectMeta: v.ObjectMeta}, nil
+	case *corev1.ConfigMap:
+		return &metav1.PartialObjectMetadata{TypeMeta: metav1.TypeMeta{Kind: "ConfigMap", APIVersion: "v1"}, ObjectMeta: v.ObjectMeta}, nil
+	case *corev1.Endpoints:
+		return &metav1.PartialObjectMetadata{TypeMeta: metav1.TypeMeta{Kind: "Endpoints", APIVersion: "v1"}, ObjectMeta: v.ObjectMeta}, nil
+	case *corev1.Node:
+		v.Status.Images = nil
+	}
+	return o, nil
+}

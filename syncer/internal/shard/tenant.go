@@ -1,0 +1,276 @@
+package shard
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/kubernetes/scheme"
+	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
+	listerscorev1 "k8s.io/client-go/listers/core/v1"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/client-go/tools/record"
+	"k8s.io/client-go/util/workqueue"
+
+	"kplex.dev/api/bus"
+	"kplex.dev/api/naming"
+	"kplex.dev/syncer/internal/hostcache"
+	"kplex.dev/syncer/internal/metrics"
+	"kplex.dev/syncer/internal/natsbus"
+	"kplex.dev/syncer/internal/tenants"
+	"kplex.dev/syncer/internal/translate"
+)
+
+// Kinds of work items.
+const (
+	kindPod       = "pods"
+	kindService   = "services"
+	kindEndpoints = "endpoints"
+	kindConfigMap = "configmaps"
+	kindSecret    = "secrets"
+	kindNode      = "nodes"
+)
+
+// key is one virtual object to reconcile.
+type key struct{ kind, ns, name string }
+
+// Indexes on the virtual pod informer.
+const (
+	indexRefs = "refs" // "configmaps/<ns>/<name>", "secrets/<ns>/<name>"
+	indexNode = "node" // spec.nodeName
+)
+
+// tenantSyncer syncs one tenant: it watches the tenant's API, reads the
+// tenant's host state from the bus, and writes the host.
+type tenantSyncer struct {
+	cfg    tenants.Tenant
+	tr     translate.Tenant
+	log    *slog.Logger
+	host   kubernetes.Interface
+	hostNS string
+	nodes  *hostcache.Cache // shared host nodes
+	bus    *natsbus.Bus
+
+	vclient  kubernetes.Interface
+	hostObjs *hostcache.Cache
+	queue    workqueue.TypedRateLimitingInterface[key]
+	policy   *translate.Policy
+	recorder record.EventRecorder
+
+	pods       listerscorev1.PodLister
+	podIndex   cache.Indexer
+	services   listerscorev1.ServiceLister
+	configMaps listerscorev1.ConfigMapLister
+	secrets    listerscorev1.SecretLister
+	endpoints  listerscorev1.EndpointsLister
+	vnodes     listerscorev1.NodeLister
+
+	moving sync.Map // key -> time.Time: Services being recreated
+
+	readyMu sync.Mutex
+	ready   bool
+}
+
+func newTenantSyncer(cfg tenants.Tenant, host kubernetes.Interface, nodes *hostcache.Cache, b *natsbus.Bus, log *slog.Logger) (*tenantSyncer, error) {
+	rc, err := clientcmd.BuildConfigFromFlags("", cfg.Kubeconfig)
+	if err != nil {
+		return nil, fmt.Errorf("tenant %s: kubeconfig: %w", cfg.Name, err)
+	}
+	rc.QPS, rc.Burst = 200, 400
+	rc.UserAgent = "kplex-syncer"
+	vclient, err := kubernetes.NewForConfig(rc)
+	if err != nil {
+		return nil, fmt.Errorf("tenant %s: client: %w", cfg.Name, err)
+	}
+	apiHost, apiPort, err := tenants.SplitEndpoint(cfg.APIServerEndpoint)
+	if cfg.APIServerEndpoint == "" {
+		apiHost, apiPort, err = tenants.SplitEndpoint(rc.Host)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("tenant %s: api server endpoint: %w", cfg.Name, err)
+	}
+	pol, err := translate.NewPolicy(cfg.PodSecurity)
+	if err != nil {
+		return nil, fmt.Errorf("tenant %s: %w", cfg.Name, err)
+	}
+	return &tenantSyncer{
+		cfg: cfg, tr: translate.NewTenant(cfg.Name, apiHost, apiPort), log: log.With("tenant", cfg.Name),
+		host: host, hostNS: naming.HostNamespace(cfg.Name), nodes: nodes, bus: b,
+		vclient: vclient, hostObjs: hostcache.New(), policy: pol,
+		queue: workqueue.NewTypedRateLimitingQueueWithConfig(
+			workqueue.NewTypedMaxOfRateLimiter(
+				workqueue.NewTypedItemExponentialFailureRateLimiter[key](50*time.Millisecond, 30*time.Second),
+			),
+			workqueue.TypedRateLimitingQueueConfig[key]{Name: "tenant-" + cfg.Name}),
+	}, nil
+}
+
+// run syncs the tenant until ctx ends.
+func (s *tenantSyncer) run(ctx context.Context, workers int) error {
+	defer s.queue.ShutDown()
+	defer metrics.QueueDepth.DeleteLabelValues(s.cfg.Name)
+	broadcaster := record.NewBroadcaster(record.WithContext(ctx))
+	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: s.vclient.CoreV1().Events("")})
+	defer broadcaster.Shutdown()
+	s.recorder = broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "kplex-syncer"})
+
+	f := informers.NewSharedInformerFactory(s.vclient, 0)
+	podInf := f.Core().V1().Pods().Informer()
+	_ = podInf.SetTransform(dropManagedFields)
+	if err := podInf.AddIndexers(cache.Indexers{indexRefs: podRefs, indexNode: podNode}); err != nil {
+		return err
+	}
+	s.pods, s.podIndex = f.Core().V1().Pods().Lister(), podInf.GetIndexer()
+	s.services = f.Core().V1().Services().Lister()
+	s.configMaps = f.Core().V1().ConfigMaps().Lister()
+	s.secrets = f.Core().V1().Secrets().Lister()
+	s.endpoints = f.Core().V1().Endpoints().Lister()
+	s.vnodes = f.Core().V1().Nodes().Lister()
+	for kind, inf := range map[string]cache.SharedIndexInformer{
+		kindPod: podInf, kindService: f.Core().V1().Services().Informer(),
+		kindConfigMap: f.Core().V1().ConfigMaps().Informer(), kindSecret: f.Core().V1().Secrets().Informer(),
+		kindEndpoints: f.Core().V1().Endpoints().Informer(), kindNode: f.Core().V1().Nodes().Informer(),
+	} {
+		if kind != kindPod {
+			_ = inf.SetTransform(dropManagedFields)
+		}
+		if _, err := inf.AddEventHandler(s.handler(kind)); err != nil {
+			return err
+		}
+	}
+	f.Start(ctx.Done())
+	defer f.Shutdown()
+
+	// The tenant's host state, replayed from the stream, then followed.
+	replayed := make(chan struct{})
+	go func() {
+		err := s.bus.Follow(ctx, bus.TenantFilter(s.cfg.Name), s.onHost, func() { close(replayed) })
+		if err != nil && ctx.Err() == nil {
+			s.log.Error("following the tenant's host state failed", "err", err)
+		}
+	}()
+	if err := s.ensureHostNamespace(ctx); err != nil {
+		return err
+	}
+	for _, synced := range f.WaitForCacheSync(ctx.Done()) {
+		if !synced {
+			return fmt.Errorf("tenant %s: virtual caches did not sync", s.cfg.Name)
+		}
+	}
+	select {
+	case <-replayed:
+	case <-ctx.Done():
+		return nil
+	}
+	// Host objects whose virtual object is gone are found from the host
+	// side: enqueue every host object once.
+	for _, res := range []string{hostcache.Pods, hostcache.Services, hostcache.ConfigMaps, hostcache.Secrets, hostcache.Endpoints} {
+		for _, id := range s.hostObjs.Names(res) {
+			ns, name, _ := cache.SplitMetaNamespaceKey(id)
+			s.queue.Add(key{res, ns, name})
+		}
+	}
+	s.setReady()
+	s.log.Info("tenant synced and serving", "hostPods", s.hostObjs.Len(hostcache.Pods))
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for s.next(ctx) {
+			}
+		})
+	}
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			s.queue.ShutDown()
+			wg.Wait()
+			return nil
+		case <-tick.C:
+			metrics.QueueDepth.WithLabelValues(s.cfg.Name).Set(float64(s.queue.Len()))
+		}
+	}
+}
+
+func (s *tenantSyncer) setReady() {
+	s.readyMu.Lock()
+	s.ready = true
+	s.readyMu.Unlock()
+}
+
+func (s *tenantSyncer) isReady() bool {
+	s.readyMu.Lock()
+	defer s.readyMu.Unlock()
+	return s.ready
+}
+
+// ensureHostNamespace creates the tenant's host namespace (the operator
+// will own this step; until then the shard does it).
+func (s *tenantSyncer) ensureHostNamespace(ctx context.Context) error {
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: s.hostNS, Labels: map[string]string{naming.LabelTenant: s.cfg.Name}}}
+	for {
+		_, err := s.host.CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{})
+		if err == nil || apierrors.IsAlreadyExists(err) {
+			return nil
+		}
+		s.log.Warn("cannot create the host namespace yet; retrying", "namespace", s.hostNS, "err", err)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(2 * time.Second):
+		}
+	}
+}
+
+// next processes one work item.
+func (s *tenantSyncer) next(ctx context.Context) bool {
+	k, quit := s.queue.Get()
+	if quit {
+		return false
+	}
+	defer s.queue.Done(k)
+	start := time.Now()
+	requeue, err := s.reconcile(ctx, k)
+	metrics.SyncDuration.WithLabelValues(s.cfg.Name, k.kind).Observe(time.Since(start).Seconds())
+	switch {
+	case err != nil:
+		metrics.SyncErrors.WithLabelValues(s.cfg.Name, k.kind).Inc()
+		if s.queue.NumRequeues(k) >= 3 {
+			s.log.Warn("sync failed; retrying with backoff", "kind", k.kind, "namespace", k.ns, "name", k.name, "err", err)
+		}
+		s.queue.AddRateLimited(k)
+	case requeue > 0:
+		s.queue.Forget(k)
+		s.queue.AddAfter(k, requeue)
+	default:
+		s.queue.Forget(k)
+	}
+	return true
+}
+
+func (s *tenantSyncer) reconcile(ctx context.Context, k key) (time.Duration, error) {
+	switch k.kind {
+	case kindPod:
+		return s.syncPod(ctx, k.ns, k.name)
+	case kindService:
+		return 0, s.syncService(ctx, k.ns, k.name)
+	case kindConfigMap:
+		return 0, s.syncConfigMap(ctx, k.ns, k.name)
+	case kindSecret:
+		return 0, s.syncSecret(ctx, k.ns, k.name)
+	case kindEndpoints:
+		return 0, s.syncEndpoints(ctx, k.ns, k.name)
+	case kindNode:
+		return 0, s.syncNode(ctx, k.name)
+	}
+	return 0, nil
+}

@@ -1,0 +1,133 @@
+// Package tenants is the syncer's tenant registry file: which virtual
+// clusters a shard serves and how. Until the operator assigns tenants, the
+// file is written by hand (or by `kplexctl up`) and reloaded live.
+//
+//	tenants:
+//	  - name: demo                        # tenant name (DNS label, <= 40)
+//	    kubeconfig: /path/syncer.kubeconfig  # the syncer's identity in the tenant API
+//	    podSecurity: baseline             # baseline (default) | restricted
+//	    configMaps: Used                  # Used (default): those synced pods use | All
+//	    secrets: Used                     # Used (default) | All
+//	    apiServerEndpoint: 10.0.0.5:443   # what host pods reach the tenant API at
+//	                                      # (default: the kubeconfig's server)
+//	    realNodes: false                  # copy host node labels, taints, conditions
+//
+// Relative kubeconfig paths are resolved against the file's directory.
+package tenants
+
+import (
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+
+	"sigs.k8s.io/yaml"
+)
+
+// Tenant is one tenant's sync settings.
+type Tenant struct {
+	Name              string `json:"name"`
+	Kubeconfig        string `json:"kubeconfig"`
+	PodSecurity       string `json:"podSecurity,omitempty"`
+	ConfigMaps        string `json:"configMaps,omitempty"`
+	Secrets           string `json:"secrets,omitempty"`
+	APIServerEndpoint string `json:"apiServerEndpoint,omitempty"`
+	RealNodes         bool   `json:"realNodes,omitempty"`
+}
+
+// Sync modes of ConfigMaps and Secrets.
+const (
+	SyncUsed = "Used"
+	SyncAll  = "All"
+)
+
+// Config is the whole file.
+type Config struct {
+	Tenants []Tenant `json:"tenants"`
+}
+
+var tenantName = regexp.MustCompile(`^[a-z]([-a-z0-9]{0,38}[a-z0-9])?$`)
+
+// Parse reads and validates a registry; dir resolves relative paths.
+func Parse(b []byte, dir string) (*Config, error) {
+	var c Config
+	if err := yaml.UnmarshalStrict(b, &c); err != nil {
+		return nil, fmt.Errorf("tenants file: %w", err)
+	}
+	seen := map[string]bool{}
+	for i := range c.Tenants {
+		t := &c.Tenants[i]
+		at := fmt.Sprintf("tenants[%d]", i)
+		if !tenantName.MatchString(t.Name) {
+			return nil, fmt.Errorf("tenants file: %s.name %q: want a DNS label of at most 40 characters starting with a letter", at, t.Name)
+		}
+		if seen[t.Name] {
+			return nil, fmt.Errorf("tenants file: %s.name %q: listed twice", at, t.Name)
+		}
+		seen[t.Name] = true
+		if t.Kubeconfig == "" {
+			return nil, fmt.Errorf("tenants file: %s (%s).kubeconfig: required", at, t.Name)
+		}
+		if !filepath.IsAbs(t.Kubeconfig) {
+			t.Kubeconfig = filepath.Join(dir, t.Kubeconfig)
+		}
+		if err := defaultAndCheck(&t.PodSecurity, "baseline", at+".podSecurity", "baseline", "restricted"); err != nil {
+			return nil, err
+		}
+		if err := defaultAndCheck(&t.ConfigMaps, SyncUsed, at+".configMaps", SyncUsed, SyncAll); err != nil {
+			return nil, err
+		}
+		if err := defaultAndCheck(&t.Secrets, SyncUsed, at+".secrets", SyncUsed, SyncAll); err != nil {
+			return nil, err
+		}
+		if t.APIServerEndpoint != "" {
+			if _, _, err := SplitEndpoint(t.APIServerEndpoint); err != nil {
+				return nil, fmt.Errorf("tenants file: %s.apiServerEndpoint: %w", at, err)
+			}
+		}
+	}
+	return &c, nil
+}
+
+// Load reads a registry file.
+func Load(path string) (*Config, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("tenants file: %w", err)
+	}
+	return Parse(b, filepath.Dir(path))
+}
+
+func defaultAndCheck(v *string, def, at string, allowed ...string) error {
+	if *v == "" {
+		*v = def
+	}
+	for _, a := range allowed {
+		if *v == a {
+			return nil
+		}
+	}
+	return fmt.Errorf("tenants file: %s %q: want one of %v", at, *v, allowed)
+}
+
+// SplitEndpoint splits "host:port" or an https URL into host and port.
+func SplitEndpoint(ep string) (string, int, error) {
+	if u, err := url.Parse(ep); err == nil && u.Scheme != "" && u.Host != "" {
+		ep = u.Host
+		if u.Port() == "" {
+			ep += ":443"
+		}
+	}
+	h, p, err := net.SplitHostPort(ep)
+	if err != nil {
+		return "", 0, fmt.Errorf("%q: want host:port: %w", ep, err)
+	}
+	port, err := strconv.Atoi(p)
+	if err != nil || port < 1 || port > 65535 {
+		return "", 0, fmt.Errorf("%q: bad port", ep)
+	}
+	return h, port, nil
+}

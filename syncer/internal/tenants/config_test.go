@@ -1,0 +1,75 @@
+package tenants
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestParse(t *testing.T) {
+	tests := []struct {
+		name, in, wantErr string
+		check             func(*testing.T, *Config)
+	}{
+		{name: "defaults", in: "tenants:\n- {name: demo, kubeconfig: k}\n", check: func(t *testing.T, c *Config) {
+			got := c.Tenants[0]
+			if got.Kubeconfig != "/etc/kplex/k" || got.PodSecurity != "baseline" || got.ConfigMaps != SyncUsed || got.Secrets != SyncUsed {
+				t.Errorf("got %+v", got)
+			}
+		}},
+		{name: "absolute path kept", in: "tenants:\n- {name: a, kubeconfig: /x/k, podSecurity: restricted, secrets: All}\n", check: func(t *testing.T, c *Config) {
+			if c.Tenants[0].Kubeconfig != "/x/k" || c.Tenants[0].PodSecurity != "restricted" || c.Tenants[0].Secrets != SyncAll {
+				t.Errorf("got %+v", c.Tenants[0])
+			}
+		}},
+		{name: "empty file", in: "", check: func(t *testing.T, c *Config) {
+			if len(c.Tenants) != 0 {
+				t.Errorf("got %+v", c)
+			}
+		}},
+		{name: "bad name", in: "tenants:\n- {name: Demo, kubeconfig: k}\n", wantErr: `tenants[0].name "Demo"`},
+		{name: "name too long", in: "tenants:\n- {name: a234567890123456789012345678901234567890x, kubeconfig: k}\n", wantErr: "at most 40"},
+		{name: "duplicate", in: "tenants:\n- {name: a, kubeconfig: k}\n- {name: a, kubeconfig: k}\n", wantErr: "listed twice"},
+		{name: "no kubeconfig", in: "tenants:\n- {name: a}\n", wantErr: "kubeconfig: required"},
+		{name: "bad level", in: "tenants:\n- {name: a, kubeconfig: k, podSecurity: privileged}\n", wantErr: "podSecurity"},
+		{name: "bad mode", in: "tenants:\n- {name: a, kubeconfig: k, configMaps: some}\n", wantErr: "configMaps"},
+		{name: "bad endpoint", in: "tenants:\n- {name: a, kubeconfig: k, apiServerEndpoint: nohost}\n", wantErr: "apiServerEndpoint"},
+		{name: "unknown field", in: "tenants:\n- {name: a, kubeconfig: k, podsecurity: baseline}\n", wantErr: "unknown field"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := Parse([]byte(tt.in), "/etc/kplex")
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err = %v, want %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			tt.check(t, c)
+		})
+	}
+}
+
+func TestSplitEndpoint(t *testing.T) {
+	tests := []struct {
+		in   string
+		host string
+		port int
+		bad  bool
+	}{
+		{"127.0.0.1:27443", "127.0.0.1", 27443, false},
+		{"https://10.0.0.1:6443", "10.0.0.1", 6443, false},
+		{"https://api.example", "api.example", 443, false},
+		{"host", "", 0, true},
+		{"host:0", "", 0, true},
+		{"host:http", "", 0, true},
+	}
+	for _, tt := range tests {
+		h, p, err := SplitEndpoint(tt.in)
+		if (err != nil) != tt.bad || h != tt.host || p != tt.port {
+			t.Errorf("SplitEndpoint(%q) = %q, %d, %v", tt.in, h, p, err)
+		}
+	}
+}

@@ -1,0 +1,57 @@
+package translate
+
+import (
+	corev1 "k8s.io/api/core/v1"
+
+	"kplex.dev/api/naming"
+)
+
+// ConfigMap returns the host copy of a virtual ConfigMap, carrying a hash
+// of its content (the relay publishes metadata only, never data).
+func (t Tenant) ConfigMap(v *corev1.ConfigMap) *corev1.ConfigMap {
+	h := &corev1.ConfigMap{ObjectMeta: t.HostMeta(v.ObjectMeta), Data: v.Data, BinaryData: v.BinaryData, Immutable: v.Immutable}
+	h.Annotations[naming.AnnotationContentHash] = hashData(v.Data, v.BinaryData)
+	return h
+}
+
+// Secret returns the host copy of a virtual Secret. Service-account token
+// Secrets become Opaque: the host's token controller would otherwise
+// delete them (their ServiceAccount is virtual).
+func (t Tenant) Secret(v *corev1.Secret) *corev1.Secret {
+	typ := v.Type
+	if typ == corev1.SecretTypeServiceAccountToken {
+		typ = corev1.SecretTypeOpaque
+	}
+	h := &corev1.Secret{ObjectMeta: t.HostMeta(v.ObjectMeta), Data: v.Data, Type: typ, Immutable: v.Immutable}
+	h.Annotations[naming.AnnotationContentHash] = hashData(v.StringData, v.Data, string(typ))
+	return h
+}
+
+// Endpoints returns the host copy of the Endpoints of a selector-less
+// virtual Service. Target references name virtual pods and are dropped.
+func (t Tenant) Endpoints(v *corev1.Endpoints) *corev1.Endpoints {
+	h := &corev1.Endpoints{ObjectMeta: t.HostMeta(v.ObjectMeta), Subsets: v.DeepCopy().Subsets}
+	delete(h.Labels, "endpointslice.kubernetes.io/skip-mirror")
+	for i := range h.Subsets {
+		for j := range h.Subsets[i].Addresses {
+			h.Subsets[i].Addresses[j].TargetRef = nil
+			h.Subsets[i].Addresses[j].NodeName = nil
+		}
+		for j := range h.Subsets[i].NotReadyAddresses {
+			h.Subsets[i].NotReadyAddresses[j].TargetRef = nil
+			h.Subsets[i].NotReadyAddresses[j].NodeName = nil
+		}
+	}
+	h.Annotations[naming.AnnotationContentHash] = hashData(nil, nil, endpointsKey(h.Subsets))
+	return h
+}
+
+func endpointsKey(subsets []corev1.EndpointSubset) string {
+	b, _ := (&corev1.Endpoints{Subsets: subsets}).Marshal()
+	return string(b)
+}
+
+// ContentHash is the content hash kplex recorded on a host object.
+func ContentHash(annotations map[string]string) string {
+	return annotations[naming.AnnotationContentHash]
+}
