@@ -49,11 +49,11 @@ type Relay struct {
 	log     *slog.Logger
 	workers int
 
-	queue   workqueue.TypedRateLimitingInterface[hostKey]
-	stores  map[string]cache.Store
-	mu      sync.Mutex
-	last    map[hostKey]published
-	synced  chan struct{}
+	queue  workqueue.TypedRateLimitingInterface[hostKey]
+	stores map[string]cache.Store
+	mu     sync.Mutex
+	last   map[hostKey]published
+	synced chan struct{}
 }
 
 // hostKey is a host object's coordinates.
