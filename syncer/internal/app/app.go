@@ -78,7 +78,7 @@ Flags:
 	fs.StringVar(&o.NATSStoreDir, "nats-store-dir", "", "JetStream directory of an embedded NATS server (empty: a temporary directory)")
 	fs.StringVar(&o.TenantsFile, "tenants-file", "", "shard: the tenant registry (YAML; reloaded every 2s)")
 	fs.StringVar(&o.MetricsAddress, "metrics-address", "127.0.0.1:9464", "host:port of /metrics, /healthz and /readyz (plain HTTP)")
-	fs.IntVar(&o.Workers, "workers", 4, "shard: concurrent reconciles per tenant")
+	fs.IntVar(&o.Workers, "workers", 16, "shard: concurrent reconciles per tenant")
 	fs.IntVar(&o.RelayWorkers, "relay-workers", 4, "relay: concurrent publishes")
 	fs.DurationVar(&o.ShutdownGrace, "shutdown-grace", 10*time.Second, "how long in-flight work may take after SIGTERM")
 	if err := fs.Parse(args); err != nil {

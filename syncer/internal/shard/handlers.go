@@ -41,7 +41,15 @@ func (s *tenantSyncer) handler(kind string) cache.ResourceEventHandler {
 			}
 			add(cur)
 		},
-		DeleteFunc: add,
+		DeleteFunc: func(o any) {
+			if t, ok := o.(cache.DeletedFinalStateUnknown); ok {
+				o = t.Obj
+			}
+			if p, ok := o.(*corev1.Pod); ok {
+				s.tokens.Delete(p.UID)
+			}
+			add(o)
+		},
 	}
 }
 

@@ -113,9 +113,7 @@ func (s *tenantSyncer) evictIfGone(ctx context.Context, v *corev1.Pod) error {
 	if _, err := s.host.CoreV1().Pods(s.hostNS).Get(ctx, hostName, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
 		return err // exists (the bus is behind) or cannot tell: look again later
 	}
-	out := v.DeepCopy()
-	out.Status = translate.Evicted(v, time.Now())
-	if _, err := s.vclient.CoreV1().Pods(v.Namespace).UpdateStatus(ctx, out, metav1.UpdateOptions{}); err != nil {
+	if err := s.patchPodStatus(ctx, v, translate.Evicted(v, time.Now())); err != nil {
 		return fmt.Errorf("mark pod evicted: %w", err)
 	}
 	s.recorder.Eventf(v, corev1.EventTypeWarning, "Evicted", "The host pod %s/%s was deleted on the host cluster", s.hostNS, hostName)
@@ -128,9 +126,7 @@ func (s *tenantSyncer) refuse(ctx context.Context, v *corev1.Pod, why string) er
 	if equality.Semantic.DeepEqual(st, v.Status) {
 		return nil
 	}
-	out := v.DeepCopy()
-	out.Status = st
-	if _, err := s.vclient.CoreV1().Pods(v.Namespace).UpdateStatus(ctx, out, metav1.UpdateOptions{}); err != nil {
+	if err := s.patchPodStatus(ctx, v, st); err != nil {
 		return fmt.Errorf("mark pod refused: %w", err)
 	}
 	metrics.PolicyDenied.WithLabelValues(s.cfg.Name).Inc()
@@ -207,7 +203,10 @@ func (s *tenantSyncer) updateHostPod(ctx context.Context, v, h *corev1.Pod) erro
 }
 
 // syncPodStatus binds the virtual pod to its host pod's node (creating
-// the virtual node first) and mirrors the host pod's status.
+// the virtual node first) and mirrors the host pod's status. Status is
+// written as a patch carrying the pod's UID, not an update: the informer's
+// copy is often a write behind (after a bind), and an update would fail
+// with a conflict and wait for a retry.
 func (s *tenantSyncer) syncPodStatus(ctx context.Context, v, h *corev1.Pod) error {
 	if v.Spec.NodeName == "" && h.Spec.NodeName != "" {
 		if hn := s.nodes.Node(h.Spec.NodeName); hn != nil {
@@ -220,17 +219,24 @@ func (s *tenantSyncer) syncPodStatus(ctx context.Context, v, h *corev1.Pod) erro
 		if err := s.vclient.CoreV1().Pods(v.Namespace).Bind(ctx, b, metav1.CreateOptions{}); err != nil && !apierrors.IsConflict(err) {
 			return fmt.Errorf("bind pod to %s: %w", h.Spec.NodeName, err)
 		}
-		return nil // the status follows on the bound pod's update
 	}
 	want := translate.PodStatus(v, h)
 	if translate.StatusEqual(v.Status, want) {
 		return nil
 	}
-	out := v.DeepCopy()
-	out.Status = want
-	_, err := s.vclient.CoreV1().Pods(v.Namespace).UpdateStatus(ctx, out, metav1.UpdateOptions{})
-	if apierrors.IsNotFound(err) {
-		return nil
+	return s.patchPodStatus(ctx, v, want)
+}
+
+// patchPodStatus replaces a virtual pod's status (lists whole, as a merge
+// patch does), only if the pod is still the one with v's UID.
+func (s *tenantSyncer) patchPodStatus(ctx context.Context, v *corev1.Pod, st corev1.PodStatus) error {
+	body, err := json.Marshal(map[string]any{"metadata": map[string]any{"uid": v.UID}, "status": st})
+	if err != nil {
+		return err
+	}
+	_, err = s.vclient.CoreV1().Pods(v.Namespace).Patch(ctx, v.Name, types.MergePatchType, body, metav1.PatchOptions{}, "status")
+	if apierrors.IsNotFound(err) || apierrors.IsConflict(err) {
+		return nil // gone, or replaced by a pod of the same name
 	}
 	if err != nil {
 		return fmt.Errorf("update pod status: %w", err)

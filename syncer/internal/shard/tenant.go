@@ -74,6 +74,7 @@ type tenantSyncer struct {
 	vnodes     listerscorev1.NodeLister
 
 	moving sync.Map // key -> time.Time: Services being recreated
+	tokens sync.Map // virtual pod UID -> time.Time: when its token is renewed
 
 	readyMu sync.Mutex
 	ready   bool
@@ -84,7 +85,9 @@ func newTenantSyncer(cfg tenants.Tenant, host kubernetes.Interface, nodes *hostc
 	if err != nil {
 		return nil, fmt.Errorf("tenant %s: kubeconfig: %w", cfg.Name, err)
 	}
-	rc.QPS, rc.Burst = 200, 400
+	// The shard is every kubelet of the tenant: the tenant API server's
+	// own limits protect it, not a client-side rate limit.
+	rc.QPS, rc.Burst = 1000, 2000
 	rc.UserAgent = "kplex-syncer"
 	vclient, err := kubernetes.NewForConfig(rc)
 	if err != nil {

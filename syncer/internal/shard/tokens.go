@@ -30,8 +30,14 @@ func (s *tenantSyncer) ensureToken(ctx context.Context, v *corev1.Pod, hostPod s
 		return 0, nil
 	}
 	now := time.Now()
+	// What this shard issued is known at once; what an earlier owner
+	// issued comes from the bus.
+	if at, ok := s.tokens.Load(v.UID); ok && now.Before(at.(time.Time)) {
+		return at.(time.Time).Sub(now), nil
+	}
 	if cur := s.hostObjs.Get(hostcache.PodTokens, v.Namespace, v.Name); cur != nil && translate.VirtualUID(cur) == v.UID {
 		if at, err := time.Parse(time.RFC3339, cur.GetAnnotations()[naming.AnnotationTokenExpiry]); err == nil && now.Before(at) {
+			s.tokens.Store(v.UID, at)
 			return at.Sub(now), nil
 		}
 	}
@@ -89,5 +95,6 @@ func (s *tenantSyncer) ensureToken(ctx context.Context, v *corev1.Pod, hostPod s
 	if err != nil {
 		return 0, fmt.Errorf("pod token secret %s: %w", secret.Name, err)
 	}
+	s.tokens.Store(v.UID, renew)
 	return renew.Sub(now), nil
 }
