@@ -12,8 +12,13 @@ import (
 	_ "k8s.io/component-base/metrics/prometheus/clientgo"
 	_ "k8s.io/component-base/metrics/prometheus/version"
 	"k8s.io/kubernetes/cmd/kube-apiserver/app"
+
+	"kplex.dev/apiserver/gctune"
 )
 
 func main() {
+	if s, ok := gctune.FromEnv(); ok {
+		go gctune.Run(s)
+	}
 	os.Exit(cli.Run(app.NewAPIServerCommand()))
 }
