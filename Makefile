@@ -95,6 +95,10 @@ tidy: ## tidy every module (through go.work's replace block)
 bench-foundation: build ## time builds and `up`, measure idle memory (docs/benchmarks.md)
 	hack/bench-foundation.sh
 
+.PHONY: bench-sync
+bench-sync: build ## 50-pod and 1,000-pod rollouts through kplex vs directly on the host, syncer memory per pod (docs/benchmarks.md)
+	$(GO) run ./e2e/cmd/bench-sync -bin-dir $(BIN)
+
 .PHONY: bench-datastore
 bench-datastore: ## datastore-proxy vs direct etcd/kine: throughput, p50/p99, fairness (docs/benchmarks.md)
 	$(GO) run ./datastore-proxy/bench

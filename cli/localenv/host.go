@@ -99,6 +99,11 @@ func (e *env) hostComponents() []component {
 					"--cluster-signing-cert-file=" + ca,
 					"--cluster-signing-key-file=" + key(hostCA),
 					"--use-service-account-credentials=true",
+					// The same client limits as the tenants' controller
+					// managers (vcluster.go), so neither side's rate limit
+					// hides the other's speed.
+					"--kube-api-qps=" + controllerManagerQPS,
+					"--kube-api-burst=" + controllerManagerBurst,
 					// Nodes carry their spec.podCIDR from the node provider.
 					"--allocate-node-cidrs=false",
 					"--leader-elect=false",

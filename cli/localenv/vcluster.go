@@ -22,6 +22,14 @@ const (
 	certDatastore = "datastore-client"
 )
 
+// Client rate limits of every controller manager (host and tenants): well
+// above the upstream defaults (20/30), which would otherwise pace every
+// rollout.
+const (
+	controllerManagerQPS   = "200"
+	controllerManagerBurst = "400"
+)
+
 // vclusterComponents are a virtual cluster's apiserver and controller
 // manager.
 func (e *env) vclusterComponents(vc string) []component {
@@ -78,7 +86,8 @@ func (e *env) vclusterComponents(vc string) []component {
 				if err != nil {
 					return "", nil, nil, err
 				}
-				args = append(args, "--tls-cert-file="+crt("controller-manager-serve"), "--tls-private-key-file="+key("controller-manager-serve"))
+				args = append(args, "--tls-cert-file="+crt("controller-manager-serve"), "--tls-private-key-file="+key("controller-manager-serve"),
+					"--kube-api-qps="+controllerManagerQPS, "--kube-api-burst="+controllerManagerBurst)
 				return e.bin("kplex-controller-manager"), args, cmtenant.ProcessEnv, nil
 			},
 			ready: allOf(

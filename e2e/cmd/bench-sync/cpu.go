@@ -1,0 +1,75 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+
+	"kplex.dev/cli/localenv"
+	"kplex.dev/cli/supervise"
+)
+
+// clockTicks is USER_HZ, the unit of /proc/<pid>/stat times (100 on
+// every Linux this runs on).
+const clockTicks = 100
+
+// cpuTimes reads the CPU seconds every process of the environment used.
+func cpuTimes(l localenv.Layout) map[string]float64 {
+	out := map[string]float64{}
+	pids, _ := filepath.Glob(filepath.Join(l.Root, "run", "*.pid"))
+	for _, p := range pids {
+		name := strings.TrimSuffix(filepath.Base(p), ".pid")
+		_, pf, err := supervise.Inspect(p)
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pf.PID))
+		if err != nil {
+			continue
+		}
+		// Fields after the command (which may hold spaces) start at ") ".
+		f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+2:]))
+		if len(f) < 13 {
+			continue
+		}
+		u, _ := strconv.ParseFloat(f[11], 64)
+		s, _ := strconv.ParseFloat(f[12], 64)
+		out[name] = (u + s) / clockTicks
+	}
+	return out
+}
+
+// cpuReport prints the CPU seconds each process spent between two readings,
+// largest first, grouping tenants' processes.
+func cpuReport(title string, before, after map[string]float64) {
+	type row struct {
+		name string
+		s    float64
+	}
+	groups := map[string]float64{}
+	total := 0.0
+	for name, a := range after {
+		d := a - before[name]
+		g := name
+		if i := strings.Index(name, "-"); i > 0 && strings.HasPrefix(name, "t") && (strings.HasSuffix(name, "-apiserver") || strings.HasSuffix(name, "-controller-manager")) {
+			g = "tenant" + name[i:]
+		}
+		groups[g] += d
+		total += d
+	}
+	var rows []row
+	for n, s := range groups {
+		if s >= 0.05 {
+			rows = append(rows, row{n, s})
+		}
+	}
+	sort.Slice(rows, func(i, j int) bool { return rows[i].s > rows[j].s })
+	parts := make([]string, len(rows))
+	for i, r := range rows {
+		parts[i] = fmt.Sprintf("%s %.1f", r.name, r.s)
+	}
+	fmt.Printf("- CPU seconds, %s: total %.1f (%s)\n", title, total, strings.Join(parts, ", "))
+}
