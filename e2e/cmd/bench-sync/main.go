@@ -184,4 +184,3 @@ func list(ds []time.Duration) string {
 }
 
 func mib(b int64) float64 { return float64(b) / (1 << 20) }
-
