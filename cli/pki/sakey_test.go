@@ -2,6 +2,9 @@ package pki
 
 import (
 	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
 	"encoding/pem"
@@ -25,12 +28,12 @@ func TestEnsureServiceAccountKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rsaKey, ok := signer.(*rsa.PrivateKey)
-	if !ok || rsaKey.N.BitLen() != 2048 {
-		t.Fatalf("key %T, want RSA 2048", signer)
+	ecKey, ok := signer.(*ecdsa.PrivateKey)
+	if !ok || ecKey.Curve != elliptic.P256() {
+		t.Fatalf("key %T, want ECDSA P-256", signer)
 	}
 	pubKey, err := parsePublicKeyPEM(pub)
-	if err != nil || !publicKeysEqual(pubKey, rsaKey.Public()) {
+	if err != nil || !publicKeysEqual(pubKey, ecKey.Public()) {
 		t.Fatalf("pub does not match key (err %v)", err)
 	}
 
@@ -42,11 +45,22 @@ func TestEnsureServiceAccountKey(t *testing.T) {
 		t.Error("second call rewrote the files")
 	}
 
-	// A PKCS#1 key is accepted.
+	// An existing RSA key (older environments) is accepted, also as PKCS#1,
+	// with its .pub derived.
+	rsaKey, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(pubPath); err != nil {
+		t.Fatal(err)
+	}
 	pkcs1 := pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(rsaKey)})
 	writeFile(t, keyPath, pkcs1)
 	if err := EnsureServiceAccountKey(dir, "sa"); err != nil {
 		t.Errorf("PKCS#1 key: %v", err)
+	}
+	if derived, err := parsePublicKeyPEM(readFile(t, pubPath)); err != nil || !publicKeysEqual(derived, rsaKey.Public()) {
+		t.Errorf("pub derived from the RSA key does not match (err %v)", err)
 	}
 }
 
