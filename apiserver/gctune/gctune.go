@@ -39,7 +39,7 @@ func FromEnv() (Settings, bool) {
 	if v, err := strconv.Atoi(os.Getenv("GOGC")); err == nil && v > 0 {
 		idle = v
 	}
-	return Settings{Idle: idle, Busy: busy, BusyRate: 8 << 20, Cooldown: 5 * time.Second, Interval: 500 * time.Millisecond}, true
+	return Settings{Idle: idle, Busy: busy, BusyRate: 2 << 20, Cooldown: 5 * time.Second, Interval: 500 * time.Millisecond}, true
 }
 
 // Run shifts gears for the life of the process.

@@ -67,6 +67,7 @@ func (e *env) shardComponent() component {
 				"--nats-url=" + e.natsURL(),
 				"--tenants-file=" + e.layout.SyncerTenants(),
 				"--metrics-address=127.0.0.1:" + e.port(PortShardMetrics),
+				"--profiling", // loopback only: go tool pprof http://127.0.0.1:<port>/debug/pprof/heap
 			}, nil, nil
 		},
 		ready:        plainProbe(e.port(PortShardMetrics)),

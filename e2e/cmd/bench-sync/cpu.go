@@ -2,6 +2,8 @@ package main
 
 import (
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"sort"
@@ -72,4 +74,36 @@ func cpuReport(title string, before, after map[string]float64) {
 		parts[i] = fmt.Sprintf("%s %.1f", r.name, r.s)
 	}
 	fmt.Printf("- CPU seconds, %s: total %.1f (%s)\n", title, total, strings.Join(parts, ", "))
+}
+
+// shardLiveHeap is the syncer shard's live heap: a heap profile with gc=1
+// collects first, then the heap in use is read from its metrics.
+func shardLiveHeap(l localenv.Layout) (int64, error) {
+	st, err := localenv.LoadState(l)
+	if err != nil {
+		return 0, err
+	}
+	base := fmt.Sprintf("http://127.0.0.1:%d", st.Ports[localenv.PortShardMetrics])
+	resp, err := http.Get(base + "/debug/pprof/heap?gc=1")
+	if err != nil {
+		return 0, err
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	resp, err = http.Get(base + "/metrics")
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "go_memstats_heap_alloc_bytes "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			return int64(f), err
+		}
+	}
+	return 0, fmt.Errorf("no go_memstats_heap_alloc_bytes in the shard's metrics")
 }

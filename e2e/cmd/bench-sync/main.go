@@ -83,6 +83,10 @@ func run(binDir string, nTenants, nPods, small, rounds, nodes int, keep bool) er
 	if err != nil {
 		return err
 	}
+	baseHeap, err := shardLiveHeap(l)
+	if err != nil {
+		return err
+	}
 
 	fmt.Printf("## Sync benchmark (%s, %d cores, %d KWOK nodes)\n\n", time.Now().UTC().Format("2006-01-02"), numCPU(), nodes)
 	fmt.Printf("### One Deployment of %d pods: create -> all Running (median of %d rounds)\n\n", small, rounds)
@@ -136,6 +140,10 @@ func run(binDir string, nTenants, nPods, small, rounds, nodes int, keep bool) er
 	if err != nil {
 		return err
 	}
+	loadedHeap, err := shardLiveHeap(l)
+	if err != nil {
+		return err
+	}
 	fmt.Println("| path | all Running | ratio | p50 per pod | p99 per pod |")
 	fmt.Println("|---|---|---|---|---|")
 	fmt.Printf("| directly on the host | %.2f s | 1.00 | %.2f s | %.2f s |\n", d.total.Seconds(), d.p(50).Seconds(), d.p(99).Seconds())
@@ -147,7 +155,8 @@ func run(binDir string, nTenants, nPods, small, rounds, nodes int, keep bool) er
 	synced := per * nTenants
 	fmt.Printf("### Syncer shard memory\n\n")
 	fmt.Printf("- RSS with %d tenants and no pods: %.1f MiB; with %d synced pods: %.1f MiB\n", nTenants, mib(baseRSS), synced, mib(loadedRSS))
-	fmt.Printf("- per synced pod: %.1f KB (RSS growth / pods)\n", float64(loadedRSS-baseRSS)/float64(synced)/1000)
+	fmt.Printf("- per synced pod: %.1f KB of RSS growth, %.1f KB of live heap growth (%.1f -> %.1f MiB, after a GC)\n",
+		float64(loadedRSS-baseRSS)/float64(synced)/1000, float64(loadedHeap-baseHeap)/float64(synced)/1000, mib(baseHeap), mib(loadedHeap))
 	if err := cleanup(ctx, kplexTargets); err != nil {
 		return err
 	}

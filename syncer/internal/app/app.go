@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"sync"
 	"time"
@@ -49,6 +50,7 @@ type Options struct {
 	Workers        int
 	RelayWorkers   int
 	ShutdownGrace  time.Duration
+	Profiling      bool
 }
 
 // ParseFlags parses and checks the flags.
@@ -80,6 +82,7 @@ Flags:
 	fs.StringVar(&o.MetricsAddress, "metrics-address", "127.0.0.1:9464", "host:port of /metrics, /healthz and /readyz (plain HTTP)")
 	fs.IntVar(&o.Workers, "workers", 16, "shard: concurrent reconciles per tenant")
 	fs.IntVar(&o.RelayWorkers, "relay-workers", 4, "relay: concurrent publishes")
+	fs.BoolVar(&o.Profiling, "profiling", false, "serve Go profiles at /debug/pprof/ on --metrics-address")
 	fs.DurationVar(&o.ShutdownGrace, "shutdown-grace", 10*time.Second, "how long in-flight work may take after SIGTERM")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -112,7 +115,7 @@ func Run(ctx context.Context, o Options, log *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("--metrics-address: %w", err)
 	}
-	srv := &http.Server{Handler: mux(readiness), ReadHeaderTimeout: 5 * time.Second}
+	srv := &http.Server{Handler: mux(readiness, o.Profiling), ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = srv.Serve(ln) }()
 	defer func() {
 		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
@@ -231,8 +234,12 @@ func (c *checks) check(r *http.Request) error {
 	return nil
 }
 
-func mux(readiness *checks) *http.ServeMux {
+func mux(readiness *checks, profiling bool) *http.ServeMux {
 	m := http.NewServeMux()
+	if profiling {
+		m.HandleFunc("/debug/pprof/", pprof.Index)
+		m.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	}
 	m.Handle("/metrics", promhttp.Handler())
 	m.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok") })
 	m.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {
