@@ -110,6 +110,8 @@ func TestSyncer(t *testing.T) {
 		}, nil)
 	})
 
+	t.Run("service kinds", func(t *testing.T) { testServiceKinds(t, demo, host) })
+
 	t.Run("configmap, secret and service-account token", func(t *testing.T) {
 		testConfigAndToken(t, env, demo, host)
 	})
@@ -205,6 +207,7 @@ func TestSyncer(t *testing.T) {
 			}
 			return err
 		}, nil)
+		testHostEventsAndImage(t, demo, host, "solo")
 		if err := host.CoreV1().Pods("kplex-demo").Delete(ctx, naming.HostName(ns, "solo"), metav1.DeleteOptions{}); err != nil {
 			t.Fatal(err)
 		}

@@ -23,6 +23,11 @@ const StreamName = "KPLEX_HOST"
 // objects do not pile up in the stream.
 const DeletedTTL = time.Hour
 
+// EventsResource is the resource token of host Events about tenant
+// objects. They are published once (no deletions) and expire after
+// DeletedTTL, like deletions.
+const EventsResource = "events"
+
 // Config says how to reach the bus.
 type Config struct {
 	// URL of the NATS servers; empty starts an in-process server.
@@ -132,7 +137,7 @@ func (b *Bus) Publish(ctx context.Context, k bus.Key, m bus.Message, hdr nats.He
 		return fmt.Errorf("encode %s: %w", k.Subject(), err)
 	}
 	var opts []jetstream.PublishOpt
-	if m.Type == bus.Deleted {
+	if m.Type == bus.Deleted || k.Resource == EventsResource {
 		opts = append(opts, jetstream.WithMsgTTL(DeletedTTL))
 	}
 	if _, err := b.js.PublishMsg(ctx, &nats.Msg{Subject: k.Subject(), Header: hdr, Data: data}, opts...); err != nil {

@@ -147,6 +147,19 @@ func (r *Relay) Run(ctx context.Context) error {
 		})
 	}
 	go r.waitCaughtUp(ctx)
+	wg.Go(func() {
+		// Events are best effort: a failing watch is retried, and never
+		// stops the relay.
+		for ctx.Err() == nil {
+			if err := r.relayEvents(ctx); err != nil {
+				r.log.Warn("host events watch failed; retrying", "err", err)
+			}
+			select {
+			case <-ctx.Done():
+			case <-time.After(time.Second):
+			}
+		}
+	})
 	<-ctx.Done()
 	r.queue.ShutDown()
 	wg.Wait()
@@ -184,6 +197,9 @@ func (r *Relay) loadStream(ctx context.Context) error {
 		hk := hostKey{d.Key.Resource, meta.Namespace, meta.Name}
 		if d.Key.Resource == hostcache.PodTokens {
 			hk.resource = hostcache.Secrets
+		}
+		if _, watched := r.stores[hk.resource]; !watched {
+			continue // Events, and resources of another relay version
 		}
 		r.last[hk] = published{key: d.Key, rv: d.Message.ResourceVersion, deleted: d.Message.Type == bus.Deleted, last: &meta}
 		r.queue.Add(hk)
@@ -243,7 +259,10 @@ func (r *Relay) next(ctx context.Context) bool {
 
 // publish sends the host object's current state (or its deletion).
 func (r *Relay) publish(ctx context.Context, hk hostKey) error {
-	store := r.stores[hk.resource]
+	store, ok := r.stores[hk.resource]
+	if !ok {
+		return nil
+	}
 	id := hk.name
 	if hk.ns != "" {
 		id = hk.ns + "/" + hk.name

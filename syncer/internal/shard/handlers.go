@@ -74,6 +74,10 @@ func (s *tenantSyncer) onHost(d natsbus.Delivery) {
 	span.SetAttributes(attribute.String("kplex.tenant", s.cfg.Name), attribute.String("kplex.resource", d.Key.Resource),
 		attribute.String("kplex.namespace", d.Key.Namespace), attribute.String("kplex.name", d.Key.Name))
 	defer span.End()
+	if d.Key.Resource == natsbus.EventsResource {
+		s.hostEvent(d)
+		return
+	}
 	if err := s.hostObjs.Apply(d); err != nil {
 		s.log.Warn("ignoring a host change that does not decode", "err", err)
 		return

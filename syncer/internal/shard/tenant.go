@@ -37,6 +37,7 @@ const (
 	kindConfigMap = "configmaps"
 	kindSecret    = "secrets"
 	kindNode      = "nodes"
+	kindEvent     = "events"
 )
 
 // key is one virtual object to reconcile.
@@ -75,6 +76,7 @@ type tenantSyncer struct {
 
 	moving sync.Map // key -> time.Time: Services being recreated
 	tokens sync.Map // virtual pod UID -> time.Time: when its token is renewed
+	events sync.Map // "ns/host event name" -> *corev1.Event waiting to be written
 
 	readyMu sync.Mutex
 	ready   bool
@@ -274,6 +276,8 @@ func (s *tenantSyncer) reconcile(ctx context.Context, k key) (time.Duration, err
 		return 0, s.syncEndpoints(ctx, k.ns, k.name)
 	case kindNode:
 		return 0, s.syncNode(ctx, k.name)
+	case kindEvent:
+		return 0, s.syncEvent(ctx, k.ns, k.name)
 	}
 	return 0, nil
 }
