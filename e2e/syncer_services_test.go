@@ -116,4 +116,18 @@ func testHostEventsAndImage(t *testing.T, demo, host kubernetes.Interface, pod s
 		}
 		return nil
 	}, nil)
+	resize := []byte(`{"spec":{"containers":[{"name":"c","resources":{"requests":{"cpu":"150m"},"limits":{"cpu":"300m"}}}]}}`)
+	if _, err := demo.CoreV1().Pods(ns).Patch(ctx, pod, types.StrategicMergePatchType, resize, metav1.PatchOptions{}, "resize"); err != nil {
+		t.Fatal(err)
+	}
+	framework.Eventually(t, 30*time.Second, "in-place resize on the host pod", func(ctx context.Context) error {
+		h, err := host.CoreV1().Pods(naming.HostNamespace("demo")).Get(ctx, naming.HostName(ns, pod), metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		if got := h.Spec.Containers[0].Resources.Limits.Cpu().String(); got != "300m" {
+			return fmt.Errorf("host cpu limit %s", got)
+		}
+		return nil
+	}, nil)
 }

@@ -10,6 +10,7 @@ import (
 	authnv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
@@ -196,7 +197,9 @@ func TestSyncer(t *testing.T) {
 	})
 
 	t.Run("host pod deleted under a running pod evicts it", func(t *testing.T) {
-		p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "solo"}, Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "x"}}}}
+		p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "solo"}, Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "x",
+			Resources: corev1.ResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("100m")}, Limits: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("200m")}},
+		}}}}
 		if _, err := demo.CoreV1().Pods(ns).Create(ctx, p, metav1.CreateOptions{}); err != nil {
 			t.Fatal(err)
 		}
@@ -218,6 +221,30 @@ func TestSyncer(t *testing.T) {
 			}
 			return err
 		}, nil)
+	})
+
+	t.Run("virtual nodes go when no pod runs there", func(t *testing.T) {
+		if err := other.AppsV1().Deployments(ns).Delete(ctx, "web", metav1.DeleteOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		if err := other.CoreV1().Pods(ns).DeleteCollection(ctx, metav1.DeleteOptions{}, metav1.ListOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		framework.Eventually(t, 60*time.Second, "other has no pods, host pods or nodes", func(ctx context.Context) error {
+			pods, err := other.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{})
+			if err != nil || len(pods.Items) > 0 {
+				return fmt.Errorf("%d virtual pods left (%v)", len(pods.Items), err)
+			}
+			hpods, err := host.CoreV1().Pods("kplex-other").List(ctx, metav1.ListOptions{})
+			if err != nil || len(hpods.Items) > 0 {
+				return fmt.Errorf("%d host pods left (%v)", len(hpods.Items), err)
+			}
+			nodes, err := other.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+			if err != nil || len(nodes.Items) > 0 {
+				return fmt.Errorf("%d virtual nodes left (%v)", len(nodes.Items), err)
+			}
+			return nil
+		}, describeSync(env, t, "other"))
 	})
 
 	t.Run("relay and shard restarted mid-rollout converge", func(t *testing.T) {

@@ -135,7 +135,8 @@ func decode(resource string, raw json.RawMessage) (metav1.Object, error) {
 }
 
 // trimPod keeps what the sync compares and mirrors: identity, the fields
-// it may update, the node, and the status.
+// it may update (images, resources, deadline, tolerations), the node, and
+// the status.
 func trimPod(p *corev1.Pod) {
 	spec := corev1.PodSpec{
 		NodeName:              p.Spec.NodeName,
@@ -145,7 +146,7 @@ func trimPod(p *corev1.Pod) {
 	keep := func(cs []corev1.Container) []corev1.Container {
 		out := make([]corev1.Container, len(cs))
 		for i, c := range cs {
-			out[i] = corev1.Container{Name: c.Name, Image: c.Image}
+			out[i] = corev1.Container{Name: c.Name, Image: c.Image, Resources: c.Resources}
 		}
 		return out
 	}

@@ -147,7 +147,8 @@ func (s *tenantSyncer) deleteHostPod(ctx context.Context, h *corev1.Pod, grace *
 }
 
 // updateHostPod propagates the spec changes a host allows on a running
-// pod: images, activeDeadlineSeconds, added tolerations.
+// pod: images, activeDeadlineSeconds, added tolerations, and container
+// resources (in-place resize).
 func (s *tenantSyncer) updateHostPod(ctx context.Context, v, h *corev1.Pod) error {
 	if h.DeletionTimestamp != nil {
 		return nil
@@ -188,16 +189,35 @@ func (s *tenantSyncer) updateHostPod(ctx context.Context, v, h *corev1.Pod) erro
 	if len(tolerations) != len(h.Spec.Tolerations) {
 		patch["tolerations"] = tolerations
 	}
-	if len(patch) == 0 {
+	if err := s.patchHostPod(ctx, h.Name, patch); err != nil {
+		return err
+	}
+	// Resources change through the resize subresource (in-place resize).
+	var resize []map[string]any
+	for _, c := range v.Spec.Containers {
+		for _, cur := range h.Spec.Containers {
+			if cur.Name == c.Name && !equality.Semantic.DeepEqual(cur.Resources, c.Resources) {
+				resize = append(resize, map[string]any{"name": c.Name, "resources": c.Resources})
+			}
+		}
+	}
+	if resize != nil {
+		return s.patchHostPod(ctx, h.Name, map[string]any{"containers": resize}, "resize")
+	}
+	return nil
+}
+
+func (s *tenantSyncer) patchHostPod(ctx context.Context, name string, spec map[string]any, subresource ...string) error {
+	if len(spec) == 0 {
 		return nil
 	}
-	body, err := json.Marshal(map[string]any{"spec": patch})
+	body, err := json.Marshal(map[string]any{"spec": spec})
 	if err != nil {
 		return err
 	}
-	_, err = s.host.CoreV1().Pods(s.hostNS).Patch(ctx, h.Name, types.StrategicMergePatchType, body, metav1.PatchOptions{FieldManager: fieldManager})
+	_, err = s.host.CoreV1().Pods(s.hostNS).Patch(ctx, name, types.StrategicMergePatchType, body, metav1.PatchOptions{FieldManager: fieldManager}, subresource...)
 	if err != nil && !apierrors.IsNotFound(err) {
-		return fmt.Errorf("update host pod %s: %w", h.Name, err)
+		return fmt.Errorf("update host pod %s %v: %w", name, subresource, err)
 	}
 	return nil
 }
