@@ -44,6 +44,9 @@ func RunServer(cfg ServerConfig) (*server.Server, error) {
 		if opts.Port, err = strconv.Atoi(port); err != nil {
 			return nil, fmt.Errorf("nats listen address %q: bad port", cfg.Listen)
 		}
+		if opts.Port == 0 {
+			opts.Port = server.RANDOM_PORT // nats-server reads 0 as its default, 4222
+		}
 		opts.HTTPPort = 0
 	}
 	s, err := server.NewServer(opts)

@@ -33,7 +33,7 @@ func TestParse(t *testing.T) {
 		{name: "bad level", in: "tenants:\n- {name: a, kubeconfig: k, podSecurity: privileged}\n", wantErr: "podSecurity"},
 		{name: "bad mode", in: "tenants:\n- {name: a, kubeconfig: k, configMaps: some}\n", wantErr: "configMaps"},
 		{name: "bad endpoint", in: "tenants:\n- {name: a, kubeconfig: k, apiServerEndpoint: nohost}\n", wantErr: "apiServerEndpoint"},
-		{name: "unknown field", in: "tenants:\n- {name: a, kubeconfig: k, podsecurity: baseline}\n", wantErr: "unknown field"},
+		{name: "unknown field", in: "tenants:\n- {name: a, kubeconfig: k, podSecurityLevel: baseline}\n", wantErr: "unknown field"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

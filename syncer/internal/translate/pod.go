@@ -29,9 +29,10 @@ func TokenSecretName(hostPod string) string { return hostPod + "-token" }
 // downward maps virtual identity fields to the host pod annotations that
 // carry them (the host's own metadata.name is the translated name).
 var downward = map[string]string{
-	"metadata.name":      "metadata.annotations['" + naming.AnnotationName + "']",
-	"metadata.namespace": "metadata.annotations['" + naming.AnnotationNamespace + "']",
-	"metadata.uid":       "metadata.annotations['" + naming.AnnotationUID + "']",
+	"metadata.name":           "metadata.annotations['" + naming.AnnotationName + "']",
+	"metadata.namespace":      "metadata.annotations['" + naming.AnnotationNamespace + "']",
+	"metadata.uid":            "metadata.annotations['" + naming.AnnotationUID + "']",
+	"spec.serviceAccountName": "metadata.annotations['" + naming.AnnotationServiceAccount + "']",
 }
 
 // Pod returns the host pod that runs virtual pod v. services are the
@@ -40,6 +41,9 @@ func (t Tenant) Pod(v *corev1.Pod, services []*corev1.Service) *corev1.Pod {
 	ns := v.Namespace
 	h := &corev1.Pod{ObjectMeta: t.HostMeta(v.ObjectMeta)}
 	spec := *v.Spec.DeepCopy()
+	if sa := v.Spec.ServiceAccountName; sa != "" {
+		h.Annotations[naming.AnnotationServiceAccount] = sa
+	}
 
 	spec.ServiceAccountName = ""
 	spec.DeprecatedServiceAccount = ""

@@ -344,3 +344,29 @@ func envCount(env []corev1.EnvVar, name string) int {
 	}
 	return n
 }
+
+func TestPodDownwardServiceAccount(t *testing.T) {
+	tr := NewTenant("demo", "10.0.0.1", 443)
+	v := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: "ns", UID: "u"},
+		Spec: corev1.PodSpec{
+			ServiceAccountName: "builder",
+			Containers: []corev1.Container{{Name: "c", Env: []corev1.EnvVar{{Name: "SA", ValueFrom: &corev1.EnvVarSource{
+				FieldRef: &corev1.ObjectFieldSelector{FieldPath: "spec.serviceAccountName"},
+			}}}}},
+		},
+	}
+	h := tr.Pod(v, nil)
+	if h.Spec.ServiceAccountName != "" || h.Annotations[naming.AnnotationServiceAccount] != "builder" {
+		t.Fatalf("host sa %q, annotation %q", h.Spec.ServiceAccountName, h.Annotations[naming.AnnotationServiceAccount])
+	}
+	var got string
+	for _, e := range h.Spec.Containers[0].Env {
+		if e.Name == "SA" {
+			got = e.ValueFrom.FieldRef.FieldPath
+		}
+	}
+	if want := "metadata.annotations['kplex.dev/service-account']"; got != want {
+		t.Fatalf("fieldPath %q, want %q", got, want)
+	}
+}

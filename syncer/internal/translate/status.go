@@ -38,15 +38,17 @@ func Evicted(v *corev1.Pod, now time.Time) corev1.PodStatus {
 			s.Conditions[i].LastTransitionTime = metav1.NewTime(now)
 		}
 	}
-	for i := range s.ContainerStatuses {
-		c := &s.ContainerStatuses[i]
-		if c.State.Running != nil || c.State.Waiting != nil {
-			started := metav1.Time{}
-			if c.State.Running != nil {
-				started = c.State.Running.StartedAt
+	for _, statuses := range [][]corev1.ContainerStatus{s.InitContainerStatuses, s.ContainerStatuses, s.EphemeralContainerStatuses} {
+		for i := range statuses {
+			c := &statuses[i]
+			if c.State.Running != nil || c.State.Waiting != nil {
+				started := metav1.Time{}
+				if c.State.Running != nil {
+					started = c.State.Running.StartedAt
+				}
+				c.State = corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 137, Reason: "Evicted", StartedAt: started, FinishedAt: metav1.NewTime(now)}}
+				c.Ready = false
 			}
-			c.State = corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 137, Reason: "Evicted", StartedAt: started, FinishedAt: metav1.NewTime(now)}}
-			c.Ready = false
 		}
 	}
 	return s
