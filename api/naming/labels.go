@@ -32,6 +32,9 @@ const (
 	// LabelRole tells kplex-made helper objects apart from translated
 	// tenant objects (e.g. RolePodToken for a pod's service-account token).
 	LabelRole = Domain + "/role"
+	// AnnotationServiceAccount is the virtual pod's service account, for
+	// the downward API (the host pod runs as the host's default).
+	AnnotationServiceAccount = Domain + "/service-account"
 	// AnnotationTokenExpiry is when a pod token Secret's token expires
 	// (RFC 3339).
 	AnnotationTokenExpiry = Domain + "/token-expiry"
