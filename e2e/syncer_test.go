@@ -117,6 +117,8 @@ func TestSyncer(t *testing.T) {
 		testConfigAndToken(t, env, demo, host)
 	})
 
+	t.Run("drift patrol repairs the host", func(t *testing.T) { testDriftPatrol(t, demo, host) })
+
 	t.Run("same names in two tenants do not collide", func(t *testing.T) {
 		if _, err := other.AppsV1().Deployments(ns).Create(ctx, deployment("web", 3), metav1.CreateOptions{}); err != nil {
 			t.Fatal(err)
@@ -128,6 +130,8 @@ func TestSyncer(t *testing.T) {
 			t.Fatalf("demo disturbed by other: %v", err)
 		}
 	})
+
+	t.Run("network policies and disruption budgets", func(t *testing.T) { testPolicies(t, demo, host) })
 
 	t.Run("forged kplex labels cannot take over another tenant's host pod", func(t *testing.T) {
 		before, err := hostPods(ctx, host, "demo", ns, "web")

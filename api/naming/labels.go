@@ -29,6 +29,10 @@ const (
 	// AnnotationContentHash is a hash of the virtual content a host
 	// ConfigMap or Secret was written from (the relay does not carry data).
 	AnnotationContentHash = Domain + "/content-hash"
+	// AnnotationObservedHash is set by the relay, only on the copy it
+	// publishes (never on a host object): the content hash of what the host
+	// holds, compared with AnnotationContentHash to find drift.
+	AnnotationObservedHash = Domain + "/observed-hash"
 	// LabelRole tells kplex-made helper objects apart from translated
 	// tenant objects (e.g. RolePodToken for a pod's service-account token).
 	LabelRole = Domain + "/role"

@@ -67,7 +67,8 @@ func (e *env) shardComponent() component {
 				"--nats-url=" + e.natsURL(),
 				"--tenants-file=" + e.layout.SyncerTenants(),
 				"--metrics-address=127.0.0.1:" + e.port(PortShardMetrics),
-				"--profiling", // loopback only: go tool pprof http://127.0.0.1:<port>/debug/pprof/heap
+				"--patrol-interval=10s", // a short patrol: local clusters are small
+				"--profiling",           // loopback only: go tool pprof http://127.0.0.1:<port>/debug/pprof/heap
 			}, nil, nil
 		},
 		ready:        plainProbe(e.port(PortShardMetrics)),

@@ -51,6 +51,7 @@ type Options struct {
 	RelayWorkers   int
 	ShutdownGrace  time.Duration
 	Profiling      bool
+	PatrolInterval time.Duration
 }
 
 // ParseFlags parses and checks the flags.
@@ -82,6 +83,7 @@ Flags:
 	fs.StringVar(&o.MetricsAddress, "metrics-address", "127.0.0.1:9464", "host:port of /metrics, /healthz and /readyz (plain HTTP)")
 	fs.IntVar(&o.Workers, "workers", 16, "shard: concurrent reconciles per tenant")
 	fs.IntVar(&o.RelayWorkers, "relay-workers", 4, "relay: concurrent publishes")
+	fs.DurationVar(&o.PatrolInterval, "patrol-interval", 2*time.Minute, "shard: how often the drift patrol re-checks every object of every tenant (0: never)")
 	fs.BoolVar(&o.Profiling, "profiling", false, "serve Go profiles at /debug/pprof/ on --metrics-address")
 	fs.DurationVar(&o.ShutdownGrace, "shutdown-grace", 10*time.Second, "how long in-flight work may take after SIGTERM")
 	if err := fs.Parse(args); err != nil {
@@ -162,7 +164,7 @@ func Run(ctx context.Context, o Options, log *slog.Logger) error {
 		wg.Go(func() { errc <- r.Run(runCtx) })
 	}
 	if o.Mode == ModeShard || o.Mode == ModeAll {
-		m := &shard.Manager{Host: host, Bus: b, Log: log, TenantsFile: o.TenantsFile, Workers: o.Workers}
+		m := &shard.Manager{Host: host, Bus: b, Log: log, TenantsFile: o.TenantsFile, Workers: o.Workers, Patrol: o.PatrolInterval}
 		readiness.add(m.Ready)
 		wg.Go(func() { errc <- m.Run(runCtx) })
 	}
@@ -200,6 +202,7 @@ func hostClient(kubeconfig string) (kubernetes.Interface, error) {
 	}
 	cfg.QPS, cfg.Burst = 500, 1000
 	cfg.UserAgent = "kplex-syncer"
+	shard.CountWrites(cfg)
 	c, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("host client: %w", err)

@@ -25,6 +25,9 @@ const (
 	ConfigMaps = "configmaps"
 	Secrets    = "secrets"
 	Nodes      = "nodes"
+	// NetworkPolicies and PodDisruptionBudgets are published as metadata.
+	NetworkPolicies      = "networkpolicies"
+	PodDisruptionBudgets = "poddisruptionbudgets"
 )
 
 // Cache is the last known host state of one tenant (or of the shared host
@@ -117,7 +120,7 @@ func decode(resource string, raw json.RawMessage) (metav1.Object, error) {
 		obj = &corev1.Service{}
 	case Nodes:
 		obj = &corev1.Node{}
-	case ConfigMaps, Secrets, Endpoints, PodTokens:
+	case ConfigMaps, Secrets, Endpoints, PodTokens, NetworkPolicies, PodDisruptionBudgets:
 		obj = &metav1.PartialObjectMetadata{}
 	default:
 		return nil, fmt.Errorf("unknown resource %q", resource)

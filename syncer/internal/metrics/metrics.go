@@ -37,6 +37,11 @@ var (
 		Name: "kplex_syncer_policy_denied_total",
 		Help: "Tenant pods refused by the host pod security policy, by tenant.",
 	}, []string{"tenant"})
+	// PatrolRepairs counts host objects the drift patrol repaired.
+	PatrolRepairs = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "kplex_syncer_patrol_repairs_total",
+		Help: "Host objects the drift patrol found changed, missing or orphaned and repaired, by tenant and resource.",
+	}, []string{"tenant", "resource"})
 	// Tenants is the number of tenants this shard serves.
 	Tenants = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "kplex_syncer_tenants",
@@ -55,5 +60,5 @@ var (
 )
 
 func init() {
-	prometheus.MustRegister(SyncDuration, SyncLatency, SyncErrors, QueueDepth, HostEvents, PolicyDenied, Tenants, RelayPublished, RelayErrors)
+	prometheus.MustRegister(SyncDuration, SyncLatency, SyncErrors, QueueDepth, HostEvents, PolicyDenied, PatrolRepairs, Tenants, RelayPublished, RelayErrors)
 }

@@ -26,6 +26,8 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/propagation"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -40,6 +42,7 @@ import (
 	"kplex.dev/syncer/internal/hostcache"
 	"kplex.dev/syncer/internal/metrics"
 	"kplex.dev/syncer/internal/natsbus"
+	"kplex.dev/syncer/internal/translate"
 )
 
 // Relay publishes host changes.
@@ -112,6 +115,8 @@ func (r *Relay) Run(ctx context.Context) error {
 		{hostcache.Endpoints, tf.Core().V1().Endpoints().Informer()},
 		{hostcache.ConfigMaps, tf.Core().V1().ConfigMaps().Informer()},
 		{hostcache.Secrets, tf.Core().V1().Secrets().Informer()},
+		{hostcache.NetworkPolicies, tf.Networking().V1().NetworkPolicies().Informer()},
+		{hostcache.PodDisruptionBudgets, tf.Policy().V1().PodDisruptionBudgets().Informer()},
 		{hostcache.Nodes, nf.Core().V1().Nodes().Informer()},
 	}
 	for _, s := range srcs {
@@ -377,18 +382,36 @@ func encode(obj runtime.Object) json.RawMessage {
 }
 
 // trim drops what the relay never publishes: managed fields, the data of
-// ConfigMaps and Secrets (shards compare content hashes), node images.
+// ConfigMaps, Secrets and Endpoints (replaced by the hash of what the host
+// holds, AnnotationObservedHash), node images.
 func trim(o any) (any, error) {
 	if m, ok := o.(metav1.Object); ok {
 		m.SetManagedFields(nil)
 	}
+	meta := func(kind string, m metav1.ObjectMeta, hash string) *metav1.PartialObjectMetadata {
+		apiVersion := map[string]string{"NetworkPolicy": "networking.k8s.io/v1", "PodDisruptionBudget": "policy/v1"}[kind]
+		if apiVersion == "" {
+			apiVersion = "v1"
+		}
+		ann := make(map[string]string, len(m.Annotations)+1)
+		for k, v := range m.Annotations {
+			ann[k] = v
+		}
+		ann[naming.AnnotationObservedHash] = hash
+		m.Annotations = ann
+		return &metav1.PartialObjectMetadata{TypeMeta: metav1.TypeMeta{Kind: kind, APIVersion: apiVersion}, ObjectMeta: m}
+	}
 	switch v := o.(type) {
 	case *corev1.Secret:
-		return &metav1.PartialObjectMetadata{TypeMeta: metav1.TypeMeta{Kind: "Secret", APIVersion: "v1"}, ObjectMeta: v.ObjectMeta}, nil
+		return meta("Secret", v.ObjectMeta, translate.HashSecret(v)), nil
 	case *corev1.ConfigMap:
-		return &metav1.PartialObjectMetadata{TypeMeta: metav1.TypeMeta{Kind: "ConfigMap", APIVersion: "v1"}, ObjectMeta: v.ObjectMeta}, nil
+		return meta("ConfigMap", v.ObjectMeta, translate.HashConfigMap(v)), nil
 	case *corev1.Endpoints:
-		return &metav1.PartialObjectMetadata{TypeMeta: metav1.TypeMeta{Kind: "Endpoints", APIVersion: "v1"}, ObjectMeta: v.ObjectMeta}, nil
+		return meta("Endpoints", v.ObjectMeta, translate.HashEndpoints(v.Subsets)), nil
+	case *networkingv1.NetworkPolicy:
+		return meta("NetworkPolicy", v.ObjectMeta, translate.HashSpec(v.Spec)), nil
+	case *policyv1.PodDisruptionBudget:
+		return meta("PodDisruptionBudget", v.ObjectMeta, translate.HashSpec(v.Spec)), nil
 	case *corev1.Node:
 		v.Status.Images = nil
 	}

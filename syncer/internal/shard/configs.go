@@ -22,7 +22,9 @@ type hostClient[T metav1.Object] interface {
 
 // syncCopy makes the host copy of a virtual object match want (when
 // wanted) or go away. cur is the host object as the bus reports it
-// (metadata only): its content hash says whether it is up to date.
+// (metadata only): the hash kplex wrote says whether the virtual object
+// changed, the hash the relay observed whether the host copy was changed
+// behind kplex's back.
 func syncCopy[T metav1.Object](ctx context.Context, c hostClient[T], cur metav1.Object, want T, wanted bool) error {
 	if !wanted {
 		if cur == nil {
@@ -42,8 +44,10 @@ func syncCopy[T metav1.Object](ctx context.Context, c hostClient[T], cur metav1.
 		}
 		return nil
 	}
-	if translate.ContentHash(cur.GetAnnotations()) == translate.ContentHash(want.GetAnnotations()) &&
-		translate.VirtualUID(cur) == translate.VirtualUID(want) {
+	wantHash := translate.ContentHash(want.GetAnnotations())
+	observed := translate.ObservedHash(cur.GetAnnotations())
+	if translate.ContentHash(cur.GetAnnotations()) == wantHash && translate.VirtualUID(cur) == translate.VirtualUID(want) &&
+		(observed == "" || observed == wantHash) {
 		return nil
 	}
 	want.SetResourceVersion(cur.GetResourceVersion())

@@ -87,7 +87,11 @@ func (s *tenantSyncer) onHost(d natsbus.Delivery) {
 	if kind == hostcache.PodTokens {
 		kind = kindPod
 	}
-	s.queue.Add(key{kind, d.Key.Namespace, d.Key.Name})
+	// A host write this change calls for is a repair: kplex's own writes
+	// come back converged.
+	k := key{kind, d.Key.Namespace, d.Key.Name}
+	s.drift.Store(k, struct{}{})
+	s.queue.Add(k)
 }
 
 // onHostNode is called for every host node change.

@@ -41,6 +41,7 @@ type Manager struct {
 	TenantsFile string
 	Workers     int           // per tenant
 	Reload      time.Duration // registry reload period
+	Patrol      time.Duration // drift patrol period (0: off)
 
 	nodes         *hostcache.Cache
 	nodesReplayed chan struct{}
@@ -150,7 +151,7 @@ func (m *Manager) reload(ctx context.Context) {
 		m.Log.Info("serving tenant", "tenant", name)
 		go func() {
 			defer close(rt.done)
-			if err := ts.run(tctx, max(m.Workers, 1)); err != nil && tctx.Err() == nil {
+			if err := ts.run(tctx, max(m.Workers, 1), m.Patrol); err != nil && tctx.Err() == nil {
 				rt.err = err
 				m.Log.Error("tenant sync stopped; restarting it at the next reload", "tenant", name, "err", err)
 			}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -15,6 +16,8 @@ import (
 	"k8s.io/client-go/kubernetes/scheme"
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	listerscorev1 "k8s.io/client-go/listers/core/v1"
+	listersnetworkingv1 "k8s.io/client-go/listers/networking/v1"
+	listerspolicyv1 "k8s.io/client-go/listers/policy/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/client-go/tools/record"
@@ -38,6 +41,8 @@ const (
 	kindSecret    = "secrets"
 	kindNode      = "nodes"
 	kindEvent     = "events"
+	kindNetPol    = hostcache.NetworkPolicies
+	kindPDB       = hostcache.PodDisruptionBudgets
 )
 
 // key is one virtual object to reconcile.
@@ -73,10 +78,16 @@ type tenantSyncer struct {
 	secrets    listerscorev1.SecretLister
 	endpoints  listerscorev1.EndpointsLister
 	vnodes     listerscorev1.NodeLister
+	netpols    listersnetworkingv1.NetworkPolicyLister
+	pdbs       listerspolicyv1.PodDisruptionBudgetLister
+	namespaces listerscorev1.NamespaceLister
 
 	moving sync.Map // key -> time.Time: Services being recreated
 	tokens sync.Map // virtual pod UID -> time.Time: when its token is renewed
 	events sync.Map // "ns/host event name" -> *corev1.Event waiting to be written
+	// drift holds keys queued by the drift patrol or by a change on the
+	// host side; their reconcile counts its host writes as repairs.
+	drift sync.Map
 
 	readyMu sync.Mutex
 	ready   bool
@@ -118,8 +129,9 @@ func newTenantSyncer(cfg tenants.Tenant, host kubernetes.Interface, nodes *hostc
 	}, nil
 }
 
-// run syncs the tenant until ctx ends.
-func (s *tenantSyncer) run(ctx context.Context, workers int) error {
+// run syncs the tenant until ctx ends, with a drift patrol pass every
+// patrolEvery (0: none).
+func (s *tenantSyncer) run(ctx context.Context, workers int, patrolEvery time.Duration) error {
 	defer s.queue.ShutDown()
 	defer metrics.QueueDepth.DeleteLabelValues(s.cfg.Name)
 	broadcaster := record.NewBroadcaster(record.WithContext(ctx))
@@ -139,10 +151,19 @@ func (s *tenantSyncer) run(ctx context.Context, workers int) error {
 	s.secrets = f.Core().V1().Secrets().Lister()
 	s.endpoints = f.Core().V1().Endpoints().Lister()
 	s.vnodes = f.Core().V1().Nodes().Lister()
+	s.netpols = f.Networking().V1().NetworkPolicies().Lister()
+	s.pdbs = f.Policy().V1().PodDisruptionBudgets().Lister()
+	s.namespaces = f.Core().V1().Namespaces().Lister()
+	nsInf := f.Core().V1().Namespaces().Informer()
+	_ = nsInf.SetTransform(dropManagedFields)
+	if _, err := nsInf.AddEventHandler(s.namespaceHandler()); err != nil {
+		return err
+	}
 	for kind, inf := range map[string]cache.SharedIndexInformer{
 		kindPod: podInf, kindService: f.Core().V1().Services().Informer(),
 		kindConfigMap: f.Core().V1().ConfigMaps().Informer(), kindSecret: f.Core().V1().Secrets().Informer(),
 		kindEndpoints: f.Core().V1().Endpoints().Informer(), kindNode: f.Core().V1().Nodes().Informer(),
+		kindNetPol: f.Networking().V1().NetworkPolicies().Informer(), kindPDB: f.Policy().V1().PodDisruptionBudgets().Informer(),
 	} {
 		if kind != kindPod {
 			_ = inf.SetTransform(dropManagedFields)
@@ -177,7 +198,7 @@ func (s *tenantSyncer) run(ctx context.Context, workers int) error {
 	}
 	// Host objects whose virtual object is gone are found from the host
 	// side: enqueue every host object once.
-	for _, res := range []string{hostcache.Pods, hostcache.Services, hostcache.ConfigMaps, hostcache.Secrets, hostcache.Endpoints} {
+	for _, res := range []string{hostcache.Pods, hostcache.Services, hostcache.ConfigMaps, hostcache.Secrets, hostcache.Endpoints, hostcache.NetworkPolicies, hostcache.PodDisruptionBudgets} {
 		for _, id := range s.hostObjs.Names(res) {
 			ns, name, _ := cache.SplitMetaNamespaceKey(id)
 			s.queue.Add(key{res, ns, name})
@@ -185,6 +206,7 @@ func (s *tenantSyncer) run(ctx context.Context, workers int) error {
 	}
 	s.setReady()
 	s.log.Info("tenant synced and serving", "hostPods", s.hostObjs.Len(hostcache.Pods))
+	go s.patrol(ctx, patrolEvery)
 	var wg sync.WaitGroup
 	for range workers {
 		wg.Go(func() {
@@ -244,7 +266,15 @@ func (s *tenantSyncer) next(ctx context.Context) bool {
 	}
 	defer s.queue.Done(k)
 	start := time.Now()
-	requeue, err := s.reconcile(ctx, k)
+	rctx, writes := ctx, &atomic.Int64{}
+	_, checked := s.drift.LoadAndDelete(k)
+	if checked {
+		rctx = context.WithValue(ctx, writesKey{}, writes)
+	}
+	requeue, err := s.reconcile(rctx, k)
+	if checked && err == nil && writes.Load() > 0 {
+		s.reportRepair(k)
+	}
 	metrics.SyncDuration.WithLabelValues(s.cfg.Name, k.kind).Observe(time.Since(start).Seconds())
 	switch {
 	case err != nil:
@@ -278,6 +308,10 @@ func (s *tenantSyncer) reconcile(ctx context.Context, k key) (time.Duration, err
 		return 0, s.syncNode(ctx, k.name)
 	case kindEvent:
 		return 0, s.syncEvent(ctx, k.ns, k.name)
+	case kindNetPol:
+		return 0, s.syncNetworkPolicy(ctx, k.ns, k.name)
+	case kindPDB:
+		return 0, s.syncPDB(ctx, k.ns, k.name)
 	}
 	return 0, nil
 }

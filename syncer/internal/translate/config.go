@@ -10,7 +10,7 @@ import (
 // of its content (the relay publishes metadata only, never data).
 func (t Tenant) ConfigMap(v *corev1.ConfigMap) *corev1.ConfigMap {
 	h := &corev1.ConfigMap{ObjectMeta: t.HostMeta(v.ObjectMeta), Data: v.Data, BinaryData: v.BinaryData, Immutable: v.Immutable}
-	h.Annotations[naming.AnnotationContentHash] = hashData(v.Data, v.BinaryData)
+	h.Annotations[naming.AnnotationContentHash] = HashConfigMap(h)
 	return h
 }
 
@@ -23,7 +23,7 @@ func (t Tenant) Secret(v *corev1.Secret) *corev1.Secret {
 		typ = corev1.SecretTypeOpaque
 	}
 	h := &corev1.Secret{ObjectMeta: t.HostMeta(v.ObjectMeta), Data: v.Data, Type: typ, Immutable: v.Immutable}
-	h.Annotations[naming.AnnotationContentHash] = hashData(v.StringData, v.Data, string(typ))
+	h.Annotations[naming.AnnotationContentHash] = HashSecret(h)
 	return h
 }
 
@@ -42,7 +42,7 @@ func (t Tenant) Endpoints(v *corev1.Endpoints) *corev1.Endpoints {
 			h.Subsets[i].NotReadyAddresses[j].NodeName = nil
 		}
 	}
-	h.Annotations[naming.AnnotationContentHash] = hashData(nil, nil, endpointsKey(h.Subsets))
+	h.Annotations[naming.AnnotationContentHash] = HashEndpoints(h.Subsets)
 	return h
 }
 
@@ -54,4 +54,25 @@ func endpointsKey(subsets []corev1.EndpointSubset) string {
 // ContentHash is the content hash kplex recorded on a host object.
 func ContentHash(annotations map[string]string) string {
 	return annotations[naming.AnnotationContentHash]
+}
+
+// HashConfigMap, HashSecret and HashEndpoints hash what a host copy holds.
+// The shard records the hash of what it wrote (AnnotationContentHash); the
+// relay publishes the hash of what the host holds (AnnotationObservedHash),
+// so a change made on the host behind kplex's back shows without the
+// relay carrying any data.
+func HashConfigMap(c *corev1.ConfigMap) string { return hashData(c.Data, c.BinaryData) }
+
+// HashSecret hashes a Secret's data and type.
+func HashSecret(s *corev1.Secret) string { return hashData(nil, s.Data, string(s.Type)) }
+
+// HashEndpoints hashes Endpoints subsets.
+func HashEndpoints(subsets []corev1.EndpointSubset) string {
+	return hashData(nil, nil, endpointsKey(subsets))
+}
+
+// ObservedHash is the hash of a host object's content as the relay saw
+// it ("" when not reported).
+func ObservedHash(annotations map[string]string) string {
+	return annotations[naming.AnnotationObservedHash]
 }

@@ -1,0 +1,114 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/client-go/kubernetes"
+
+	"kplex.dev/api/naming"
+	"kplex.dev/e2e/framework"
+)
+
+// testPolicies checks NetworkPolicies and PodDisruptionBudgets on the
+// host: selectors confined to the tenant's pods of the right virtual
+// namespaces, namespace selectors evaluated against virtual namespaces
+// (and re-evaluated when their labels change), and a PDB the host counts
+// only the tenant's pods for, although another tenant has pods with the
+// same labels in the same virtual namespace.
+func testPolicies(t *testing.T, demo, host kubernetes.Interface) {
+	ctx := context.Background()
+	const ns = "default"
+	hostNS := naming.HostNamespace("demo")
+	for _, n := range []string{"front", "back"} {
+		labels := map[string]string{}
+		if n == "front" {
+			labels["team"] = "a"
+		}
+		if _, err := demo.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: n, Labels: labels}}, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	np := &networkingv1.NetworkPolicy{ObjectMeta: metav1.ObjectMeta{Name: "web-in"}, Spec: networkingv1.NetworkPolicySpec{
+		PodSelector: metav1.LabelSelector{MatchLabels: map[string]string{"app": "web"}},
+		Ingress: []networkingv1.NetworkPolicyIngressRule{{From: []networkingv1.NetworkPolicyPeer{
+			{NamespaceSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"team": "a"}}, PodSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"role": "client"}}},
+			{PodSelector: &metav1.LabelSelector{MatchLabels: map[string]string{naming.LabelTenant: "other", "app": "web"}}},
+		}}},
+	}}
+	if _, err := demo.NetworkingV1().NetworkPolicies(ns).Create(ctx, np, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	peerNamespaces := func(ctx context.Context) ([]string, *networkingv1.NetworkPolicy, error) {
+		h, err := host.NetworkingV1().NetworkPolicies(hostNS).Get(ctx, naming.HostName(ns, "web-in"), metav1.GetOptions{})
+		if err != nil {
+			return nil, nil, err
+		}
+		for _, r := range h.Spec.Ingress[0].From[0].PodSelector.MatchExpressions {
+			if r.Key == naming.LabelNamespace {
+				return r.Values, h, nil
+			}
+		}
+		return nil, h, fmt.Errorf("peer selector not confined to namespaces: %+v", h.Spec.Ingress[0].From[0].PodSelector)
+	}
+	framework.Eventually(t, 30*time.Second, "host network policy confined to the tenant", func(ctx context.Context) error {
+		got, h, err := peerNamespaces(ctx)
+		if err != nil {
+			return err
+		}
+		if !slices.Equal(got, []string{"front"}) {
+			return fmt.Errorf("peer namespaces %v, want [front]", got)
+		}
+		sel := h.Spec.PodSelector
+		if sel.MatchLabels[naming.LabelTenant] != "demo" || sel.MatchLabels["app"] != "web" {
+			return fmt.Errorf("pod selector %+v", sel)
+		}
+		for _, peer := range h.Spec.Ingress[0].From {
+			if peer.NamespaceSelector != nil || peer.PodSelector.MatchLabels[naming.LabelTenant] != "demo" {
+				return fmt.Errorf("peer can reach beyond the tenant: %+v", peer)
+			}
+		}
+		return nil
+	}, nil)
+	back, err := demo.CoreV1().Namespaces().Get(ctx, "back", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	back.Labels = map[string]string{"team": "a"}
+	if _, err := demo.CoreV1().Namespaces().Update(ctx, back, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	framework.Eventually(t, 30*time.Second, "a relabelled namespace joins the peer", func(ctx context.Context) error {
+		got, _, err := peerNamespaces(ctx)
+		if err == nil && !slices.Equal(got, []string{"back", "front"}) {
+			err = fmt.Errorf("peer namespaces %v, want [back front]", got)
+		}
+		return err
+	}, nil)
+
+	pdb := &policyv1.PodDisruptionBudget{ObjectMeta: metav1.ObjectMeta{Name: "web"}, Spec: policyv1.PodDisruptionBudgetSpec{
+		MinAvailable: &intstr.IntOrString{Type: intstr.Int, IntVal: 2},
+		Selector:     &metav1.LabelSelector{MatchLabels: map[string]string{"app": "web"}},
+	}}
+	if _, err := demo.PolicyV1().PodDisruptionBudgets(ns).Create(ctx, pdb, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	framework.Eventually(t, 45*time.Second, "the host counts only the tenant's pods for its PDB", func(ctx context.Context) error {
+		h, err := host.PolicyV1().PodDisruptionBudgets(hostNS).Get(ctx, naming.HostName(ns, "web"), metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		if h.Status.ExpectedPods != 5 || h.Status.DisruptionsAllowed != 3 {
+			return fmt.Errorf("host PDB status expected=%d allowed=%d, want 5 and 3", h.Status.ExpectedPods, h.Status.DisruptionsAllowed)
+		}
+		return nil
+	}, nil)
+}
