@@ -81,8 +81,27 @@ func TestDefaultPortsAreDistinct(t *testing.T) {
 		}
 		seen[p] = name
 	}
-	if len(s) != 8+3*len(VClusterPortRoles) {
-		t.Fatalf("got %d ports, want %d", len(s), 8+3*len(VClusterPortRoles))
+	if len(s) != 12+3*len(VClusterPortRoles) {
+		t.Fatalf("got %d ports, want %d", len(s), 12+3*len(VClusterPortRoles))
+	}
+}
+
+func TestAddNewPortsToAnOlderState(t *testing.T) {
+	l := Layout{Root: t.TempDir()}
+	old := DefaultPorts([]string{"demo"})
+	delete(old, PortNATS)
+	delete(old, PortShardMetrics)
+	old[PortHostAPIServer] = 6443 // a choice the user made stays
+	st := &State{Nodes: 3, NodeKind: "kwok", VClusters: []string{"demo"}, Ports: old}
+	if err := addNewPorts(l, st, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	if st.Ports[PortNATS] != DefaultPorts(nil)[PortNATS] || st.Ports[PortShardMetrics] != DefaultPorts(nil)[PortShardMetrics] || st.Ports[PortHostAPIServer] != 6443 {
+		t.Fatalf("ports after adding the new ones: %v", st.Ports)
+	}
+	saved, err := LoadState(l)
+	if err != nil || saved.Ports[PortNATS] == 0 {
+		t.Fatalf("the added ports were not saved: %v %v", saved, err)
 	}
 }
 
