@@ -63,6 +63,7 @@ func (e *env) shardComponent() component {
 		command: func() (string, []string, []string, error) {
 			return e.bin("kplex-syncer"), []string{
 				"--mode=shard",
+				"--shard-name=shard-0",
 				"--host-kubeconfig=" + e.layout.HostKubeconfig(),
 				"--nats-url=" + e.natsURL(),
 				"--tenants-file=" + e.layout.SyncerTenants(),

@@ -23,6 +23,7 @@ import (
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/propagation"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
 	"kplex.dev/syncer/internal/natsbus"
@@ -52,6 +53,8 @@ type Options struct {
 	ShutdownGrace  time.Duration
 	Profiling      bool
 	PatrolInterval time.Duration
+	ShardName      string
+	MembershipTTL  time.Duration
 }
 
 // ParseFlags parses and checks the flags.
@@ -83,6 +86,8 @@ Flags:
 	fs.StringVar(&o.MetricsAddress, "metrics-address", "127.0.0.1:9464", "host:port of /metrics, /healthz and /readyz (plain HTTP)")
 	fs.IntVar(&o.Workers, "workers", 16, "shard: concurrent reconciles per tenant")
 	fs.IntVar(&o.RelayWorkers, "relay-workers", 4, "relay: concurrent publishes")
+	fs.StringVar(&o.ShardName, "shard-name", defaultShardName(), "shard: this shard's name, unique among the shards sharing a NATS (default: the host name)")
+	fs.DurationVar(&o.MembershipTTL, "membership-ttl", 3*time.Second, "shard: how long a silent shard counts as live; a dead shard's tenants move after about 1.5x this")
 	fs.DurationVar(&o.PatrolInterval, "patrol-interval", 2*time.Minute, "shard: how often the drift patrol re-checks every object of every tenant (0: never)")
 	fs.BoolVar(&o.Profiling, "profiling", false, "serve Go profiles at /debug/pprof/ on --metrics-address")
 	fs.DurationVar(&o.ShutdownGrace, "shutdown-grace", 10*time.Second, "how long in-flight work may take after SIGTERM")
@@ -143,9 +148,13 @@ func Run(ctx context.Context, o Options, log *slog.Logger) error {
 		return nil
 	}
 
-	host, err := hostClient(o.HostKubeconfig)
+	hostCfg, err := hostConfig(o.HostKubeconfig)
 	if err != nil {
 		return err
+	}
+	host, err := kubernetes.NewForConfig(hostCfg)
+	if err != nil {
+		return fmt.Errorf("host client: %w", err)
 	}
 	b, err := natsbus.Open(ctx, natsbus.Config{URL: o.NATSURL, StoreDir: o.NATSStoreDir, Name: "kplex-syncer-" + o.Mode, Log: log})
 	if err != nil {
@@ -164,7 +173,8 @@ func Run(ctx context.Context, o Options, log *slog.Logger) error {
 		wg.Go(func() { errc <- r.Run(runCtx) })
 	}
 	if o.Mode == ModeShard || o.Mode == ModeAll {
-		m := &shard.Manager{Host: host, Bus: b, Log: log, TenantsFile: o.TenantsFile, Workers: o.Workers, Patrol: o.PatrolInterval}
+		m := &shard.Manager{HostConfig: hostCfg, Bus: b, Log: log.With("shard", o.ShardName), Shard: o.ShardName, TenantsFile: o.TenantsFile,
+			Workers: o.Workers, Patrol: o.PatrolInterval, MembershipTTL: o.MembershipTTL}
 		readiness.add(m.Ready)
 		wg.Go(func() { errc <- m.Run(runCtx) })
 	}
@@ -192,7 +202,15 @@ func natsName(url string) string {
 	return url
 }
 
-func hostClient(kubeconfig string) (kubernetes.Interface, error) {
+func defaultShardName() string {
+	h, err := os.Hostname()
+	if err != nil || h == "" {
+		return "shard"
+	}
+	return h
+}
+
+func hostConfig(kubeconfig string) (*rest.Config, error) {
 	if kubeconfig == "" && os.Getenv("KUBERNETES_SERVICE_HOST") == "" {
 		return nil, errors.New("no --host-kubeconfig given and not running in a cluster")
 	}
@@ -203,11 +221,7 @@ func hostClient(kubeconfig string) (kubernetes.Interface, error) {
 	cfg.QPS, cfg.Burst = 500, 1000
 	cfg.UserAgent = "kplex-syncer"
 	shard.CountWrites(cfg)
-	c, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		return nil, fmt.Errorf("host client: %w", err)
-	}
-	return c, nil
+	return cfg, nil
 }
 
 // checks are the readiness checks, added as components start.

@@ -42,6 +42,16 @@ var (
 		Name: "kplex_syncer_patrol_repairs_total",
 		Help: "Host objects the drift patrol found changed, missing or orphaned and repaired, by tenant and resource.",
 	}, []string{"tenant", "resource"})
+	// Owned is 1 for each tenant this shard holds the lease of.
+	Owned = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "kplex_syncer_owned_tenant",
+		Help: "1 for each tenant this shard owns (holds the lease of), with the lease's epoch.",
+	}, []string{"tenant", "epoch"})
+	// FencedWrites counts writes refused because the lease was not valid.
+	FencedWrites = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "kplex_syncer_fenced_writes_total",
+		Help: "Writes refused, unsent, because this shard's lease on the tenant was not valid.",
+	}, []string{"tenant"})
 	// Tenants is the number of tenants this shard serves.
 	Tenants = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "kplex_syncer_tenants",
@@ -60,5 +70,5 @@ var (
 )
 
 func init() {
-	prometheus.MustRegister(SyncDuration, SyncLatency, SyncErrors, QueueDepth, HostEvents, PolicyDenied, PatrolRepairs, Tenants, RelayPublished, RelayErrors)
+	prometheus.MustRegister(SyncDuration, SyncLatency, SyncErrors, QueueDepth, HostEvents, PolicyDenied, PatrolRepairs, Owned, FencedWrites, Tenants, RelayPublished, RelayErrors)
 }

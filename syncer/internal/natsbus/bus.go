@@ -126,6 +126,9 @@ func (b *Bus) Close() {
 	}
 }
 
+// JetStream is the bus's JetStream context (for the ownership buckets).
+func (b *Bus) JetStream() jetstream.JetStream { return b.js }
+
 // Connected reports whether the connection is up (readiness).
 func (b *Bus) Connected() bool { return b.nc != nil && b.nc.IsConnected() }
 

@@ -25,7 +25,7 @@ type hostClient[T metav1.Object] interface {
 // (metadata only): the hash kplex wrote says whether the virtual object
 // changed, the hash the relay observed whether the host copy was changed
 // behind kplex's back.
-func syncCopy[T metav1.Object](ctx context.Context, c hostClient[T], cur metav1.Object, want T, wanted bool) error {
+func syncCopy[T metav1.Object](ctx context.Context, c hostClient[T], manager string, cur metav1.Object, want T, wanted bool) error {
 	if !wanted {
 		if cur == nil {
 			return nil
@@ -38,7 +38,7 @@ func syncCopy[T metav1.Object](ctx context.Context, c hostClient[T], cur metav1.
 		return nil
 	}
 	if cur == nil {
-		_, err := c.Create(ctx, want, metav1.CreateOptions{FieldManager: fieldManager})
+		_, err := c.Create(ctx, want, metav1.CreateOptions{FieldManager: manager})
 		if err != nil && !apierrors.IsAlreadyExists(err) {
 			return fmt.Errorf("create host copy %s: %w", want.GetName(), err)
 		}
@@ -51,7 +51,7 @@ func syncCopy[T metav1.Object](ctx context.Context, c hostClient[T], cur metav1.
 		return nil
 	}
 	want.SetResourceVersion(cur.GetResourceVersion())
-	if _, err := c.Update(ctx, want, metav1.UpdateOptions{FieldManager: fieldManager}); err != nil {
+	if _, err := c.Update(ctx, want, metav1.UpdateOptions{FieldManager: manager}); err != nil {
 		return fmt.Errorf("update host copy %s: %w", want.GetName(), err)
 	}
 	return nil
@@ -78,7 +78,7 @@ func (s *tenantSyncer) syncConfigMap(ctx context.Context, ns, name string) error
 	if wanted {
 		want = s.tr.ConfigMap(v)
 	}
-	return syncCopy(ctx, s.host.CoreV1().ConfigMaps(s.hostNS), s.hostObjs.Get(hostcache.ConfigMaps, ns, name), want, wanted)
+	return syncCopy(ctx, s.host.CoreV1().ConfigMaps(s.hostNS), s.fieldManager, s.hostObjs.Get(hostcache.ConfigMaps, ns, name), want, wanted)
 }
 
 func (s *tenantSyncer) syncSecret(ctx context.Context, ns, name string) error {
@@ -96,7 +96,7 @@ func (s *tenantSyncer) syncSecret(ctx context.Context, ns, name string) error {
 	if wanted {
 		want = s.tr.Secret(v)
 	}
-	return syncCopy(ctx, s.host.CoreV1().Secrets(s.hostNS), s.hostObjs.Get(hostcache.Secrets, ns, name), want, wanted)
+	return syncCopy(ctx, s.host.CoreV1().Secrets(s.hostNS), s.fieldManager, s.hostObjs.Get(hostcache.Secrets, ns, name), want, wanted)
 }
 
 // syncEndpoints copies the Endpoints of selector-less virtual Services
@@ -116,5 +116,5 @@ func (s *tenantSyncer) syncEndpoints(ctx context.Context, ns, name string) error
 	if wanted {
 		want = s.tr.Endpoints(v)
 	}
-	return syncCopy(ctx, s.host.CoreV1().Endpoints(s.hostNS), s.hostObjs.Get(hostcache.Endpoints, ns, name), want, wanted)
+	return syncCopy(ctx, s.host.CoreV1().Endpoints(s.hostNS), s.fieldManager, s.hostObjs.Get(hostcache.Endpoints, ns, name), want, wanted)
 }

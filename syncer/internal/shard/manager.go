@@ -3,13 +3,17 @@
 // the bus and its own work queue, so nothing is shared between tenants but
 // the host client and the bus connection.
 //
-// The main flow: Manager.Run follows the shared host nodes, then reloads
-// the tenant registry every few seconds, starting a tenantSyncer
-// (tenant.go) for each new tenant and stopping removed ones. A
-// tenantSyncer replays the tenant's host state from the stream before it
-// writes anything, then reconciles pods (pods.go, tokens.go), services
-// (services.go), ConfigMaps, Secrets and Endpoints (configs.go) and
-// virtual nodes (nodes.go).
+// The main flow: Manager.Run joins the shard membership (package
+// ownership), follows the shared host nodes, then twice a second
+// reconciles its tenants: of the registry's tenants (reloaded every few
+// seconds), those rendezvous hashing gives to this shard are acquired
+// (a fenced lease) and served by a tenantSyncer (tenant.go); those it
+// should not own any more, or whose lease it lost, are stopped and
+// released. A tenantSyncer replays the tenant's host state from the
+// stream before it writes anything, then reconciles pods (pods.go,
+// tokens.go), services (services.go), ConfigMaps, Secrets and Endpoints
+// (configs.go), policies (policies.go), virtual nodes (nodes.go) and
+// events (events.go), with a drift patrol (patrol.go).
 package shard
 
 import (
@@ -19,43 +23,52 @@ import (
 	"log/slog"
 	"net/http"
 	"reflect"
+	"strconv"
 	"sort"
 	"strings"
 	"sync"
 	"time"
 
-	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 
 	"kplex.dev/api/bus"
 	"kplex.dev/syncer/internal/hostcache"
 	"kplex.dev/syncer/internal/metrics"
 	"kplex.dev/syncer/internal/natsbus"
+	"kplex.dev/syncer/internal/ownership"
 	"kplex.dev/syncer/internal/tenants"
 )
 
 // Manager runs a shard's tenants.
 type Manager struct {
-	Host        kubernetes.Interface
+	HostConfig  *rest.Config
 	Bus         *natsbus.Bus
 	Log         *slog.Logger
+	Shard       string // this shard's name, unique among shards
 	TenantsFile string
 	Workers     int           // per tenant
 	Reload      time.Duration // registry reload period
 	Patrol      time.Duration // drift patrol period (0: off)
+	// MembershipTTL is how long a silent shard stays live; failover takes
+	// about 1.5 times it.
+	MembershipTTL time.Duration
 
+	coord         *ownership.Coordinator
 	nodes         *hostcache.Cache
 	nodesReplayed chan struct{}
 	mu            sync.Mutex
 	running       map[string]*runningTenant
+	registry      map[string]tenants.Tenant
+	loaded        time.Time
 	loadErr       error
 }
 
 type runningTenant struct {
 	cfg    tenants.Tenant
+	lease  *ownership.Lease
 	syncer *tenantSyncer
 	cancel context.CancelFunc
 	done   chan struct{}
-	err    error
 }
 
 // Run serves tenants until ctx ends.
@@ -66,6 +79,25 @@ func (m *Manager) Run(ctx context.Context) error {
 	if m.Reload == 0 {
 		m.Reload = 2 * time.Second
 	}
+	if m.MembershipTTL == 0 {
+		m.MembershipTTL = 3 * time.Second
+	}
+	coord, err := ownership.New(ctx, m.Bus.JetStream(), m.Shard, m.MembershipTTL, m.Log)
+	if err != nil {
+		return err
+	}
+	m.mu.Lock()
+	m.coord = coord
+	m.mu.Unlock()
+	cctx, stopMembership := context.WithCancel(context.Background())
+	membershipDone := make(chan struct{})
+	go func() {
+		defer close(membershipDone)
+		if err := coord.Run(cctx); err != nil {
+			m.Log.Error("shard membership failed", "err", err)
+		}
+	}()
+	defer func() { stopMembership(); <-membershipDone }()
 	go func() {
 		err := m.Bus.Follow(ctx, bus.TenantFilter(bus.SharedTenant), m.onNode, func() { close(m.nodesReplayed) })
 		if err != nil && ctx.Err() == nil {
@@ -77,10 +109,13 @@ func (m *Manager) Run(ctx context.Context) error {
 	case <-ctx.Done():
 		return nil
 	}
-	tick := time.NewTicker(m.Reload)
+	tick := time.NewTicker(m.MembershipTTL / 6)
 	defer tick.Stop()
 	for {
-		m.reload(ctx)
+		if time.Since(m.loaded) >= m.Reload {
+			m.reload()
+		}
+		m.reconcile(ctx)
 		select {
 		case <-ctx.Done():
 			m.stopAll()
@@ -102,13 +137,13 @@ func (m *Manager) onNode(d natsbus.Delivery) {
 	}
 }
 
-// reload applies the registry: new tenants start, removed ones stop,
-// changed ones restart. A registry that does not load keeps the tenants
-// running as they are.
-func (m *Manager) reload(ctx context.Context) {
+// reload reads the registry. A registry that does not load keeps the
+// last good one.
+func (m *Manager) reload() {
 	cfg, err := tenants.Load(m.TenantsFile)
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	m.loaded = time.Now()
 	if err != nil {
 		if m.loadErr == nil || m.loadErr.Error() != err.Error() {
 			m.Log.Error("cannot load the tenants file; keeping the tenants as they are", "err", err)
@@ -117,65 +152,126 @@ func (m *Manager) reload(ctx context.Context) {
 		return
 	}
 	m.loadErr = nil
-	want := map[string]tenants.Tenant{}
+	m.registry = map[string]tenants.Tenant{}
 	for _, t := range cfg.Tenants {
-		want[t.Name] = t
+		m.registry[t.Name] = t
 	}
-	for name, rt := range m.running {
+}
+
+// reconcile stops the tenants this shard should not serve (any more) and
+// starts those it should and can acquire.
+func (m *Manager) reconcile(ctx context.Context) {
+	m.mu.Lock()
+	registry := m.registry
+	m.mu.Unlock()
+	settled := m.coord.Settled()
+	for name, rt := range m.snapshot() {
+		why := ""
+		t, listed := registry[name]
 		select {
 		case <-rt.done:
-			// It stopped on its own (an error): start it again below.
-			delete(m.running, name)
-			continue
+			why = "its sync stopped"
+		case <-rt.lease.Lost():
+			why = "lease lost"
 		default:
-		}
-		if t, ok := want[name]; !ok || !reflect.DeepEqual(t, rt.cfg) {
-			m.Log.Info("stopping tenant", "tenant", name, "reason", map[bool]string{true: "settings changed", false: "removed from the registry"}[ok])
-			rt.cancel()
-			<-rt.done
-			delete(m.running, name)
-		}
-	}
-	for name, t := range want {
-		if _, ok := m.running[name]; ok {
-			continue
-		}
-		ts, err := newTenantSyncer(t, m.Host, m.nodes, m.Bus, m.Log)
-		if err != nil {
-			m.Log.Error("cannot serve tenant; retrying at the next reload", "tenant", name, "err", err)
-			continue
-		}
-		tctx, cancel := context.WithCancel(ctx)
-		rt := &runningTenant{cfg: t, syncer: ts, cancel: cancel, done: make(chan struct{})}
-		m.running[name] = rt
-		m.Log.Info("serving tenant", "tenant", name)
-		go func() {
-			defer close(rt.done)
-			if err := ts.run(tctx, max(m.Workers, 1), m.Patrol); err != nil && tctx.Err() == nil {
-				rt.err = err
-				m.Log.Error("tenant sync stopped; restarting it at the next reload", "tenant", name, "err", err)
+			switch {
+			case !listed:
+				why = "removed from the registry"
+			case !reflect.DeepEqual(t, rt.cfg):
+				why = "settings changed"
+			case settled && !m.coord.Desired(name):
+				why = "another shard should own it"
 			}
-		}()
+		}
+		if why != "" {
+			m.stop(ctx, name, rt, why)
+		}
 	}
+	if !settled {
+		return // not sure yet who is live: acquire nothing
+	}
+	for name, t := range registry {
+		if _, ok := m.snapshot()[name]; ok || !m.coord.Desired(name) {
+			continue
+		}
+		lease, err := m.coord.TryAcquire(ctx, name)
+		if errors.Is(err, ownership.ErrHeld) {
+			continue // its holder will release it
+		}
+		if err != nil {
+			m.Log.Warn("cannot acquire tenant; retrying", "tenant", name, "err", err)
+			continue
+		}
+		m.start(ctx, t, lease)
+	}
+	m.mu.Lock()
 	metrics.Tenants.Set(float64(len(m.running)))
+	m.mu.Unlock()
+}
+
+func (m *Manager) snapshot() map[string]*runningTenant {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make(map[string]*runningTenant, len(m.running))
+	for k, v := range m.running {
+		out[k] = v
+	}
+	return out
+}
+
+func (m *Manager) start(ctx context.Context, t tenants.Tenant, lease *ownership.Lease) {
+	ts, err := newTenantSyncer(t, m.HostConfig, lease, m.Shard, m.nodes, m.Bus, m.Log)
+	if err != nil {
+		m.Log.Error("cannot serve tenant; retrying", "tenant", t.Name, "err", err)
+		_ = lease.Release(ctx)
+		return
+	}
+	tctx, cancel := context.WithCancel(ctx)
+	rt := &runningTenant{cfg: t, lease: lease, syncer: ts, cancel: cancel, done: make(chan struct{})}
+	m.mu.Lock()
+	m.running[t.Name] = rt
+	m.mu.Unlock()
+	epoch := strconv.FormatUint(lease.Epoch(), 10)
+	metrics.Owned.WithLabelValues(t.Name, epoch).Set(1)
+	m.Log.Info("serving tenant", "tenant", t.Name, "epoch", epoch)
+	go func() {
+		defer close(rt.done)
+		if err := ts.run(tctx, max(m.Workers, 1), m.Patrol); err != nil && tctx.Err() == nil {
+			m.Log.Error("tenant sync stopped; restarting it", "tenant", t.Name, "err", err)
+		}
+	}()
+}
+
+// stop ends a tenant's sync, then releases its lease: the next owner
+// starts only after this one stopped writing.
+func (m *Manager) stop(ctx context.Context, name string, rt *runningTenant, why string) {
+	m.Log.Info("stopping tenant", "tenant", name, "reason", why)
+	rt.cancel()
+	<-rt.done
+	rctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	if err := rt.lease.Release(rctx); err != nil {
+		m.Log.Warn("releasing the tenant failed; it moves when the lease lapses", "tenant", name, "err", err)
+	}
+	cancel()
+	metrics.Owned.DeleteLabelValues(name, strconv.FormatUint(rt.lease.Epoch(), 10))
+	m.mu.Lock()
+	delete(m.running, name)
+	m.mu.Unlock()
 }
 
 func (m *Manager) stopAll() {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	for _, rt := range m.running {
-		rt.cancel()
-	}
-	for name, rt := range m.running {
-		<-rt.done
-		delete(m.running, name)
+	for name, rt := range m.snapshot() {
+		m.stop(context.Background(), name, rt, "shutting down")
 	}
 }
 
-// Ready reports whether every registered tenant has replayed its host
-// state and synced its caches.
+// Ready reports whether the shard knows who is live and every tenant it
+// owns has replayed its host state and synced its caches.
 func (m *Manager) Ready(*http.Request) error {
-	if m.nodesReplayed == nil {
+	m.mu.Lock()
+	coord := m.coord
+	m.mu.Unlock()
+	if coord == nil || m.nodesReplayed == nil {
 		return errors.New("shard: starting")
 	}
 	select {
@@ -183,15 +279,20 @@ func (m *Manager) Ready(*http.Request) error {
 	default:
 		return errors.New("shard: host nodes not replayed yet")
 	}
+	if !coord.Settled() {
+		return errors.New("shard: learning which shards are live")
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.loadErr != nil {
 		return m.loadErr
 	}
 	var waiting []string
-	for name, rt := range m.running {
-		if !rt.syncer.isReady() {
-			waiting = append(waiting, name)
+	for name := range m.registry {
+		if coord.Desired(name) {
+			if rt, ok := m.running[name]; !ok || !rt.syncer.isReady() {
+				waiting = append(waiting, name)
+			}
 		}
 	}
 	if len(waiting) > 0 {

@@ -94,7 +94,7 @@ func (s *tenantSyncer) createHostPod(ctx context.Context, v *corev1.Pod) (time.D
 		}
 	}
 	want := s.tr.Pod(v, services)
-	created, err := s.host.CoreV1().Pods(s.hostNS).Create(ctx, want, metav1.CreateOptions{FieldManager: fieldManager})
+	created, err := s.host.CoreV1().Pods(s.hostNS).Create(ctx, want, metav1.CreateOptions{FieldManager: s.fieldManager})
 	if apierrors.IsAlreadyExists(err) {
 		return 0, nil // the bus has not told us yet; it will
 	}
@@ -215,7 +215,7 @@ func (s *tenantSyncer) patchHostPod(ctx context.Context, name string, spec map[s
 	if err != nil {
 		return err
 	}
-	_, err = s.host.CoreV1().Pods(s.hostNS).Patch(ctx, name, types.StrategicMergePatchType, body, metav1.PatchOptions{FieldManager: fieldManager}, subresource...)
+	_, err = s.host.CoreV1().Pods(s.hostNS).Patch(ctx, name, types.StrategicMergePatchType, body, metav1.PatchOptions{FieldManager: s.fieldManager}, subresource...)
 	if err != nil && !apierrors.IsNotFound(err) {
 		return fmt.Errorf("update host pod %s %v: %w", name, subresource, err)
 	}
@@ -264,5 +264,3 @@ func (s *tenantSyncer) patchPodStatus(ctx context.Context, v *corev1.Pod, st cor
 	return nil
 }
 
-// fieldManager names kplex's writes on the host.
-const fieldManager = "kplex-syncer"

@@ -34,7 +34,7 @@ func (s *tenantSyncer) syncNetworkPolicy(ctx context.Context, ns, name string) e
 		}
 		want = s.tr.NetworkPolicy(v, nsLabels)
 	}
-	return syncCopy(ctx, s.host.NetworkingV1().NetworkPolicies(s.hostNS), s.hostObjs.Get(hostcache.NetworkPolicies, ns, name), want, wanted)
+	return syncCopy(ctx, s.host.NetworkingV1().NetworkPolicies(s.hostNS), s.fieldManager, s.hostObjs.Get(hostcache.NetworkPolicies, ns, name), want, wanted)
 }
 
 // syncPDB keeps the host copy of a virtual PodDisruptionBudget.
@@ -48,7 +48,7 @@ func (s *tenantSyncer) syncPDB(ctx context.Context, ns, name string) error {
 	if wanted {
 		want = s.tr.PodDisruptionBudget(v)
 	}
-	return syncCopy(ctx, s.host.PolicyV1().PodDisruptionBudgets(s.hostNS), s.hostObjs.Get(hostcache.PodDisruptionBudgets, ns, name), want, wanted)
+	return syncCopy(ctx, s.host.PolicyV1().PodDisruptionBudgets(s.hostNS), s.fieldManager, s.hostObjs.Get(hostcache.PodDisruptionBudgets, ns, name), want, wanted)
 }
 
 // namespaceHandler re-translates every NetworkPolicy when a virtual

@@ -55,12 +55,12 @@ func (s *tenantSyncer) syncService(ctx context.Context, ns, name string) error {
 	}
 	want := s.tr.Service(v)
 	if h == nil {
-		created, err := services.Create(ctx, want, metav1.CreateOptions{FieldManager: fieldManager})
+		created, err := services.Create(ctx, want, metav1.CreateOptions{FieldManager: s.fieldManager})
 		if apierrors.IsInvalid(err) {
 			// The virtual addresses are taken (or outside the host's
 			// ranges): let the host allocate.
 			translate.WithoutAddresses(want)
-			created, err = services.Create(ctx, want, metav1.CreateOptions{FieldManager: fieldManager})
+			created, err = services.Create(ctx, want, metav1.CreateOptions{FieldManager: s.fieldManager})
 		}
 		if apierrors.IsAlreadyExists(err) {
 			return nil // the bus will report it
@@ -70,7 +70,7 @@ func (s *tenantSyncer) syncService(ctx context.Context, ns, name string) error {
 		}
 		h = created
 	} else if upd, need := translate.ServiceNeedsUpdate(h, want); need {
-		if h, err = services.Update(ctx, upd, metav1.UpdateOptions{FieldManager: fieldManager}); err != nil {
+		if h, err = services.Update(ctx, upd, metav1.UpdateOptions{FieldManager: s.fieldManager}); err != nil {
 			return fmt.Errorf("update host service %s: %w", want.Name, err)
 		}
 	}

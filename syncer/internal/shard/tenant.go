@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -18,6 +19,7 @@ import (
 	listerscorev1 "k8s.io/client-go/listers/core/v1"
 	listersnetworkingv1 "k8s.io/client-go/listers/networking/v1"
 	listerspolicyv1 "k8s.io/client-go/listers/policy/v1"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/client-go/tools/record"
@@ -28,6 +30,7 @@ import (
 	"kplex.dev/syncer/internal/hostcache"
 	"kplex.dev/syncer/internal/metrics"
 	"kplex.dev/syncer/internal/natsbus"
+	"kplex.dev/syncer/internal/ownership"
 	"kplex.dev/syncer/internal/tenants"
 	"kplex.dev/syncer/internal/translate"
 )
@@ -64,6 +67,8 @@ type tenantSyncer struct {
 	hostNS string
 	nodes  *hostcache.Cache // shared host nodes
 	bus    *natsbus.Bus
+	// fieldManager names this shard's writes (kplex-syncer/<shard>).
+	fieldManager string
 
 	vclient  kubernetes.Interface
 	hostObjs *hostcache.Cache
@@ -93,7 +98,19 @@ type tenantSyncer struct {
 	ready   bool
 }
 
-func newTenantSyncer(cfg tenants.Tenant, host kubernetes.Interface, nodes *hostcache.Cache, b *natsbus.Bus, log *slog.Logger) (*tenantSyncer, error) {
+// newTenantSyncer builds a tenant's syncer. Every write it makes, to the
+// host or to the tenant's API, goes through the lease's fence.
+func newTenantSyncer(cfg tenants.Tenant, hostCfg *rest.Config, lease *ownership.Lease, shardName string, nodes *hostcache.Cache, b *natsbus.Bus, log *slog.Logger) (*tenantSyncer, error) {
+	onFenced := func() { metrics.FencedWrites.WithLabelValues(cfg.Name).Inc() }
+	fence := func(c *rest.Config) *rest.Config {
+		c = rest.CopyConfig(c)
+		c.Wrap(func(rt http.RoundTripper) http.RoundTripper { return lease.Fence(rt, onFenced) })
+		return c
+	}
+	host, err := kubernetes.NewForConfig(fence(hostCfg))
+	if err != nil {
+		return nil, fmt.Errorf("tenant %s: host client: %w", cfg.Name, err)
+	}
 	rc, err := clientcmd.BuildConfigFromFlags("", cfg.Kubeconfig)
 	if err != nil {
 		return nil, fmt.Errorf("tenant %s: kubeconfig: %w", cfg.Name, err)
@@ -102,7 +119,7 @@ func newTenantSyncer(cfg tenants.Tenant, host kubernetes.Interface, nodes *hostc
 	// own limits protect it, not a client-side rate limit.
 	rc.QPS, rc.Burst = 1000, 2000
 	rc.UserAgent = "kplex-syncer"
-	vclient, err := kubernetes.NewForConfig(rc)
+	vclient, err := kubernetes.NewForConfig(fence(rc))
 	if err != nil {
 		return nil, fmt.Errorf("tenant %s: client: %w", cfg.Name, err)
 	}
@@ -121,6 +138,7 @@ func newTenantSyncer(cfg tenants.Tenant, host kubernetes.Interface, nodes *hostc
 		cfg: cfg, tr: translate.NewTenant(cfg.Name, apiHost, apiPort), log: log.With("tenant", cfg.Name),
 		host: host, hostNS: naming.HostNamespace(cfg.Name), nodes: nodes, bus: b,
 		vclient: vclient, hostObjs: hostcache.New(), policy: pol,
+		fieldManager: "kplex-syncer/" + shardName,
 		queue: workqueue.NewTypedRateLimitingQueueWithConfig(
 			workqueue.NewTypedMaxOfRateLimiter(
 				workqueue.NewTypedItemExponentialFailureRateLimiter[key](50*time.Millisecond, 30*time.Second),

@@ -83,14 +83,14 @@ func (s *tenantSyncer) ensureToken(ctx context.Context, v *corev1.Pod, hostPod s
 		Data: data,
 	}
 	secrets := s.host.CoreV1().Secrets(s.hostNS)
-	_, err := secrets.Create(ctx, secret, metav1.CreateOptions{FieldManager: fieldManager})
+	_, err := secrets.Create(ctx, secret, metav1.CreateOptions{FieldManager: s.fieldManager})
 	if apierrors.IsAlreadyExists(err) {
 		cur, gerr := secrets.Get(ctx, secret.Name, metav1.GetOptions{})
 		if gerr != nil {
 			return 0, fmt.Errorf("pod token secret %s: %w", secret.Name, gerr)
 		}
 		secret.ResourceVersion = cur.ResourceVersion
-		_, err = secrets.Update(ctx, secret, metav1.UpdateOptions{FieldManager: fieldManager})
+		_, err = secrets.Update(ctx, secret, metav1.UpdateOptions{FieldManager: s.fieldManager})
 	}
 	if err != nil {
 		return 0, fmt.Errorf("pod token secret %s: %w", secret.Name, err)

@@ -1,0 +1,222 @@
+// Package ownership decides which shard serves which tenant, and fences a
+// shard that lost a tenant so it cannot write for it any more.
+//
+//   - Membership: every shard puts a heartbeat in the NATS KV bucket
+//     kplex-shards every TTL/6; a shard is live while its heartbeats keep
+//     arriving (judged by when this shard received them, never by clocks
+//     of other machines).
+//   - Assignment: rendezvous hashing over the live shards: each tenant
+//     goes to the shard with the highest hash(tenant, shard), so adding or
+//     removing a shard moves only the tenants whose highest shard changed.
+//   - Ownership: the KV bucket kplex-owners holds, per tenant, the owning
+//     shard; it is taken with compare-and-set on the key's revision, which
+//     is the lease's epoch. A shard takes a tenant over from a holder only
+//     when that holder is no longer live, and then waits TTL/2 before
+//     writing.
+//   - Fencing: a lease is valid for TTL/2 after its holder last read its
+//     own record unchanged (re-read every TTL/6). A frozen or partitioned
+//     holder stops re-reading, so its lease lapses TTL/2 after its last
+//     read; the new owner writes no earlier than TTL (membership) + TTL/2
+//     after that read. After a SIGSTOP, the monotonic clock has moved on:
+//     the resumed holder's lease is already invalid, and its next read
+//     shows the new epoch. Every write a shard makes for a tenant goes
+//     through a client that refuses to send while the lease is invalid
+//     (see Fence). What remains is a request whose bytes were already
+//     being written when the holder froze: the kernel delivers them at
+//     once, long before a new owner may write.
+package ownership
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Buckets.
+const (
+	ShardsBucket = "kplex-shards"
+	OwnersBucket = "kplex-owners"
+)
+
+// Coordinator is one shard's view of membership and its leases.
+type Coordinator struct {
+	shard  string
+	ttl    time.Duration
+	log    *slog.Logger
+	shards jetstream.KeyValue
+	owners jetstream.KeyValue
+
+	mu       sync.Mutex
+	lastSeen map[string]time.Time // shard -> when its last heartbeat arrived
+	started  time.Time
+}
+
+// New creates the buckets if needed. ttl is the membership timeout
+// (failover takes about ttl + ttl/2).
+func New(ctx context.Context, js jetstream.JetStream, shard string, ttl time.Duration, log *slog.Logger) (*Coordinator, error) {
+	shards, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: ShardsBucket, History: 1, TTL: time.Minute, Storage: jetstream.MemoryStorage})
+	if err != nil {
+		return nil, fmt.Errorf("bucket %s: %w", ShardsBucket, err)
+	}
+	owners, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: OwnersBucket, History: 1, Storage: jetstream.FileStorage})
+	if err != nil {
+		return nil, fmt.Errorf("bucket %s: %w", OwnersBucket, err)
+	}
+	return &Coordinator{shard: shard, ttl: ttl, log: log, shards: shards, owners: owners, lastSeen: map[string]time.Time{}}, nil
+}
+
+// Shard is this shard's name.
+func (c *Coordinator) Shard() string { return c.shard }
+
+// Run heartbeats and watches the other shards' heartbeats until ctx ends.
+func (c *Coordinator) Run(ctx context.Context) error {
+	w, err := c.shards.WatchAll(ctx)
+	if err != nil {
+		return fmt.Errorf("watch %s: %w", ShardsBucket, err)
+	}
+	defer func() { _ = w.Stop() }()
+	c.mu.Lock()
+	c.started = time.Now()
+	c.mu.Unlock()
+	go func() {
+		// The first values are old heartbeats (a dead shard's too): only
+		// heartbeats that arrive from now on count.
+		initial := true
+		for e := range w.Updates() {
+			if e == nil {
+				initial = false
+				continue
+			}
+			if initial {
+				continue
+			}
+			c.mu.Lock()
+			if e.Operation() == jetstream.KeyValuePut {
+				c.lastSeen[e.Key()] = time.Now()
+			} else {
+				delete(c.lastSeen, e.Key()) // a shard that left
+			}
+			c.mu.Unlock()
+		}
+	}()
+	beat := time.NewTicker(c.ttl / 6)
+	defer beat.Stop()
+	for {
+		b, _ := json.Marshal(map[string]any{"shard": c.shard, "at": time.Now().UTC()})
+		if _, err := c.shards.Put(ctx, c.shard, b); err != nil && ctx.Err() == nil {
+			c.log.Warn("heartbeat failed", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			// Leaving: say so, so tenants move at once rather than after ttl.
+			dctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			_ = c.shards.Delete(dctx, c.shard)
+			cancel()
+			return nil
+		case <-beat.C:
+		}
+	}
+}
+
+// Live lists the shards whose heartbeats arrived within ttl, sorted. A
+// shard that started watching less than ttl/2 ago may not have seen every
+// live shard's heartbeat yet; Settled says so.
+func (c *Coordinator) Live() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	now := time.Now()
+	var out []string
+	for s, t := range c.lastSeen {
+		if now.Sub(t) < c.ttl {
+			out = append(out, s)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Settled reports whether this shard has watched membership long enough
+// (ttl/2: three heartbeats of every live shard) to know who is live.
+func (c *Coordinator) Settled() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return !c.started.IsZero() && time.Since(c.started) >= c.ttl/2
+}
+
+func (c *Coordinator) live(shard string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	t, ok := c.lastSeen[shard]
+	return ok && time.Since(t) < c.ttl
+}
+
+// Owner is the live shard a tenant belongs to (rendezvous hashing).
+func Owner(tenant string, live []string) string {
+	best, bestScore := "", uint64(0)
+	for _, s := range live {
+		h := fnv.New64a()
+		h.Write([]byte(tenant))
+		h.Write([]byte{0})
+		h.Write([]byte(s))
+		if score := h.Sum64(); best == "" || score > bestScore || (score == bestScore && s < best) {
+			best, bestScore = s, score
+		}
+	}
+	return best
+}
+
+// Desired reports whether this shard should own a tenant now.
+func (c *Coordinator) Desired(tenant string) bool {
+	live := c.Live()
+	if len(live) == 0 {
+		return false
+	}
+	return Owner(tenant, live) == c.shard
+}
+
+// ErrHeld means another live shard holds the tenant.
+var ErrHeld = errors.New("held by another live shard")
+
+type record struct {
+	Shard string    `json:"shard"`
+	Since time.Time `json:"since"`
+}
+
+// TryAcquire takes a tenant's lease if it is free, already this shard's,
+// or held by a shard that is no longer live. It returns ErrHeld when a live
+// shard holds it (that shard releases it once it sees it should not).
+func (c *Coordinator) TryAcquire(ctx context.Context, tenant string) (*Lease, error) {
+	val, _ := json.Marshal(record{Shard: c.shard, Since: time.Now().UTC()})
+	e, err := c.owners.Get(ctx, tenant)
+	switch {
+	case errors.Is(err, jetstream.ErrKeyNotFound):
+		rev, err := c.owners.Create(ctx, tenant, val)
+		if err != nil {
+			return nil, fmt.Errorf("acquire %s: %w", tenant, err)
+		}
+		return c.newLease(ctx, tenant, rev, 0)
+	case err != nil:
+		return nil, fmt.Errorf("acquire %s: %w", tenant, err)
+	}
+	var cur record
+	_ = json.Unmarshal(e.Value(), &cur)
+	if cur.Shard != c.shard && c.live(cur.Shard) {
+		return nil, ErrHeld
+	}
+	rev, err := c.owners.Update(ctx, tenant, val, e.Revision())
+	if err != nil {
+		return nil, fmt.Errorf("acquire %s from %s: %w", tenant, cur.Shard, err)
+	}
+	// Taking over (also from this shard's own earlier life): the previous
+	// holder's lease may run for up to ttl/2 after its last read.
+	c.log.Info("took tenant over", "tenant", tenant, "from", cur.Shard, "epoch", rev)
+	return c.newLease(ctx, tenant, rev, c.ttl/2)
+}
