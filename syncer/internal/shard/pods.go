@@ -263,4 +263,3 @@ func (s *tenantSyncer) patchPodStatus(ctx context.Context, v *corev1.Pod, st cor
 	}
 	return nil
 }
-
