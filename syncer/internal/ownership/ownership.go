@@ -166,11 +166,23 @@ func Owner(tenant string, live []string) string {
 		h.Write([]byte(tenant))
 		h.Write([]byte{0})
 		h.Write([]byte(s))
-		if score := h.Sum64(); best == "" || score > bestScore || (score == bestScore && s < best) {
+		if score := mix(h.Sum64()); best == "" || score > bestScore || (score == bestScore && s < best) {
 			best, bestScore = s, score
 		}
 	}
 	return best
+}
+
+// mix is murmur3's 64-bit finalizer: FNV alone scores shard names that
+// differ in their last byte too alike (one shard of four took half the
+// tenants).
+func mix(h uint64) uint64 {
+	h ^= h >> 33
+	h *= 0xff51afd7ed558ccd
+	h ^= h >> 33
+	h *= 0xc4ceb9fe1a85ec53
+	h ^= h >> 33
+	return h
 }
 
 // Desired reports whether this shard should own a tenant now.
