@@ -109,7 +109,10 @@ func TestLeaseTakeoverAndFence(t *testing.T) {
 		t.Fatal("the old lease is still valid after the takeover")
 	}
 	sent := 0
-	rt := la.Fence(roundTripFunc(func(*http.Request) (*http.Response, error) { sent++; return &http.Response{StatusCode: 200, Body: http.NoBody}, nil }), nil)
+	rt := la.Fence(roundTripFunc(func(*http.Request) (*http.Response, error) {
+		sent++
+		return &http.Response{StatusCode: 200, Body: http.NoBody}, nil
+	}), nil)
 	req, _ := http.NewRequest(http.MethodPost, "http://host/api/v1/namespaces/x/pods", nil)
 	if _, err := rt.RoundTrip(req); !errors.Is(err, ErrFenced) || sent != 0 {
 		t.Fatalf("a write on the old lease: err %v, sent %d", err, sent)
