@@ -109,7 +109,19 @@ func (c *Coordinator) Run(ctx context.Context) error {
 	}()
 	beat := time.NewTicker(c.ttl / 6)
 	defer beat.Stop()
+	last := time.Now()
 	for {
+		if gap := time.Since(last); gap > c.ttl/2 {
+			// This process was paused (SIGSTOP, a stalled VM): what it
+			// knows of the others is stale, so it learns membership again
+			// before it may take any tenant (Settled is false meanwhile).
+			c.log.Warn("membership view is stale after a pause; relearning it", "paused", gap.String())
+			c.mu.Lock()
+			c.lastSeen = map[string]time.Time{}
+			c.started = time.Now()
+			c.mu.Unlock()
+		}
+		last = time.Now()
 		b, _ := json.Marshal(map[string]any{"shard": c.shard, "at": time.Now().UTC()})
 		if _, err := c.shards.Put(ctx, c.shard, b); err != nil && ctx.Err() == nil {
 			c.log.Warn("heartbeat failed", "err", err)

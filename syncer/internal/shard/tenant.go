@@ -67,7 +67,9 @@ type tenantSyncer struct {
 	hostNS string
 	nodes  *hostcache.Cache // shared host nodes
 	bus    *natsbus.Bus
-	// fieldManager names this shard's writes (kplex-syncer/<shard>).
+	// fieldManager names this shard's writes under this lease
+	// (kplex-syncer/<shard>@<epoch>), so every host write can be traced to
+	// the lease it was made under.
 	fieldManager string
 
 	vclient  kubernetes.Interface
@@ -138,7 +140,7 @@ func newTenantSyncer(cfg tenants.Tenant, hostCfg *rest.Config, lease *ownership.
 		cfg: cfg, tr: translate.NewTenant(cfg.Name, apiHost, apiPort), log: log.With("tenant", cfg.Name),
 		host: host, hostNS: naming.HostNamespace(cfg.Name), nodes: nodes, bus: b,
 		vclient: vclient, hostObjs: hostcache.New(), policy: pol,
-		fieldManager: "kplex-syncer/" + shardName,
+		fieldManager: fmt.Sprintf("kplex-syncer/%s@%d", shardName, lease.Epoch()),
 		queue: workqueue.NewTypedRateLimitingQueueWithConfig(
 			workqueue.NewTypedMaxOfRateLimiter(
 				workqueue.NewTypedItemExponentialFailureRateLimiter[key](50*time.Millisecond, 30*time.Second),
