@@ -12,6 +12,7 @@ import (
 
 	"kplex.dev/api/naming"
 	"kplex.dev/cli/localenv"
+	"kplex.dev/cli/ports"
 	"kplex.dev/e2e/framework"
 )
 
@@ -115,6 +116,34 @@ func TestSyncerShards(t *testing.T) {
 			t.Fatalf("the resumed shard wrote for t2 under its lost lease (%s): %v", oldManager, w)
 		}
 		own = stableOwners(t, shards, tenants, 45*time.Second)
+	})
+
+	t.Run("kill -9 of the relay leader mid-rollout", func(t *testing.T) {
+		st, err := localenv.LoadState(env.Layout)
+		if err != nil {
+			t.Fatal(err)
+		}
+		free, err := ports.Free(1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		standby := framework.StartProcess(t, env.Dir, "test-relay-1", "kplex-syncer",
+			"--mode=relay", "--shard-name=relay-1",
+			"--host-kubeconfig="+env.Layout.HostKubeconfig(),
+			fmt.Sprintf("--nats-url=nats://127.0.0.1:%d", st.Ports[localenv.PortNATS]),
+			fmt.Sprintf("--metrics-address=127.0.0.1:%d", free[0]))
+		standby.WaitHTTP(t, fmt.Sprintf("http://127.0.0.1:%d/readyz", free[0]), nil, 30*time.Second)
+		time.Sleep(2 * time.Second) // the standby learns who is live
+		leader := &shardProc{name: "relay-0", pidFile: env.Layout.Pid("syncer-relay")}
+		scale(t, vc["t3"], "default", "web", 25)
+		leader.signal(t, syscall.SIGKILL)
+		framework.Eventually(t, 90*time.Second, "t3: 25 pods through the standby relay", func(ctx context.Context) error {
+			return converged(ctx, vc["t3"], host, "t3", "default", "web", 25)
+		}, describeSync(env, t, "t3"))
+		scale(t, vc["t3"], "default", "web", 10)
+		framework.Eventually(t, 60*time.Second, "t3: back to 10", func(ctx context.Context) error {
+			return converged(ctx, vc["t3"], host, "t3", "default", "web", 10)
+		}, describeSync(env, t, "t3"))
 	})
 
 	t.Run("a new shard takes only what must move", func(t *testing.T) {

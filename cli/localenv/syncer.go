@@ -45,6 +45,7 @@ func (e *env) relayComponent() component {
 		command: func() (string, []string, []string, error) {
 			return e.bin("kplex-syncer"), []string{
 				"--mode=relay",
+				"--shard-name=relay-0",
 				"--host-kubeconfig=" + e.layout.HostKubeconfig(),
 				"--nats-url=" + e.natsURL(),
 				"--metrics-address=127.0.0.1:" + e.port(PortRelayMetrics),

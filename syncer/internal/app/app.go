@@ -86,8 +86,8 @@ Flags:
 	fs.StringVar(&o.MetricsAddress, "metrics-address", "127.0.0.1:9464", "host:port of /metrics, /healthz and /readyz (plain HTTP)")
 	fs.IntVar(&o.Workers, "workers", 16, "shard: concurrent reconciles per tenant")
 	fs.IntVar(&o.RelayWorkers, "relay-workers", 4, "relay: concurrent publishes")
-	fs.StringVar(&o.ShardName, "shard-name", defaultShardName(), "shard: this shard's name, unique among the shards sharing a NATS (default: the host name)")
-	fs.DurationVar(&o.MembershipTTL, "membership-ttl", 3*time.Second, "shard: how long a silent shard counts as live; a dead shard's tenants move after about 1.5x this")
+	fs.StringVar(&o.ShardName, "shard-name", defaultShardName(), "this shard's (or relay's) name, unique among the shards (relays) sharing a NATS (default: the host name)")
+	fs.DurationVar(&o.MembershipTTL, "membership-ttl", 3*time.Second, "how long a silent shard or relay counts as live; a dead shard's tenants, or a dead relay's leadership, move after about 1.5x this")
 	fs.DurationVar(&o.PatrolInterval, "patrol-interval", 2*time.Minute, "shard: how often the drift patrol re-checks every object of every tenant (0: never)")
 	fs.BoolVar(&o.Profiling, "profiling", false, "serve Go profiles at /debug/pprof/ on --metrics-address")
 	fs.DurationVar(&o.ShutdownGrace, "shutdown-grace", 10*time.Second, "how long in-flight work may take after SIGTERM")
@@ -168,7 +168,7 @@ func Run(ctx context.Context, o Options, log *slog.Logger) error {
 	var wg sync.WaitGroup
 	errc := make(chan error, 2)
 	if o.Mode == ModeRelay || o.Mode == ModeAll {
-		r := relay.New(host, b, log, o.RelayWorkers)
+		r := &relay.Elected{Host: host, Bus: b, Log: log.With("relay", o.ShardName), Workers: o.RelayWorkers, Name: o.ShardName, TTL: o.MembershipTTL}
 		readiness.add(r.Ready)
 		wg.Go(func() { errc <- r.Run(runCtx) })
 	}

@@ -7,6 +7,7 @@ package hostcache
 import (
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"sync"
 
 	corev1 "k8s.io/api/core/v1"
@@ -59,8 +60,19 @@ func (c *Cache) Apply(d natsbus.Delivery) error {
 	if err != nil {
 		return fmt.Errorf("host %s %s: %w", d.Key.Resource, id, err)
 	}
+	if old, ok := m[id]; ok && old.GetUID() == obj.GetUID() && newer(old.GetResourceVersion(), obj.GetResourceVersion()) {
+		return nil // an older state of the same object (two relays overlapping)
+	}
 	m[id] = obj
 	return nil
+}
+
+// newer reports whether resourceVersion a is after b (both from one host
+// etcd; unparseable versions are never called newer).
+func newer(a, b string) bool {
+	x, err1 := strconv.ParseUint(a, 10, 64)
+	y, err2 := strconv.ParseUint(b, 10, 64)
+	return err1 == nil && err2 == nil && x > y
 }
 
 // Get returns the host object of a virtual (namespace, name), or nil.

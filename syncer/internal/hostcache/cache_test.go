@@ -12,6 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
 
 	"kplex.dev/api/bus"
@@ -254,5 +255,25 @@ func TestApplyErrors(t *testing.T) {
 				t.Error("a bad delivery replaced the pod")
 			}
 		})
+	}
+}
+
+func TestApplyIgnoresAnOlderStateOfTheSameObject(t *testing.T) {
+	c := New()
+	put := func(uid, rv, phase string) {
+		t.Helper()
+		raw, _ := json.Marshal(&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "h", UID: types.UID(uid), ResourceVersion: rv}, Status: corev1.PodStatus{Phase: corev1.PodPhase(phase)}})
+		if err := c.Apply(natsbus.Delivery{Key: bus.Key{Tenant: "t", Resource: Pods, Namespace: "ns", Name: "p"}, Message: bus.Message{Type: bus.Upserted, ResourceVersion: rv, Object: raw}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put("u1", "20", "Running")
+	put("u1", "15", "Pending") // a stale relay's late publish
+	if got := c.Pod("ns", "p").Status.Phase; got != corev1.PodRunning {
+		t.Fatalf("phase %s after an older state, want Running", got)
+	}
+	put("u2", "5", "Pending") // a new object of the same name
+	if got := c.Pod("ns", "p"); got.UID != "u2" {
+		t.Fatalf("uid %s, want the new object u2", got.UID)
 	}
 }

@@ -59,16 +59,29 @@ type Coordinator struct {
 	started  time.Time
 }
 
-// New creates the buckets if needed. ttl is the membership timeout
+// Buckets of relay leader election: the relays are members, and the
+// one lease is RelayLease.
+const (
+	RelaysBucket      = "kplex-relays"
+	RelayLeaderBucket = "kplex-relay-leader"
+	RelayLease        = "relay"
+)
+
+// New creates the shard buckets if needed. ttl is the membership timeout
 // (failover takes about ttl + ttl/2).
 func New(ctx context.Context, js jetstream.JetStream, shard string, ttl time.Duration, log *slog.Logger) (*Coordinator, error) {
-	shards, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: ShardsBucket, History: 1, TTL: time.Minute, Storage: jetstream.MemoryStorage})
+	return NewIn(ctx, js, ShardsBucket, OwnersBucket, shard, ttl, log)
+}
+
+// NewIn is New with other buckets (the relays' leader election).
+func NewIn(ctx context.Context, js jetstream.JetStream, membersBucket, leasesBucket, shard string, ttl time.Duration, log *slog.Logger) (*Coordinator, error) {
+	shards, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: membersBucket, History: 1, TTL: time.Minute, Storage: jetstream.MemoryStorage})
 	if err != nil {
-		return nil, fmt.Errorf("bucket %s: %w", ShardsBucket, err)
+		return nil, fmt.Errorf("bucket %s: %w", membersBucket, err)
 	}
-	owners, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: OwnersBucket, History: 1, Storage: jetstream.FileStorage})
+	owners, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: leasesBucket, History: 1, Storage: jetstream.FileStorage})
 	if err != nil {
-		return nil, fmt.Errorf("bucket %s: %w", OwnersBucket, err)
+		return nil, fmt.Errorf("bucket %s: %w", leasesBucket, err)
 	}
 	return &Coordinator{shard: shard, ttl: ttl, log: log, shards: shards, owners: owners, lastSeen: map[string]time.Time{}}, nil
 }

@@ -15,6 +15,7 @@ package relay
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -57,6 +58,9 @@ type Relay struct {
 	mu     sync.Mutex
 	last   map[hostKey]published
 	synced chan struct{}
+	// guard, when set, must hold for a publish to go out (the leader's
+	// lease, see Elected).
+	guard func() bool
 }
 
 // hostKey is a host object's coordinates.
@@ -326,6 +330,9 @@ func (r *Relay) publish(ctx context.Context, hk hostKey) error {
 }
 
 func (r *Relay) send(ctx context.Context, key bus.Key, msg bus.Message) error {
+	if r.guard != nil && !r.guard() {
+		return errNotLeader
+	}
 	ctx, span := otel.Tracer("kplex.dev/syncer/relay").Start(ctx, "relay.publish")
 	defer span.End()
 	span.SetAttributes(attribute.String("kplex.tenant", key.Tenant), attribute.String("kplex.resource", key.Resource),
@@ -339,6 +346,8 @@ func (r *Relay) send(ctx context.Context, key bus.Key, msg bus.Message) error {
 	metrics.RelayPublished.WithLabelValues(key.Resource, string(msg.Type)).Inc()
 	return nil
 }
+
+var errNotLeader = errors.New("relay: not holding the leader lease")
 
 // busKey is the subject of a host object: its tenant comes from its host
 // namespace, its virtual identity from kplex's annotations, which must
