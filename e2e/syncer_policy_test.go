@@ -112,3 +112,55 @@ func testPolicies(t *testing.T, demo, host kubernetes.Interface) {
 		return nil
 	}, nil)
 }
+
+// testIngress checks an Ingress on the host: backends and TLS Secret
+// translated, the Secret copied (used by the Ingress, no pod needs it),
+// and the host's load-balancer status mirrored back.
+func testIngress(t *testing.T, demo, host kubernetes.Interface) {
+	ctx := context.Background()
+	const ns = "default"
+	hostNS := naming.HostNamespace("demo")
+	tlsSecret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "shop-tls"}, Type: corev1.SecretTypeOpaque, Data: map[string][]byte{"tls.crt": []byte("c"), "tls.key": []byte("k")}}
+	if _, err := demo.CoreV1().Secrets(ns).Create(ctx, tlsSecret, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	prefix := networkingv1.PathTypePrefix
+	ing := &networkingv1.Ingress{ObjectMeta: metav1.ObjectMeta{Name: "shop"}, Spec: networkingv1.IngressSpec{
+		TLS: []networkingv1.IngressTLS{{Hosts: []string{"shop.example"}, SecretName: "shop-tls"}},
+		Rules: []networkingv1.IngressRule{{Host: "shop.example", IngressRuleValue: networkingv1.IngressRuleValue{HTTP: &networkingv1.HTTPIngressRuleValue{
+			Paths: []networkingv1.HTTPIngressPath{{Path: "/", PathType: &prefix, Backend: networkingv1.IngressBackend{Service: &networkingv1.IngressServiceBackend{Name: "web", Port: networkingv1.ServiceBackendPort{Number: 80}}}}},
+		}}}},
+	}}
+	if _, err := demo.NetworkingV1().Ingresses(ns).Create(ctx, ing, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	var h *networkingv1.Ingress
+	framework.Eventually(t, 30*time.Second, "host ingress and its TLS secret", func(ctx context.Context) error {
+		var err error
+		if h, err = host.NetworkingV1().Ingresses(hostNS).Get(ctx, naming.HostName(ns, "shop"), metav1.GetOptions{}); err != nil {
+			return err
+		}
+		if got := h.Spec.Rules[0].HTTP.Paths[0].Backend.Service.Name; got != naming.HostName(ns, "web") {
+			return fmt.Errorf("host backend %s", got)
+		}
+		if got := h.Spec.TLS[0].SecretName; got != naming.HostName(ns, "shop-tls") {
+			return fmt.Errorf("host tls secret name %s", got)
+		}
+		s, err := host.CoreV1().Secrets(hostNS).Get(ctx, naming.HostName(ns, "shop-tls"), metav1.GetOptions{})
+		if err != nil || string(s.Data["tls.key"]) != "k" {
+			return fmt.Errorf("host tls secret: %v", err)
+		}
+		return nil
+	}, nil)
+	h.Status.LoadBalancer.Ingress = []networkingv1.IngressLoadBalancerIngress{{IP: "10.200.0.9"}}
+	if _, err := host.NetworkingV1().Ingresses(hostNS).UpdateStatus(ctx, h, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	framework.Eventually(t, 30*time.Second, "load-balancer status mirrored", func(ctx context.Context) error {
+		v, err := demo.NetworkingV1().Ingresses(ns).Get(ctx, "shop", metav1.GetOptions{})
+		if err == nil && (len(v.Status.LoadBalancer.Ingress) != 1 || v.Status.LoadBalancer.Ingress[0].IP != "10.200.0.9") {
+			err = fmt.Errorf("virtual status %+v", v.Status.LoadBalancer)
+		}
+		return err
+	}, nil)
+}

@@ -11,6 +11,7 @@ import (
 	"sync"
 
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"kplex.dev/api/bus"
@@ -29,6 +30,8 @@ const (
 	// NetworkPolicies and PodDisruptionBudgets are published as metadata.
 	NetworkPolicies      = "networkpolicies"
 	PodDisruptionBudgets = "poddisruptionbudgets"
+	// Ingresses are published whole (their status comes back).
+	Ingresses = "ingresses"
 )
 
 // Cache is the last known host state of one tenant (or of the shared host
@@ -132,6 +135,8 @@ func decode(resource string, raw json.RawMessage) (metav1.Object, error) {
 		obj = &corev1.Service{}
 	case Nodes:
 		obj = &corev1.Node{}
+	case Ingresses:
+		obj = &networkingv1.Ingress{}
 	case ConfigMaps, Secrets, Endpoints, PodTokens, NetworkPolicies, PodDisruptionBudgets:
 		obj = &metav1.PartialObjectMetadata{}
 	default:

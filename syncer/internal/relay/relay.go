@@ -121,6 +121,7 @@ func (r *Relay) Run(ctx context.Context) error {
 		{hostcache.Secrets, tf.Core().V1().Secrets().Informer()},
 		{hostcache.NetworkPolicies, tf.Networking().V1().NetworkPolicies().Informer()},
 		{hostcache.PodDisruptionBudgets, tf.Policy().V1().PodDisruptionBudgets().Informer()},
+		{hostcache.Ingresses, tf.Networking().V1().Ingresses().Informer()},
 		{hostcache.Nodes, nf.Core().V1().Nodes().Informer()},
 	}
 	for _, s := range srcs {
@@ -423,6 +424,13 @@ func trim(o any) (any, error) {
 		return meta("PodDisruptionBudget", v.ObjectMeta, translate.HashSpec(v.Spec)), nil
 	case *corev1.Node:
 		v.Status.Images = nil
+	case *networkingv1.Ingress:
+		ann := make(map[string]string, len(v.Annotations)+1)
+		for k, val := range v.Annotations {
+			ann[k] = val
+		}
+		ann[naming.AnnotationObservedHash] = translate.HashSpec(v.Spec)
+		v.Annotations = ann
 	}
 	return o, nil
 }

@@ -57,9 +57,15 @@ func syncCopy[T metav1.Object](ctx context.Context, c hostClient[T], manager str
 	return nil
 }
 
-// used reports whether a live virtual pod refers to a ConfigMap or Secret.
+// used reports whether a live virtual pod (or, for a Secret, an Ingress's
+// TLS) refers to a ConfigMap or Secret.
 func (s *tenantSyncer) used(kind, ns, name string) (bool, error) {
-	objs, err := s.podIndex.ByIndex(indexRefs, kind+"/"+ns+"/"+name)
+	id := kind + "/" + ns + "/" + name
+	objs, err := s.podIndex.ByIndex(indexRefs, id)
+	if err != nil || len(objs) > 0 {
+		return len(objs) > 0, err
+	}
+	objs, err = s.ingIndex.ByIndex(indexRefs, id)
 	return len(objs) > 0, err
 }
 

@@ -8,6 +8,7 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/propagation"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/cache"
 
@@ -31,6 +32,11 @@ func (s *tenantSyncer) handler(kind string) cache.ResourceEventHandler {
 		s.queue.Add(key{kind, m.GetNamespace(), m.GetName()})
 		if p, ok := o.(*corev1.Pod); ok {
 			s.enqueuePodDeps(p)
+		}
+		if ing, ok := o.(*networkingv1.Ingress); ok {
+			for _, n := range translate.IngressSecrets(ing) {
+				s.queue.Add(key{kindSecret, ing.Namespace, n})
+			}
 		}
 	}
 	return cache.ResourceEventHandlerFuncs{

@@ -46,6 +46,7 @@ const (
 	kindEvent     = "events"
 	kindNetPol    = hostcache.NetworkPolicies
 	kindPDB       = hostcache.PodDisruptionBudgets
+	kindIngress   = hostcache.Ingresses
 )
 
 // key is one virtual object to reconcile.
@@ -87,6 +88,8 @@ type tenantSyncer struct {
 	vnodes     listerscorev1.NodeLister
 	netpols    listersnetworkingv1.NetworkPolicyLister
 	pdbs       listerspolicyv1.PodDisruptionBudgetLister
+	ingresses  listersnetworkingv1.IngressLister
+	ingIndex   cache.Indexer
 	namespaces listerscorev1.NamespaceLister
 
 	moving sync.Map // key -> time.Time: Services being recreated
@@ -173,6 +176,11 @@ func (s *tenantSyncer) run(ctx context.Context, workers int, patrolEvery time.Du
 	s.vnodes = f.Core().V1().Nodes().Lister()
 	s.netpols = f.Networking().V1().NetworkPolicies().Lister()
 	s.pdbs = f.Policy().V1().PodDisruptionBudgets().Lister()
+	ingInf := f.Networking().V1().Ingresses().Informer()
+	if err := ingInf.AddIndexers(cache.Indexers{indexRefs: ingressRefs}); err != nil {
+		return err
+	}
+	s.ingresses, s.ingIndex = f.Networking().V1().Ingresses().Lister(), ingInf.GetIndexer()
 	s.namespaces = f.Core().V1().Namespaces().Lister()
 	nsInf := f.Core().V1().Namespaces().Informer()
 	_ = nsInf.SetTransform(dropManagedFields)
@@ -184,6 +192,7 @@ func (s *tenantSyncer) run(ctx context.Context, workers int, patrolEvery time.Du
 		kindConfigMap: f.Core().V1().ConfigMaps().Informer(), kindSecret: f.Core().V1().Secrets().Informer(),
 		kindEndpoints: f.Core().V1().Endpoints().Informer(), kindNode: f.Core().V1().Nodes().Informer(),
 		kindNetPol: f.Networking().V1().NetworkPolicies().Informer(), kindPDB: f.Policy().V1().PodDisruptionBudgets().Informer(),
+		kindIngress: ingInf,
 	} {
 		if kind != kindPod {
 			_ = inf.SetTransform(dropManagedFields)
@@ -218,7 +227,7 @@ func (s *tenantSyncer) run(ctx context.Context, workers int, patrolEvery time.Du
 	}
 	// Host objects whose virtual object is gone are found from the host
 	// side: enqueue every host object once.
-	for _, res := range []string{hostcache.Pods, hostcache.Services, hostcache.ConfigMaps, hostcache.Secrets, hostcache.Endpoints, hostcache.NetworkPolicies, hostcache.PodDisruptionBudgets} {
+	for _, res := range []string{hostcache.Pods, hostcache.Services, hostcache.ConfigMaps, hostcache.Secrets, hostcache.Endpoints, hostcache.NetworkPolicies, hostcache.PodDisruptionBudgets, hostcache.Ingresses} {
 		for _, id := range s.hostObjs.Names(res) {
 			ns, name, _ := cache.SplitMetaNamespaceKey(id)
 			s.queue.Add(key{res, ns, name})
@@ -332,6 +341,8 @@ func (s *tenantSyncer) reconcile(ctx context.Context, k key) (time.Duration, err
 		return 0, s.syncNetworkPolicy(ctx, k.ns, k.name)
 	case kindPDB:
 		return 0, s.syncPDB(ctx, k.ns, k.name)
+	case kindIngress:
+		return 0, s.syncIngress(ctx, k.ns, k.name)
 	}
 	return 0, nil
 }

@@ -11,6 +11,7 @@
 //	    apiServerEndpoint: 10.0.0.5:443   # what host pods reach the tenant API at
 //	                                      # (default: the kubeconfig's server)
 //	    realNodes: false                  # copy host node labels, taints, conditions
+//	    ingressClasses: {public: nginx}   # virtual ingress class -> host class
 //
 // Relative kubeconfig paths are resolved against the file's directory.
 package tenants
@@ -36,6 +37,8 @@ type Tenant struct {
 	Secrets           string `json:"secrets,omitempty"`
 	APIServerEndpoint string `json:"apiServerEndpoint,omitempty"`
 	RealNodes         bool   `json:"realNodes,omitempty"`
+	// IngressClasses maps a virtual ingress class name to the host's.
+	IngressClasses map[string]string `json:"ingressClasses,omitempty"`
 }
 
 // Sync modes of ConfigMaps and Secrets.
