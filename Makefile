@@ -99,6 +99,10 @@ bench-foundation: build ## time builds and `up`, measure idle memory (docs/bench
 bench-sync: build ## 50-pod and 1,000-pod rollouts through kplex vs directly on the host, syncer memory per pod (docs/benchmarks.md)
 	$(GO) run ./e2e/cmd/bench-sync -bin-dir $(BIN)
 
+.PHONY: bench-fleet
+bench-fleet: build ## host watches vs shards/tenants, fairness, failover after kill -9 of a shard (docs/benchmarks.md)
+	$(GO) run ./e2e/cmd/bench-fleet -bin-dir $(BIN)
+
 .PHONY: bench-datastore
 bench-datastore: ## datastore-proxy vs direct etcd/kine: throughput, p50/p99, fairness (docs/benchmarks.md)
 	$(GO) run ./datastore-proxy/bench

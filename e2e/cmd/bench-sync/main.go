@@ -25,6 +25,7 @@ import (
 
 	"kplex.dev/cli/kubeconfig"
 	"kplex.dev/cli/localenv"
+	"kplex.dev/e2e/bench"
 )
 
 func main() {
@@ -79,32 +80,32 @@ func run(binDir string, nTenants, nPods, small, rounds, nodes int, keep bool) er
 			return err
 		}
 	}
-	baseRSS, err := shardRSS(l)
+	baseRSS, err := bench.ShardRSS(l)
 	if err != nil {
 		return err
 	}
-	baseHeap, err := shardLiveHeap(l)
+	baseHeap, err := bench.ShardLiveHeap(l)
 	if err != nil {
 		return err
 	}
 
-	fmt.Printf("## Sync benchmark (%s, %d cores, %d KWOK nodes)\n\n", time.Now().UTC().Format("2006-01-02"), numCPU(), nodes)
+	fmt.Printf("## Sync benchmark (%s, %d cores, %d KWOK nodes)\n\n", time.Now().UTC().Format("2006-01-02"), bench.NumCPU(), nodes)
 	fmt.Printf("### One Deployment of %d pods: create -> all Running (median of %d rounds)\n\n", small, rounds)
 	var direct, viaKplex []time.Duration
 	for r := range rounds {
 		ns := fmt.Sprintf("bench-%d", r)
-		d, err := rollout(ctx, []target{{host, ns}}, small)
+		d, err := bench.Rollout(ctx, []bench.Target{{C: host, NS: ns}}, small)
 		if err != nil {
 			return fmt.Errorf("direct round %d: %w", r, err)
 		}
-		direct = append(direct, d.total)
-		k, err := rollout(ctx, []target{{tcs[0], ns}}, small)
+		direct = append(direct, d.Total)
+		k, err := bench.Rollout(ctx, []bench.Target{{C: tcs[0], NS: ns}}, small)
 		if err != nil {
 			return fmt.Errorf("kplex round %d: %w", r, err)
 		}
-		viaKplex = append(viaKplex, k.total)
-		fmt.Fprintf(os.Stderr, "round %d: direct %s, kplex %s\n", r, d.total, k.total)
-		if err := cleanup(ctx, []target{{host, ns}, {tcs[0], ns}}); err != nil {
+		viaKplex = append(viaKplex, k.Total)
+		fmt.Fprintf(os.Stderr, "round %d: direct %s, kplex %s\n", r, d.Total, k.Total)
+		if err := bench.Cleanup(ctx, []bench.Target{{C: host, NS: ns}, {C: tcs[0], NS: ns}}); err != nil {
 			return err
 		}
 	}
@@ -116,40 +117,40 @@ func run(binDir string, nTenants, nPods, small, rounds, nodes int, keep bool) er
 
 	fmt.Printf("### %d pods across %d tenants vs %d host namespaces\n\n", nPods, nTenants, nTenants)
 	per := nPods / nTenants
-	var hostTargets, kplexTargets []target
+	var hostTargets, kplexTargets []bench.Target
 	for i := range nTenants {
-		hostTargets = append(hostTargets, target{host, fmt.Sprintf("bulk-%d", i)})
-		kplexTargets = append(kplexTargets, target{tcs[i], "bulk"})
+		hostTargets = append(hostTargets, bench.Target{C: host, NS: fmt.Sprintf("bulk-%d", i)})
+		kplexTargets = append(kplexTargets, bench.Target{C: tcs[i], NS: "bulk"})
 	}
-	cpu0 := cpuTimes(l)
-	d, err := rollout(ctx, hostTargets, per)
+	cpu0 := bench.CPUTimes(l)
+	d, err := bench.Rollout(ctx, hostTargets, per)
 	if err != nil {
 		return fmt.Errorf("direct bulk: %w", err)
 	}
-	cpu1 := cpuTimes(l)
-	if err := cleanup(ctx, hostTargets); err != nil {
+	cpu1 := bench.CPUTimes(l)
+	if err := bench.Cleanup(ctx, hostTargets); err != nil {
 		return err
 	}
-	cpu2 := cpuTimes(l)
-	k, err := rollout(ctx, kplexTargets, per)
+	cpu2 := bench.CPUTimes(l)
+	k, err := bench.Rollout(ctx, kplexTargets, per)
 	if err != nil {
 		return fmt.Errorf("kplex bulk: %w", err)
 	}
-	cpu3 := cpuTimes(l)
-	loadedRSS, err := shardRSS(l)
+	cpu3 := bench.CPUTimes(l)
+	loadedRSS, err := bench.ShardRSS(l)
 	if err != nil {
 		return err
 	}
-	loadedHeap, err := shardLiveHeap(l)
+	loadedHeap, err := bench.ShardLiveHeap(l)
 	if err != nil {
 		return err
 	}
 	fmt.Println("| path | all Running | ratio | p50 per pod | p99 per pod |")
 	fmt.Println("|---|---|---|---|---|")
-	fmt.Printf("| directly on the host | %.2f s | 1.00 | %.2f s | %.2f s |\n", d.total.Seconds(), d.p(50).Seconds(), d.p(99).Seconds())
-	fmt.Printf("| kplex (%d tenants) | %.2f s | %.2fx | %.2f s | %.2f s |\n\n", nTenants, k.total.Seconds(), k.total.Seconds()/d.total.Seconds(), k.p(50).Seconds(), k.p(99).Seconds())
-	cpuReport("directly on the host", cpu0, cpu1)
-	cpuReport("through kplex", cpu2, cpu3)
+	fmt.Printf("| directly on the host | %.2f s | 1.00 | %.2f s | %.2f s |\n", d.Total.Seconds(), d.P(50).Seconds(), d.P(99).Seconds())
+	fmt.Printf("| kplex (%d tenants) | %.2f s | %.2fx | %.2f s | %.2f s |\n\n", nTenants, k.Total.Seconds(), k.Total.Seconds()/d.Total.Seconds(), k.P(50).Seconds(), k.P(99).Seconds())
+	bench.CPUReport("directly on the host", cpu0, cpu1)
+	bench.CPUReport("through kplex", cpu2, cpu3)
 	fmt.Println()
 
 	synced := per * nTenants
@@ -157,7 +158,7 @@ func run(binDir string, nTenants, nPods, small, rounds, nodes int, keep bool) er
 	fmt.Printf("- RSS with %d tenants and no pods: %.1f MiB; with %d synced pods: %.1f MiB\n", nTenants, mib(baseRSS), synced, mib(loadedRSS))
 	fmt.Printf("- per synced pod: %.1f KB of RSS growth, %.1f KB of live heap growth (%.1f -> %.1f MiB, after a GC)\n",
 		float64(loadedRSS-baseRSS)/float64(synced)/1000, float64(loadedHeap-baseHeap)/float64(synced)/1000, mib(baseHeap), mib(loadedHeap))
-	if err := cleanup(ctx, kplexTargets); err != nil {
+	if err := bench.Cleanup(ctx, kplexTargets); err != nil {
 		return err
 	}
 	if keep {

@@ -1,4 +1,6 @@
-package main
+// Package bench holds what the benchmark commands share: rollouts timed
+// as the user sees them, cleanup, and process readings (CPU, memory).
+package bench
 
 import (
 	"context"
@@ -26,22 +28,22 @@ import (
 )
 
 // target is a namespace of a cluster (the host or a tenant).
-type target struct {
-	c  kubernetes.Interface
-	ns string
+type Target struct {
+	C  kubernetes.Interface
+	NS string
 }
 
 // result is one rollout's timing.
-type result struct {
-	total time.Duration
-	pods  []time.Duration // first seen -> Running, per pod
+type Result struct {
+	Total time.Duration
+	Pods  []time.Duration // first seen -> Running, per pod
 }
 
-func (r result) p(q int) time.Duration {
-	if len(r.pods) == 0 {
+func (r Result) P(q int) time.Duration {
+	if len(r.Pods) == 0 {
 		return 0
 	}
-	s := append([]time.Duration(nil), r.pods...)
+	s := append([]time.Duration(nil), r.Pods...)
 	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
 	i := (len(s)*q + 99) / 100
 	return s[max(i-1, 0)]
@@ -49,7 +51,7 @@ func (r result) p(q int) time.Duration {
 
 // rollout creates a Deployment of n pods in every target at once and
 // waits until all pods of all targets are Running, as each cluster reports.
-func rollout(ctx context.Context, targets []target, n int) (result, error) {
+func Rollout(ctx context.Context, targets []Target, n int) (Result, error) {
 	var mu sync.Mutex
 	seen := map[string]time.Time{}
 	running := map[string]time.Duration{}
@@ -58,9 +60,9 @@ func rollout(ctx context.Context, targets []target, n int) (result, error) {
 	stop := make(chan struct{})
 	defer close(stop)
 	for _, t := range targets {
-		f := informers.NewSharedInformerFactoryWithOptions(t.c, 0, informers.WithNamespace(t.ns))
+		f := informers.NewSharedInformerFactoryWithOptions(t.C, 0, informers.WithNamespace(t.NS))
 		inf := f.Core().V1().Pods().Informer()
-		prefix := fmt.Sprintf("%p/", t.c) + t.ns + "/"
+		prefix := fmt.Sprintf("%p/", t.C) + t.NS + "/"
 		observe := func(o any) {
 			p, ok := o.(*corev1.Pod)
 			if !ok {
@@ -81,7 +83,7 @@ func rollout(ctx context.Context, targets []target, n int) (result, error) {
 			}
 		}
 		if _, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{AddFunc: observe, UpdateFunc: func(_, o any) { observe(o) }}); err != nil {
-			return result{}, err
+			return Result{}, err
 		}
 		f.Start(stop)
 		f.WaitForCacheSync(stop)
@@ -95,7 +97,7 @@ func rollout(ctx context.Context, targets []target, n int) (result, error) {
 				errs <- err
 				return
 			}
-			if _, err := t.c.AppsV1().Deployments(t.ns).Create(ctx, deployment(n), metav1.CreateOptions{}); err != nil {
+			if _, err := t.C.AppsV1().Deployments(t.NS).Create(ctx, Deployment(n), metav1.CreateOptions{}); err != nil {
 				errs <- err
 			}
 		})
@@ -103,17 +105,17 @@ func rollout(ctx context.Context, targets []target, n int) (result, error) {
 	wg.Wait()
 	close(errs)
 	for err := range errs {
-		return result{}, err
+		return Result{}, err
 	}
 	tick := time.NewTicker(10 * time.Second)
 	defer tick.Stop()
 	for {
 		select {
 		case <-done:
-			r := result{total: time.Since(start)}
+			r := Result{Total: time.Since(start)}
 			mu.Lock()
 			for _, d := range running {
-				r.pods = append(r.pods, d)
+				r.Pods = append(r.Pods, d)
 			}
 			mu.Unlock()
 			return r, nil
@@ -122,20 +124,20 @@ func rollout(ctx context.Context, targets []target, n int) (result, error) {
 			fmt.Fprintf(os.Stderr, "  %d/%d pods Running after %s\n", len(running), want, time.Since(start).Round(time.Second))
 			mu.Unlock()
 		case <-ctx.Done():
-			return result{}, fmt.Errorf("pods not Running in time: %w", ctx.Err())
+			return Result{}, fmt.Errorf("pods not Running in time: %w", ctx.Err())
 		}
 	}
 }
 
-func ensureNamespace(ctx context.Context, t target) error {
-	_, err := t.c.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: t.ns}}, metav1.CreateOptions{})
+func ensureNamespace(ctx context.Context, t Target) error {
+	_, err := t.C.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: t.NS}}, metav1.CreateOptions{})
 	if err != nil && !apierrors.IsAlreadyExists(err) {
 		return err
 	}
 	return nil
 }
 
-func deployment(n int) *appsv1.Deployment {
+func Deployment(n int) *appsv1.Deployment {
 	labels := map[string]string{"app": "bench"}
 	return &appsv1.Deployment{
 		ObjectMeta: metav1.ObjectMeta{Name: "bench"},
@@ -151,16 +153,16 @@ func deployment(n int) *appsv1.Deployment {
 }
 
 // cleanup deletes the Deployments and waits until every pod is gone.
-func cleanup(ctx context.Context, targets []target) error {
+func Cleanup(ctx context.Context, targets []Target) error {
 	for _, t := range targets {
-		err := t.c.AppsV1().Deployments(t.ns).Delete(ctx, "bench", metav1.DeleteOptions{PropagationPolicy: ptr.To(metav1.DeletePropagationForeground)})
+		err := t.C.AppsV1().Deployments(t.NS).Delete(ctx, "bench", metav1.DeleteOptions{PropagationPolicy: ptr.To(metav1.DeletePropagationForeground)})
 		if err != nil && !apierrors.IsNotFound(err) {
 			return err
 		}
 	}
 	return wait.PollUntilContextTimeout(ctx, time.Second, 5*time.Minute, true, func(ctx context.Context) (bool, error) {
 		for _, t := range targets {
-			pods, err := t.c.CoreV1().Pods(t.ns).List(ctx, metav1.ListOptions{})
+			pods, err := t.C.CoreV1().Pods(t.NS).List(ctx, metav1.ListOptions{})
 			if err != nil || len(pods.Items) > 0 {
 				return false, nil
 			}
@@ -170,7 +172,7 @@ func cleanup(ctx context.Context, targets []target) error {
 }
 
 // shardRSS is the resident memory of the syncer shard process.
-func shardRSS(l localenv.Layout) (int64, error) {
+func ShardRSS(l localenv.Layout) (int64, error) {
 	_, pf, err := supervise.Inspect(l.Pid("syncer-shard-0"))
 	if err != nil {
 		return 0, err
@@ -188,4 +190,4 @@ func shardRSS(l localenv.Layout) (int64, error) {
 	return 0, fmt.Errorf("no VmRSS for pid %d", pf.PID)
 }
 
-func numCPU() int { return runtime.NumCPU() }
+func NumCPU() int { return runtime.NumCPU() }

@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"fmt"
@@ -19,7 +19,7 @@ import (
 const clockTicks = 100
 
 // cpuTimes reads the CPU seconds every process of the environment used.
-func cpuTimes(l localenv.Layout) map[string]float64 {
+func CPUTimes(l localenv.Layout) map[string]float64 {
 	out := map[string]float64{}
 	pids, _ := filepath.Glob(filepath.Join(l.Root, "run", "*.pid"))
 	for _, p := range pids {
@@ -46,7 +46,7 @@ func cpuTimes(l localenv.Layout) map[string]float64 {
 
 // cpuReport prints the CPU seconds each process spent between two readings,
 // largest first, grouping tenants' processes.
-func cpuReport(title string, before, after map[string]float64) {
+func CPUReport(title string, before, after map[string]float64) {
 	type row struct {
 		name string
 		s    float64
@@ -76,14 +76,20 @@ func cpuReport(title string, before, after map[string]float64) {
 	fmt.Printf("- CPU seconds, %s: total %.1f (%s)\n", title, total, strings.Join(parts, ", "))
 }
 
-// shardLiveHeap is the syncer shard's live heap: a heap profile with gc=1
-// collects first, then the heap in use is read from its metrics.
-func shardLiveHeap(l localenv.Layout) (int64, error) {
+// ShardLiveHeap is the environment's syncer shard's live heap.
+func ShardLiveHeap(l localenv.Layout) (int64, error) {
 	st, err := localenv.LoadState(l)
 	if err != nil {
 		return 0, err
 	}
-	base := fmt.Sprintf("http://127.0.0.1:%d", st.Ports[localenv.PortShardMetrics])
+	return LiveHeap(st.Ports[localenv.PortShardMetrics])
+}
+
+// LiveHeap is the live heap of a kplex-syncer run with --profiling whose
+// metrics are on port: a heap profile with gc=1 collects first, then the
+// heap in use is read from its metrics.
+func LiveHeap(port int) (int64, error) {
+	base := fmt.Sprintf("http://127.0.0.1:%d", port)
 	resp, err := http.Get(base + "/debug/pprof/heap?gc=1")
 	if err != nil {
 		return 0, err
