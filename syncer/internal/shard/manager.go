@@ -190,20 +190,27 @@ func (m *Manager) reconcile(ctx context.Context) {
 	if !settled {
 		return // not sure yet who is live: acquire nothing
 	}
+	// Acquire in parallel: a takeover waits TTL/2 per tenant, and a dead
+	// shard's tenants should all move in that one wait.
+	running := m.snapshot()
+	var wg sync.WaitGroup
 	for name, t := range registry {
-		if _, ok := m.snapshot()[name]; ok || !m.coord.Desired(name) {
+		if _, ok := running[name]; ok || !m.coord.Desired(name) {
 			continue
 		}
-		lease, err := m.coord.TryAcquire(ctx, name)
-		if errors.Is(err, ownership.ErrHeld) {
-			continue // its holder will release it
-		}
-		if err != nil {
-			m.Log.Warn("cannot acquire tenant; retrying", "tenant", name, "err", err)
-			continue
-		}
-		m.start(ctx, t, lease)
+		wg.Go(func() {
+			lease, err := m.coord.TryAcquire(ctx, name)
+			if errors.Is(err, ownership.ErrHeld) {
+				return // its holder will release it
+			}
+			if err != nil {
+				m.Log.Warn("cannot acquire tenant; retrying", "tenant", name, "err", err)
+				return
+			}
+			m.start(ctx, t, lease)
+		})
 	}
+	wg.Wait()
 	m.mu.Lock()
 	metrics.Tenants.Set(float64(len(m.running)))
 	m.mu.Unlock()
