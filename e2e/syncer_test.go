@@ -133,6 +133,7 @@ func TestSyncer(t *testing.T) {
 
 	t.Run("network policies and disruption budgets", func(t *testing.T) { testPolicies(t, demo, host) })
 	t.Run("ingress", func(t *testing.T) { testIngress(t, demo, host) })
+	t.Run("persistent volumes", func(t *testing.T) { testVolumes(t, demo, host) })
 
 	t.Run("forged kplex labels cannot take over another tenant's host pod", func(t *testing.T) {
 		before, err := hostPods(ctx, host, "demo", ns, "web")
@@ -268,6 +269,23 @@ func TestSyncer(t *testing.T) {
 		}
 		framework.Eventually(t, 90*time.Second, "25 pods, no duplicates or orphans", func(ctx context.Context) error {
 			return converged(ctx, demo, host, "demo", ns, "web", 25)
+		}, describeSync(env, t, "demo"))
+	})
+
+	t.Run("NATS restarted mid-rollout converges", func(t *testing.T) {
+		scale(t, demo, ns, "web", 30)
+		if err := supervise.Stop(env.Layout.Pid("nats"), 5*time.Second); err != nil {
+			t.Fatal(err)
+		}
+		scale(t, demo, ns, "web", 28) // while the bus is down
+		time.Sleep(2 * time.Second)
+		upCtx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+		defer cancel()
+		if err := localenv.Up(upCtx, env.Opts); err != nil {
+			t.Fatalf("up after stopping NATS: %v", err)
+		}
+		framework.Eventually(t, 90*time.Second, "28 pods after NATS came back", func(ctx context.Context) error {
+			return converged(ctx, demo, host, "demo", ns, "web", 28)
 		}, describeSync(env, t, "demo"))
 	})
 }

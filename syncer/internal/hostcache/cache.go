@@ -30,8 +30,10 @@ const (
 	// NetworkPolicies and PodDisruptionBudgets are published as metadata.
 	NetworkPolicies      = "networkpolicies"
 	PodDisruptionBudgets = "poddisruptionbudgets"
-	// Ingresses are published whole (their status comes back).
-	Ingresses = "ingresses"
+	// Ingresses and PersistentVolumeClaims are published whole (their
+	// status comes back).
+	Ingresses              = "ingresses"
+	PersistentVolumeClaims = "persistentvolumeclaims"
 )
 
 // Cache is the last known host state of one tenant (or of the shared host
@@ -137,6 +139,8 @@ func decode(resource string, raw json.RawMessage) (metav1.Object, error) {
 		obj = &corev1.Node{}
 	case Ingresses:
 		obj = &networkingv1.Ingress{}
+	case PersistentVolumeClaims:
+		obj = &corev1.PersistentVolumeClaim{}
 	case ConfigMaps, Secrets, Endpoints, PodTokens, NetworkPolicies, PodDisruptionBudgets:
 		obj = &metav1.PartialObjectMetadata{}
 	default:

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -48,26 +49,36 @@ type Bus struct {
 	js     jetstream.JetStream
 	stream jetstream.Stream
 	srv    *server.Server
+	log    *slog.Logger
+
+	mu       sync.Mutex
+	reconnCh chan struct{} // closed at a reconnect, then replaced
 }
 
 // Open connects (or starts an in-process server), and creates the stream
 // if it does not exist yet. Reconnects are unlimited: a NATS restart is
 // survived, with publishes failing (and retried by callers) meanwhile.
 func Open(ctx context.Context, cfg Config) (*Bus, error) {
-	b := &Bus{}
+	b := &Bus{log: cfg.Log, reconnCh: make(chan struct{})}
 	opts := []nats.Option{
 		nats.Name(cfg.Name),
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(250 * time.Millisecond),
 		nats.RetryOnFailedConnect(true),
 	}
-	if cfg.Log != nil {
-		log := cfg.Log
-		opts = append(opts,
-			nats.DisconnectErrHandler(func(_ *nats.Conn, err error) { log.Warn("nats disconnected", "err", err) }),
-			nats.ReconnectHandler(func(c *nats.Conn) { log.Info("nats reconnected", "url", c.ConnectedUrl()) }),
-		)
-	}
+	opts = append(opts,
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			if cfg.Log != nil {
+				cfg.Log.Warn("nats disconnected", "err", err)
+			}
+		}),
+		nats.ReconnectHandler(func(c *nats.Conn) {
+			if cfg.Log != nil {
+				cfg.Log.Info("nats reconnected", "url", c.ConnectedUrl())
+			}
+			b.onReconnect()
+		}),
+	)
 	url := cfg.URL
 	if url == "" {
 		srv, err := RunServer(ServerConfig{StoreDir: cfg.StoreDir})
@@ -158,10 +169,37 @@ type Delivery struct {
 
 // Follow replays the last value of every subject matching filter, then
 // follows new ones, calling handle for each in stream order. replayed is
-// called once, after the replay (at once when there was nothing to
-// replay). It returns when ctx ends; the ordered consumer recreates itself
-// after NATS restarts.
+// called once, after the first replay (at once when there was nothing to
+// replay). It returns when ctx ends.
+//
+// After a reconnect (a NATS restart) or a consumer that stopped, it
+// replays the filter's last values again and goes on from there: what was
+// published meanwhile arrives as the subjects' last values, so nothing is
+// missed (handle must treat a message as the object's latest state, which
+// a replay of an unchanged subject repeats).
 func (b *Bus) Follow(ctx context.Context, filter string, handle func(Delivery), replayed func()) error {
+	var once sync.Once
+	replay := func() { once.Do(replayed) }
+	for attempt := 0; ; attempt++ {
+		reconnected := b.reconnected()
+		err := b.followOnce(ctx, filter, handle, replay, reconnected)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if b.log != nil {
+			b.log.Info("following the bus again from the last values", "filter", filter, "reason", err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(min(time.Duration(attempt+1)*100*time.Millisecond, 2*time.Second)):
+		}
+	}
+}
+
+// followOnce runs one ordered consumer until ctx ends, the connection is
+// re-established, or the consumer stops; it says which.
+func (b *Bus) followOnce(ctx context.Context, filter string, handle func(Delivery), replay func(), reconnected <-chan struct{}) error {
 	cons, err := b.js.OrderedConsumer(ctx, StreamName, jetstream.OrderedConsumerConfig{
 		FilterSubjects: []string{filter},
 		DeliverPolicy:  jetstream.DeliverLastPerSubjectPolicy,
@@ -173,13 +211,6 @@ func (b *Bus) Follow(ctx context.Context, filter string, handle func(Delivery), 
 	if err != nil {
 		return fmt.Errorf("follow %s: %w", filter, err)
 	}
-	done := false
-	replay := func() {
-		if !done {
-			done = true
-			replayed()
-		}
-	}
 	if info.NumPending == 0 {
 		replay()
 	}
@@ -187,6 +218,8 @@ func (b *Bus) Follow(ctx context.Context, filter string, handle func(Delivery), 
 		d, derr := decode(msg)
 		if derr == nil {
 			handle(d)
+		} else if b.log != nil {
+			b.log.Warn("ignoring a bus message that does not decode", "subject", msg.Subject(), "err", derr)
 		}
 		if md, err := msg.Metadata(); err == nil && md.NumPending == 0 {
 			replay()
@@ -195,9 +228,29 @@ func (b *Bus) Follow(ctx context.Context, filter string, handle func(Delivery), 
 	if err != nil {
 		return fmt.Errorf("follow %s: %w", filter, err)
 	}
-	<-ctx.Done()
-	cc.Stop()
-	return nil
+	defer cc.Stop()
+	select {
+	case <-ctx.Done():
+		return nil
+	case <-reconnected:
+		return errors.New("reconnected to nats")
+	case <-cc.Closed():
+		return errors.New("the consumer stopped")
+	}
+}
+
+// reconnected returns a channel closed at the next reconnect.
+func (b *Bus) reconnected() <-chan struct{} {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.reconnCh
+}
+
+func (b *Bus) onReconnect() {
+	b.mu.Lock()
+	close(b.reconnCh)
+	b.reconnCh = make(chan struct{})
+	b.mu.Unlock()
 }
 
 // LastValues returns the last message of every subject matching filter

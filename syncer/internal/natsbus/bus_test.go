@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"reflect"
 	"strings"
 	"sync"
@@ -337,5 +338,75 @@ func TestRunServerBadListen(t *testing.T) {
 		} else if !strings.Contains(err.Error(), listen) {
 			t.Errorf("RunServer(%q) error %q does not name the address", listen, err)
 		}
+	}
+}
+
+// TestFollowSurvivesARestart restarts a real NATS server (same port, same
+// store) under a follower: what was published while it was away arrives.
+func TestFollowSurvivesARestart(t *testing.T) {
+	free, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := free.Addr().String()
+	free.Close()
+	store := t.TempDir()
+	srv, err := RunServer(ServerConfig{Listen: addr, StoreDir: store})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { srv.Shutdown() }()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	b, err := Open(ctx, Config{URL: "nats://" + addr, Name: "follower"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	pub := func(name string) {
+		t.Helper()
+		for {
+			err := b.Publish(ctx, bus.Key{Tenant: "t", Resource: "pods", Namespace: "ns", Name: name}, bus.Message{Type: bus.Upserted, ResourceVersion: "1", Object: []byte(`{}`)}, nil)
+			if err == nil {
+				return
+			}
+			if ctx.Err() != nil {
+				t.Fatalf("publish %s: %v", name, err)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	pub("before")
+	var mu sync.Mutex
+	seen := map[string]bool{}
+	go func() {
+		_ = b.Follow(ctx, bus.TenantFilter("t"), func(d Delivery) {
+			mu.Lock()
+			seen[d.Key.Name] = true
+			mu.Unlock()
+		}, func() {})
+	}()
+	has := func(name string) bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return seen[name]
+	}
+	for !has("before") {
+		if ctx.Err() != nil {
+			t.Fatal("the first message never arrived")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	srv.Shutdown()
+	srv.WaitForShutdown()
+	if srv, err = RunServer(ServerConfig{Listen: addr, StoreDir: store}); err != nil {
+		t.Fatal(err)
+	}
+	pub("after")
+	for !has("after") {
+		if ctx.Err() != nil {
+			t.Fatal("a message published after the restart never arrived")
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

@@ -75,7 +75,9 @@ func New(ctx context.Context, js jetstream.JetStream, shard string, ttl time.Dur
 
 // NewIn is New with other buckets (the relays' leader election).
 func NewIn(ctx context.Context, js jetstream.JetStream, membersBucket, leasesBucket, shard string, ttl time.Duration, log *slog.Logger) (*Coordinator, error) {
-	shards, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: membersBucket, History: 1, TTL: time.Minute, Storage: jetstream.MemoryStorage})
+	// File storage: a memory bucket is gone after a NATS restart, and
+	// every heartbeat after it would fail.
+	shards, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: membersBucket, History: 1, TTL: time.Minute, Storage: jetstream.FileStorage})
 	if err != nil {
 		return nil, fmt.Errorf("bucket %s: %w", membersBucket, err)
 	}
@@ -91,35 +93,11 @@ func (c *Coordinator) Shard() string { return c.shard }
 
 // Run heartbeats and watches the other shards' heartbeats until ctx ends.
 func (c *Coordinator) Run(ctx context.Context) error {
-	w, err := c.shards.WatchAll(ctx)
+	w, err := c.watch(ctx)
 	if err != nil {
-		return fmt.Errorf("watch %s: %w", ShardsBucket, err)
+		return err
 	}
-	defer func() { _ = w.Stop() }()
-	c.mu.Lock()
-	c.started = time.Now()
-	c.mu.Unlock()
-	go func() {
-		// The first values are old heartbeats (a dead shard's too): only
-		// heartbeats that arrive from now on count.
-		initial := true
-		for e := range w.Updates() {
-			if e == nil {
-				initial = false
-				continue
-			}
-			if initial {
-				continue
-			}
-			c.mu.Lock()
-			if e.Operation() == jetstream.KeyValuePut {
-				c.lastSeen[e.Key()] = time.Now()
-			} else {
-				delete(c.lastSeen, e.Key()) // a shard that left
-			}
-			c.mu.Unlock()
-		}
-	}()
+	defer func() { w.stop() }()
 	beat := time.NewTicker(c.ttl / 6)
 	defer beat.Stop()
 	last := time.Now()
@@ -129,15 +107,23 @@ func (c *Coordinator) Run(ctx context.Context) error {
 			// knows of the others is stale, so it learns membership again
 			// before it may take any tenant (Settled is false meanwhile).
 			c.log.Warn("membership view is stale after a pause; relearning it", "paused", gap.String())
-			c.mu.Lock()
-			c.lastSeen = map[string]time.Time{}
-			c.started = time.Now()
-			c.mu.Unlock()
+			c.relearn()
 		}
 		last = time.Now()
 		b, _ := json.Marshal(map[string]any{"shard": c.shard, "at": time.Now().UTC()})
 		if _, err := c.shards.Put(ctx, c.shard, b); err != nil && ctx.Err() == nil {
 			c.log.Warn("heartbeat failed", "err", err)
+		}
+		// Our own heartbeats come back through the watch; when they stop
+		// (NATS restarted under the watcher), watch again.
+		if w.quietFor() > c.ttl/2 && ctx.Err() == nil {
+			c.log.Warn("membership watch went quiet; watching again")
+			w.stop()
+			if nw, err := c.watch(ctx); err == nil {
+				w = nw
+			} else {
+				c.log.Warn("membership watch failed; retrying", "err", err)
+			}
 		}
 		select {
 		case <-ctx.Done():
@@ -149,6 +135,66 @@ func (c *Coordinator) Run(ctx context.Context) error {
 		case <-beat.C:
 		}
 	}
+}
+
+func (c *Coordinator) relearn() {
+	c.mu.Lock()
+	c.lastSeen = map[string]time.Time{}
+	c.started = time.Now()
+	c.mu.Unlock()
+}
+
+// watcher follows the membership bucket.
+type watcher struct {
+	w       jetstream.KeyWatcher
+	mu      sync.Mutex
+	ownSeen time.Time
+}
+
+func (w *watcher) stop() { _ = w.w.Stop() }
+
+func (w *watcher) quietFor() time.Duration {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return time.Since(w.ownSeen)
+}
+
+// watch starts following heartbeats. The first values are old heartbeats
+// (a dead shard's too): only heartbeats that arrive from now on count, so
+// a new watch relearns membership (Settled is false for ttl/2).
+func (c *Coordinator) watch(ctx context.Context) (*watcher, error) {
+	kw, err := c.shards.WatchAll(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("watch membership: %w", err)
+	}
+	w := &watcher{w: kw, ownSeen: time.Now()}
+	c.relearn()
+	go func() {
+		initial := true
+		for e := range kw.Updates() {
+			if e == nil {
+				initial = false
+				continue
+			}
+			if initial {
+				continue
+			}
+			now := time.Now()
+			if e.Key() == c.shard {
+				w.mu.Lock()
+				w.ownSeen = now
+				w.mu.Unlock()
+			}
+			c.mu.Lock()
+			if e.Operation() == jetstream.KeyValuePut {
+				c.lastSeen[e.Key()] = now
+			} else {
+				delete(c.lastSeen, e.Key()) // a shard that left
+			}
+			c.mu.Unlock()
+		}
+	}()
+	return w, nil
 }
 
 // Live lists the shards whose heartbeats arrived within ttl, sorted. A

@@ -78,7 +78,11 @@ type published struct {
 func New(host kubernetes.Interface, b *natsbus.Bus, log *slog.Logger, workers int) *Relay {
 	return &Relay{
 		host: host, bus: b, log: log, workers: max(workers, 1),
-		queue:  workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[hostKey](), workqueue.TypedRateLimitingQueueConfig[hostKey]{Name: "relay"}),
+		queue: workqueue.NewTypedRateLimitingQueueWithConfig(
+			// Retries while NATS is away are capped at 5 s, so the backlog goes
+			// out soon after it returns.
+			workqueue.NewTypedItemExponentialFailureRateLimiter[hostKey](10*time.Millisecond, 5*time.Second),
+			workqueue.TypedRateLimitingQueueConfig[hostKey]{Name: "relay"}),
 		stores: map[string]cache.Store{},
 		last:   map[hostKey]published{},
 		synced: make(chan struct{}),
@@ -122,6 +126,7 @@ func (r *Relay) Run(ctx context.Context) error {
 		{hostcache.NetworkPolicies, tf.Networking().V1().NetworkPolicies().Informer()},
 		{hostcache.PodDisruptionBudgets, tf.Policy().V1().PodDisruptionBudgets().Informer()},
 		{hostcache.Ingresses, tf.Networking().V1().Ingresses().Informer()},
+		{hostcache.PersistentVolumeClaims, tf.Core().V1().PersistentVolumeClaims().Informer()},
 		{hostcache.Nodes, nf.Core().V1().Nodes().Informer()},
 	}
 	for _, s := range srcs {

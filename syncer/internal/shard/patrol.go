@@ -87,6 +87,11 @@ func (s *tenantSyncer) patrolPass() {
 			visit(key{kindPDB, v.Namespace, v.Name})
 		}
 	}
+	if pvcs, err := s.pvcs.List(everything); err == nil {
+		for _, v := range pvcs {
+			visit(key{kindPVC, v.Namespace, v.Name})
+		}
+	}
 	if ings, err := s.ingresses.List(everything); err == nil {
 		for _, v := range ings {
 			visit(key{kindIngress, v.Namespace, v.Name})
@@ -96,6 +101,7 @@ func (s *tenantSyncer) patrolPass() {
 		hostcache.Pods: kindPod, hostcache.Services: kindService, hostcache.ConfigMaps: kindConfigMap,
 		hostcache.Secrets: kindSecret, hostcache.Endpoints: kindEndpoints,
 		hostcache.NetworkPolicies: kindNetPol, hostcache.PodDisruptionBudgets: kindPDB, hostcache.Ingresses: kindIngress,
+		hostcache.PersistentVolumeClaims: kindPVC,
 	} {
 		for _, id := range s.hostObjs.Names(res) {
 			ns, name, _ := splitID(id)
@@ -111,7 +117,7 @@ func (s *tenantSyncer) reportRepair(k key) {
 	kind := map[string][2]string{
 		kindPod: {"Pod", "v1"}, kindService: {"Service", "v1"}, kindConfigMap: {"ConfigMap", "v1"}, kindSecret: {"Secret", "v1"},
 		kindEndpoints: {"Endpoints", "v1"}, kindNetPol: {"NetworkPolicy", "networking.k8s.io/v1"}, kindPDB: {"PodDisruptionBudget", "policy/v1"},
-		kindIngress: {"Ingress", "networking.k8s.io/v1"},
+		kindIngress: {"Ingress", "networking.k8s.io/v1"}, kindPVC: {"PersistentVolumeClaim", "v1"},
 	}[k.kind]
 	if kind[0] == "" || s.recorder == nil {
 		return

@@ -47,6 +47,7 @@ const (
 	kindNetPol    = hostcache.NetworkPolicies
 	kindPDB       = hostcache.PodDisruptionBudgets
 	kindIngress   = hostcache.Ingresses
+	kindPVC       = hostcache.PersistentVolumeClaims
 )
 
 // key is one virtual object to reconcile.
@@ -89,6 +90,8 @@ type tenantSyncer struct {
 	netpols    listersnetworkingv1.NetworkPolicyLister
 	pdbs       listerspolicyv1.PodDisruptionBudgetLister
 	ingresses  listersnetworkingv1.IngressLister
+	pvcs       listerscorev1.PersistentVolumeClaimLister
+	pvs        listerscorev1.PersistentVolumeLister
 	ingIndex   cache.Indexer
 	namespaces listerscorev1.NamespaceLister
 
@@ -181,6 +184,10 @@ func (s *tenantSyncer) run(ctx context.Context, workers int, patrolEvery time.Du
 		return err
 	}
 	s.ingresses, s.ingIndex = f.Networking().V1().Ingresses().Lister(), ingInf.GetIndexer()
+	s.pvcs = f.Core().V1().PersistentVolumeClaims().Lister()
+	s.pvs = f.Core().V1().PersistentVolumes().Lister()
+	pvInf := f.Core().V1().PersistentVolumes().Informer()
+	_ = pvInf.SetTransform(dropManagedFields)
 	s.namespaces = f.Core().V1().Namespaces().Lister()
 	nsInf := f.Core().V1().Namespaces().Informer()
 	_ = nsInf.SetTransform(dropManagedFields)
@@ -192,7 +199,7 @@ func (s *tenantSyncer) run(ctx context.Context, workers int, patrolEvery time.Du
 		kindConfigMap: f.Core().V1().ConfigMaps().Informer(), kindSecret: f.Core().V1().Secrets().Informer(),
 		kindEndpoints: f.Core().V1().Endpoints().Informer(), kindNode: f.Core().V1().Nodes().Informer(),
 		kindNetPol: f.Networking().V1().NetworkPolicies().Informer(), kindPDB: f.Policy().V1().PodDisruptionBudgets().Informer(),
-		kindIngress: ingInf,
+		kindIngress: ingInf, kindPVC: f.Core().V1().PersistentVolumeClaims().Informer(),
 	} {
 		if kind != kindPod {
 			_ = inf.SetTransform(dropManagedFields)
@@ -227,7 +234,7 @@ func (s *tenantSyncer) run(ctx context.Context, workers int, patrolEvery time.Du
 	}
 	// Host objects whose virtual object is gone are found from the host
 	// side: enqueue every host object once.
-	for _, res := range []string{hostcache.Pods, hostcache.Services, hostcache.ConfigMaps, hostcache.Secrets, hostcache.Endpoints, hostcache.NetworkPolicies, hostcache.PodDisruptionBudgets, hostcache.Ingresses} {
+	for _, res := range []string{hostcache.Pods, hostcache.Services, hostcache.ConfigMaps, hostcache.Secrets, hostcache.Endpoints, hostcache.NetworkPolicies, hostcache.PodDisruptionBudgets, hostcache.Ingresses, hostcache.PersistentVolumeClaims} {
 		for _, id := range s.hostObjs.Names(res) {
 			ns, name, _ := cache.SplitMetaNamespaceKey(id)
 			s.queue.Add(key{res, ns, name})
@@ -343,6 +350,8 @@ func (s *tenantSyncer) reconcile(ctx context.Context, k key) (time.Duration, err
 		return 0, s.syncPDB(ctx, k.ns, k.name)
 	case kindIngress:
 		return 0, s.syncIngress(ctx, k.ns, k.name)
+	case kindPVC:
+		return 0, s.syncPVC(ctx, k.ns, k.name)
 	}
 	return 0, nil
 }
