@@ -23,6 +23,7 @@ import (
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/utils/ptr"
 
+	"kplex.dev/cli/kubeconfig"
 	"kplex.dev/cli/localenv"
 	"kplex.dev/cli/supervise"
 )
@@ -191,3 +192,14 @@ func ShardRSS(l localenv.Layout) (int64, error) {
 }
 
 func NumCPU() int { return runtime.NumCPU() }
+
+// Client is a client of a cluster of the environment with limits high
+// enough that the client never paces a benchmark.
+func Client(kubeconfigPath string) (kubernetes.Interface, error) {
+	cfg, err := kubeconfig.RESTConfig(kubeconfigPath)
+	if err != nil {
+		return nil, err
+	}
+	cfg.QPS, cfg.Burst = 500, 1000
+	return kubernetes.NewForConfig(cfg)
+}

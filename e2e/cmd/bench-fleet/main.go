@@ -24,7 +24,6 @@ import (
 
 	"k8s.io/client-go/kubernetes"
 
-	"kplex.dev/cli/kubeconfig"
 	"kplex.dev/cli/localenv"
 	"kplex.dev/e2e/bench"
 )
@@ -83,11 +82,11 @@ func run(binDir string, nTenants, podsPer, flood, nodes int) error {
 		return err
 	}
 	f.natsURL = fmt.Sprintf("nats://127.0.0.1:%d", st.Ports[localenv.PortNATS])
-	if f.host, err = client(f.l.HostKubeconfig()); err != nil {
+	if f.host, err = bench.Client(f.l.HostKubeconfig()); err != nil {
 		return err
 	}
 	for _, tn := range f.tenants {
-		if f.vc[tn], err = client(f.l.VClusterKubeconfig(tn)); err != nil {
+		if f.vc[tn], err = bench.Client(f.l.VClusterKubeconfig(tn)); err != nil {
 			return err
 		}
 	}
@@ -104,15 +103,6 @@ func run(binDir string, nTenants, podsPer, flood, nodes int) error {
 		return fmt.Errorf("failover: %w", err)
 	}
 	return nil
-}
-
-func client(path string) (kubernetes.Interface, error) {
-	cfg, err := kubeconfig.RESTConfig(path)
-	if err != nil {
-		return nil, err
-	}
-	cfg.QPS, cfg.Burst = 500, 1000
-	return kubernetes.NewForConfig(cfg)
 }
 
 func sortedKeys(m map[string]string) []string {

@@ -23,7 +23,6 @@ import (
 
 	"k8s.io/client-go/kubernetes"
 
-	"kplex.dev/cli/kubeconfig"
 	"kplex.dev/cli/localenv"
 	"kplex.dev/e2e/bench"
 )
@@ -70,13 +69,13 @@ func run(binDir string, nTenants, nPods, small, rounds, nodes int, keep bool) er
 		return err
 	}
 	l := localenv.Layout{Root: dir}
-	host, err := client(l.HostKubeconfig())
+	host, err := bench.Client(l.HostKubeconfig())
 	if err != nil {
 		return err
 	}
 	tcs := make([]kubernetes.Interface, nTenants)
 	for i, vc := range vcs {
-		if tcs[i], err = client(l.VClusterKubeconfig(vc)); err != nil {
+		if tcs[i], err = bench.Client(l.VClusterKubeconfig(vc)); err != nil {
 			return err
 		}
 	}
@@ -165,15 +164,6 @@ func run(binDir string, nTenants, nPods, small, rounds, nodes int, keep bool) er
 		fmt.Fprintf(os.Stderr, "environment kept in %s\n", dir)
 	}
 	return nil
-}
-
-func client(path string) (kubernetes.Interface, error) {
-	cfg, err := kubeconfig.RESTConfig(path)
-	if err != nil {
-		return nil, err
-	}
-	cfg.QPS, cfg.Burst = 500, 1000
-	return kubernetes.NewForConfig(cfg)
 }
 
 func median(ds []time.Duration) time.Duration {
