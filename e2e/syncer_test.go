@@ -134,6 +134,7 @@ func TestSyncer(t *testing.T) {
 	t.Run("network policies and disruption budgets", func(t *testing.T) { testPolicies(t, demo, host) })
 	t.Run("ingress", func(t *testing.T) { testIngress(t, demo, host) })
 	t.Run("persistent volumes", func(t *testing.T) { testVolumes(t, demo, host) })
+	t.Run("imported host classes", func(t *testing.T) { testImportedClasses(t, env, demo, other, host) })
 
 	t.Run("forged kplex labels cannot take over another tenant's host pod", func(t *testing.T) {
 		before, err := hostPods(ctx, host, "demo", ns, "web")

@@ -12,6 +12,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
+	storagev1 "k8s.io/api/storage/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"kplex.dev/api/bus"
@@ -34,7 +35,17 @@ const (
 	// status comes back).
 	Ingresses              = "ingresses"
 	PersistentVolumeClaims = "persistentvolumeclaims"
+	// StorageClasses and IngressClasses are shared, like Nodes: tenants
+	// that import them get read-only copies.
+	StorageClasses = "storageclasses"
+	IngressClasses = "ingressclasses"
 )
+
+// Shared reports whether a resource is host-wide (published for every
+// shard under bus.SharedTenant) rather than a tenant's.
+func Shared(resource string) bool {
+	return resource == Nodes || resource == StorageClasses || resource == IngressClasses
+}
 
 // Cache is the last known host state of one tenant (or of the shared host
 // nodes). Safe for concurrent use.
@@ -99,6 +110,18 @@ func (c *Cache) Service(ns, name string) *corev1.Service {
 	return s
 }
 
+// StorageClass returns a host StorageClass, or nil.
+func (c *Cache) StorageClass(name string) *storagev1.StorageClass {
+	o, _ := c.Get(StorageClasses, "", name).(*storagev1.StorageClass)
+	return o
+}
+
+// IngressClass returns a host IngressClass, or nil.
+func (c *Cache) IngressClass(name string) *networkingv1.IngressClass {
+	o, _ := c.Get(IngressClasses, "", name).(*networkingv1.IngressClass)
+	return o
+}
+
 // Node returns a host node, or nil.
 func (c *Cache) Node(name string) *corev1.Node {
 	n, _ := c.Get(Nodes, "", name).(*corev1.Node)
@@ -141,6 +164,10 @@ func decode(resource string, raw json.RawMessage) (metav1.Object, error) {
 		obj = &networkingv1.Ingress{}
 	case PersistentVolumeClaims:
 		obj = &corev1.PersistentVolumeClaim{}
+	case StorageClasses:
+		obj = &storagev1.StorageClass{}
+	case IngressClasses:
+		obj = &networkingv1.IngressClass{}
 	case ConfigMaps, Secrets, Endpoints, PodTokens, NetworkPolicies, PodDisruptionBudgets:
 		obj = &metav1.PartialObjectMetadata{}
 	default:

@@ -128,6 +128,8 @@ func (r *Relay) Run(ctx context.Context) error {
 		{hostcache.Ingresses, tf.Networking().V1().Ingresses().Informer()},
 		{hostcache.PersistentVolumeClaims, tf.Core().V1().PersistentVolumeClaims().Informer()},
 		{hostcache.Nodes, nf.Core().V1().Nodes().Informer()},
+		{hostcache.StorageClasses, nf.Storage().V1().StorageClasses().Informer()},
+		{hostcache.IngressClasses, nf.Networking().V1().IngressClasses().Informer()},
 	}
 	for _, s := range srcs {
 		resource := s.resource
@@ -357,9 +359,9 @@ var errNotLeader = errors.New("relay: not holding the leader lease")
 
 // busKey is the subject of a host object: its tenant comes from its host
 // namespace, its virtual identity from kplex's annotations, which must
-// agree. Nodes are shared.
+// agree. Nodes and classes are shared.
 func busKey(resource string, m metav1.Object) (bus.Key, bool) {
-	if resource == hostcache.Nodes {
+	if hostcache.Shared(resource) {
 		return bus.Key{Tenant: bus.SharedTenant, Resource: resource, Name: m.GetName()}, true
 	}
 	tenant, ok := naming.TenantOfHostNamespace(m.GetNamespace())

@@ -133,7 +133,12 @@ func (m *Manager) onNode(d natsbus.Delivery) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for _, rt := range m.running {
-		rt.syncer.onHostNode(d.Key.Name)
+		switch d.Key.Resource {
+		case hostcache.Nodes:
+			rt.syncer.onHostNode(d.Key.Name)
+		case hostcache.StorageClasses, hostcache.IngressClasses:
+			rt.syncer.onHostClass(d.Key.Resource, d.Key.Name)
+		}
 	}
 }
 

@@ -62,6 +62,7 @@ func (s *tenantSyncer) patrol(ctx context.Context, every time.Duration) {
 }
 
 func (s *tenantSyncer) patrolPass() {
+	s.enqueueClasses()
 	visit := func(k key) {
 		s.drift.Store(k, struct{}{})
 		s.queue.Add(k)

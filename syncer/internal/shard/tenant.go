@@ -48,6 +48,8 @@ const (
 	kindPDB       = hostcache.PodDisruptionBudgets
 	kindIngress   = hostcache.Ingresses
 	kindPVC       = hostcache.PersistentVolumeClaims
+	kindSC        = hostcache.StorageClasses
+	kindIC        = hostcache.IngressClasses
 )
 
 // key is one virtual object to reconcile.
@@ -241,6 +243,7 @@ func (s *tenantSyncer) run(ctx context.Context, workers int, patrolEvery time.Du
 		}
 	}
 	s.setReady()
+	s.enqueueClasses()
 	s.log.Info("tenant synced and serving", "hostPods", s.hostObjs.Len(hostcache.Pods))
 	go s.patrol(ctx, patrolEvery)
 	var wg sync.WaitGroup
@@ -352,6 +355,10 @@ func (s *tenantSyncer) reconcile(ctx context.Context, k key) (time.Duration, err
 		return 0, s.syncIngress(ctx, k.ns, k.name)
 	case kindPVC:
 		return 0, s.syncPVC(ctx, k.ns, k.name)
+	case kindSC:
+		return 0, s.syncStorageClass(ctx, k.name)
+	case kindIC:
+		return 0, s.syncIngressClass(ctx, k.name)
 	}
 	return 0, nil
 }

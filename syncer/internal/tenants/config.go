@@ -12,6 +12,8 @@
 //	                                      # (default: the kubeconfig's server)
 //	    realNodes: false                  # copy host node labels, taints, conditions
 //	    ingressClasses: {public: nginx}   # virtual ingress class -> host class
+//	    importStorageClasses: false       # read-only copies of the host's classes
+//	    importIngressClasses: false
 //
 // Relative kubeconfig paths are resolved against the file's directory.
 package tenants
@@ -39,6 +41,10 @@ type Tenant struct {
 	RealNodes         bool   `json:"realNodes,omitempty"`
 	// IngressClasses maps a virtual ingress class name to the host's.
 	IngressClasses map[string]string `json:"ingressClasses,omitempty"`
+	// ImportStorageClasses and ImportIngressClasses give the tenant
+	// read-only copies of the host's classes.
+	ImportStorageClasses bool `json:"importStorageClasses,omitempty"`
+	ImportIngressClasses bool `json:"importIngressClasses,omitempty"`
 }
 
 // Sync modes of ConfigMaps and Secrets.
