@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -46,7 +47,7 @@ type Options struct {
 	NATSURL        string
 	NATSListen     string
 	NATSStoreDir   string
-	TenantsFile    string
+	TenantsFiles   listFlag
 	MetricsAddress string
 	Workers        int
 	RelayWorkers   int
@@ -82,7 +83,7 @@ Flags:
 	fs.StringVar(&o.NATSURL, "nats-url", "", "NATS server URL(s), comma-separated; empty starts an in-process NATS server")
 	fs.StringVar(&o.NATSListen, "nats-listen", "127.0.0.1:4222", "mode nats: host:port to serve NATS clients on")
 	fs.StringVar(&o.NATSStoreDir, "nats-store-dir", "", "JetStream directory of an embedded NATS server (empty: a temporary directory)")
-	fs.StringVar(&o.TenantsFile, "tenants-file", "", "shard: the tenant registry (YAML; reloaded every 2s)")
+	fs.Var(&o.TenantsFiles, "tenants-file", "shard: a tenant registry (YAML), or a directory of them (one per tenant, as kplex-operator writes); repeatable; reloaded every 2s")
 	fs.StringVar(&o.MetricsAddress, "metrics-address", "127.0.0.1:9464", "host:port of /metrics, /healthz and /readyz (plain HTTP)")
 	fs.IntVar(&o.Workers, "workers", 16, "shard: concurrent reconciles per tenant")
 	fs.IntVar(&o.RelayWorkers, "relay-workers", 4, "relay: concurrent publishes")
@@ -102,7 +103,7 @@ Flags:
 	default:
 		return o, fmt.Errorf("--mode %q: want relay, shard, all or nats", o.Mode)
 	}
-	if (o.Mode == ModeShard || o.Mode == ModeAll) && o.TenantsFile == "" {
+	if (o.Mode == ModeShard || o.Mode == ModeAll) && len(o.TenantsFiles) == 0 {
 		return o, fmt.Errorf("--mode %s needs --tenants-file", o.Mode)
 	}
 	if o.Mode == ModeShard && o.NATSURL == "" {
@@ -173,7 +174,7 @@ func Run(ctx context.Context, o Options, log *slog.Logger) error {
 		wg.Go(func() { errc <- r.Run(runCtx) })
 	}
 	if o.Mode == ModeShard || o.Mode == ModeAll {
-		m := &shard.Manager{HostConfig: hostCfg, Bus: b, Log: log.With("shard", o.ShardName), Shard: o.ShardName, TenantsFile: o.TenantsFile,
+		m := &shard.Manager{HostConfig: hostCfg, Bus: b, Log: log.With("shard", o.ShardName), Shard: o.ShardName, TenantsFiles: o.TenantsFiles,
 			Workers: o.Workers, Patrol: o.PatrolInterval, MembershipTTL: o.MembershipTTL}
 		readiness.add(m.Ready)
 		wg.Go(func() { errc <- m.Run(runCtx) })
@@ -267,4 +268,14 @@ func mux(readiness *checks, profiling bool) *http.ServeMux {
 		_, _ = io.WriteString(w, "ok")
 	})
 	return m
+}
+
+// listFlag is a repeatable string flag.
+type listFlag []string
+
+func (l *listFlag) String() string { return strings.Join(*l, ",") }
+
+func (l *listFlag) Set(v string) error {
+	*l = append(*l, v)
+	return nil
 }

@@ -38,12 +38,14 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"kplex.dev/api/bus"
 )
 
 // Buckets.
 const (
 	ShardsBucket = "kplex-shards"
-	OwnersBucket = "kplex-owners"
+	OwnersBucket = bus.OwnersBucket
 )
 
 // Coordinator is one shard's view of membership and its leases.
@@ -268,10 +270,7 @@ func (c *Coordinator) Desired(tenant string) bool {
 // ErrHeld means another live shard holds the tenant.
 var ErrHeld = errors.New("held by another live shard")
 
-type record struct {
-	Shard string    `json:"shard"`
-	Since time.Time `json:"since"`
-}
+type record = bus.OwnerRecord
 
 // TryAcquire takes a tenant's lease if it is free, already this shard's,
 // or held by a shard that is no longer live. It returns ErrHeld when a live

@@ -41,14 +41,14 @@ import (
 
 // Manager runs a shard's tenants.
 type Manager struct {
-	HostConfig  *rest.Config
-	Bus         *natsbus.Bus
-	Log         *slog.Logger
-	Shard       string // this shard's name, unique among shards
-	TenantsFile string
-	Workers     int           // per tenant
-	Reload      time.Duration // registry reload period
-	Patrol      time.Duration // drift patrol period (0: off)
+	HostConfig   *rest.Config
+	Bus          *natsbus.Bus
+	Log          *slog.Logger
+	Shard        string        // this shard's name, unique among shards
+	TenantsFiles []string      // registry files or directories (tenants.LoadAll)
+	Workers      int           // per tenant
+	Reload       time.Duration // registry reload period
+	Patrol       time.Duration // drift patrol period (0: off)
 	// MembershipTTL is how long a silent shard stays live; failover takes
 	// about 1.5 times it.
 	MembershipTTL time.Duration
@@ -145,18 +145,26 @@ func (m *Manager) onNode(d natsbus.Delivery) {
 // reload reads the registry. A registry that does not load keeps the
 // last good one.
 func (m *Manager) reload() {
-	cfg, err := tenants.Load(m.TenantsFile)
+	cfg, err := tenants.LoadAll(m.TenantsFiles)
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.loaded = time.Now()
-	if err != nil {
+	if err != nil && cfg != nil {
+		// Some registrations did not load: serve the rest.
+		if m.loadErr == nil || m.loadErr.Error() != err.Error() {
+			m.Log.Error("some tenant registrations do not load; serving the others", "err", err)
+		}
+		m.loadErr = err
+	} else if err != nil {
 		if m.loadErr == nil || m.loadErr.Error() != err.Error() {
 			m.Log.Error("cannot load the tenants file; keeping the tenants as they are", "err", err)
 		}
 		m.loadErr = err
 		return
 	}
-	m.loadErr = nil
+	if err == nil {
+		m.loadErr = nil
+	}
 	m.registry = map[string]tenants.Tenant{}
 	for _, t := range cfg.Tenants {
 		m.registry[t.Name] = t

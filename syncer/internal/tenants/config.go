@@ -1,6 +1,7 @@
-// Package tenants is the syncer's tenant registry file: which virtual
-// clusters a shard serves and how. Until the operator assigns tenants, the
-// file is written by hand (or by `kplexctl up`) and reloaded live.
+// Package tenants is the syncer's tenant registry: which virtual clusters a
+// shard serves and how. Registries are files (written by hand or by
+// `kplexctl up`) or directories of files (kplex-operator writes one per
+// VirtualCluster), reloaded live.
 //
 //	tenants:
 //	  - name: demo                        # tenant name (DNS label, <= 40)
@@ -19,12 +20,14 @@
 package tenants
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
+	"sort"
 	"strconv"
 
 	"sigs.k8s.io/yaml"
@@ -108,6 +111,50 @@ func Load(path string) (*Config, error) {
 		return nil, fmt.Errorf("tenants file: %w", err)
 	}
 	return Parse(b, filepath.Dir(path))
+}
+
+// LoadAll merges registries: each path is a file, or a directory whose
+// *.yaml files are each a registry (the operator writes one per tenant).
+// A file that does not load, or a tenant listed again, is skipped and
+// reported in the error, so one bad registration never blocks the others;
+// the Config holds everything that loaded. A missing path is an error.
+func LoadAll(paths []string) (*Config, error) {
+	var files []string
+	var errs []error
+	for _, p := range paths {
+		st, err := os.Stat(p)
+		if err != nil {
+			return nil, fmt.Errorf("tenants file: %w", err)
+		}
+		if !st.IsDir() {
+			files = append(files, p)
+			continue
+		}
+		m, err := filepath.Glob(filepath.Join(p, "*.yaml"))
+		if err != nil {
+			return nil, fmt.Errorf("tenants directory %s: %w", p, err)
+		}
+		sort.Strings(m)
+		files = append(files, m...)
+	}
+	out := &Config{}
+	seen := map[string]string{}
+	for _, f := range files {
+		c, err := Load(f)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", f, err))
+			continue
+		}
+		for _, t := range c.Tenants {
+			if prev, dup := seen[t.Name]; dup {
+				errs = append(errs, fmt.Errorf("%s: tenant %q already registered by %s; ignored", f, t.Name, prev))
+				continue
+			}
+			seen[t.Name] = f
+			out.Tenants = append(out.Tenants, t)
+		}
+	}
+	return out, errors.Join(errs...)
 }
 
 func defaultAndCheck(v *string, def, at string, allowed ...string) error {

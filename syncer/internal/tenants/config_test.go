@@ -1,6 +1,8 @@
 package tenants
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -71,5 +73,44 @@ func TestSplitEndpoint(t *testing.T) {
 		if (err != nil) != tt.bad || h != tt.host || p != tt.port {
 			t.Errorf("SplitEndpoint(%q) = %q, %d, %v", tt.in, h, p, err)
 		}
+	}
+}
+
+func TestLoadAll(t *testing.T) {
+	dir := t.TempDir()
+	d := dir + "/tenants.d"
+	write := func(p, s string) {
+		t.Helper()
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(s), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(dir+"/tenants.yaml", "tenants:\n- {name: a, kubeconfig: a.kc}\n")
+	write(d+"/b.yaml", "tenants:\n- {name: b, kubeconfig: b.kubeconfig}\n")
+	write(d+"/c.yaml", "tenants:\n- {name: Bad, kubeconfig: k}\n")
+	write(d+"/dup.yaml", "tenants:\n- {name: a, kubeconfig: k}\n")
+	write(d+"/ignored.txt", "not a registry")
+	c, err := LoadAll([]string{dir + "/tenants.yaml", d})
+	if c == nil {
+		t.Fatalf("nothing loaded: %v", err)
+	}
+	var names []string
+	for _, tn := range c.Tenants {
+		names = append(names, tn.Name)
+	}
+	if strings.Join(names, ",") != "a,b" {
+		t.Errorf("tenants %v, want a,b", names)
+	}
+	if c.Tenants[1].Kubeconfig != d+"/b.kubeconfig" {
+		t.Errorf("kubeconfig %q not resolved against its file's directory", c.Tenants[1].Kubeconfig)
+	}
+	if err == nil || !strings.Contains(err.Error(), "c.yaml") || !strings.Contains(err.Error(), "already registered") {
+		t.Errorf("err = %v, want the bad file and the duplicate named", err)
+	}
+	if _, err := LoadAll([]string{dir + "/missing"}); err == nil {
+		t.Error("a missing registry path loaded")
 	}
 }
