@@ -20,10 +20,11 @@ UPSTREAM := kplex-apiserver=./apiserver/cmd/kplex-apiserver \
 	etcd=./e2e/cmd/etcd
 OURS := kplexctl=./cli/cmd/kplexctl \
 	kplex-datastore-proxy=./datastore-proxy/cmd/kplex-datastore-proxy \
-	kplex-syncer=./syncer/cmd/kplex-syncer
+	kplex-syncer=./syncer/cmd/kplex-syncer \
+	kplex-operator=./operator/cmd/kplex-operator
 
 # Modules of the workspace, except e2e (its tests need the binaries).
-UNIT_PKGS := ./api/... ./apiserver/... ./cli/... ./controller-manager/... ./datastore-proxy/... ./scheduler/... ./syncer/...
+UNIT_PKGS := ./api/... ./apiserver/... ./cli/... ./controller-manager/... ./datastore-proxy/... ./operator/... ./scheduler/... ./syncer/...
 
 .PHONY: help
 help: ## show the targets

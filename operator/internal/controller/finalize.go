@@ -1,0 +1,113 @@
+package controller
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+
+	"kplex.dev/api/naming"
+	"kplex.dev/api/v1alpha1"
+	"kplex.dev/cli/pki"
+	"kplex.dev/operator/internal/datastore"
+	"kplex.dev/operator/internal/metrics"
+)
+
+// finalize removes everything kplex made for the tenant, in reverse order
+// of creation, then lets the VirtualCluster go. Each step is idempotent: a
+// crash part-way resumes where it stopped.
+func (r *Reconciler) finalize(ctx context.Context, log *slog.Logger, vc *v1alpha1.VirtualCluster) (ctrl.Result, error) {
+	if !controllerutil.ContainsFinalizer(vc, Finalizer) {
+		return ctrl.Result{}, nil
+	}
+	if vc.Status.Phase != v1alpha1.PhaseDeleting {
+		vc.Status.Phase = v1alpha1.PhaseDeleting
+		setCondition(vc, v1alpha1.ConditionReady, false, "Deleting", "removing the control plane, datastore keys and host objects")
+		if err := r.Client.Status().Update(ctx, vc); err != nil {
+			return ctrl.Result{}, client.IgnoreNotFound(err)
+		}
+		metrics.Phase(vc.Name, string(v1alpha1.PhaseDeleting))
+	}
+	if owner, taken := r.nameTakenElsewhere(ctx, vc); taken {
+		// This VirtualCluster never owned the tenant: touch nothing of it.
+		log.Info("deleting a VirtualCluster that never owned its tenant name", "owner", owner)
+		return r.dropFinalizer(ctx, vc)
+	}
+	if err := r.Syncer.Unregister(vc.Name); err != nil {
+		return ctrl.Result{}, err
+	}
+	if err := r.Runtime.Remove(ctx, vc.Name); err != nil {
+		return ctrl.Result{}, err
+	}
+	n, err := datastore.Purge(ctx, r.purgeIdentity(vc.Name))
+	if err != nil {
+		return ctrl.Result{}, fmt.Errorf("tenant %s: %w", vc.Name, err)
+	}
+	if n > 0 {
+		log.Info("datastore keys deleted", "keys", n)
+	}
+	if err := r.Quotas.Delete(vc.Name); err != nil {
+		return ctrl.Result{}, err
+	}
+	var ns corev1.Namespace
+	err = r.Client.Get(ctx, client.ObjectKey{Name: naming.HostNamespace(vc.Name)}, &ns)
+	switch {
+	case apierrors.IsNotFound(err):
+	case err != nil:
+		return ctrl.Result{}, err
+	case ns.Labels[naming.LabelTenant] != vc.Name:
+		log.Warn("host namespace is not kplex's for this tenant; left alone", "hostNamespace", ns.Name)
+	default:
+		if ns.DeletionTimestamp.IsZero() {
+			if err := r.Client.Delete(ctx, &ns); err != nil && !apierrors.IsNotFound(err) {
+				return ctrl.Result{}, err
+			}
+			log.Info("host namespace deleted", "hostNamespace", ns.Name)
+		}
+		// Wait until every host object of the tenant is gone.
+		return ctrl.Result{RequeueAfter: 500 * time.Millisecond}, nil
+	}
+	log.Info("virtual cluster deleted")
+	return r.dropFinalizer(ctx, vc)
+}
+
+func (r *Reconciler) dropFinalizer(ctx context.Context, vc *v1alpha1.VirtualCluster) (ctrl.Result, error) {
+	controllerutil.RemoveFinalizer(vc, Finalizer)
+	if err := r.Client.Update(ctx, vc); err != nil && !apierrors.IsNotFound(err) {
+		return ctrl.Result{}, err
+	}
+	metrics.Forget(vc.Name)
+	return ctrl.Result{}, nil
+}
+
+// nameTakenElsewhere reports another, older VirtualCluster with this name.
+func (r *Reconciler) nameTakenElsewhere(ctx context.Context, vc *v1alpha1.VirtualCluster) (string, bool) {
+	var all v1alpha1.VirtualClusterList
+	if err := r.Client.List(ctx, &all); err != nil {
+		return "", false
+	}
+	for _, o := range all.Items {
+		if o.Name == vc.Name && o.Namespace != vc.Namespace &&
+			(o.CreationTimestamp.Before(&vc.CreationTimestamp) || (o.CreationTimestamp.Equal(&vc.CreationTimestamp) && o.Namespace < vc.Namespace)) {
+			return o.Namespace + "/" + o.Name, true
+		}
+	}
+	return "", false
+}
+
+// purgeIdentity is a short-lived datastore certificate for the tenant,
+// issued here so deletion works even when the PKI Secret is already gone.
+func (r *Reconciler) purgeIdentity(tenant string) datastore.Tenant {
+	t := datastore.Tenant{Name: tenant, Endpoints: r.DatastoreEndpoints, ServerCA: r.DatastoreServerCA}
+	if kp, err := r.DatastoreCA.Issue(pki.CertSpec{CommonName: tenant, Client: true, Validity: time.Hour}); err == nil {
+		t.CertPEM = kp.CertPEM()
+		t.KeyPEM, _ = kp.KeyPEM()
+	}
+	return t
+}

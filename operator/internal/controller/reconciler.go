@@ -1,0 +1,180 @@
+// Package controller reconciles VirtualClusters. Reconcile runs an ordered
+// list of small steps (steps.go), each idempotent and each recording its
+// outcome in a status condition, so a crash at any point converges on the
+// next run:
+//
+//	namespace -> endpoint -> pki -> datastore -> (pause) -> control plane
+//	-> syncer registration -> counts -> Ready
+//
+// Deletion (finalize.go) undoes them in reverse under a finalizer: control
+// plane, syncer registration, datastore keys and limits, host namespace.
+package controller
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/events"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+
+	"kplex.dev/api/v1alpha1"
+	"kplex.dev/cli/pki"
+	"kplex.dev/operator/internal/metrics"
+	"kplex.dev/operator/internal/registry"
+	"kplex.dev/operator/internal/runtime"
+	"kplex.dev/operator/internal/shardinfo"
+)
+
+// Finalizer holds a VirtualCluster until everything kplex made for it is
+// gone.
+const Finalizer = "kplex.dev/cleanup"
+
+// Resync is how often a Ready tenant is checked again: the process
+// runtime restarts a dead component at the latest then.
+const Resync = 10 * time.Second
+
+// Reconciler reconciles VirtualClusters.
+type Reconciler struct {
+	Client   client.Client
+	Runtime  runtime.Runtime
+	Syncer   registry.Syncer
+	Quotas   *registry.Quotas
+	Shards   *shardinfo.Reader
+	Recorder events.EventRecorder
+	Log      *slog.Logger
+
+	DatastoreCA        *pki.CA
+	DatastoreEndpoints []string
+	DatastoreServerCA  []byte
+	ServiceCIDR        string
+	Backend            string // the datastore-proxy's backend
+	Workers            int
+}
+
+// SetupWithManager registers the reconciler.
+func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
+	return ctrl.NewControllerManagedBy(mgr).
+		For(&v1alpha1.VirtualCluster{}).
+		WithOptions(controller.Options{MaxConcurrentReconciles: r.Workers}).
+		Complete(r)
+}
+
+// Reconcile brings one VirtualCluster to its spec.
+func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (res ctrl.Result, err error) {
+	start := time.Now()
+	defer func() { metrics.Reconciles(start, err) }()
+	var vc v1alpha1.VirtualCluster
+	if err := r.Client.Get(ctx, req.NamespacedName, &vc); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	log := r.Log.With("tenant", vc.Name, "namespace", vc.Namespace)
+	if !vc.DeletionTimestamp.IsZero() {
+		return r.finalize(ctx, log, &vc)
+	}
+	if !controllerutil.ContainsFinalizer(&vc, Finalizer) {
+		controllerutil.AddFinalizer(&vc, Finalizer)
+		if err := r.Client.Update(ctx, &vc); err != nil {
+			return ctrl.Result{}, fmt.Errorf("add finalizer: %w", err)
+		}
+	}
+	before := vc.Status.DeepCopy()
+	s := &run{r: r, vc: &vc, log: log}
+	res, err = s.steps(ctx)
+	vc.Status.ObservedGeneration = vc.Generation
+	if !equality.Semantic.DeepEqual(before, &vc.Status) {
+		if uerr := r.Client.Status().Update(ctx, &vc); uerr != nil && !apierrors.IsConflict(uerr) {
+			return ctrl.Result{}, fmt.Errorf("update status: %w", uerr)
+		} else if uerr != nil {
+			return ctrl.Result{Requeue: true}, nil
+		}
+		if before.Phase != vc.Status.Phase {
+			log.Info("phase changed", "from", before.Phase, "to", vc.Status.Phase)
+			r.event(&vc)
+		}
+	}
+	return res, err
+}
+
+// run is one reconcile of one VirtualCluster.
+type run struct {
+	r        *Reconciler
+	vc       *v1alpha1.VirtualCluster
+	log      *slog.Logger
+	endpoint string
+	pki      map[string][]byte
+}
+
+// steps runs the steps in order, stopping at the first that is not done.
+func (s *run) steps(ctx context.Context) (ctrl.Result, error) {
+	if s.vc.Status.Phase == "" {
+		s.vc.Status.Phase = v1alpha1.PhasePending
+	}
+	for _, st := range []struct {
+		name string
+		fn   func(context.Context) (done bool, err error)
+	}{
+		{"name", s.uniqueName},
+		{"namespace", s.namespace},
+		{"endpoint", s.ensureEndpoint},
+		{"pki", s.ensurePKI},
+		{"datastore", s.datastore},
+		{"pause", s.pause},
+		{"controlplane", s.controlPlane},
+		{"syncer", s.syncer},
+		{"counts", s.counts},
+	} {
+		t := time.Now()
+		done, err := st.fn(ctx)
+		metrics.Step(st.name, t, err)
+		if err != nil {
+			return ctrl.Result{}, fmt.Errorf("tenant %s: %s: %w", s.vc.Name, st.name, err)
+		}
+		if !done {
+			return ctrl.Result{RequeueAfter: s.requeue()}, nil
+		}
+	}
+	s.setPhase(v1alpha1.PhaseReady)
+	setCondition(s.vc, v1alpha1.ConditionReady, true, "Ready", "the API server is serving and the syncer has the tenant")
+	return ctrl.Result{RequeueAfter: Resync}, nil
+}
+
+// requeue is the poll period while a step waits: short while the tenant
+// comes up, so create -> Ready is not paced by it.
+func (s *run) requeue() time.Duration {
+	if s.vc.Status.Phase == v1alpha1.PhasePaused || s.vc.Status.Phase == v1alpha1.PhaseFailed {
+		return Resync
+	}
+	return 300 * time.Millisecond
+}
+
+func (s *run) setPhase(p v1alpha1.Phase) {
+	s.vc.Status.Phase = p
+	metrics.Phase(s.vc.Name, string(p))
+}
+
+// event records a phase change on the VirtualCluster, with the condition
+// that explains it.
+func (r *Reconciler) event(vc *v1alpha1.VirtualCluster) {
+	if r.Recorder == nil {
+		return
+	}
+	typ, note := corev1.EventTypeNormal, "phase "+string(vc.Status.Phase)
+	for _, c := range vc.Status.Conditions {
+		if c.Type == v1alpha1.ConditionReady {
+			note += ": " + c.Message
+			if c.Status != metav1.ConditionTrue && vc.Status.Phase == v1alpha1.PhaseFailed {
+				typ = corev1.EventTypeWarning
+			}
+		}
+	}
+	r.Recorder.Eventf(vc, nil, typ, string(vc.Status.Phase), "Reconcile", "%s", note)
+}

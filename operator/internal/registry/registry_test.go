@@ -1,0 +1,67 @@
+package registry
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestSyncerRegisterUnregister(t *testing.T) {
+	s := Syncer{Dir: filepath.Join(t.TempDir(), "tenants.d")}
+	wrote, err := s.Register(SyncerTenant{Name: "a", PodSecurity: "restricted"}, []byte("kc"))
+	if err != nil || !wrote {
+		t.Fatalf("register: wrote=%v err=%v", wrote, err)
+	}
+	b, err := os.ReadFile(filepath.Join(s.Dir, "a.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"name: a", "kubeconfig: a.kubeconfig", "podSecurity: restricted"} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("registration lacks %q:\n%s", want, b)
+		}
+	}
+	if st, _ := os.Stat(filepath.Join(s.Dir, "a.kubeconfig")); st.Mode().Perm() != 0o600 {
+		t.Errorf("kubeconfig mode %v, want 0600", st.Mode().Perm())
+	}
+	if wrote, err := s.Register(SyncerTenant{Name: "a", PodSecurity: "restricted"}, []byte("kc")); err != nil || wrote {
+		t.Errorf("unchanged registration rewritten: wrote=%v err=%v", wrote, err)
+	}
+	if err := s.Unregister("a"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Unregister("a"); err != nil {
+		t.Fatalf("second unregister: %v", err)
+	}
+	if left, _ := filepath.Glob(filepath.Join(s.Dir, "*")); len(left) != 0 {
+		t.Errorf("left behind: %v", left)
+	}
+}
+
+func TestQuotas(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "limits.yaml")
+	q := &Quotas{Path: path, Defaults: Limits{RequestsPerSecond: 500}}
+	if err := q.Set("a", Limits{MaxKeys: 10}); err != nil {
+		t.Fatal(err)
+	}
+	if err := q.Set("b", Limits{}); err != nil {
+		t.Fatal(err)
+	}
+	// A new operator process starts from what the file holds.
+	q2 := &Quotas{Path: path, Defaults: Limits{RequestsPerSecond: 500}}
+	if err := q2.Delete("b"); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(path)
+	got := string(b)
+	if !strings.Contains(got, "maxKeys: 10") || strings.Contains(got, "b:") || !strings.Contains(got, "requestsPerSecond: 500") {
+		t.Errorf("limits file:\n%s", got)
+	}
+	if err := os.WriteFile(path, []byte("tenants: [broken"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := (&Quotas{Path: path}).Set("c", Limits{}); err == nil {
+		t.Error("a damaged limits file was overwritten")
+	}
+}

@@ -1,0 +1,87 @@
+// Package registry writes what the shared components read about tenants:
+// the syncer's tenant registrations (one file per tenant in the directory
+// the shards reload) and the datastore-proxy's limits file. Both are
+// plain files so the components need no access to the host API for them;
+// writes are atomic (temporary file and rename) so a reader never sees
+// half of one.
+package registry
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+
+	"sigs.k8s.io/yaml"
+)
+
+// SyncerTenant is one registration, in the syncer's registry format
+// (syncer/internal/tenants).
+type SyncerTenant struct {
+	Name                 string `json:"name"`
+	Kubeconfig           string `json:"kubeconfig"`
+	PodSecurity          string `json:"podSecurity,omitempty"`
+	ConfigMaps           string `json:"configMaps,omitempty"`
+	Secrets              string `json:"secrets,omitempty"`
+	APIServerEndpoint    string `json:"apiServerEndpoint,omitempty"`
+	RealNodes            bool   `json:"realNodes,omitempty"`
+	ImportStorageClasses bool   `json:"importStorageClasses,omitempty"`
+	ImportIngressClasses bool   `json:"importIngressClasses,omitempty"`
+}
+
+// Syncer is the shards' registry directory.
+type Syncer struct{ Dir string }
+
+func (s Syncer) paths(tenant string) (yamlPath, kubeconfig string) {
+	return filepath.Join(s.Dir, tenant+".yaml"), filepath.Join(s.Dir, tenant+".kubeconfig")
+}
+
+// Register writes the tenant's kubeconfig (the syncer's identity in the
+// tenant API), then its registration, unless both are already so. It
+// reports whether anything was written.
+func (s Syncer) Register(t SyncerTenant, kubeconfig []byte) (bool, error) {
+	if err := os.MkdirAll(s.Dir, 0o755); err != nil {
+		return false, fmt.Errorf("syncer registry: %w", err)
+	}
+	y, k := s.paths(t.Name)
+	t.Kubeconfig = filepath.Base(k) // relative: resolved against the directory
+	b, err := yaml.Marshal(struct {
+		Tenants []SyncerTenant `json:"tenants"`
+	}{[]SyncerTenant{t}})
+	if err != nil {
+		return false, err
+	}
+	w1, err := writeIfChanged(k, kubeconfig, 0o600)
+	if err != nil {
+		return false, fmt.Errorf("syncer registry: %w", err)
+	}
+	w2, err := writeIfChanged(y, b, 0o644)
+	if err != nil {
+		return false, fmt.Errorf("syncer registry: %w", err)
+	}
+	return w1 || w2, nil
+}
+
+// Unregister removes the registration (the shards stop serving the tenant
+// within a reload period), then the kubeconfig.
+func (s Syncer) Unregister(tenant string) error {
+	y, k := s.paths(tenant)
+	for _, p := range []string{y, k} {
+		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("syncer registry: %w", err)
+		}
+	}
+	return nil
+}
+
+func writeIfChanged(path string, data []byte, mode os.FileMode) (bool, error) {
+	if old, err := os.ReadFile(path); err == nil && string(old) == string(data) {
+		return false, nil
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, data, mode); err != nil {
+		return false, err
+	}
+	return true, os.Rename(tmp, path)
+}

@@ -1,0 +1,199 @@
+package process
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+
+	apiservertenant "kplex.dev/apiserver/tenant"
+	"kplex.dev/cli/kubeconfig"
+	"kplex.dev/cli/ports"
+	cmtenant "kplex.dev/controller-manager/tenant"
+	"kplex.dev/operator/internal/runtime"
+	"kplex.dev/operator/internal/tenantpki"
+)
+
+// Ports are a tenant's reserved ports.
+type Ports struct {
+	APIServer  int `json:"apiserver"`
+	Controller int `json:"controllerManager"`
+	Scheduler  int `json:"scheduler"`
+}
+
+// ports returns the tenant's reservation, making one on first use that
+// collides with no other tenant's.
+func (r *Runtime) ports(tenant string) (Ports, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	path := filepath.Join(r.tenantDir(tenant), "ports.json")
+	var p Ports
+	b, err := os.ReadFile(path)
+	if err == nil {
+		if err := json.Unmarshal(b, &p); err != nil || p.APIServer == 0 {
+			return Ports{}, fmt.Errorf("tenant %s: %s is damaged (%v); remove it to reserve new ports", tenant, path, err)
+		}
+		return p, nil
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return Ports{}, fmt.Errorf("tenant %s: %w", tenant, err)
+	}
+	taken := map[int]bool{}
+	others, _ := filepath.Glob(filepath.Join(r.Dir, "*", "ports.json"))
+	for _, o := range others {
+		var q Ports
+		if b, err := os.ReadFile(o); err == nil && json.Unmarshal(b, &q) == nil {
+			taken[q.APIServer], taken[q.Controller], taken[q.Scheduler] = true, true, true
+		}
+	}
+	var free []int
+	for len(free) < 3 {
+		got, err := ports.Free(3)
+		if err != nil {
+			return Ports{}, fmt.Errorf("tenant %s: reserve ports: %w", tenant, err)
+		}
+		for _, g := range got {
+			if !taken[g] && !slices.Contains(free, g) && len(free) < 3 {
+				free = append(free, g)
+			}
+		}
+	}
+	p = Ports{APIServer: free[0], Controller: free[1], Scheduler: free[2]}
+	b, _ = json.Marshal(p)
+	if err := os.MkdirAll(r.tenantDir(tenant), 0o700); err != nil {
+		return Ports{}, fmt.Errorf("tenant %s: %w", tenant, err)
+	}
+	return p, writeAtomic(path, b, 0o644)
+}
+
+// command is one component's process.
+type command struct {
+	component, binary string
+	args, env         []string
+	stamp             string // hash of everything the process reads at start
+}
+
+// commands writes the tenant's files and returns its components' commands.
+func (r *Runtime) commands(t runtime.Tenant, p Ports) ([]command, error) {
+	dir := filepath.Join(r.tenantDir(t.Name), "pki")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("tenant %s: %w", t.Name, err)
+	}
+	files := map[string][]byte{"datastore-ca.crt": t.DatastoreServerCA}
+	for k, v := range t.PKI {
+		files[k] = v
+	}
+	f := func(name string) string { return filepath.Join(dir, name) }
+	server := "https://127.0.0.1:" + strconv.Itoa(p.APIServer)
+	for _, id := range []string{tenantpki.ControllerMgr, tenantpki.Scheduler} {
+		kc, err := kubeconfig.Build(kubeconfig.Config{Name: "kplex-" + t.Name, Server: server,
+			CAPEM: t.PKI[tenantpki.CA+".crt"], CertPEM: t.PKI[id+".crt"], KeyPEM: t.PKI[id+".key"]})
+		if err != nil {
+			return nil, fmt.Errorf("tenant %s: %w", t.Name, err)
+		}
+		b, err := kubeconfigBytes(kc)
+		if err != nil {
+			return nil, err
+		}
+		files[id+".kubeconfig"] = b
+	}
+	for name, data := range files {
+		if err := writeIfChanged(f(name), data); err != nil {
+			return nil, fmt.Errorf("tenant %s: %w", t.Name, err)
+		}
+	}
+	stamp := hashFiles(files)
+
+	apiArgs, err := apiservertenant.Flags(apiservertenant.Config{
+		Name:                         t.Name,
+		SecurePort:                   p.APIServer,
+		EtcdServers:                  t.DatastoreEndpoints,
+		EtcdCAFile:                   f("datastore-ca.crt"),
+		EtcdCertFile:                 f(tenantpki.Datastore + ".crt"),
+		EtcdKeyFile:                  f(tenantpki.Datastore + ".key"),
+		TLSCertFile:                  f(tenantpki.APIServer + ".crt"),
+		TLSKeyFile:                   f(tenantpki.APIServer + ".key"),
+		ClientCAFile:                 f(tenantpki.CA + ".crt"),
+		FrontProxyCAFile:             f(tenantpki.FrontProxyCA + ".crt"),
+		FrontProxyClientCertFile:     f(tenantpki.FrontProxyClient + ".crt"),
+		FrontProxyClientKeyFile:      f(tenantpki.FrontProxyClient + ".key"),
+		ServiceAccountSigningKeyFile: f(tenantpki.SAKey),
+		ServiceAccountKeyFile:        f(tenantpki.SAPub),
+		ServiceClusterIPRange:        t.ServiceCIDR,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("tenant %s: apiserver flags: %w", t.Name, err)
+	}
+	cmArgs, err := cmtenant.Flags(cmtenant.Config{
+		Name:                         t.Name,
+		Kubeconfig:                   f(tenantpki.ControllerMgr + ".kubeconfig"),
+		SecurePort:                   p.Controller,
+		RootCAFile:                   f(tenantpki.CA + ".crt"),
+		ServiceAccountPrivateKeyFile: f(tenantpki.SAKey),
+		ClusterSigningCertFile:       f(tenantpki.CA + ".crt"),
+		ClusterSigningKeyFile:        f(tenantpki.CA + ".key"),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("tenant %s: controller-manager flags: %w", t.Name, err)
+	}
+	cmArgs = append(cmArgs, "--tls-cert-file="+f(tenantpki.ControllerServe+".crt"), "--tls-private-key-file="+f(tenantpki.ControllerServe+".key"),
+		// Well above the upstream 20/30, which would pace every rollout.
+		"--kube-api-qps=200", "--kube-api-burst=400")
+	cmds := []command{
+		{component: APIServer, binary: "kplex-apiserver", args: apiArgs, env: apiservertenant.ProcessEnv},
+		{component: Controller, binary: "kplex-controller-manager", args: cmArgs, env: cmtenant.ProcessEnv},
+	}
+	if t.Scheduler {
+		cmds = append(cmds, command{component: Scheduler, binary: "kplex-scheduler", args: []string{
+			"--kubeconfig=" + f(tenantpki.Scheduler+".kubeconfig"),
+			"--authentication-kubeconfig=" + f(tenantpki.Scheduler+".kubeconfig"),
+			"--authorization-kubeconfig=" + f(tenantpki.Scheduler+".kubeconfig"),
+			"--bind-address=127.0.0.1", "--secure-port=" + strconv.Itoa(p.Scheduler),
+			"--leader-elect=false",
+		}})
+	}
+	for i := range cmds {
+		cmds[i].stamp = stamp + "\n" + strings.Join(cmds[i].args, "\n")
+	}
+	return cmds, nil
+}
+
+// hashFiles is a digest of the files' names and contents.
+func hashFiles(files map[string][]byte) string {
+	names := make([]string, 0, len(files))
+	for n := range files {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	h := sha256.New()
+	for _, n := range names {
+		fmt.Fprintf(h, "%s %d\n", n, len(files[n]))
+		h.Write(files[n])
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+func writeIfChanged(path string, data []byte) error {
+	if old, err := os.ReadFile(path); err == nil && string(old) == string(data) {
+		return nil
+	}
+	return writeAtomic(path, data, 0o600)
+}
+
+// writeAtomic writes through a temporary file and a rename, so a crash
+// never leaves half a file.
+func writeAtomic(path string, data []byte, mode os.FileMode) error {
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, data, mode); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
