@@ -9,6 +9,7 @@ import (
 
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apiextensions "k8s.io/apiextensions-apiserver/pkg/client/clientset/clientset"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -94,7 +95,8 @@ func installCRD(t *testing.T, c apiextensions.Interface) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	if _, err := c.ApiextensionsV1().CustomResourceDefinitions().Create(ctx, &def, metav1.CreateOptions{}); err != nil {
+	// kplex-operator installs it at start; create it only if it has not yet.
+	if _, err := c.ApiextensionsV1().CustomResourceDefinitions().Create(ctx, &def, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 		t.Fatal(err)
 	}
 	framework.Eventually(t, 30*time.Second, "CRD established", func(ctx context.Context) error {

@@ -32,8 +32,9 @@ type env struct {
 func (e *env) bin(name string) string { return e.opts.BinDir + "/" + name }
 
 // components lists every process in start order: host control plane,
-// nodes, the shared datastore-proxy, NATS and the host relay, each virtual
-// cluster, then the syncer shard that serves them.
+// nodes, the shared datastore-proxy, NATS, the host relay and the operator,
+// each virtual cluster not made by the operator, then the syncer shard that
+// serves them all.
 func (e *env) components() ([]component, error) {
 	cs := e.hostComponents()
 	nodes, err := newNodeProvider(e)
@@ -41,7 +42,7 @@ func (e *env) components() ([]component, error) {
 		return nil, err
 	}
 	cs = append(cs, nodes.components()...)
-	cs = append(cs, e.datastoreComponent(), e.natsComponent(), e.relayComponent())
+	cs = append(cs, e.datastoreComponent(), e.natsComponent(), e.relayComponent(), e.operatorComponent())
 	for _, vc := range e.state.VClusters {
 		cs = append(cs, e.vclusterComponents(vc)...)
 	}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"os"
+	"path/filepath"
 	"time"
 
 	"kplex.dev/cli/pki"
@@ -25,7 +27,7 @@ func (e *env) datastoreComponent() component {
 	return component{
 		name:    "datastore-proxy",
 		ports:   []string{PortDatastore, PortDatastoreMetrics},
-		prepare: func(context.Context) error { return e.prepareDatastorePKI() },
+		prepare: func(context.Context) error { return e.prepareDatastore() },
 		command: func() (string, []string, []string, error) {
 			return e.bin("kplex-datastore-proxy"), []string{
 				"--listen-address=127.0.0.1:" + e.port(PortDatastore),
@@ -35,11 +37,31 @@ func (e *env) datastoreComponent() component {
 				"--client-ca-file=" + pkiFile(dir, datastoreCA, "crt"),
 				"--backend=sqlite",
 				"--data-dir=" + e.layout.DatastoreDir(),
+				"--tenant-config=" + e.layout.DatastoreLimits(), // written by the operator
 			}, nil, nil
 		},
 		ready:        httpProbe(func() (*http.Client, error) { return &http.Client{Timeout: 3 * time.Second}, nil }, metrics+"/readyz", "ok"),
 		readyTimeout: 60 * time.Second,
 	}
+}
+
+// prepareDatastore writes the datastore PKI and, the first time, an empty
+// limits file (the operator owns it from then on).
+func (e *env) prepareDatastore() error {
+	if err := e.prepareDatastorePKI(); err != nil {
+		return err
+	}
+	path := e.layout.DatastoreLimits()
+	if _, err := os.Stat(path); err == nil {
+		return nil
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return fmt.Errorf("datastore limits file: %w", err)
+	}
+	if err := os.WriteFile(path, []byte("defaults: {}\ntenants: {}\n"), 0o644); err != nil {
+		return fmt.Errorf("datastore limits file: %w", err)
+	}
+	return nil
 }
 
 func (e *env) prepareDatastorePKI() error {

@@ -66,3 +66,19 @@ func (l Layout) NATSDir() string { return filepath.Join(l.Root, "nats") }
 
 // SyncerTenants is the syncer shard's tenant registry.
 func (l Layout) SyncerTenants() string { return filepath.Join(l.Root, "syncer", "tenants.yaml") }
+
+// SyncerTenantsDir holds the operator's per-tenant syncer registrations.
+func (l Layout) SyncerTenantsDir() string { return filepath.Join(l.Root, "syncer", "tenants.d") }
+
+// DatastoreLimits is the datastore-proxy's per-tenant limits file, written
+// by the operator.
+func (l Layout) DatastoreLimits() string { return filepath.Join(l.Root, "datastore", "limits.yaml") }
+
+// OperatorDir holds the operator's per-tenant files (process runtime).
+func (l Layout) OperatorDir() string { return filepath.Join(l.Root, "operator") }
+
+// RunDir holds pid files; LogDir holds logs.
+func (l Layout) RunDir() string { return filepath.Join(l.Root, "run") }
+
+// LogDir holds every process's log.
+func (l Layout) LogDir() string { return filepath.Join(l.Root, "logs") }

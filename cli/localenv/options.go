@@ -22,6 +22,8 @@ const (
 	PortNATSMetrics       = "nats-metrics"
 	PortRelayMetrics      = "syncer-relay-metrics"
 	PortShardMetrics      = "syncer-shard-metrics"
+	PortOperatorMetrics   = "operator-metrics"
+	PortOperatorHealth    = "operator-health"
 )
 
 // VClusterPortRoles are the ports each virtual cluster needs, prefixed with
@@ -46,6 +48,8 @@ func DefaultPorts(vclusters []string) ports.Set {
 		PortNATSMetrics:       24223,
 		PortRelayMetrics:      24224,
 		PortShardMetrics:      24225,
+		PortOperatorMetrics:   24226,
+		PortOperatorHealth:    24227,
 	}
 	for i, vc := range vclusters {
 		for j, role := range VClusterPortRoles {

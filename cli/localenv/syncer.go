@@ -68,6 +68,7 @@ func (e *env) shardComponent() component {
 				"--host-kubeconfig=" + e.layout.HostKubeconfig(),
 				"--nats-url=" + e.natsURL(),
 				"--tenants-file=" + e.layout.SyncerTenants(),
+				"--tenants-file=" + e.layout.SyncerTenantsDir(), // the operator's registrations
 				"--metrics-address=127.0.0.1:" + e.port(PortShardMetrics),
 				"--patrol-interval=10s", // a short patrol: local clusters are small
 				"--profiling",           // loopback only: go tool pprof http://127.0.0.1:<port>/debug/pprof/heap
@@ -100,7 +101,7 @@ func (e *env) writeTenants() error {
 		return err
 	}
 	path := e.layout.SyncerTenants()
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+	if err := os.MkdirAll(e.layout.SyncerTenantsDir(), 0o755); err != nil {
 		return fmt.Errorf("syncer tenants: %w", err)
 	}
 	tmp := path + ".tmp"

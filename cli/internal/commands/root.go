@@ -19,12 +19,25 @@ one directory (.kplex by default):
 
   kplexctl up        start it (or report what already runs)
   kplexctl status    show every process, its ports and readiness
-  kplexctl down      stop every process it started`,
+  kplexctl down      stop every process it started
+
+Virtual clusters are VirtualCluster objects on a host cluster (the local
+one by default), reconciled by kplex-operator:
+
+  kplexctl create NAME --wait     create one, printing progress
+  kplexctl list                   list them (-o json|yaml)
+  kplexctl describe NAME          spec, conditions, recent events
+  kplexctl connect NAME           write its admin kubeconfig
+  kplexctl pause|resume NAME      stop/start it, keeping all data
+  kplexctl delete NAME --wait     remove it and everything kplex made for it
+
+Shell completion: kplexctl completion bash|zsh|fish --help`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
 	root.PersistentFlags().String("dir", ".kplex", "directory holding the local environment's state, certificates, data and logs")
-	root.AddCommand(newUp(), newDown(), newStatus())
+	root.AddCommand(newUp(), newDown(), newStatus(),
+		newCreate(), newList(), newDescribe(), newConnect(), newDelete(), newPause(true), newPause(false))
 	return root
 }
 

@@ -1,12 +1,20 @@
 package commands
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"kplex.dev/api/v1alpha1"
+	"kplex.dev/cli/vcluster"
 
 	"kplex.dev/cli/localenv"
 	"kplex.dev/cli/ports"
@@ -21,8 +29,10 @@ func newUp() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "up",
 		Short: "Start the local host cluster and its virtual clusters",
-		Long: `Start the local environment: a host cluster with simulated nodes and
-the virtual clusters (by default one, "demo").
+		Long: `Start the local environment: a host cluster with simulated nodes, the
+shared platform (datastore-proxy, NATS, syncer relay and shard,
+kplex-operator) and the virtual clusters (by default one, "demo", created
+as a VirtualCluster and waited for).
 
 Every process is started detached, logs to <dir>/logs/<name>.log and is
 waited for until ready, with progress lines. Running it again is safe: what
@@ -42,10 +52,20 @@ them in <dir>/state.json; later runs reuse them. To change them, run
 			if !cmd.Flags().Changed("bin-dir") {
 				opts.BinDir = defaultBinDir()
 			}
-			if cmd.Flags().Changed("vcluster") {
-				opts.VClusters = vclusters
+			// Virtual clusters are VirtualClusters made by the operator. An
+			// environment made by an older kplexctl runs its own as plain
+			// processes (state.json lists them): those are kept as they are.
+			l := localenv.Layout{Root: opts.Dir}
+			var static []string
+			if st, err := localenv.LoadState(l); err == nil {
+				static = st.VClusters
+			} else {
+				opts.VClusters = []string{}
 			}
-			known := localenv.DefaultPorts(vclustersOrDefault(opts.VClusters)).Names()
+			if !cmd.Flags().Changed("vcluster") {
+				vclusters = []string{"demo"}
+			}
+			known := localenv.DefaultPorts(static).Names()
 			var err error
 			if opts.PortOverrides, err = ports.ParseOverrides(portFlags, known); err != nil {
 				return fmt.Errorf("--port: %w", err)
@@ -54,7 +74,17 @@ them in <dir>/state.json; later runs reuse them. To change them, run
 			if err := localenv.Up(cmd.Context(), opts); err != nil {
 				return err
 			}
-			printUsage(cmd, opts.Dir)
+			var made []string
+			for _, vc := range vclusters {
+				if slices.Contains(static, vc) {
+					continue
+				}
+				if err := ensureVirtualCluster(cmd, l, vc); err != nil {
+					return err
+				}
+				made = append(made, vc)
+			}
+			printUsage(cmd, opts.Dir, made)
 			return nil
 		},
 	}
@@ -64,9 +94,9 @@ them in <dir>/state.json; later runs reuse them. To change them, run
 	f.StringVar(&opts.NodeKind, "node-kind", "", "node provider: "+strings.Join(localenv.NodeKinds, ", ")+" (default kwok)")
 	f.StringVar(&opts.PodCIDR, "pod-cidr", "", "pod address range, split into one /24 per node (default 10.244.0.0/16)")
 	f.StringVar(&opts.ServiceCIDR, "service-cidr", "", "Service ClusterIP range of the host and the virtual clusters (default 10.96.0.0/16)")
-	f.StringArrayVar(&portFlags, "port", nil, "NAME=PORT to override a default port; names: "+strings.Join(localenv.DefaultPorts([]string{"demo"}).Names(), ", "))
+	f.StringArrayVar(&portFlags, "port", nil, "NAME=PORT to override a default port; names: "+strings.Join(localenv.DefaultPorts(nil).Names(), ", "))
 	f.BoolVar(&opts.FreePorts, "free-ports", false, "pick free ports instead of the defaults (new environments only)")
-	f.StringSliceVar(&vclusters, "vcluster", nil, "virtual clusters to run (default demo)")
+	f.StringSliceVar(&vclusters, "vcluster", nil, "VirtualClusters to create (through the operator) if they do not exist (default demo; none with --vcluster=\"\")")
 	return cmd
 }
 
@@ -80,14 +110,39 @@ func defaultBinDir() string {
 	return filepath.Dir(exe)
 }
 
-func vclustersOrDefault(v []string) []string {
-	if v == nil {
-		return []string{"demo"}
+// ensureVirtualCluster creates the VirtualCluster unless it exists, waits
+// until it is Ready (printing progress) and writes its admin kubeconfig to
+// <dir>/vclusters/<name>/kubeconfig.
+func ensureVirtualCluster(cmd *cobra.Command, l localenv.Layout, name string) error {
+	c, err := vcluster.New(l.HostKubeconfig(), "default")
+	if err != nil {
+		return err
 	}
-	return v
+	ctx, cancel := context.WithTimeout(cmd.Context(), 3*time.Minute)
+	defer cancel()
+	out := cmd.OutOrStdout()
+	vc := &v1alpha1.VirtualCluster{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default"}}
+	if err := c.Create(ctx, vc); err == nil {
+		fmt.Fprintf(out, "creating virtual cluster %s (a VirtualCluster in namespace default)\n", name)
+	} else if !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("create virtual cluster %s: %w", name, err)
+	}
+	start := time.Now()
+	if _, err := c.WaitReady(ctx, name, out); err != nil {
+		return err
+	}
+	kc, err := c.Kubeconfig(ctx, name)
+	if err != nil {
+		return err
+	}
+	if err := writeKubeconfig(l.VClusterKubeconfig(name), kc); err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "virtual cluster %s ready (%.1fs)\n", name, time.Since(start).Seconds())
+	return nil
 }
 
-func printUsage(cmd *cobra.Command, dir string) {
+func printUsage(cmd *cobra.Command, dir string, made []string) {
 	st, err := localenv.LoadState(localenv.Layout{Root: dir})
 	if err != nil {
 		return
@@ -101,7 +156,7 @@ func printUsage(cmd *cobra.Command, dir string) {
 	}
 	out := cmd.OutOrStdout()
 	fmt.Fprintf(out, "\nhost cluster:    export KUBECONFIG=%s\n", abs(l.HostKubeconfig()))
-	for _, vc := range st.VClusters {
+	for _, vc := range append(st.VClusters, made...) {
 		fmt.Fprintf(out, "virtual cluster: export KUBECONFIG=%s\n", abs(l.VClusterKubeconfig(vc)))
 	}
 }

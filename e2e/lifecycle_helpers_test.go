@@ -1,0 +1,153 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"go.etcd.io/etcd/client/pkg/v3/transport"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+
+	"kplex.dev/cli/localenv"
+	"kplex.dev/cli/pki"
+	"kplex.dev/e2e/framework"
+)
+
+// kplexctl runs the CLI against the environment and returns its output.
+func kplexctl(t *testing.T, env *framework.Env, args ...string) (string, error) {
+	t.Helper()
+	args = append(args, "--dir", env.Dir, "--kubeconfig", env.Layout.HostKubeconfig())
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, filepath.Join(framework.BinDir(t), "kplexctl"), args...)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := cmd.Run()
+	return out.String(), err
+}
+
+// mustKplexctl fails the test when the CLI fails.
+func mustKplexctl(t *testing.T, env *framework.Env, args ...string) string {
+	t.Helper()
+	out, err := kplexctl(t, env, args...)
+	if err != nil {
+		t.Fatalf("kplexctl %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return out
+}
+
+// operatorClient is an admin client of an operator-made virtual cluster,
+// through the kubeconfig `kplexctl connect` writes.
+func operatorClient(t *testing.T, env *framework.Env, name string) kubernetes.Interface {
+	t.Helper()
+	path := filepath.Join(env.Dir, "connect", name+".kubeconfig")
+	mustKplexctl(t, env, "connect", name, "-o", path)
+	c, err := kubernetes.NewForConfig(framework.RESTConfig(t, path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// vcPhase reads a VirtualCluster's phase.
+func vcPhase(ctx context.Context, dyn dynamic.Interface, name string) (string, error) {
+	u, err := dyn.Resource(vcGVR).Namespace("default").Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		return "", err
+	}
+	p, _, _ := unstructured.NestedString(u.Object, "status", "phase")
+	return p, nil
+}
+
+// tenantKeys counts a tenant's keys in the datastore, as the tenant (a
+// certificate with CN = tenant from the datastore CA).
+func tenantKeys(t *testing.T, env *framework.Env, tenant string) int64 {
+	t.Helper()
+	dir := t.TempDir()
+	ca, err := pki.LoadCA(env.Layout.HostPKI(), "datastore-ca")
+	if err != nil {
+		t.Fatal(err)
+	}
+	kp, err := ca.Issue(pki.CertSpec{CommonName: tenant, Client: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := kp.WriteFiles(dir, "c"); err != nil {
+		t.Fatal(err)
+	}
+	tlsCfg, err := (transport.TLSInfo{TrustedCAFile: filepath.Join(env.Layout.HostPKI(), "ca.crt"),
+		CertFile: filepath.Join(dir, "c.crt"), KeyFile: filepath.Join(dir, "c.key")}).ClientConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := localenv.LoadState(env.Layout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := clientv3.New(clientv3.Config{Endpoints: []string{fmt.Sprintf("https://127.0.0.1:%d", st.Ports[localenv.PortDatastore])},
+		TLS: tlsCfg, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	resp, err := c.Get(ctx, "/", clientv3.WithPrefix(), clientv3.WithCountOnly())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.Count
+}
+
+// describeVC is what a failing lifecycle test prints.
+func describeVC(t *testing.T, env *framework.Env, name string) func() string {
+	return func() string {
+		out, _ := kplexctl(t, env, "describe", name)
+		return out
+	}
+}
+
+func cm(name string) *corev1.ConfigMap {
+	return &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: name}, Data: map[string]string{"k": "v"}}
+}
+
+// replacedAfterEviction checks that app has want Running pods backed by host
+// pods, and that every other pod of it is Failed as Evicted.
+func replacedAfterEviction(ctx context.Context, c, host kubernetes.Interface, tenant, app string, want int) error {
+	pods, err := c.CoreV1().Pods("default").List(ctx, metav1.ListOptions{LabelSelector: "app=" + app})
+	if err != nil {
+		return err
+	}
+	running := 0
+	for _, p := range pods.Items {
+		switch {
+		case p.Status.Phase == corev1.PodRunning && p.DeletionTimestamp == nil:
+			running++
+		case p.Status.Phase == corev1.PodFailed && p.Status.Reason == "Evicted":
+		default:
+			return fmt.Errorf("pod %s: phase %s reason %q, want Running or Evicted", p.Name, p.Status.Phase, p.Status.Reason)
+		}
+	}
+	if running != want {
+		return fmt.Errorf("%d Running, want %d", running, want)
+	}
+	hp, err := hostPods(ctx, host, tenant, "default", app)
+	if err != nil {
+		return err
+	}
+	if len(hp) != want {
+		return fmt.Errorf("%d host pods, want %d", len(hp), want)
+	}
+	return nil
+}
