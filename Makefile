@@ -100,6 +100,10 @@ bench-foundation: build ## time builds and `up`, measure idle memory (docs/bench
 bench-sync: build ## 50-pod and 1,000-pod rollouts through kplex vs directly on the host, syncer memory per pod (docs/benchmarks.md)
 	$(GO) run ./e2e/cmd/bench-sync -bin-dir $(BIN)
 
+.PHONY: bench-lifecycle
+bench-lifecycle: build ## VirtualCluster create/delete times, 20 at once, operator and per-tenant idle memory (docs/benchmarks.md)
+	$(GO) run ./e2e/cmd/bench-lifecycle -bin-dir $(BIN)
+
 .PHONY: bench-fleet
 bench-fleet: build ## host watches vs shards/tenants, fairness, failover after kill -9 of a shard (docs/benchmarks.md)
 	$(GO) run ./e2e/cmd/bench-fleet -bin-dir $(BIN)

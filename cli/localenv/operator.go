@@ -40,9 +40,6 @@ func (e *env) operatorComponent() component {
 				"--service-cidr=" + e.state.ServiceCIDR,
 				"--metrics-address=127.0.0.1:" + e.port(PortOperatorMetrics),
 				"--health-address=127.0.0.1:" + e.port(PortOperatorHealth),
-				// One replica here: a short lease lets a restarted operator
-				// take over at once after a crash.
-				"--leader-election-lease=3s",
 			}
 			if e.opts.DieWithParent {
 				args = append(args, "--die-with-operator")

@@ -65,6 +65,7 @@ func New(kubeconfig, namespace string) (*Client, error) {
 		return nil, fmt.Errorf("host kubeconfig %s: %w", kubeconfig, err)
 	}
 	cfg.Timeout = 30 * time.Second
+	cfg.QPS, cfg.Burst = 50, 100 // --wait polls; many at once must not queue client-side
 	scheme := runtime.NewScheme()
 	if err := corev1.AddToScheme(scheme); err != nil {
 		return nil, err

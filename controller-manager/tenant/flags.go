@@ -78,6 +78,11 @@ func Flags(c Config) ([]string, error) {
 		"--kubeconfig=" + c.Kubeconfig,
 		"--authentication-kubeconfig=" + c.Kubeconfig,
 		"--authorization-kubeconfig=" + c.Kubeconfig,
+		// Callers are authenticated by TokenReview and client certificates
+		// only, without reading the front-proxy CA from kube-system: that
+		// read made the controller manager exit when it started before its
+		// apiserver had bootstrapped RBAC, so it had to wait for readyz.
+		"--authentication-skip-lookup=true",
 		"--bind-address=" + bind,
 		"--secure-port=" + strconv.Itoa(c.SecurePort),
 		"--cluster-name=" + c.Name,

@@ -59,6 +59,13 @@ func CPUReport(title string, before, after map[string]float64) {
 		if i := strings.Index(name, "-"); i > 0 && strings.HasPrefix(name, "t") && (strings.HasSuffix(name, "-apiserver") || strings.HasSuffix(name, "-controller-manager")) {
 			g = "tenant" + name[i:]
 		}
+		if strings.HasPrefix(name, "vc-") { // operator-made: vc-<tenant>-<component>
+			for _, c := range []string{"apiserver", "controller-manager", "scheduler"} {
+				if strings.HasSuffix(name, "-"+c) {
+					g = "tenant-" + c
+				}
+			}
+		}
 		groups[g] += d
 		total += d
 	}

@@ -57,6 +57,7 @@ type Options struct {
 	LeaderNamespace    string
 	LeaseDuration      time.Duration
 	Workers            int
+	MaxStarting        int
 	DieWithOperator    bool
 	InstallCRDs        bool
 }
@@ -97,6 +98,7 @@ Flags:
 	fs.StringVar(&o.LeaderNamespace, "leader-election-namespace", "kube-system", "namespace of the leader-election Lease")
 	fs.DurationVar(&o.LeaseDuration, "leader-election-lease", 15*time.Second, "how long a silent leader keeps the lease: a killed leader's successor takes over after it")
 	fs.IntVar(&o.Workers, "workers", 8, "VirtualClusters reconciled at once")
+	fs.IntVar(&o.MaxStarting, "max-starting", 4, "process runtime: control planes starting at once (others queue; 0: no bound)")
 	fs.BoolVar(&o.DieWithOperator, "die-with-operator", false, "process runtime: control planes die with the operator (tests)")
 	fs.BoolVar(&o.InstallCRDs, "install-crds", true, "create or update the VirtualCluster CRD at start")
 	if err := fs.Parse(args); err != nil {
@@ -203,7 +205,7 @@ func Run(ctx context.Context, o Options, log *slog.Logger) error {
 	r := &controller.Reconciler{
 		Client: mgr.GetClient(),
 		Runtime: &process.Runtime{Dir: filepath.Join(o.DataDir, "tenants"), RunDir: o.RunDir, LogDir: o.LogDir, BinDir: o.BinDir,
-			DieWithOperator: o.DieWithOperator},
+			DieWithOperator: o.DieWithOperator, MaxStarting: o.MaxStarting},
 		Syncer:             registry.Syncer{Dir: o.SyncerTenantsDir},
 		Quotas:             &registry.Quotas{Path: o.DatastoreLimits},
 		Shards:             shards,

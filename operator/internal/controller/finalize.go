@@ -83,6 +83,7 @@ func (r *Reconciler) dropFinalizer(ctx context.Context, vc *v1alpha1.VirtualClus
 		return ctrl.Result{}, err
 	}
 	metrics.Forget(vc.Name)
+	r.checked.Delete(vc.Name)
 	return ctrl.Result{}, nil
 }
 

@@ -14,11 +14,13 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -51,6 +53,11 @@ type Reconciler struct {
 	Shards   *shardinfo.Reader
 	Recorder events.EventRecorder
 	Log      *slog.Logger
+
+	// checked remembers, per tenant, what was verified recently, so a
+	// resync does not re-verify every certificate or reconnect to the
+	// datastore (hundreds of tenants resync every few seconds).
+	checked sync.Map // tenant -> *checks
 
 	DatastoreCA        *pki.CA
 	DatastoreEndpoints []string
@@ -104,6 +111,25 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (res ctrl.
 	return res, err
 }
 
+// checks are a tenant's recent verifications.
+type checks struct {
+	mu          sync.Mutex
+	pkiVersion  string // PKI Secret resourceVersion last verified complete
+	pkiAt       time.Time
+	datastoreAt time.Time
+}
+
+// Re-verification periods of an unchanged tenant.
+const (
+	pkiRecheck       = time.Hour // certificates are renewed 30 days before expiry
+	datastoreRecheck = time.Minute
+)
+
+func (r *Reconciler) checksOf(tenant string) *checks {
+	c, _ := r.checked.LoadOrStore(tenant, &checks{})
+	return c.(*checks)
+}
+
 // run is one reconcile of one VirtualCluster.
 type run struct {
 	r        *Reconciler
@@ -153,7 +179,10 @@ func (s *run) requeue() time.Duration {
 	if s.vc.Status.Phase == v1alpha1.PhasePaused || s.vc.Status.Phase == v1alpha1.PhaseFailed {
 		return Resync
 	}
-	return 300 * time.Millisecond
+	if c := apimeta.FindStatusCondition(s.vc.Status.Conditions, v1alpha1.ConditionControlPlaneReady); c != nil && c.Reason == "Queued" {
+		return 2 * time.Second
+	}
+	return 500 * time.Millisecond
 }
 
 func (s *run) setPhase(p v1alpha1.Phase) {

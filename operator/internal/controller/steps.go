@@ -2,12 +2,15 @@ package controller
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/url"
 	"strings"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
@@ -115,6 +118,14 @@ func (s *run) ensurePKI(ctx context.Context) (bool, error) {
 		return false, err
 	}
 	exists := err == nil
+	ck := s.r.checksOf(s.vc.Name)
+	ck.mu.Lock()
+	fresh := exists && ck.pkiVersion == sec.ResourceVersion && time.Since(ck.pkiAt) < pkiRecheck
+	ck.mu.Unlock()
+	if fresh {
+		s.pki = sec.Data
+		return s.ensureAdminSecret(ctx)
+	}
 	data, changed, err := tenantpki.Ensure(sec.Data, tenantpki.Inputs{
 		Tenant: s.vc.Name, ServiceCIDR: s.r.ServiceCIDR, EndpointHosts: []string{u.Hostname()}, DatastoreCA: s.r.DatastoreCA,
 	})
@@ -135,7 +146,15 @@ func (s *run) ensurePKI(ctx context.Context) (bool, error) {
 		s.log.Info("tenant PKI written", "created", !exists)
 	}
 	s.pki = data
+	ck.mu.Lock()
+	ck.pkiVersion, ck.pkiAt = sec.ResourceVersion, time.Now()
+	ck.mu.Unlock()
+	return s.ensureAdminSecret(ctx)
+}
 
+// ensureAdminSecret writes the admin kubeconfig Secret beside the
+// VirtualCluster.
+func (s *run) ensureAdminSecret(ctx context.Context) (bool, error) {
 	kc, err := s.kubeconfig(tenantpki.Admin)
 	if err != nil {
 		return false, err
@@ -177,6 +196,13 @@ func (s *run) datastore(ctx context.Context) (bool, error) {
 		s.setPhase(v1alpha1.PhaseFailed)
 		return false, nil
 	}
+	ck := s.r.checksOf(s.vc.Name)
+	ck.mu.Lock()
+	recent := time.Since(ck.datastoreAt) < datastoreRecheck
+	ck.mu.Unlock()
+	if recent && apimeta.IsStatusConditionTrue(s.vc.Status.Conditions, v1alpha1.ConditionDatastoreReady) {
+		return true, nil
+	}
 	_, err := datastore.Check(ctx, s.datastoreTenant())
 	if err != nil {
 		setCondition(s.vc, v1alpha1.ConditionDatastoreReady, false, "Unreachable", err.Error())
@@ -184,6 +210,9 @@ func (s *run) datastore(ctx context.Context) (bool, error) {
 		return false, nil
 	}
 	setCondition(s.vc, v1alpha1.ConditionDatastoreReady, true, "Ready", "the tenant's keyspace answers with its certificate")
+	ck.mu.Lock()
+	ck.datastoreAt = time.Now()
+	ck.mu.Unlock()
 	return true, nil
 }
 
@@ -199,7 +228,11 @@ func (s *run) runtimeTenant() runtime.Tenant {
 
 // controlPlane starts what is not running and waits for it to be ready.
 func (s *run) controlPlane(ctx context.Context) (bool, error) {
-	if err := s.r.Runtime.Ensure(ctx, s.runtimeTenant()); err != nil {
+	if err := s.r.Runtime.Ensure(ctx, s.runtimeTenant()); errors.Is(err, runtime.ErrQueued) {
+		setCondition(s.vc, v1alpha1.ConditionControlPlaneReady, false, "Queued", err.Error())
+		setCondition(s.vc, v1alpha1.ConditionReady, false, "ControlPlaneNotReady", "see ControlPlaneReady")
+		return false, nil
+	} else if err != nil {
 		setCondition(s.vc, v1alpha1.ConditionControlPlaneReady, false, "StartFailed", err.Error())
 		return false, err
 	}

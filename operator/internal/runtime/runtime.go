@@ -8,7 +8,10 @@
 // again (pid files, host objects), never only in memory.
 package runtime
 
-import "context"
+import (
+	"context"
+	"errors"
+)
 
 // Tenant is what a runtime needs to run one tenant's control plane.
 type Tenant struct {
@@ -29,7 +32,8 @@ type Runtime interface {
 	// reserving it on first use; it is stable across calls and restarts.
 	Endpoint(ctx context.Context, tenant string) (string, error)
 	// Ensure starts whatever of the control plane is not running (and
-	// restarts what died, or what runs with outdated files).
+	// restarts what died, or what runs with outdated files). It returns
+	// ErrQueued when the tenant must wait for others to finish starting.
 	Ensure(ctx context.Context, t Tenant) error
 	// Ready returns nil when every component answers its health check,
 	// else an error saying which is not ready and why.
@@ -41,3 +45,7 @@ type Runtime interface {
 	// holds for the tenant.
 	Remove(ctx context.Context, tenant string) error
 }
+
+// ErrQueued means the control plane waits for a start slot: call Ensure
+// again shortly.
+var ErrQueued = errors.New("queued behind other control planes that are starting")

@@ -45,8 +45,51 @@ type Runtime struct {
 	// nothing outlives a crashed test). Off in local mode, where control
 	// planes outlive an operator restart.
 	DieWithOperator bool
+	// MaxStarting bounds the apiservers starting at once (0: no bound).
+	// Starting one costs a few CPU-seconds; twenty at once on a small
+	// machine all finish late, in turn the first ones are Ready early.
+	MaxStarting int
 
-	mu sync.Mutex // guards port reservation
+	mu       sync.Mutex           // guards port reservation
+	startMu  sync.Mutex           // guards starting
+	starting map[string]time.Time // tenants whose apiserver is not ready yet
+	probeMu  sync.Mutex
+	probes   map[string]*probeClients
+}
+
+// startTimeout is how long a starting apiserver holds a start slot.
+const startTimeout = 2 * time.Minute
+
+// admit reports whether the tenant may start its apiserver now, taking a
+// start slot; done releases it.
+func (r *Runtime) admit(tenant string) bool {
+	r.startMu.Lock()
+	defer r.startMu.Unlock()
+	if r.starting == nil {
+		r.starting = map[string]time.Time{}
+	}
+	if _, ok := r.starting[tenant]; ok || r.MaxStarting <= 0 {
+		return true
+	}
+	n := 0
+	for t, since := range r.starting {
+		if time.Since(since) > startTimeout {
+			delete(r.starting, t)
+			continue
+		}
+		n++
+	}
+	if n >= r.MaxStarting {
+		return false
+	}
+	r.starting[tenant] = time.Now()
+	return true
+}
+
+func (r *Runtime) done(tenant string) {
+	r.startMu.Lock()
+	defer r.startMu.Unlock()
+	delete(r.starting, tenant)
 }
 
 var _ runtime.Runtime = (*Runtime)(nil)
@@ -80,11 +123,15 @@ func (r *Runtime) Ensure(ctx context.Context, t runtime.Tenant) error {
 	if err != nil {
 		return err
 	}
+	if st, _, _ := supervise.Inspect(r.pid(t.Name, APIServer)); st != supervise.Running && !r.admit(t.Name) {
+		return runtime.ErrQueued
+	}
 	var errs []error
 	for _, s := range specs {
-		if s.component != APIServer && r.probe(ctx, t.Name, APIServer) != nil {
-			// The controller manager and scheduler exit when the API is not
-			// ready (RBAC not bootstrapped yet): start them once it is.
+		if s.component != APIServer && !answers(r.probe(ctx, t.Name, APIServer)) {
+			// The controller manager and scheduler give up on an API that
+			// does not answer: start them once it serves (they wait for
+			// readyz themselves), so their start overlaps its bootstrap.
 			break
 		}
 		if err := r.ensureOne(t.Name, s); err != nil {
@@ -138,6 +185,8 @@ func (r *Runtime) Stop(_ context.Context, tenant string) error {
 	var errs []error
 	// Controller manager and scheduler first: they would only log errors
 	// against a stopped apiserver.
+	r.done(tenant)
+	r.forgetClients(tenant)
 	for _, c := range []string{Scheduler, Controller, APIServer} {
 		if err := supervise.Stop(r.pid(tenant, c), stopGrace); err != nil {
 			errs = append(errs, fmt.Errorf("tenant %s: stop %s: %w", tenant, c, err))
