@@ -81,8 +81,8 @@ func TestDefaultPortsAreDistinct(t *testing.T) {
 		}
 		seen[p] = name
 	}
-	if len(s) != 12+3*len(VClusterPortRoles) {
-		t.Fatalf("got %d ports, want %d", len(s), 12+3*len(VClusterPortRoles))
+	if len(s) != 14+3*len(VClusterPortRoles) {
+		t.Fatalf("got %d ports, want %d", len(s), 14+3*len(VClusterPortRoles))
 	}
 }
 
