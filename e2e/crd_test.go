@@ -70,10 +70,21 @@ func TestVirtualClusterCRD(t *testing.T) {
 	}
 
 	t.Run("datastore backend is immutable", func(t *testing.T) {
-		if err := unstructured.SetNestedField(created.Object, "etcd", "spec", "datastore", "backend"); err != nil {
-			t.Fatal(err)
+		// The operator reconciles "good" meanwhile (finalizer, status):
+		// change the latest version, again after a conflict.
+		var err error
+		for range 10 {
+			latest, gerr := vcs.Get(ctx, created.GetName(), metav1.GetOptions{})
+			if gerr != nil {
+				t.Fatal(gerr)
+			}
+			if err := unstructured.SetNestedField(latest.Object, "etcd", "spec", "datastore", "backend"); err != nil {
+				t.Fatal(err)
+			}
+			if _, err = vcs.Update(ctx, latest, metav1.UpdateOptions{}); !apierrors.IsConflict(err) {
+				break
+			}
 		}
-		_, err := vcs.Update(ctx, created, metav1.UpdateOptions{})
 		if err == nil || !strings.Contains(err.Error(), "datastore.backend is immutable") {
 			t.Fatalf("err = %v, want the backend change refused", err)
 		}
