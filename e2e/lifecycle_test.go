@@ -93,6 +93,7 @@ func TestLifecycle(t *testing.T) {
 		return fmt.Errorf("list:\n%s", out)
 	}, nil)
 
+	t.Run("a killed control plane is restarted", func(t *testing.T) { testControlPlaneRestart(t, env, clients["t1"]) })
 	t.Run("pause and resume keep every object", func(t *testing.T) { testPauseResume(t, env, host, dyn, clients) })
 	t.Run("delete removes everything of the tenant and nothing else", func(t *testing.T) { testDelete(t, env, host, clients) })
 	t.Run("operator killed mid-create converges", func(t *testing.T) { testOperatorCrash(t, env, dyn) })
@@ -237,5 +238,30 @@ func testRefusedSpecs(t *testing.T, env *framework.Env) {
 	}
 	if out, err := kplexctl(t, env, "describe", "nope"); err == nil || !strings.Contains(out, "not found") {
 		t.Errorf("describe of a missing cluster: %v %s", err, out)
+	}
+}
+
+func testControlPlaneRestart(t *testing.T, env *framework.Env, c kubernetes.Interface) {
+	_, pf, err := supervise.Inspect(env.Layout.Pid("vc-t1-apiserver"))
+	if err != nil || pf.PID == 0 {
+		t.Fatalf("t1 apiserver pid: %v", err)
+	}
+	if err := syscall.Kill(pf.PID, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	// The operator hears of the exit and starts it again at once (not at
+	// the 10 s resync): well within 10 s of an apiserver's start time.
+	framework.Eventually(t, 10*time.Second, "t1 apiserver back", func(ctx context.Context) error {
+		st, now, _ := supervise.Inspect(env.Layout.Pid("vc-t1-apiserver"))
+		if st != supervise.Running || now.PID == pf.PID {
+			return fmt.Errorf("not restarted yet (%v)", st)
+		}
+		_, err := c.CoreV1().Namespaces().List(ctx, metav1.ListOptions{})
+		return err
+	}, describeVC(t, env, "t1"))
+	t.Logf("t1's apiserver killed (pid %d): serving again after %.1fs", pf.PID, time.Since(start).Seconds())
+	if _, err := c.CoreV1().ConfigMaps("default").List(context.Background(), metav1.ListOptions{}); err != nil {
+		t.Fatal(err)
 	}
 }

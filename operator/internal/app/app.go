@@ -200,12 +200,13 @@ func Run(ctx context.Context, o Options, log *slog.Logger) error {
 	if err := mgr.AddReadyzCheck("ping", healthz.Ping); err != nil {
 		return err
 	}
+	rt := &process.Runtime{Dir: filepath.Join(o.DataDir, "tenants"), RunDir: o.RunDir, LogDir: o.LogDir, BinDir: o.BinDir,
+		DieWithOperator: o.DieWithOperator, MaxStarting: o.MaxStarting}
 	shards := &shardinfo.Reader{URL: o.NATSURL}
 	defer shards.Close()
 	r := &controller.Reconciler{
-		Client: mgr.GetClient(),
-		Runtime: &process.Runtime{Dir: filepath.Join(o.DataDir, "tenants"), RunDir: o.RunDir, LogDir: o.LogDir, BinDir: o.BinDir,
-			DieWithOperator: o.DieWithOperator, MaxStarting: o.MaxStarting},
+		Client:             mgr.GetClient(),
+		Runtime:            rt,
 		Syncer:             registry.Syncer{Dir: o.SyncerTenantsDir},
 		Quotas:             &registry.Quotas{Path: o.DatastoreLimits},
 		Shards:             shards,
@@ -221,6 +222,7 @@ func Run(ctx context.Context, o Options, log *slog.Logger) error {
 	if err := r.SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("controller: %w", err)
 	}
+	rt.OnExit = r.ControlPlaneExited
 	log.Info("starting", "runtime", o.Runtime, "leaderElect", o.LeaderElect, "metrics", o.MetricsAddress, "health", o.HealthAddress)
 	return mgr.Start(ctx)
 }

@@ -27,6 +27,9 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	"kplex.dev/api/v1alpha1"
 	"kplex.dev/cli/pki"
@@ -58,6 +61,10 @@ type Reconciler struct {
 	// resync does not re-verify every certificate or reconnect to the
 	// datastore (hundreds of tenants resync every few seconds).
 	checked sync.Map // tenant -> *checks
+	// namespaces maps a tenant to its VirtualCluster's namespace, for
+	// ControlPlaneExited.
+	namespaces sync.Map
+	exits      chan event.GenericEvent
 
 	DatastoreCA        *pki.CA
 	DatastoreEndpoints []string
@@ -69,8 +76,10 @@ type Reconciler struct {
 
 // SetupWithManager registers the reconciler.
 func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
+	r.exits = make(chan event.GenericEvent, 1024)
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&v1alpha1.VirtualCluster{}).
+		WatchesRawSource(source.Channel(r.exits, &handler.EnqueueRequestForObject{})).
 		WithOptions(controller.Options{MaxConcurrentReconciles: r.Workers}).
 		Complete(r)
 }
@@ -84,6 +93,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (res ctrl.
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	log := r.Log.With("tenant", vc.Name, "namespace", vc.Namespace)
+	r.namespaces.Store(vc.Name, vc.Namespace)
 	if !vc.DeletionTimestamp.IsZero() {
 		return r.finalize(ctx, log, &vc)
 	}
@@ -206,4 +216,19 @@ func (r *Reconciler) event(vc *v1alpha1.VirtualCluster) {
 		}
 	}
 	r.Recorder.Eventf(vc, nil, typ, string(vc.Status.Phase), "Reconcile", "%s", note)
+}
+
+// ControlPlaneExited queues the tenant's VirtualCluster for a reconcile:
+// one of its control-plane processes exited (a crash, or a stop the
+// operator asked for; the reconcile sorts out which).
+func (r *Reconciler) ControlPlaneExited(tenant string) {
+	ns, ok := r.namespaces.Load(tenant)
+	if !ok || r.exits == nil {
+		return
+	}
+	vc := &v1alpha1.VirtualCluster{ObjectMeta: metav1.ObjectMeta{Name: tenant, Namespace: ns.(string)}}
+	select {
+	case r.exits <- event.GenericEvent{Object: vc}:
+	default: // full: the resync restarts it
+	}
 }

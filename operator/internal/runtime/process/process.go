@@ -45,6 +45,11 @@ type Runtime struct {
 	// nothing outlives a crashed test). Off in local mode, where control
 	// planes outlive an operator restart.
 	DieWithOperator bool
+	// OnExit, when set, is told when a component this runtime started
+	// exits, so the operator restarts it at once instead of at the next
+	// resync. (Components adopted after an operator restart are found dead
+	// at the resync.)
+	OnExit func(tenant string)
 	// MaxStarting bounds the apiservers starting at once (0: no bound).
 	// Starting one costs a few CPU-seconds; twenty at once on a small
 	// machine all finish late, in turn the first ones are Ready early.
@@ -166,7 +171,7 @@ func (r *Runtime) ensureOne(tenant string, s command) error {
 	if err := os.MkdirAll(r.RunDir, 0o755); err != nil {
 		return fmt.Errorf("run dir: %w", err)
 	}
-	if _, err := supervise.Start(supervise.Spec{
+	proc, err := supervise.Start(supervise.Spec{
 		Name:          ProcessName(tenant, s.component),
 		Path:          filepath.Join(r.BinDir, s.binary),
 		Args:          s.args,
@@ -174,8 +179,15 @@ func (r *Runtime) ensureOne(tenant string, s command) error {
 		LogPath:       filepath.Join(r.LogDir, ProcessName(tenant, s.component)+".log"),
 		PidPath:       pidPath,
 		DieWithParent: r.DieWithOperator,
-	}); err != nil {
+	})
+	if err != nil {
 		return fmt.Errorf("tenant %s: %w", tenant, err)
+	}
+	if r.OnExit != nil {
+		go func() {
+			<-proc.Exited()
+			r.OnExit(tenant)
+		}()
 	}
 	return writeAtomic(stampPath, []byte(s.stamp), 0o644)
 }
