@@ -14,21 +14,12 @@ import (
 	"path/filepath"
 
 	"sigs.k8s.io/yaml"
+
+	apiregistry "kplex.dev/api/registry"
 )
 
-// SyncerTenant is one registration, in the syncer's registry format
-// (syncer/internal/tenants).
-type SyncerTenant struct {
-	Name                 string `json:"name"`
-	Kubeconfig           string `json:"kubeconfig"`
-	PodSecurity          string `json:"podSecurity,omitempty"`
-	ConfigMaps           string `json:"configMaps,omitempty"`
-	Secrets              string `json:"secrets,omitempty"`
-	APIServerEndpoint    string `json:"apiServerEndpoint,omitempty"`
-	RealNodes            bool   `json:"realNodes,omitempty"`
-	ImportStorageClasses bool   `json:"importStorageClasses,omitempty"`
-	ImportIngressClasses bool   `json:"importIngressClasses,omitempty"`
-}
+// SyncerTenant is one registration (the contract in api/registry).
+type SyncerTenant = apiregistry.Tenant
 
 // Syncer is the shards' registry directory.
 type Syncer struct{ Dir string }
@@ -46,9 +37,7 @@ func (s Syncer) Register(t SyncerTenant, kubeconfig []byte) (bool, error) {
 	}
 	y, k := s.paths(t.Name)
 	t.Kubeconfig = filepath.Base(k) // relative: resolved against the directory
-	b, err := yaml.Marshal(struct {
-		Tenants []SyncerTenant `json:"tenants"`
-	}{[]SyncerTenant{t}})
+	b, err := yaml.Marshal(apiregistry.File{Tenants: []SyncerTenant{t}})
 	if err != nil {
 		return false, err
 	}

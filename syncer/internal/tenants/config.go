@@ -31,35 +31,21 @@ import (
 	"strconv"
 
 	"sigs.k8s.io/yaml"
+
+	"kplex.dev/api/registry"
 )
 
-// Tenant is one tenant's sync settings.
-type Tenant struct {
-	Name              string `json:"name"`
-	Kubeconfig        string `json:"kubeconfig"`
-	PodSecurity       string `json:"podSecurity,omitempty"`
-	ConfigMaps        string `json:"configMaps,omitempty"`
-	Secrets           string `json:"secrets,omitempty"`
-	APIServerEndpoint string `json:"apiServerEndpoint,omitempty"`
-	RealNodes         bool   `json:"realNodes,omitempty"`
-	// IngressClasses maps a virtual ingress class name to the host's.
-	IngressClasses map[string]string `json:"ingressClasses,omitempty"`
-	// ImportStorageClasses and ImportIngressClasses give the tenant
-	// read-only copies of the host's classes.
-	ImportStorageClasses bool `json:"importStorageClasses,omitempty"`
-	ImportIngressClasses bool `json:"importIngressClasses,omitempty"`
-}
+// Tenant is one tenant's sync settings (the contract in api/registry).
+type Tenant = registry.Tenant
 
 // Sync modes of ConfigMaps and Secrets.
 const (
-	SyncUsed = "Used"
-	SyncAll  = "All"
+	SyncUsed = registry.SyncUsed
+	SyncAll  = registry.SyncAll
 )
 
 // Config is the whole file.
-type Config struct {
-	Tenants []Tenant `json:"tenants"`
-}
+type Config = registry.File
 
 var tenantName = regexp.MustCompile(`^[a-z]([-a-z0-9]{0,38}[a-z0-9])?$`)
 
