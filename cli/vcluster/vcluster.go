@@ -203,7 +203,7 @@ func (c *Client) WaitReady(ctx context.Context, name string, out io.Writer) (*v1
 		for _, cond := range vc.Status.Conditions {
 			line := fmt.Sprintf("%s=%s", cond.Type, cond.Status)
 			if cond.Status != metav1.ConditionTrue {
-				line += " (" + cond.Reason + ": " + firstLine(cond.Message) + ")"
+				line += " (" + cond.Reason + ": " + FirstLine(cond.Message) + ")"
 			}
 			report(cond.Type, line)
 		}
@@ -254,7 +254,8 @@ func (c *Client) WaitGone(ctx context.Context, name string, out io.Writer) error
 	}
 }
 
-func firstLine(s string) string {
+// FirstLine is s up to its first newline.
+func FirstLine(s string) string {
 	s, _, _ = strings.Cut(s, "\n")
 	return s
 }

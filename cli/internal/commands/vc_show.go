@@ -5,12 +5,14 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 	"sigs.k8s.io/yaml"
 
 	"kplex.dev/api/v1alpha1"
+	"kplex.dev/cli/vcluster"
 )
 
 func newList() *cobra.Command {
@@ -104,7 +106,7 @@ func newDescribe() *cobra.Command {
 			w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(w, "  TYPE\tSTATUS\tREASON\tAGE\tMESSAGE")
 			for _, cond := range vc.Status.Conditions {
-				fmt.Fprintf(w, "  %s\t%s\t%s\t%s\t%s\n", cond.Type, cond.Status, cond.Reason, age(cond.LastTransitionTime), firstLineOf(cond.Message))
+				fmt.Fprintf(w, "  %s\t%s\t%s\t%s\t%s\n", cond.Type, cond.Status, cond.Reason, age(cond.LastTransitionTime), vcluster.FirstLine(cond.Message))
 			}
 			_ = w.Flush()
 			evs, err := c.Events(cmd.Context(), vc)
@@ -121,7 +123,7 @@ func newDescribe() *cobra.Command {
 			}
 			w = tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 			for _, e := range evs {
-				fmt.Fprintf(w, "  %s\t%s\t%s\n", e.Type, e.Reason, firstLineOf(e.Message))
+				fmt.Fprintf(w, "  %s\t%s\t%s\n", e.Type, e.Reason, vcluster.FirstLine(e.Message))
 			}
 			return w.Flush()
 		},
@@ -187,33 +189,8 @@ func writeKubeconfig(path string, kc []byte) error {
 }
 
 func indent(s string) string {
-	out := ""
-	for _, l := range splitLines(s) {
-		out += "  " + l + "\n"
+	if s == "" {
+		return ""
 	}
-	return out
-}
-
-func splitLines(s string) []string {
-	var lines []string
-	start := 0
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\n' {
-			lines = append(lines, s[start:i])
-			start = i + 1
-		}
-	}
-	if start < len(s) {
-		lines = append(lines, s[start:])
-	}
-	return lines
-}
-
-func firstLineOf(s string) string {
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\n' {
-			return s[:i]
-		}
-	}
-	return s
+	return "  " + strings.ReplaceAll(strings.TrimSuffix(s, "\n"), "\n", "\n  ") + "\n"
 }
