@@ -3,7 +3,6 @@ package localenv
 import (
 	"fmt"
 	"net"
-	"net/netip"
 	"path/filepath"
 	"strconv"
 
@@ -34,18 +33,6 @@ func ensureFrontProxy(dir, cluster string) error {
 		return fmt.Errorf("%s front-proxy client certificate: %w", cluster, err)
 	}
 	return nil
-}
-
-// apiServerSANs are the names a cluster's API server answers to: loopback
-// and the in-cluster "kubernetes" Service (the first IP of the range).
-func apiServerSANs(serviceCIDR string) ([]string, []net.IP, error) {
-	p, err := netip.ParsePrefix(serviceCIDR)
-	if err != nil {
-		return nil, nil, fmt.Errorf("service CIDR %q: %w", serviceCIDR, err)
-	}
-	first := p.Masked().Addr().Next()
-	dns := []string{"localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc", "kubernetes.default.svc.cluster.local"}
-	return dns, []net.IP{net.ParseIP("127.0.0.1"), net.IP(first.AsSlice())}, nil
 }
 
 func loopbackServer(cn string) pki.CertSpec {
@@ -80,7 +67,7 @@ func (e *env) prepareHostPKI() error {
 	if err != nil {
 		return fmt.Errorf("host CA: %w", err)
 	}
-	dns, ips, err := apiServerSANs(e.state.ServiceCIDR)
+	dns, ips, err := pki.APIServerSANs(e.state.ServiceCIDR)
 	if err != nil {
 		return err
 	}

@@ -107,7 +107,7 @@ func (e *env) prepareTenantPKI(vc string) error {
 	if err != nil {
 		return fmt.Errorf("virtual cluster %s CA: %w", vc, err)
 	}
-	dns, ips, err := apiServerSANs(e.state.ServiceCIDR)
+	dns, ips, err := pki.APIServerSANs(e.state.ServiceCIDR)
 	if err != nil {
 		return err
 	}

@@ -13,7 +13,6 @@ package tenantpki
 import (
 	"fmt"
 	"net"
-	"net/netip"
 
 	"kplex.dev/cli/pki"
 )
@@ -160,13 +159,10 @@ func Ensure(data map[string][]byte, in Inputs) (map[string][]byte, bool, error) 
 // servingSpec is the API server's certificate: loopback, the in-cluster
 // names and Service IP, and every endpoint host.
 func servingSpec(in Inputs) (pki.CertSpec, error) {
-	p, err := netip.ParsePrefix(in.ServiceCIDR)
+	dns, ips, err := pki.APIServerSANs(in.ServiceCIDR)
 	if err != nil {
-		return pki.CertSpec{}, fmt.Errorf("tenant %s: service CIDR %q: %w", in.Tenant, in.ServiceCIDR, err)
+		return pki.CertSpec{}, fmt.Errorf("tenant %s: %w", in.Tenant, err)
 	}
-	first := p.Masked().Addr().Next()
-	dns := []string{"localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc", "kubernetes.default.svc.cluster.local"}
-	ips := []net.IP{net.IPv4(127, 0, 0, 1), net.IP(first.AsSlice())}
 	for _, h := range in.EndpointHosts {
 		if ip := net.ParseIP(h); ip != nil {
 			if !ip.Equal(ips[0]) && !ip.Equal(ips[1]) {
