@@ -39,16 +39,25 @@ func Build(c Config) (*clientcmdapi.Config, error) {
 	return cfg, nil
 }
 
-// Write writes the kubeconfig to path (mode 0600, atomically: a reader
-// never sees half a file).
-func Write(path string, c Config) error {
+// Encode returns the kubeconfig as YAML.
+func Encode(c Config) ([]byte, error) {
 	cfg, err := Build(c)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	b, err := clientcmd.Write(*cfg)
 	if err != nil {
-		return fmt.Errorf("encode kubeconfig %s: %w", c.Name, err)
+		return nil, fmt.Errorf("encode kubeconfig %s: %w", c.Name, err)
+	}
+	return b, nil
+}
+
+// Write writes the kubeconfig to path (mode 0600, atomically: a reader
+// never sees half a file).
+func Write(path string, c Config) error {
+	b, err := Encode(c)
+	if err != nil {
+		return err
 	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return fmt.Errorf("create kubeconfig dir: %w", err)

@@ -34,9 +34,11 @@ func (r *Reconciler) finalize(ctx context.Context, log *slog.Logger, vc *v1alpha
 		}
 		metrics.Phase(vc.Name, string(v1alpha1.PhaseDeleting))
 	}
-	if owner, taken := r.nameTakenElsewhere(ctx, vc); taken {
+	if owner, err := r.olderNamesake(ctx, vc); err != nil {
+		return ctrl.Result{}, err
+	} else if owner != nil {
 		// This VirtualCluster never owned the tenant: touch nothing of it.
-		log.Info("deleting a VirtualCluster that never owned its tenant name", "owner", owner)
+		log.Info("deleting a VirtualCluster that never owned its tenant name", "owner", owner.Namespace+"/"+owner.Name)
 		return r.dropFinalizer(ctx, vc)
 	}
 	if err := r.Syncer.Unregister(vc.Name); err != nil {
@@ -85,21 +87,6 @@ func (r *Reconciler) dropFinalizer(ctx context.Context, vc *v1alpha1.VirtualClus
 	metrics.Forget(vc.Name)
 	r.checked.Delete(vc.Name)
 	return ctrl.Result{}, nil
-}
-
-// nameTakenElsewhere reports another, older VirtualCluster with this name.
-func (r *Reconciler) nameTakenElsewhere(ctx context.Context, vc *v1alpha1.VirtualCluster) (string, bool) {
-	var all v1alpha1.VirtualClusterList
-	if err := r.Client.List(ctx, &all); err != nil {
-		return "", false
-	}
-	for _, o := range all.Items {
-		if o.Name == vc.Name && o.Namespace != vc.Namespace &&
-			(o.CreationTimestamp.Before(&vc.CreationTimestamp) || (o.CreationTimestamp.Equal(&vc.CreationTimestamp) && o.Namespace < vc.Namespace)) {
-			return o.Namespace + "/" + o.Name, true
-		}
-	}
-	return "", false
 }
 
 // purgeIdentity is a short-lived datastore certificate for the tenant,

@@ -8,13 +8,10 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
-	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
 	"kplex.dev/api/v1alpha1"
 	"kplex.dev/operator/internal/tenantpki"
 )
-
-func kubeconfigBytes(c *clientcmdapi.Config) ([]byte, error) { return clientcmd.Write(*c) }
 
 // setCondition sets a condition, keeping its transition time when the
 // status does not change.

@@ -42,22 +42,33 @@ func AdminSecretName(vc string) string { return vc + "-kubeconfig" }
 // already uses: the name is the tenant's identity in the datastore, the
 // syncer and the host namespace.
 func (s *run) uniqueName(ctx context.Context) (bool, error) {
-	var all v1alpha1.VirtualClusterList
-	if err := s.r.Client.List(ctx, &all); err != nil {
+	o, err := s.r.olderNamesake(ctx, s.vc)
+	if err != nil {
 		return false, err
 	}
-	for _, o := range all.Items {
-		if o.Name != s.vc.Name || o.Namespace == s.vc.Namespace {
-			continue
-		}
-		if o.CreationTimestamp.Before(&s.vc.CreationTimestamp) || (o.CreationTimestamp.Equal(&s.vc.CreationTimestamp) && o.Namespace < s.vc.Namespace) {
-			s.setPhase(v1alpha1.PhaseFailed)
-			setCondition(s.vc, v1alpha1.ConditionReady, false, "NameInUse",
-				fmt.Sprintf("namespace %s already has a VirtualCluster named %s; tenant names are unique across namespaces: choose another name", o.Namespace, o.Name))
-			return false, nil
-		}
+	if o != nil {
+		s.setPhase(v1alpha1.PhaseFailed)
+		setCondition(s.vc, v1alpha1.ConditionReady, false, "NameInUse",
+			fmt.Sprintf("namespace %s already has a VirtualCluster named %s; tenant names are unique across namespaces: choose another name", o.Namespace, o.Name))
+		return false, nil
 	}
 	return true, nil
+}
+
+// olderNamesake returns the VirtualCluster of another namespace that owns
+// vc's name (the older one; namespace order breaks a tie), or nil.
+func (r *Reconciler) olderNamesake(ctx context.Context, vc *v1alpha1.VirtualCluster) (*v1alpha1.VirtualCluster, error) {
+	var all v1alpha1.VirtualClusterList
+	if err := r.Client.List(ctx, &all); err != nil {
+		return nil, err
+	}
+	for i, o := range all.Items {
+		if o.Name == vc.Name && o.Namespace != vc.Namespace &&
+			(o.CreationTimestamp.Before(&vc.CreationTimestamp) || (o.CreationTimestamp.Equal(&vc.CreationTimestamp) && o.Namespace < vc.Namespace)) {
+			return &all.Items[i], nil
+		}
+	}
+	return nil, nil
 }
 
 // namespace ensures the tenant's host namespace.
@@ -172,12 +183,8 @@ func (s *run) ensureAdminSecret(ctx context.Context) (bool, error) {
 }
 
 func (s *run) kubeconfig(id string) ([]byte, error) {
-	cfg, err := kubeconfig.Build(kubeconfig.Config{Name: s.vc.Name, Server: s.endpoint,
+	return kubeconfig.Encode(kubeconfig.Config{Name: s.vc.Name, Server: s.endpoint,
 		CAPEM: s.pki[tenantpki.CA+".crt"], CertPEM: s.pki[id+".crt"], KeyPEM: s.pki[id+".key"]})
-	if err != nil {
-		return nil, err
-	}
-	return kubeconfigBytes(cfg)
 }
 
 // datastore writes the tenant's limits and checks its keyspace answers.

@@ -94,14 +94,10 @@ func (r *Runtime) commands(t runtime.Tenant, p Ports) ([]command, error) {
 	f := func(name string) string { return filepath.Join(dir, name) }
 	server := "https://127.0.0.1:" + strconv.Itoa(p.APIServer)
 	for _, id := range []string{tenantpki.ControllerMgr, tenantpki.Scheduler} {
-		kc, err := kubeconfig.Build(kubeconfig.Config{Name: "kplex-" + t.Name, Server: server,
+		b, err := kubeconfig.Encode(kubeconfig.Config{Name: "kplex-" + t.Name, Server: server,
 			CAPEM: t.PKI[tenantpki.CA+".crt"], CertPEM: t.PKI[id+".crt"], KeyPEM: t.PKI[id+".key"]})
 		if err != nil {
 			return nil, fmt.Errorf("tenant %s: %w", t.Name, err)
-		}
-		b, err := kubeconfigBytes(kc)
-		if err != nil {
-			return nil, err
 		}
 		files[id+".kubeconfig"] = b
 	}

@@ -14,14 +14,9 @@ import (
 	"strings"
 	"time"
 
-	"k8s.io/client-go/tools/clientcmd"
-	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
-
 	"kplex.dev/cli/supervise"
 	"kplex.dev/operator/internal/tenantpki"
 )
-
-func kubeconfigBytes(c *clientcmdapi.Config) ([]byte, error) { return clientcmd.Write(*c) }
 
 // Ready probes the apiserver's /readyz (as the tenant admin) and the
 // controller manager's (and scheduler's) /healthz. A component that is not
