@@ -7,6 +7,7 @@ import (
 	"time"
 
 	apiservertenant "kplex.dev/apiserver/tenant"
+	cmtenant "kplex.dev/controller-manager/tenant"
 )
 
 func (e *env) port(role string) string { return strconv.Itoa(e.state.Ports[role]) }
@@ -100,10 +101,9 @@ func (e *env) hostComponents() []component {
 					"--cluster-signing-key-file=" + key(hostCA),
 					"--use-service-account-credentials=true",
 					// The same client limits as the tenants' controller
-					// managers (vcluster.go), so neither side's rate limit
-					// hides the other's speed.
-					"--kube-api-qps=" + controllerManagerQPS,
-					"--kube-api-burst=" + controllerManagerBurst,
+					// managers, so neither side's limit hides the other's.
+					"--kube-api-qps=" + strconv.Itoa(cmtenant.KubeAPIQPS),
+					"--kube-api-burst=" + strconv.Itoa(cmtenant.KubeAPIBurst),
 					// Nodes carry their spec.podCIDR from the node provider.
 					"--allocate-node-cidrs=false",
 					"--leader-elect=false",

@@ -22,14 +22,6 @@ const (
 	certDatastore = "datastore-client"
 )
 
-// Client rate limits of every controller manager (host and tenants): well
-// above the upstream defaults (20/30), which would otherwise pace every
-// rollout.
-const (
-	controllerManagerQPS   = "200"
-	controllerManagerBurst = "400"
-)
-
 // vclusterComponents are a virtual cluster's apiserver and controller
 // manager.
 func (e *env) vclusterComponents(vc string) []component {
@@ -82,12 +74,12 @@ func (e *env) vclusterComponents(vc string) []component {
 					ServiceAccountPrivateKeyFile: pkiFile(dir, serviceAccountKP, "key"),
 					ClusterSigningCertFile:       crt(tenantCA),
 					ClusterSigningKeyFile:        key(tenantCA),
+					TLSCertFile:                  crt("controller-manager-serve"),
+					TLSKeyFile:                   key("controller-manager-serve"),
 				})
 				if err != nil {
 					return "", nil, nil, err
 				}
-				args = append(args, "--tls-cert-file="+crt("controller-manager-serve"), "--tls-private-key-file="+key("controller-manager-serve"),
-					"--kube-api-qps="+controllerManagerQPS, "--kube-api-burst="+controllerManagerBurst)
 				return e.bin("kplex-controller-manager"), args, cmtenant.ProcessEnv, nil
 			},
 			ready: allOf(

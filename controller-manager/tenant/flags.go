@@ -20,9 +20,22 @@ type Config struct {
 	ServiceAccountPrivateKeyFile string
 	ClusterSigningCertFile       string // signs tenant CSRs
 	ClusterSigningKeyFile        string
+	// TLSCertFile and TLSKeyFile serve /healthz and /metrics with a
+	// certificate of the tenant CA (optional: else a self-signed one).
+	TLSCertFile string
+	TLSKeyFile  string
 	// LeaderElect is on when the tenant runs more than one replica.
 	LeaderElect bool
 }
+
+// Client rate limits on the tenant API: well above the upstream 20/30,
+// which would pace every rollout. The host controller manager of the
+// local environment uses the same, so neither side's limit hides the
+// other's speed.
+const (
+	KubeAPIQPS   = 200
+	KubeAPIBurst = 400
+)
 
 // ProcessEnv is the Go runtime setting for a tenant controller manager
 // (docs/benchmarks.md): its idle heap is ~30 MiB, most of its RSS is the
@@ -92,6 +105,11 @@ func Flags(c Config) ([]string, error) {
 		"--use-service-account-credentials=true",
 		"--leader-elect=" + strconv.FormatBool(c.LeaderElect),
 		"--profiling=false",
+		"--kube-api-qps=" + strconv.Itoa(KubeAPIQPS),
+		"--kube-api-burst=" + strconv.Itoa(KubeAPIBurst),
+	}
+	if c.TLSCertFile != "" {
+		f = append(f, "--tls-cert-file="+c.TLSCertFile, "--tls-private-key-file="+c.TLSKeyFile)
 	}
 	if c.ClusterSigningCertFile != "" {
 		f = append(f, "--cluster-signing-cert-file="+c.ClusterSigningCertFile, "--cluster-signing-key-file="+c.ClusterSigningKeyFile)
