@@ -13,6 +13,11 @@ const (
 	LabelManaged = Domain + "/managed"
 	// LabelTenant is the owning tenant, for selecting a tenant's objects.
 	LabelTenant = Domain + "/tenant"
+	// LabelComponent marks a tenant's control-plane objects on the host
+	// (kubernetes runtime): apiserver, controller-manager, scheduler. They
+	// carry LabelTenant but never LabelManaged, so the syncer (relay,
+	// patrol) and pause never take them for synced tenant objects.
+	LabelComponent = Domain + "/component"
 	// AnnotationNamespace and AnnotationName are the virtual identity.
 	AnnotationNamespace = Domain + "/namespace"
 	AnnotationName      = Domain + "/name"

@@ -4,6 +4,8 @@
 // syncer validates and defaults it (syncer/internal/tenants).
 package registry
 
+import corev1 "k8s.io/api/core/v1"
+
 // Tenant is one tenant's sync settings.
 type Tenant struct {
 	Name string `json:"name"`
@@ -21,6 +23,11 @@ type Tenant struct {
 	// read-only copies of the host's classes.
 	ImportStorageClasses bool `json:"importStorageClasses,omitempty"`
 	ImportIngressClasses bool `json:"importIngressClasses,omitempty"`
+	// NodeSelector and Tolerations are the tenant's dedicated host nodes:
+	// the selector is forced onto every host pod (it wins over the
+	// tenant's own keys) and the tolerations are added.
+	NodeSelector map[string]string   `json:"nodeSelector,omitempty"`
+	Tolerations  []corev1.Toleration `json:"tolerations,omitempty"`
 }
 
 // Sync modes of ConfigMaps and Secrets.

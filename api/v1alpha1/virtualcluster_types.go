@@ -131,8 +131,10 @@ type ControlPlaneSpec struct {
 
 // ComponentSpec is one control-plane component's size.
 type ComponentSpec struct {
-	// Replicas of the component (1 when unset).
-	// +kubebuilder:validation:Minimum=0
+	// Replicas of the component (1 when unset). The kubernetes runtime
+	// runs them as a Deployment; the process runtime runs one. Use
+	// spec.paused to stop a control plane.
+	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=10
 	// +optional
 	Replicas *int32 `json:"replicas,omitempty"`

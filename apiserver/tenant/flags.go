@@ -16,7 +16,10 @@ import (
 type Config struct {
 	Name        string // tenant name; part of the issuer and the etcd prefix
 	BindAddress string // e.g. 127.0.0.1
-	SecurePort  int
+	// AdvertiseAddress defaults to BindAddress; in a pod it is the pod's
+	// IP ("$(POD_IP)", expanded by the kubelet).
+	AdvertiseAddress string
+	SecurePort       int
 
 	EtcdServers  []string
 	EtcdCAFile   string
@@ -119,9 +122,13 @@ func Flags(c Config) ([]string, error) {
 	if bind == "" {
 		bind = "127.0.0.1"
 	}
+	advertise := c.AdvertiseAddress
+	if advertise == "" {
+		advertise = bind
+	}
 	f := []string{
 		"--bind-address=" + bind,
-		"--advertise-address=" + bind,
+		"--advertise-address=" + advertise,
 		"--secure-port=" + strconv.Itoa(c.SecurePort),
 		// The tenant's "kubernetes" Service endpoints are the syncer's job.
 		"--endpoint-reconciler-type=none",

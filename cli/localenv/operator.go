@@ -44,7 +44,7 @@ func (e *env) operatorComponent() component {
 			if e.opts.DieWithParent {
 				args = append(args, "--die-with-operator")
 			}
-			return e.bin("kplex-operator"), args, nil, nil
+			return e.bin("kplex-operator"), append(args, e.opts.OperatorArgs...), nil, nil
 		},
 		ready:        plainProbe(e.port(PortOperatorHealth)),
 		readyTimeout: 60 * time.Second,

@@ -72,6 +72,9 @@ type Options struct {
 	PodCIDR       string // split into one /24 per node; default 10.244.0.0/16
 	ServiceCIDR   string // host and tenant Service range; default 10.96.0.0/16
 	VClusters     []string
+	// OperatorArgs are appended to kplex-operator's flags (tests: e.g. the
+	// kubernetes runtime, whose control-plane pods KWOK "runs").
+	OperatorArgs []string
 	// DieWithParent ties every started process to the caller (tests).
 	DieWithParent bool
 	Progress      io.Writer // progress lines; default io.Discard

@@ -8,6 +8,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
@@ -56,6 +57,15 @@ func (r *Reconciler) finalize(ctx context.Context, log *slog.Logger, vc *v1alpha
 	}
 	if err := r.Quotas.Delete(vc.Name); err != nil {
 		return ctrl.Result{}, err
+	}
+	// The admin kubeconfig is owned by the VirtualCluster, but the host's
+	// garbage collector may not watch VirtualClusters yet (it finds new
+	// CRDs at its next discovery): delete it rather than wait on that.
+	admin := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: AdminSecretName(vc.Name), Namespace: vc.Namespace}}
+	if err := r.Client.Get(ctx, client.ObjectKeyFromObject(admin), admin); err == nil && metav1.IsControlledBy(admin, vc) {
+		if err := r.Client.Delete(ctx, admin); client.IgnoreNotFound(err) != nil {
+			return ctrl.Result{}, fmt.Errorf("delete admin kubeconfig secret: %w", err)
+		}
 	}
 	var ns corev1.Namespace
 	err = r.Client.Get(ctx, client.ObjectKey{Name: naming.HostNamespace(vc.Name)}, &ns)

@@ -3,7 +3,7 @@
 // outcome in a status condition, so a crash at any point converges on the
 // next run:
 //
-//	namespace -> endpoint -> pki -> datastore -> (pause) -> control plane
+//	name -> supported -> namespace -> endpoint -> pki -> datastore -> (pause) -> control plane
 //	-> syncer registration -> counts -> Ready
 //
 // Deletion (finalize.go) undoes them in reverse under a finalizer: control
@@ -17,11 +17,13 @@ import (
 	"sync"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -29,8 +31,10 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
+	"kplex.dev/api/naming"
 	"kplex.dev/api/v1alpha1"
 	"kplex.dev/cli/pki"
 	"kplex.dev/operator/internal/metrics"
@@ -72,16 +76,35 @@ type Reconciler struct {
 	ServiceCIDR        string
 	Backend            string // the datastore-proxy's backend
 	Workers            int
+	// WatchComponents reconciles a tenant when one of its control-plane
+	// Deployments changes (kubernetes runtime), so Ready follows a
+	// rollout at once.
+	WatchComponents bool
 }
 
 // SetupWithManager registers the reconciler.
 func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 	r.exits = make(chan event.GenericEvent, 1024)
-	return ctrl.NewControllerManagedBy(mgr).
+	b := ctrl.NewControllerManagedBy(mgr).
 		For(&v1alpha1.VirtualCluster{}).
 		WatchesRawSource(source.Channel(r.exits, &handler.EnqueueRequestForObject{})).
-		WithOptions(controller.Options{MaxConcurrentReconciles: r.Workers}).
-		Complete(r)
+		WithOptions(controller.Options{MaxConcurrentReconciles: r.Workers})
+	if r.WatchComponents {
+		b = b.Watches(&appsv1.Deployment{}, handler.EnqueueRequestsFromMapFunc(r.componentOwner))
+	}
+	return b.Complete(r)
+}
+
+// componentOwner maps a control-plane Deployment to its VirtualCluster
+// (a tenant not reconciled since the operator started is found at its
+// first reconcile instead).
+func (r *Reconciler) componentOwner(_ context.Context, o client.Object) []reconcile.Request {
+	tenant := o.GetLabels()[naming.LabelTenant]
+	ns, ok := r.namespaces.Load(tenant)
+	if o.GetLabels()[naming.LabelComponent] == "" || !ok {
+		return nil
+	}
+	return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: ns.(string), Name: tenant}}}
 }
 
 // Reconcile brings one VirtualCluster to its spec.
@@ -159,6 +182,7 @@ func (s *run) steps(ctx context.Context) (ctrl.Result, error) {
 		fn   func(context.Context) (done bool, err error)
 	}{
 		{"name", s.uniqueName},
+		{"supported", s.supported},
 		{"namespace", s.namespace},
 		{"endpoint", s.ensureEndpoint},
 		{"pki", s.ensurePKI},

@@ -138,7 +138,7 @@ func (s *run) ensurePKI(ctx context.Context) (bool, error) {
 		return s.ensureAdminSecret(ctx)
 	}
 	data, changed, err := tenantpki.Ensure(sec.Data, tenantpki.Inputs{
-		Tenant: s.vc.Name, ServiceCIDR: s.r.ServiceCIDR, EndpointHosts: []string{u.Hostname()}, DatastoreCA: s.r.DatastoreCA,
+		Tenant: s.vc.Name, ServiceCIDR: s.r.ServiceCIDR, EndpointHosts: append([]string{u.Hostname()}, s.r.Runtime.Hosts(s.vc.Name)...), DatastoreCA: s.r.DatastoreCA,
 	})
 	if err != nil {
 		return false, err
@@ -229,8 +229,13 @@ func (s *run) datastoreTenant() datastore.Tenant {
 }
 
 func (s *run) runtimeTenant() runtime.Tenant {
+	cp := s.vc.Spec.ControlPlane
+	size := func(c v1alpha1.ComponentSpec) runtime.Size {
+		return runtime.Size{Replicas: deref(c.Replicas), Resources: c.Resources}
+	}
 	return runtime.Tenant{Name: s.vc.Name, PKI: s.pki, DatastoreEndpoints: s.r.DatastoreEndpoints,
-		DatastoreServerCA: s.r.DatastoreServerCA, ServiceCIDR: s.r.ServiceCIDR, Scheduler: s.vc.Spec.ControlPlane.Scheduler.Enabled}
+		DatastoreServerCA: s.r.DatastoreServerCA, ServiceCIDR: s.r.ServiceCIDR, Scheduler: cp.Scheduler.Enabled,
+		APIServer: size(cp.APIServer), ControllerManager: size(cp.ControllerManager), SchedulerSize: size(cp.Scheduler.ComponentSpec)}
 }
 
 // controlPlane starts what is not running and waits for it to be ready.
@@ -262,6 +267,13 @@ func (s *run) syncer(ctx context.Context) (bool, error) {
 	u, _ := url.Parse(s.endpoint)
 	t := registry.SyncerTenant{Name: s.vc.Name, PodSecurity: sp.PodSecurity, ConfigMaps: sp.ConfigMaps, Secrets: sp.Secrets,
 		APIServerEndpoint: u.Host, RealNodes: sp.RealNodes}
+	if tn := s.vc.Spec.Tenancy; tn != nil && tn.DedicatedNodes != nil {
+		t.NodeSelector = tn.DedicatedNodes.NodeSelector
+		for _, tol := range tn.DedicatedNodes.Tolerations {
+			t.Tolerations = append(t.Tolerations, corev1.Toleration{Key: tol.Key, Operator: corev1.TolerationOperator(tol.Operator),
+				Value: tol.Value, Effect: corev1.TaintEffect(tol.Effect)})
+		}
+	}
 	for _, res := range sp.Resources {
 		switch res {
 		case "storageclasses":
@@ -291,6 +303,26 @@ func (s *run) syncer(ctx context.Context) (bool, error) {
 		setCondition(s.vc, v1alpha1.ConditionSyncerAssigned, true, "Registered", "registered with the syncer shards")
 	}
 	return true, nil
+}
+
+// supported refuses, with the field named, what this version accepts in
+// the API but cannot do yet, rather than ignoring it.
+func (s *run) supported(context.Context) (bool, error) {
+	var missing []string
+	if tn := s.vc.Spec.Tenancy; tn != nil && tn.PrivateNodes != nil {
+		missing = append(missing, "spec.tenancy.privateNodes (workloads in another cluster)")
+	}
+	n := s.vc.Spec.Networking
+	if len(n.ImportHostServices)+len(n.ExportServices)+len(n.TenantServices) > 0 {
+		missing = append(missing, "spec.networking (service imports, exports and tenant mappings)")
+	}
+	if len(missing) == 0 {
+		return true, nil
+	}
+	setCondition(s.vc, v1alpha1.ConditionReady, false, "Unsupported",
+		"not available in this version of kplex: "+strings.Join(missing, ", ")+"; remove it to create the virtual cluster")
+	s.setPhase(v1alpha1.PhaseFailed)
+	return false, nil
 }
 
 // pause stops the control plane, unregisters the tenant from the syncer

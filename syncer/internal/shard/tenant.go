@@ -144,8 +144,10 @@ func newTenantSyncer(cfg tenants.Tenant, hostCfg *rest.Config, lease *ownership.
 	if err != nil {
 		return nil, fmt.Errorf("tenant %s: %w", cfg.Name, err)
 	}
+	tr := translate.NewTenant(cfg.Name, apiHost, apiPort)
+	tr.NodeSelector, tr.Tolerations = cfg.NodeSelector, cfg.Tolerations
 	return &tenantSyncer{
-		cfg: cfg, tr: translate.NewTenant(cfg.Name, apiHost, apiPort), log: log.With("tenant", cfg.Name),
+		cfg: cfg, tr: tr, log: log.With("tenant", cfg.Name),
 		host: host, hostNS: naming.HostNamespace(cfg.Name), nodes: nodes, bus: b,
 		vclient: vclient, hostObjs: hostcache.New(), policy: pol,
 		fieldManager: fmt.Sprintf("kplex-syncer/%s@%d", shardName, lease.Epoch()),

@@ -15,6 +15,8 @@
 //	    ingressClasses: {public: nginx}   # virtual ingress class -> host class
 //	    importStorageClasses: false       # read-only copies of the host's classes
 //	    importIngressClasses: false
+//	    nodeSelector: {pool: team-a}      # dedicated nodes: forced on every host pod
+//	    tolerations: [{key: dedicated, operator: Equal, value: team-a, effect: NoSchedule}]
 //
 // Relative kubeconfig paths are resolved against the file's directory.
 package tenants
@@ -30,6 +32,7 @@ import (
 	"sort"
 	"strconv"
 
+	"k8s.io/apimachinery/pkg/util/validation"
 	"sigs.k8s.io/yaml"
 
 	"kplex.dev/api/registry"
@@ -80,6 +83,14 @@ func Parse(b []byte, dir string) (*Config, error) {
 		}
 		if err := defaultAndCheck(&t.Secrets, SyncUsed, at+".secrets", SyncUsed, SyncAll); err != nil {
 			return nil, err
+		}
+		for k, v := range t.NodeSelector {
+			if errs := validation.IsQualifiedName(k); len(errs) > 0 {
+				return nil, fmt.Errorf("tenants file: %s.nodeSelector key %q: %s", at, k, errs[0])
+			}
+			if errs := validation.IsValidLabelValue(v); len(errs) > 0 {
+				return nil, fmt.Errorf("tenants file: %s.nodeSelector[%s] %q: %s", at, k, v, errs[0])
+			}
 		}
 		if t.APIServerEndpoint != "" {
 			if _, _, err := SplitEndpoint(t.APIServerEndpoint); err != nil {

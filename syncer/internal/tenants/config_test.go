@@ -35,6 +35,14 @@ func TestParse(t *testing.T) {
 		{name: "bad level", in: "tenants:\n- {name: a, kubeconfig: k, podSecurity: privileged}\n", wantErr: "podSecurity"},
 		{name: "bad mode", in: "tenants:\n- {name: a, kubeconfig: k, configMaps: some}\n", wantErr: "configMaps"},
 		{name: "bad endpoint", in: "tenants:\n- {name: a, kubeconfig: k, apiServerEndpoint: nohost}\n", wantErr: "apiServerEndpoint"},
+		{name: "dedicated nodes", in: "tenants:\n- {name: a, kubeconfig: k, nodeSelector: {pool: a}, tolerations: [{key: dedicated, operator: Exists}]}\n",
+			check: func(t *testing.T, c *Config) {
+				if c.Tenants[0].NodeSelector["pool"] != "a" || len(c.Tenants[0].Tolerations) != 1 {
+					t.Errorf("got %+v", c.Tenants[0])
+				}
+			}},
+		{name: "bad selector key", in: "tenants:\n- {name: a, kubeconfig: k, nodeSelector: {'a b': x}}\n", wantErr: "nodeSelector key"},
+		{name: "bad selector value", in: "tenants:\n- {name: a, kubeconfig: k, nodeSelector: {pool: 'a b'}}\n", wantErr: "nodeSelector[pool]"},
 		{name: "unknown field", in: "tenants:\n- {name: a, kubeconfig: k, podSecurityLevel: baseline}\n", wantErr: "unknown field"},
 	}
 	for _, tt := range tests {

@@ -2,6 +2,7 @@ package translate
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 
 	corev1 "k8s.io/api/core/v1"
@@ -90,8 +91,30 @@ func (t Tenant) Pod(v *corev1.Pod, services []*corev1.Service) *corev1.Pod {
 		c := &spec.TopologySpreadConstraints[i]
 		c.LabelSelector = t.labelSelector(c.LabelSelector, []string{ns})
 	}
+	t.place(&spec)
 	h.Spec = spec
 	return h
+}
+
+// place pins a host pod to the tenant's dedicated nodes: the tenant's
+// selector keys are kept unless the placement sets them, and its
+// tolerations are added. A pod the tenant bound to a node itself
+// (spec.nodeName) keeps the selector too, so the host kubelet refuses it
+// on a node outside the placement (NodeAffinity).
+func (t Tenant) place(spec *corev1.PodSpec) {
+	if len(t.NodeSelector) > 0 {
+		if spec.NodeSelector == nil {
+			spec.NodeSelector = map[string]string{}
+		}
+		for k, v := range t.NodeSelector {
+			spec.NodeSelector[k] = v
+		}
+	}
+	for _, tol := range t.Tolerations {
+		if !slices.ContainsFunc(spec.Tolerations, func(x corev1.Toleration) bool { return x.MatchToleration(&tol) }) {
+			spec.Tolerations = append(spec.Tolerations, tol)
+		}
+	}
 }
 
 // TokenSources lists the service-account tokens v's volumes project, in

@@ -26,7 +26,7 @@ func testPod() *corev1.Pod {
 func TestNewTenant(t *testing.T) {
 	tr := testTenant()
 	want := Tenant{Name: "acme", HostNamespace: "kplex-acme", APIHost: "192.0.2.10", APIPort: 6443}
-	if tr != want {
+	if !reflect.DeepEqual(tr, want) {
 		t.Errorf("NewTenant = %+v, want %+v", tr, want)
 	}
 	if got := tr.HostName("shop", "web-0"); got != "web-0-shop-4" || got != naming.HostName("shop", "web-0") {
@@ -368,5 +368,48 @@ func TestPodDownwardServiceAccount(t *testing.T) {
 	}
 	if want := "metadata.annotations['kplex.dev/service-account']"; got != want {
 		t.Fatalf("fieldPath %q, want %q", got, want)
+	}
+}
+
+// TestPodPlacement: dedicated nodes are forced onto every host pod; the
+// tenant's other selector keys and tolerations stay.
+func TestPodPlacement(t *testing.T) {
+	dedicated := corev1.Toleration{Key: "dedicated", Operator: corev1.TolerationOpEqual, Value: "acme", Effect: corev1.TaintEffectNoSchedule}
+	tests := []struct {
+		name             string
+		selector         map[string]string
+		tolerations      []corev1.Toleration
+		podSelector      map[string]string
+		podTolerations   []corev1.Toleration
+		wantSelector     map[string]string
+		wantTolerationsN int
+	}{
+		{name: "shared nodes: untouched", podSelector: map[string]string{"disk": "ssd"}, wantSelector: map[string]string{"disk": "ssd"}},
+		{name: "dedicated: added", selector: map[string]string{"pool": "acme"}, tolerations: []corev1.Toleration{dedicated},
+			wantSelector: map[string]string{"pool": "acme"}, wantTolerationsN: 1},
+		{name: "tenant keys kept, placement wins", selector: map[string]string{"pool": "acme"},
+			podSelector: map[string]string{"pool": "other", "disk": "ssd"}, wantSelector: map[string]string{"pool": "acme", "disk": "ssd"}},
+		{name: "toleration not repeated", tolerations: []corev1.Toleration{dedicated}, podTolerations: []corev1.Toleration{dedicated},
+			wantTolerationsN: 1},
+		{name: "tenant's own toleration kept", tolerations: []corev1.Toleration{dedicated},
+			podTolerations: []corev1.Toleration{{Key: "gpu", Operator: corev1.TolerationOpExists}}, wantTolerationsN: 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tr := testTenant()
+			tr.NodeSelector, tr.Tolerations = tt.selector, tt.tolerations
+			v := testPod()
+			v.Spec.NodeSelector, v.Spec.Tolerations = tt.podSelector, tt.podTolerations
+			h := tr.Pod(v, nil)
+			if len(h.Spec.NodeSelector) != len(tt.wantSelector) || (len(tt.wantSelector) > 0 && !reflect.DeepEqual(h.Spec.NodeSelector, tt.wantSelector)) {
+				t.Errorf("nodeSelector = %v, want %v", h.Spec.NodeSelector, tt.wantSelector)
+			}
+			if len(h.Spec.Tolerations) != tt.wantTolerationsN {
+				t.Errorf("tolerations = %v, want %d", h.Spec.Tolerations, tt.wantTolerationsN)
+			}
+			if tt.podSelector != nil && tt.podSelector["pool"] == "other" && v.Spec.NodeSelector["pool"] != "other" {
+				t.Error("the virtual pod was modified")
+			}
+		})
 	}
 }

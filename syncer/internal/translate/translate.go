@@ -17,6 +17,7 @@ import (
 	"encoding/hex"
 	"sort"
 
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
@@ -31,6 +32,10 @@ type Tenant struct {
 	// (KUBERNETES_SERVICE_HOST/PORT).
 	APIHost string
 	APIPort int
+	// NodeSelector and Tolerations place every host pod on the tenant's
+	// dedicated nodes (empty: shared nodes).
+	NodeSelector map[string]string
+	Tolerations  []corev1.Toleration
 }
 
 // NewTenant returns the translation context of a tenant.

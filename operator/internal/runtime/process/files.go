@@ -20,6 +20,7 @@ import (
 	cmtenant "kplex.dev/controller-manager/tenant"
 	"kplex.dev/operator/internal/runtime"
 	"kplex.dev/operator/internal/tenantpki"
+	schedtenant "kplex.dev/scheduler/tenant"
 )
 
 // Ports are a tenant's reserved ports.
@@ -136,25 +137,22 @@ func (r *Runtime) commands(t runtime.Tenant, p Ports) ([]command, error) {
 		ServiceAccountPrivateKeyFile: f(tenantpki.SAKey),
 		ClusterSigningCertFile:       f(tenantpki.CA + ".crt"),
 		ClusterSigningKeyFile:        f(tenantpki.CA + ".key"),
+		TLSCertFile:                  f(tenantpki.ControllerServe + ".crt"),
+		TLSKeyFile:                   f(tenantpki.ControllerServe + ".key"),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("tenant %s: controller-manager flags: %w", t.Name, err)
 	}
-	cmArgs = append(cmArgs, "--tls-cert-file="+f(tenantpki.ControllerServe+".crt"), "--tls-private-key-file="+f(tenantpki.ControllerServe+".key"),
-		// Well above the upstream 20/30, which would pace every rollout.
-		"--kube-api-qps=200", "--kube-api-burst=400")
 	cmds := []command{
 		{component: APIServer, binary: "kplex-apiserver", args: apiArgs, env: apiservertenant.ProcessEnv},
 		{component: Controller, binary: "kplex-controller-manager", args: cmArgs, env: cmtenant.ProcessEnv},
 	}
 	if t.Scheduler {
-		cmds = append(cmds, command{component: Scheduler, binary: "kplex-scheduler", args: []string{
-			"--kubeconfig=" + f(tenantpki.Scheduler+".kubeconfig"),
-			"--authentication-kubeconfig=" + f(tenantpki.Scheduler+".kubeconfig"),
-			"--authorization-kubeconfig=" + f(tenantpki.Scheduler+".kubeconfig"),
-			"--bind-address=127.0.0.1", "--secure-port=" + strconv.Itoa(p.Scheduler),
-			"--leader-elect=false",
-		}})
+		schedArgs, err := schedtenant.Flags(schedtenant.Config{Name: t.Name, Kubeconfig: f(tenantpki.Scheduler + ".kubeconfig"), SecurePort: p.Scheduler})
+		if err != nil {
+			return nil, fmt.Errorf("tenant %s: scheduler flags: %w", t.Name, err)
+		}
+		cmds = append(cmds, command{component: Scheduler, binary: "kplex-scheduler", args: schedArgs})
 	}
 	for i := range cmds {
 		cmds[i].stamp = stamp + "\n" + strings.Join(cmds[i].args, "\n")

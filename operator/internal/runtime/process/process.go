@@ -27,9 +27,9 @@ import (
 
 // Components of a tenant's control plane.
 const (
-	APIServer  = "apiserver"
-	Controller = "controller-manager"
-	Scheduler  = "scheduler"
+	APIServer  = runtime.APIServer
+	Controller = runtime.ControllerManager
+	Scheduler  = runtime.Scheduler
 )
 
 // stopGrace is how long a component gets after SIGTERM.
@@ -107,6 +107,10 @@ func ProcessName(tenant, component string) string { return "vc-" + tenant + "-" 
 func (r *Runtime) pid(t, c string) string {
 	return filepath.Join(r.RunDir, ProcessName(t, c)+".pid")
 }
+
+// Hosts adds nothing: the endpoint is loopback, already in every
+// serving certificate.
+func (r *Runtime) Hosts(string) []string { return nil }
 
 // Endpoint reserves the tenant's ports on first use.
 func (r *Runtime) Endpoint(_ context.Context, tenant string) (string, error) {
