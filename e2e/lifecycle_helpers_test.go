@@ -151,3 +151,46 @@ func replacedAfterEviction(ctx context.Context, c, host kubernetes.Interface, te
 	}
 	return nil
 }
+
+// dedicateNode labels and taints the first host node for tenant.
+func dedicateNode(t *testing.T, host kubernetes.Interface, tenant string) string {
+	t.Helper()
+	ctx := context.Background()
+	nodes, err := host.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+	if err != nil || len(nodes.Items) < 2 {
+		t.Fatalf("want 2 or more host nodes: %v", err)
+	}
+	n := nodes.Items[0]
+	n.Labels["e2e.kplex.dev/pool"] = tenant
+	n.Spec.Taints = append(n.Spec.Taints, corev1.Taint{Key: "e2e.kplex.dev/dedicated", Value: tenant, Effect: corev1.TaintEffectNoSchedule})
+	if _, err := host.CoreV1().Nodes().Update(ctx, &n, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	return n.Name
+}
+
+// checkDedicated: every host pod of tenant runs on node, tolerating its
+// taint, and no other tenant's pod does.
+func checkDedicated(t *testing.T, host kubernetes.Interface, node, tenant string) {
+	t.Helper()
+	pods, err := host.CoreV1().Pods("").List(context.Background(), metav1.ListOptions{LabelSelector: "kplex.dev/managed=true"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mine := 0
+	for _, p := range pods.Items {
+		own := p.Labels["kplex.dev/tenant"] == tenant
+		if own {
+			mine++
+		}
+		switch {
+		case own && (p.Spec.NodeName != node || p.Spec.NodeSelector["e2e.kplex.dev/pool"] != tenant || len(p.Spec.Tolerations) == 0):
+			t.Errorf("%s's host pod %s on %q, selector %v, tolerations %v: want its dedicated node %s", tenant, p.Name, p.Spec.NodeName, p.Spec.NodeSelector, p.Spec.Tolerations, node)
+		case !own && p.Spec.NodeName == node:
+			t.Errorf("host pod %s/%s of another tenant is on %s's dedicated node", p.Namespace, p.Name, tenant)
+		}
+	}
+	if mine == 0 {
+		t.Errorf("%s has no host pods", tenant)
+	}
+}

@@ -32,6 +32,17 @@ func TestLifecycle(t *testing.T) {
 	host := env.Host(t)
 	dyn := dynamic.NewForConfigOrDie(framework.RESTConfig(t, env.Layout.HostKubeconfig()))
 	names := []string{"t1", "t2", "t3", "t4", "t5"}
+	// t4 gets a dedicated node: labeled and tainted so nobody else lands
+	// on it.
+	dedicated := dedicateNode(t, host, "t4")
+	manifest := filepath.Join(t.TempDir(), "t4.yaml")
+	if err := os.WriteFile(manifest, []byte(`tenancy:  # a spec alone
+  dedicatedNodes:
+    nodeSelector: {e2e.kplex.dev/pool: t4}
+    tolerations: [{key: e2e.kplex.dev/dedicated, operator: Equal, value: t4, effect: NoSchedule}]
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
 
 	// Five at once, each through `kplexctl create --wait`.
 	start := time.Now()
@@ -39,7 +50,11 @@ func TestLifecycle(t *testing.T) {
 	errs := make([]error, len(names))
 	outs := make([]string, len(names))
 	for i, n := range names {
-		wg.Go(func() { outs[i], errs[i] = kplexctl(t, env, "create", n, "--wait", "--timeout", "3m") })
+		args := []string{"create", n, "--wait", "--timeout", "3m"}
+		if n == "t4" {
+			args = append(args, "-f", manifest)
+		}
+		wg.Go(func() { outs[i], errs[i] = kplexctl(t, env, args...) })
 	}
 	wg.Wait()
 	for i, n := range names {
@@ -74,6 +89,7 @@ func TestLifecycle(t *testing.T) {
 			return converged(ctx, clients[n], host, n, "default", "web", 2)
 		}, describeSync(env, t, n))
 	}
+	checkDedicated(t, host, dedicated, "t4")
 	if _, err := clients["t1"].CoreV1().Namespaces().Get(ctx, "t2-only", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
 		t.Fatalf("unexpected: %v", err)
 	}
