@@ -17,8 +17,9 @@ import (
 )
 
 // TestSyncerShards runs four tenants on three shards: each tenant has
-// exactly one owner; kill -9 of an owner mid-rollout hands its tenants over
-// within 10 s and every pod converges with no duplicate or orphan; a
+// exactly one owner; kill -9 of an owner during a 200-pod rollout hands
+// its tenants over within 10 s and every pod converges with no duplicate
+// or orphan; a
 // SIGSTOPped owner is replaced and, resumed, writes nothing more for the
 // tenant; a fourth shard takes only tenants that must move.
 func TestSyncerShards(t *testing.T) {
@@ -46,8 +47,18 @@ func TestSyncerShards(t *testing.T) {
 
 	t.Run("kill -9 of an owner mid-rollout", func(t *testing.T) {
 		victim := shardOf(shards, own["t1"])
-		scale(t, vc["t1"], "default", "web", 20)
+		scale(t, vc["t1"], "default", "web", 200)
+		// Mid-rollout: some of the new pods are on the host, most are not.
+		framework.Eventually(t, 60*time.Second, "t1's rollout under way", func(ctx context.Context) error {
+			h, err := hostPods(ctx, host, "t1", "default", "web")
+			if err == nil && len(h) < 30 {
+				err = fmt.Errorf("%d host pods", len(h))
+			}
+			return err
+		}, nil)
+		onHost, _ := hostPods(ctx, host, "t1", "default", "web")
 		victim.signal(t, syscall.SIGKILL)
+		t.Logf("%s killed with %d of t1's 200 pods on the host", victim.name, len(onHost))
 		killed := time.Now()
 		var after map[string]string
 		framework.Eventually(t, 10*time.Second, "t1 owned by a live shard within 10 s", func(ctx context.Context) error {
@@ -59,9 +70,10 @@ func TestSyncerShards(t *testing.T) {
 			return err
 		}, nil)
 		t.Logf("t1 moved from %s to %s %.1fs after the kill", victim.name, after["t1"], time.Since(killed).Seconds())
-		framework.Eventually(t, 60*time.Second, "t1: 20 pods, no duplicates or orphans", func(ctx context.Context) error {
-			return converged(ctx, vc["t1"], host, "t1", "default", "web", 20)
+		framework.Eventually(t, 180*time.Second, "t1: 200 pods Running, no duplicates or orphans", func(ctx context.Context) error {
+			return converged(ctx, vc["t1"], host, "t1", "default", "web", 200)
 		}, describeSync(env, t, "t1"))
+		t.Logf("t1 converged at 200 pods %.1fs after the kill", time.Since(killed).Seconds())
 		shards = without(shards, victim.name)
 		own = after
 	})
@@ -162,7 +174,7 @@ func TestSyncerShards(t *testing.T) {
 				n := 10
 				switch tn {
 				case "t1":
-					n = 20
+					n = 200
 				case "t2":
 					n = 12
 				}

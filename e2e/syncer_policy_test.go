@@ -18,16 +18,15 @@ import (
 	"kplex.dev/e2e/framework"
 )
 
-// testPolicies checks NetworkPolicies and PodDisruptionBudgets on the
-// host: selectors confined to the tenant's pods of the right virtual
-// namespaces, namespace selectors evaluated against virtual namespaces
-// (and re-evaluated when their labels change), and a PDB the host counts
-// only the tenant's pods for, although another tenant has pods with the
-// same labels in the same virtual namespace.
-func testPolicies(t *testing.T, demo, host kubernetes.Interface) {
+// testNetworkPolicy checks a NetworkPolicy on the host: selectors
+// confined to the tenant's pods of the right virtual namespaces, namespace
+// selectors evaluated against virtual namespaces (and re-evaluated when
+// their labels change), and a peer forging the other tenant's label still
+// confined to this tenant. Run in both tenants with the same names.
+func testNetworkPolicy(t *testing.T, tenant, other string, demo, host kubernetes.Interface) {
 	ctx := context.Background()
 	const ns = "default"
-	hostNS := naming.HostNamespace("demo")
+	hostNS := naming.HostNamespace(tenant)
 	for _, n := range []string{"front", "back"} {
 		labels := map[string]string{}
 		if n == "front" {
@@ -41,7 +40,7 @@ func testPolicies(t *testing.T, demo, host kubernetes.Interface) {
 		PodSelector: metav1.LabelSelector{MatchLabels: map[string]string{"app": "web"}},
 		Ingress: []networkingv1.NetworkPolicyIngressRule{{From: []networkingv1.NetworkPolicyPeer{
 			{NamespaceSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"team": "a"}}, PodSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"role": "client"}}},
-			{PodSelector: &metav1.LabelSelector{MatchLabels: map[string]string{naming.LabelTenant: "other", "app": "web"}}},
+			{PodSelector: &metav1.LabelSelector{MatchLabels: map[string]string{naming.LabelTenant: other, "app": "web"}}},
 		}}},
 	}}
 	if _, err := demo.NetworkingV1().NetworkPolicies(ns).Create(ctx, np, metav1.CreateOptions{}); err != nil {
@@ -59,7 +58,7 @@ func testPolicies(t *testing.T, demo, host kubernetes.Interface) {
 		}
 		return nil, h, fmt.Errorf("peer selector not confined to namespaces: %+v", h.Spec.Ingress[0].From[0].PodSelector)
 	}
-	framework.Eventually(t, 30*time.Second, "host network policy confined to the tenant", func(ctx context.Context) error {
+	framework.Eventually(t, 30*time.Second, tenant+": host network policy confined to the tenant", func(ctx context.Context) error {
 		got, h, err := peerNamespaces(ctx)
 		if err != nil {
 			return err
@@ -68,11 +67,11 @@ func testPolicies(t *testing.T, demo, host kubernetes.Interface) {
 			return fmt.Errorf("peer namespaces %v, want [front]", got)
 		}
 		sel := h.Spec.PodSelector
-		if sel.MatchLabels[naming.LabelTenant] != "demo" || sel.MatchLabels["app"] != "web" {
+		if sel.MatchLabels[naming.LabelTenant] != tenant || sel.MatchLabels["app"] != "web" {
 			return fmt.Errorf("pod selector %+v", sel)
 		}
 		for _, peer := range h.Spec.Ingress[0].From {
-			if peer.NamespaceSelector != nil || peer.PodSelector.MatchLabels[naming.LabelTenant] != "demo" {
+			if peer.NamespaceSelector != nil || peer.PodSelector.MatchLabels[naming.LabelTenant] != tenant {
 				return fmt.Errorf("peer can reach beyond the tenant: %+v", peer)
 			}
 		}
@@ -86,13 +85,22 @@ func testPolicies(t *testing.T, demo, host kubernetes.Interface) {
 	if _, err := demo.CoreV1().Namespaces().Update(ctx, back, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	framework.Eventually(t, 30*time.Second, "a relabelled namespace joins the peer", func(ctx context.Context) error {
+	framework.Eventually(t, 30*time.Second, tenant+": a relabelled namespace joins the peer", func(ctx context.Context) error {
 		got, _, err := peerNamespaces(ctx)
 		if err == nil && !slices.Equal(got, []string{"back", "front"}) {
 			err = fmt.Errorf("peer namespaces %v, want [back front]", got)
 		}
 		return err
 	}, nil)
+}
+
+// testPDB checks a PodDisruptionBudget the host counts only the tenant's
+// pods for, although another tenant has pods with the same labels in the
+// same virtual namespace.
+func testPDB(t *testing.T, demo, host kubernetes.Interface) {
+	ctx := context.Background()
+	const ns = "default"
+	hostNS := naming.HostNamespace("demo")
 
 	pdb := &policyv1.PodDisruptionBudget{ObjectMeta: metav1.ObjectMeta{Name: "web"}, Spec: policyv1.PodDisruptionBudgetSpec{
 		MinAvailable: &intstr.IntOrString{Type: intstr.Int, IntVal: 2},
@@ -113,13 +121,31 @@ func testPolicies(t *testing.T, demo, host kubernetes.Interface) {
 	}, nil)
 }
 
+// testIngresses runs testIngress in each tenant with the same names, then
+// checks each tenant still shows its own load balancer.
+func testIngresses(t *testing.T, tenants map[string]kubernetes.Interface, host kubernetes.Interface) {
+	ips := map[string]string{}
+	i := 9
+	for tn, c := range tenants {
+		ips[tn] = fmt.Sprintf("10.200.0.%d", i)
+		i++
+		testIngress(t, tn, ips[tn], c, host)
+	}
+	for tn, c := range tenants {
+		v, err := c.NetworkingV1().Ingresses("default").Get(context.Background(), "shop", metav1.GetOptions{})
+		if err != nil || len(v.Status.LoadBalancer.Ingress) != 1 || v.Status.LoadBalancer.Ingress[0].IP != ips[tn] {
+			t.Errorf("%s's ingress status %+v (%v), want its own %s", tn, v.Status.LoadBalancer, err, ips[tn])
+		}
+	}
+}
+
 // testIngress checks an Ingress on the host: backends and TLS Secret
 // translated, the Secret copied (used by the Ingress, no pod needs it),
-// and the host's load-balancer status mirrored back.
-func testIngress(t *testing.T, demo, host kubernetes.Interface) {
+// and the host's load-balancer status (ip) mirrored back.
+func testIngress(t *testing.T, tenant, ip string, demo, host kubernetes.Interface) {
 	ctx := context.Background()
 	const ns = "default"
-	hostNS := naming.HostNamespace("demo")
+	hostNS := naming.HostNamespace(tenant)
 	tlsSecret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "shop-tls"}, Type: corev1.SecretTypeOpaque, Data: map[string][]byte{"tls.crt": []byte("c"), "tls.key": []byte("k")}}
 	if _, err := demo.CoreV1().Secrets(ns).Create(ctx, tlsSecret, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
@@ -135,7 +161,7 @@ func testIngress(t *testing.T, demo, host kubernetes.Interface) {
 		t.Fatal(err)
 	}
 	var h *networkingv1.Ingress
-	framework.Eventually(t, 30*time.Second, "host ingress and its TLS secret", func(ctx context.Context) error {
+	framework.Eventually(t, 30*time.Second, tenant+": host ingress and its TLS secret", func(ctx context.Context) error {
 		var err error
 		if h, err = host.NetworkingV1().Ingresses(hostNS).Get(ctx, naming.HostName(ns, "shop"), metav1.GetOptions{}); err != nil {
 			return err
@@ -152,13 +178,13 @@ func testIngress(t *testing.T, demo, host kubernetes.Interface) {
 		}
 		return nil
 	}, nil)
-	h.Status.LoadBalancer.Ingress = []networkingv1.IngressLoadBalancerIngress{{IP: "10.200.0.9"}}
+	h.Status.LoadBalancer.Ingress = []networkingv1.IngressLoadBalancerIngress{{IP: ip}}
 	if _, err := host.NetworkingV1().Ingresses(hostNS).UpdateStatus(ctx, h, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	framework.Eventually(t, 30*time.Second, "load-balancer status mirrored", func(ctx context.Context) error {
+	framework.Eventually(t, 30*time.Second, tenant+": load-balancer status mirrored", func(ctx context.Context) error {
 		v, err := demo.NetworkingV1().Ingresses(ns).Get(ctx, "shop", metav1.GetOptions{})
-		if err == nil && (len(v.Status.LoadBalancer.Ingress) != 1 || v.Status.LoadBalancer.Ingress[0].IP != "10.200.0.9") {
+		if err == nil && (len(v.Status.LoadBalancer.Ingress) != 1 || v.Status.LoadBalancer.Ingress[0].IP != ip) {
 			err = fmt.Errorf("virtual status %+v", v.Status.LoadBalancer)
 		}
 		return err

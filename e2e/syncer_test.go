@@ -131,9 +131,14 @@ func TestSyncer(t *testing.T) {
 		}
 	})
 
-	t.Run("network policies and disruption budgets", func(t *testing.T) { testPolicies(t, demo, host) })
-	t.Run("ingress", func(t *testing.T) { testIngress(t, demo, host) })
-	t.Run("persistent volumes", func(t *testing.T) { testVolumes(t, demo, host) })
+	both := map[string]kubernetes.Interface{"demo": demo, "other": other}
+	t.Run("network policies in two tenants", func(t *testing.T) {
+		testNetworkPolicy(t, "demo", "other", demo, host)
+		testNetworkPolicy(t, "other", "demo", other, host)
+	})
+	t.Run("disruption budgets", func(t *testing.T) { testPDB(t, demo, host) })
+	t.Run("ingresses in two tenants", func(t *testing.T) { testIngresses(t, both, host) })
+	t.Run("persistent volumes in two tenants", func(t *testing.T) { testVolumes(t, both, host) })
 	t.Run("imported host classes", func(t *testing.T) { testImportedClasses(t, env, demo, other, host) })
 
 	t.Run("forged kplex labels cannot take over another tenant's host pod", func(t *testing.T) {
