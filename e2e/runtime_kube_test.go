@@ -22,6 +22,8 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"kplex.dev/cli/localenv"
+	"kplex.dev/cli/ports"
+	"kplex.dev/cli/supervise"
 	"kplex.dev/e2e/framework"
 )
 
@@ -29,13 +31,22 @@ import (
 // a VirtualCluster's control plane becomes Deployments, a Service and
 // PodDisruptionBudgets in its host namespace (KWOK "runs" their pods, so
 // the images are never pulled), follows spec changes, scales to zero on
-// pause and back on resume, and is gone after delete.
+// pause and back on resume, and is gone after delete. The apiserver pod's
+// spec is also run for real, as a kubelet would, and reached with
+// `kplexctl connect --port-forward` through the host API server (KWOK
+// forwards the pod's port to that process).
 func TestKubernetesRuntime(t *testing.T) {
+	free, err := ports.Free(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	podPort := free[0]
 	env := framework.Start(t, func(o *localenv.Options) {
 		o.VClusters = []string{}
+		o.PortForwards = []localenv.PortForward{{Namespace: "kplex-k1", Port: 6443, Target: podPort}}
 		o.OperatorArgs = []string{"--runtime=kubernetes", "--image-pull-policy=Never",
 			"--apiserver-image=kplex.local/apiserver:e2e", "--controller-manager-image=kplex.local/controller-manager:e2e",
-			"--scheduler-image=kplex.local/scheduler:e2e", "--control-plane-datastore-endpoints=https://datastore.kplex-system.svc:2379",
+			"--scheduler-image=kplex.local/scheduler:e2e",
 			// The default endpoint is the Service's DNS name, which only the
 			// host cluster's DNS resolves; this machine's resolver is not
 			// ours to query. Nothing listens on loopback port 9: the syncer
@@ -79,7 +90,7 @@ spec:
 	}
 	ctr := api.Spec.Template.Spec.Containers[0]
 	args := strings.Join(ctr.Args, " ")
-	for _, w := range []string{"--etcd-servers=https://datastore.kplex-system.svc:2379", "--bind-address=0.0.0.0", "--advertise-address=$(POD_IP)"} {
+	for _, w := range []string{"--etcd-servers=https://127.0.0.1:", "--bind-address=0.0.0.0", "--advertise-address=$(POD_IP)"} {
 		if !strings.Contains(args, w) {
 			t.Errorf("apiserver args lack %q: %s", w, args)
 		}
@@ -133,6 +144,33 @@ spec:
 			t.Errorf("serving certificate lacks %s: %v", n, cert.DNSNames)
 		}
 	}
+
+	// The apiserver pod's spec serves, and connect --port-forward reaches
+	// it through the host API server.
+	pod := runLikeKubelet(t, env, host, ns, "kplex-apiserver", podPort)
+	pfPath := filepath.Join(t.TempDir(), "port-forward.kubeconfig")
+	stopConnect := startConnect(t, env, name, pfPath)
+	framework.Eventually(t, 90*time.Second, "the tenant API through connect --port-forward", func(ctx context.Context) error {
+		if _, err := os.Stat(pfPath); err != nil {
+			return err
+		}
+		c, err := kubernetes.NewForConfig(framework.RESTConfig(t, pfPath))
+		if err != nil {
+			return err
+		}
+		_, err = c.CoreV1().ConfigMaps("default").Create(ctx, cm("through-port-forward"), metav1.CreateOptions{})
+		if apierrors.IsAlreadyExists(err) {
+			err = nil
+		}
+		return err
+	}, func() string { return supervise.Tail(pod.Spec.LogPath, 10) })
+	if out := stopConnect(); !strings.Contains(out, "forwarding 127.0.0.1:") || !strings.Contains(out, "port-forward stopped") {
+		t.Errorf("connect --port-forward printed:\n%s", out)
+	}
+	if n := tenantKeys(t, env, name); n == 0 {
+		t.Error("the tenant apiserver stored nothing in its datastore keyspace")
+	}
+	pod.Stop(t, 10*time.Second)
 
 	// A lost certificate is reissued and rolls only the component that
 	// mounts it.

@@ -47,7 +47,7 @@ func (k *kwokNodes) components() []component {
 			if err := os.MkdirAll(e.layout.KWOKDir(), 0o755); err != nil {
 				return fmt.Errorf("kwok dir: %w", err)
 			}
-			if err := os.WriteFile(stages, kwokStages, 0o644); err != nil {
+			if err := os.WriteFile(stages, append(kwokStages, portForwardConfig(e.opts.PortForwards)...), 0o644); err != nil {
 				return fmt.Errorf("write kwok stages: %w", err)
 			}
 			return k.ensureNodes(ctx)
@@ -61,6 +61,9 @@ func (k *kwokNodes) components() []component {
 				"--node-ip=127.0.0.1",
 				"--node-lease-duration-seconds=40",
 				"--server-address=127.0.0.1:" + e.port(PortKWOK),
+				// The nodes' kubelet endpoint: the host API server reaches
+				// KWOK there for logs, exec and port-forward.
+				"--node-port=" + e.port(PortKWOK),
 			}, nil, nil
 		},
 		ready:        k.nodesReady,
@@ -138,4 +141,24 @@ func (k *kwokNodes) nodesReady(ctx context.Context) error {
 		return fmt.Errorf("%d of %d nodes Ready", ready, k.e.state.Nodes)
 	}
 	return nil
+}
+
+// portForwardConfig is a KWOK ClusterPortForward per forward.
+func portForwardConfig(fs []PortForward) []byte {
+	var b []byte
+	for i, f := range fs {
+		b = fmt.Appendf(b, `---
+apiVersion: kwok.x-k8s.io/v1alpha1
+kind: ClusterPortForward
+metadata:
+  name: forward-%d
+spec:
+  selector:
+    matchNamespaces: [%q]
+  forwards:
+  - ports: [%d]
+    target: {address: 127.0.0.1, port: %d}
+`, i, f.Namespace, f.Port, f.Target)
+	}
+	return b
 }

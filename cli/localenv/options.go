@@ -75,9 +75,19 @@ type Options struct {
 	// OperatorArgs are appended to kplex-operator's flags (tests: e.g. the
 	// kubernetes runtime, whose control-plane pods KWOK "runs").
 	OperatorArgs []string
+	// PortForwards make KWOK answer port-forwards to pods (through the
+	// host API server, as a kubelet would) with a local port (tests).
+	PortForwards []PortForward
 	// DieWithParent ties every started process to the caller (tests).
 	DieWithParent bool
 	Progress      io.Writer // progress lines; default io.Discard
+}
+
+// PortForward sends port-forwards to Port of any pod in Namespace to
+// 127.0.0.1:Target.
+type PortForward struct {
+	Namespace    string
+	Port, Target int
 }
 
 func (o *Options) defaults() {

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"sigs.k8s.io/yaml"
+
 	"kplex.dev/cli/ports"
 	"kplex.dev/cli/supervise"
 )
@@ -201,4 +203,45 @@ func TestDownStopsEveryPidFile(t *testing.T) {
 
 func listen(port int) (net.Listener, error) {
 	return net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port))
+}
+
+// TestPortForwardConfig: each forward is a KWOK ClusterPortForward for
+// the namespace's pods.
+func TestPortForwardConfig(t *testing.T) {
+	if got := portForwardConfig(nil); len(got) != 0 {
+		t.Errorf("no forwards: %q", got)
+	}
+	got := string(portForwardConfig([]PortForward{{Namespace: "kplex-a", Port: 6443, Target: 31000}, {Namespace: "kplex-b", Port: 443, Target: 31001}}))
+	docs := strings.Split(strings.TrimPrefix(got, "---\n"), "---\n")
+	if len(docs) != 2 {
+		t.Fatalf("%d documents:\n%s", len(docs), got)
+	}
+	for i, want := range []struct {
+		ns           string
+		port, target int
+	}{{"kplex-a", 6443, 31000}, {"kplex-b", 443, 31001}} {
+		var doc struct {
+			Kind string `json:"kind"`
+			Spec struct {
+				Selector struct {
+					MatchNamespaces []string `json:"matchNamespaces"`
+				} `json:"selector"`
+				Forwards []struct {
+					Ports  []int `json:"ports"`
+					Target struct {
+						Address string `json:"address"`
+						Port    int    `json:"port"`
+					} `json:"target"`
+				} `json:"forwards"`
+			} `json:"spec"`
+		}
+		if err := yaml.Unmarshal([]byte(docs[i]), &doc); err != nil {
+			t.Fatalf("document %d: %v\n%s", i, err, docs[i])
+		}
+		f := doc.Spec.Forwards
+		if doc.Kind != "ClusterPortForward" || len(doc.Spec.Selector.MatchNamespaces) != 1 || doc.Spec.Selector.MatchNamespaces[0] != want.ns ||
+			len(f) != 1 || len(f[0].Ports) != 1 || f[0].Ports[0] != want.port || f[0].Target.Address != "127.0.0.1" || f[0].Target.Port != want.target {
+			t.Errorf("document %d: %+v", i, doc)
+		}
+	}
 }

@@ -19,6 +19,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -34,6 +35,7 @@ type Client struct {
 	client.Client
 	Namespace  string
 	kubeconfig string
+	cfg        *rest.Config
 }
 
 func (c *Client) noCRD() error {
@@ -77,7 +79,7 @@ func New(kubeconfig, namespace string) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("host cluster: %w", err)
 	}
-	return &Client{Client: c, Namespace: namespace, kubeconfig: kubeconfig}, nil
+	return &Client{Client: c, Namespace: namespace, kubeconfig: kubeconfig, cfg: cfg}, nil
 }
 
 // Get returns one VirtualCluster, with an error that says what to do when

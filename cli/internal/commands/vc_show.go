@@ -134,16 +134,25 @@ func newDescribe() *cobra.Command {
 
 func newConnect() *cobra.Command {
 	var (
-		h      hostFlags
-		print  bool
-		output string
+		h           hostFlags
+		print       bool
+		output      string
+		portForward bool
+		localPort   int
 	)
 	cmd := &cobra.Command{
 		Use:   "connect NAME",
 		Short: "Write (or print) a virtual cluster's admin kubeconfig",
 		Long: `Fetch the admin kubeconfig the operator keeps for a virtual cluster and
 write it to --output (default <dir>/vclusters/NAME/kubeconfig), or print it
-with --print. Use it with KUBECONFIG=... or kubectl --kubeconfig.`,
+with --print. Use it with KUBECONFIG=... or kubectl --kubeconfig.
+
+With the operator's kubernetes runtime the kubeconfig names an address in
+the host cluster; --port-forward reaches it from here: a local port on
+127.0.0.1 forwarded through the host API server to a ready apiserver pod,
+and a kubeconfig that uses it. It runs until Ctrl-C.`,
+		Example: `  kplexctl connect team-a && export KUBECONFIG=.kplex/vclusters/team-a/kubeconfig
+  kplexctl connect team-a --port-forward --local-port 16443`,
 		Args:              exactlyOneName,
 		ValidArgsFunction: h.completeNames,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -151,29 +160,55 @@ with --print. Use it with KUBECONFIG=... or kubectl --kubeconfig.`,
 			if err != nil {
 				return err
 			}
-			kc, err := c.Kubeconfig(cmd.Context(), args[0])
-			if err != nil {
+			var kc []byte
+			var fw *vcluster.Forward
+			if portForward {
+				if localPort < 0 || localPort > 65535 {
+					return fmt.Errorf("--local-port %d: want 0 (any free port) to 65535", localPort)
+				}
+				if fw, err = c.PortForward(cmd.Context(), args[0], localPort, cmd.ErrOrStderr()); err != nil {
+					return err
+				}
+				kc = fw.Kubeconfig
+			} else if kc, err = c.Kubeconfig(cmd.Context(), args[0]); err != nil {
 				return err
+			}
+			if fw != nil {
+				defer fmt.Fprintln(cmd.ErrOrStderr(), "port-forward stopped")
 			}
 			if print {
-				_, err := cmd.OutOrStdout().Write(kc)
-				return err
+				if _, err := cmd.OutOrStdout().Write(kc); err != nil {
+					return err
+				}
+			} else {
+				path := output
+				if path == "" {
+					path = filepath.Join(dirFlag(cmd), "vclusters", args[0], "kubeconfig")
+					if fw != nil {
+						path = filepath.Join(dirFlag(cmd), "vclusters", args[0], "kubeconfig-port-forward")
+					}
+				}
+				if err := writeKubeconfig(path, kc); err != nil {
+					return err
+				}
+				abs, _ := filepath.Abs(path)
+				fmt.Fprintf(cmd.OutOrStdout(), "export KUBECONFIG=%s\n", abs)
 			}
-			path := output
-			if path == "" {
-				path = filepath.Join(dirFlag(cmd), "vclusters", args[0], "kubeconfig")
+			if fw == nil {
+				return nil
 			}
-			if err := writeKubeconfig(path, kc); err != nil {
-				return err
+			fmt.Fprintf(cmd.ErrOrStderr(), "forwarding 127.0.0.1:%d to %s through the host API server; Ctrl-C to stop\n", fw.LocalPort, fw.Pod)
+			if err := <-fw.Done; err != nil && cmd.Context().Err() == nil {
+				return fmt.Errorf("port-forward to %s ended: %w (run connect again to pick another ready pod)", fw.Pod, err)
 			}
-			abs, _ := filepath.Abs(path)
-			fmt.Fprintf(cmd.OutOrStdout(), "export KUBECONFIG=%s\n", abs)
 			return nil
 		},
 	}
 	h.add(cmd)
 	cmd.Flags().BoolVar(&print, "print", false, "print the kubeconfig instead of writing it")
-	cmd.Flags().StringVarP(&output, "output", "o", "", "file to write (default <dir>/vclusters/NAME/kubeconfig)")
+	cmd.Flags().StringVarP(&output, "output", "o", "", "file to write (default <dir>/vclusters/NAME/kubeconfig, or kubeconfig-port-forward)")
+	cmd.Flags().BoolVar(&portForward, "port-forward", false, "kubernetes runtime: forward a local port to an apiserver pod and use it (runs until Ctrl-C)")
+	cmd.Flags().IntVar(&localPort, "local-port", 0, "with --port-forward: the local port (0: any free one)")
 	return cmd
 }
 
