@@ -75,8 +75,7 @@ func Open(ctx context.Context, wg *sync.WaitGroup, c Config) (server.Backend, st
 	if err := b.Start(ctx); err != nil {
 		return nil, "", fmt.Errorf("start %s backend: %w", c.Kind, err)
 	}
-	// One shared watch, demultiplexed by tenant prefix (demux.go).
-	return newDemux(b), cfg.Scheme, nil
+	return b, cfg.Scheme, nil
 }
 
 func endpoint(c Config) (string, error) {
