@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"strings"
 	"sync"
@@ -39,6 +40,7 @@ import (
 type Options struct {
 	ListenAddress  string
 	MetricsAddress string
+	Profiling      bool
 	TLSCertFile    string
 	TLSKeyFile     string
 	ClientCAFile   string
@@ -71,6 +73,7 @@ Flags:
 	}
 	fs.StringVar(&o.ListenAddress, "listen-address", "127.0.0.1:2379", "host:port of the etcd API (gRPC over mutual TLS)")
 	fs.StringVar(&o.MetricsAddress, "metrics-address", "127.0.0.1:2381", "host:port of /metrics, /healthz and /readyz (plain HTTP)")
+	fs.BoolVar(&o.Profiling, "profiling", false, "serve Go profiles at /debug/pprof/ on --metrics-address")
 	fs.StringVar(&o.TLSCertFile, "tls-cert-file", "", "serving certificate (required)")
 	fs.StringVar(&o.TLSKeyFile, "tls-key-file", "", "serving key (required)")
 	fs.StringVar(&o.ClientCAFile, "client-ca-file", "", "CA that signs tenants' client certificates (required)")
@@ -127,7 +130,7 @@ func Run(ctx context.Context, o Options, log *slog.Logger) error {
 		return fmt.Errorf("listen %s: %w", o.MetricsAddress, err)
 	}
 	var ready atomic.Pointer[revisioner]
-	hs := &http.Server{Handler: healthMux(reg, &ready), ReadHeaderTimeout: 5 * time.Second}
+	hs := &http.Server{Handler: healthMux(reg, &ready, o.Profiling), ReadHeaderTimeout: 5 * time.Second}
 	errc := make(chan error, 2)
 	go func() { errc <- hs.Serve(mlis) }()
 	defer hs.Close()
@@ -235,8 +238,12 @@ type revisioner interface {
 	CurrentRevision(context.Context) (int64, error)
 }
 
-func healthMux(reg *prometheus.Registry, ready *atomic.Pointer[revisioner]) *http.ServeMux {
+func healthMux(reg *prometheus.Registry, ready *atomic.Pointer[revisioner], profiling bool) *http.ServeMux {
 	mux := http.NewServeMux()
+	if profiling {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	}
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok") })
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {
