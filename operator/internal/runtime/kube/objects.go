@@ -75,7 +75,7 @@ func serviceHost(tenant string) string {
 
 // files is what FilesSecret holds for a tenant.
 func files(t runtime.Tenant) (map[string][]byte, error) {
-	out := map[string][]byte{"datastore-ca.crt": t.DatastoreServerCA}
+	out := map[string][]byte{runtime.DatastoreCAFile: t.DatastoreServerCA}
 	server := fmt.Sprintf("https://%s:%d", serviceHost(t.Name), servicePort)
 	for _, id := range []string{tenantpki.ControllerMgr, tenantpki.Scheduler} {
 		b, err := kubeconfig.Encode(kubeconfig.Config{Name: "kplex-" + t.Name, Server: server,
@@ -111,55 +111,29 @@ type component struct {
 
 // components are the tenant's control-plane components, in start order.
 func components(t runtime.Tenant, img Images, datastore []string) ([]component, error) {
-	p := func(key string) string { return pkiFile(key).path() }
-	apiArgs, err := apiservertenant.Flags(apiservertenant.Config{
-		Name:                         t.Name,
-		BindAddress:                  "0.0.0.0",
-		AdvertiseAddress:             "$(POD_IP)",
-		SecurePort:                   APIServerPort,
-		EtcdServers:                  datastore,
-		EtcdCAFile:                   extraFile("datastore-ca.crt").path(),
-		EtcdCertFile:                 p(tenantpki.Datastore + ".crt"),
-		EtcdKeyFile:                  p(tenantpki.Datastore + ".key"),
-		TLSCertFile:                  p(tenantpki.APIServer + ".crt"),
-		TLSKeyFile:                   p(tenantpki.APIServer + ".key"),
-		ClientCAFile:                 p(tenantpki.CA + ".crt"),
-		FrontProxyCAFile:             p(tenantpki.FrontProxyCA + ".crt"),
-		FrontProxyClientCertFile:     p(tenantpki.FrontProxyClient + ".crt"),
-		FrontProxyClientKeyFile:      p(tenantpki.FrontProxyClient + ".key"),
-		ServiceAccountSigningKeyFile: p(tenantpki.SAKey),
-		ServiceAccountKeyFile:        p(tenantpki.SAPub),
-		ServiceClusterIPRange:        t.ServiceCIDR,
-	})
+	file := func(key string) string { return mountDir + "/" + key }
+	apiCfg := runtime.APIServerConfig(t, file, datastore)
+	apiCfg.BindAddress, apiCfg.AdvertiseAddress, apiCfg.SecurePort = "0.0.0.0", "$(POD_IP)", APIServerPort
+	apiArgs, err := apiservertenant.Flags(apiCfg)
 	if err != nil {
 		return nil, fmt.Errorf("tenant %s: apiserver flags: %w", t.Name, err)
 	}
-	cmArgs, err := cmtenant.Flags(cmtenant.Config{
-		Name:                         t.Name,
-		Kubeconfig:                   extraFile(tenantpki.ControllerMgr + ".kubeconfig").path(),
-		BindAddress:                  "0.0.0.0",
-		SecurePort:                   ControllerPort,
-		RootCAFile:                   p(tenantpki.CA + ".crt"),
-		ServiceAccountPrivateKeyFile: p(tenantpki.SAKey),
-		ClusterSigningCertFile:       p(tenantpki.CA + ".crt"),
-		ClusterSigningKeyFile:        p(tenantpki.CA + ".key"),
-		TLSCertFile:                  p(tenantpki.ControllerServe + ".crt"),
-		TLSKeyFile:                   p(tenantpki.ControllerServe + ".key"),
-		LeaderElect:                  t.ControllerManager.ReplicasOr1() > 1,
-	})
+	cmCfg := runtime.ControllerManagerConfig(t, file)
+	cmCfg.BindAddress, cmCfg.SecurePort = "0.0.0.0", ControllerPort
+	cmArgs, err := cmtenant.Flags(cmCfg)
 	if err != nil {
 		return nil, fmt.Errorf("tenant %s: controller-manager flags: %w", t.Name, err)
 	}
 	cs := []component{{
 		name: runtime.APIServer, image: img.APIServer, args: apiArgs, env: apiservertenant.ProcessEnv,
-		mounts: []mount{extraFile("datastore-ca.crt"), pkiFile(tenantpki.Datastore + ".crt"), pkiFile(tenantpki.Datastore + ".key"),
+		mounts: []mount{extraFile(runtime.DatastoreCAFile), pkiFile(tenantpki.Datastore + ".crt"), pkiFile(tenantpki.Datastore + ".key"),
 			pkiFile(tenantpki.APIServer + ".crt"), pkiFile(tenantpki.APIServer + ".key"), pkiFile(tenantpki.CA + ".crt"),
 			pkiFile(tenantpki.FrontProxyCA + ".crt"), pkiFile(tenantpki.FrontProxyClient + ".crt"), pkiFile(tenantpki.FrontProxyClient + ".key"),
 			pkiFile(tenantpki.SAKey), pkiFile(tenantpki.SAPub)},
 		port: APIServerPort, probePath: "/readyz", size: t.APIServer,
 	}, {
 		name: runtime.ControllerManager, image: img.ControllerManager, args: cmArgs, env: cmtenant.ProcessEnv,
-		mounts: []mount{extraFile(tenantpki.ControllerMgr + ".kubeconfig"), pkiFile(tenantpki.CA + ".crt"), pkiFile(tenantpki.CA + ".key"),
+		mounts: []mount{extraFile(runtime.ControllerKubeconfigFile), pkiFile(tenantpki.CA + ".crt"), pkiFile(tenantpki.CA + ".key"),
 			pkiFile(tenantpki.SAKey), pkiFile(tenantpki.ControllerServe + ".crt"), pkiFile(tenantpki.ControllerServe + ".key")},
 		port: ControllerPort, probePath: "/healthz", size: t.ControllerManager,
 	}}
@@ -167,13 +141,13 @@ func components(t runtime.Tenant, img Images, datastore []string) ([]component, 
 		if img.Scheduler == "" {
 			return nil, fmt.Errorf("tenant %s: spec.controlPlane.scheduler.enabled, but the operator has no --scheduler-image", t.Name)
 		}
-		args, err := schedtenant.Flags(schedtenant.Config{Name: t.Name, Kubeconfig: extraFile(tenantpki.Scheduler + ".kubeconfig").path(),
+		args, err := schedtenant.Flags(schedtenant.Config{Name: t.Name, Kubeconfig: extraFile(runtime.SchedulerKubeconfigFile).path(),
 			BindAddress: "0.0.0.0", SecurePort: SchedulerPort, LeaderElect: t.SchedulerSize.ReplicasOr1() > 1})
 		if err != nil {
 			return nil, fmt.Errorf("tenant %s: scheduler flags: %w", t.Name, err)
 		}
 		cs = append(cs, component{name: runtime.Scheduler, image: img.Scheduler, args: args,
-			mounts: []mount{extraFile(tenantpki.Scheduler + ".kubeconfig")}, port: SchedulerPort, probePath: "/healthz", size: t.SchedulerSize})
+			mounts: []mount{extraFile(runtime.SchedulerKubeconfigFile)}, port: SchedulerPort, probePath: "/healthz", size: t.SchedulerSize})
 	}
 	for i := range cs {
 		cs[i].pullPolicy = img.PullPolicy

@@ -88,7 +88,7 @@ func (r *Runtime) commands(t runtime.Tenant, p Ports) ([]command, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("tenant %s: %w", t.Name, err)
 	}
-	files := map[string][]byte{"datastore-ca.crt": t.DatastoreServerCA}
+	files := map[string][]byte{runtime.DatastoreCAFile: t.DatastoreServerCA}
 	for k, v := range t.PKI {
 		files[k] = v
 	}
@@ -109,37 +109,15 @@ func (r *Runtime) commands(t runtime.Tenant, p Ports) ([]command, error) {
 	}
 	stamp := hashFiles(files)
 
-	apiArgs, err := apiservertenant.Flags(apiservertenant.Config{
-		Name:                         t.Name,
-		SecurePort:                   p.APIServer,
-		EtcdServers:                  t.DatastoreEndpoints,
-		EtcdCAFile:                   f("datastore-ca.crt"),
-		EtcdCertFile:                 f(tenantpki.Datastore + ".crt"),
-		EtcdKeyFile:                  f(tenantpki.Datastore + ".key"),
-		TLSCertFile:                  f(tenantpki.APIServer + ".crt"),
-		TLSKeyFile:                   f(tenantpki.APIServer + ".key"),
-		ClientCAFile:                 f(tenantpki.CA + ".crt"),
-		FrontProxyCAFile:             f(tenantpki.FrontProxyCA + ".crt"),
-		FrontProxyClientCertFile:     f(tenantpki.FrontProxyClient + ".crt"),
-		FrontProxyClientKeyFile:      f(tenantpki.FrontProxyClient + ".key"),
-		ServiceAccountSigningKeyFile: f(tenantpki.SAKey),
-		ServiceAccountKeyFile:        f(tenantpki.SAPub),
-		ServiceClusterIPRange:        t.ServiceCIDR,
-	})
+	apiCfg := runtime.APIServerConfig(t, f, t.DatastoreEndpoints)
+	apiCfg.SecurePort = p.APIServer
+	apiArgs, err := apiservertenant.Flags(apiCfg)
 	if err != nil {
 		return nil, fmt.Errorf("tenant %s: apiserver flags: %w", t.Name, err)
 	}
-	cmArgs, err := cmtenant.Flags(cmtenant.Config{
-		Name:                         t.Name,
-		Kubeconfig:                   f(tenantpki.ControllerMgr + ".kubeconfig"),
-		SecurePort:                   p.Controller,
-		RootCAFile:                   f(tenantpki.CA + ".crt"),
-		ServiceAccountPrivateKeyFile: f(tenantpki.SAKey),
-		ClusterSigningCertFile:       f(tenantpki.CA + ".crt"),
-		ClusterSigningKeyFile:        f(tenantpki.CA + ".key"),
-		TLSCertFile:                  f(tenantpki.ControllerServe + ".crt"),
-		TLSKeyFile:                   f(tenantpki.ControllerServe + ".key"),
-	})
+	cmCfg := runtime.ControllerManagerConfig(t, f)
+	cmCfg.SecurePort, cmCfg.LeaderElect = p.Controller, false // one process
+	cmArgs, err := cmtenant.Flags(cmCfg)
 	if err != nil {
 		return nil, fmt.Errorf("tenant %s: controller-manager flags: %w", t.Name, err)
 	}
@@ -148,7 +126,7 @@ func (r *Runtime) commands(t runtime.Tenant, p Ports) ([]command, error) {
 		{component: Controller, binary: "kplex-controller-manager", args: cmArgs, env: cmtenant.ProcessEnv},
 	}
 	if t.Scheduler {
-		schedArgs, err := schedtenant.Flags(schedtenant.Config{Name: t.Name, Kubeconfig: f(tenantpki.Scheduler + ".kubeconfig"), SecurePort: p.Scheduler})
+		schedArgs, err := schedtenant.Flags(schedtenant.Config{Name: t.Name, Kubeconfig: f(runtime.SchedulerKubeconfigFile), SecurePort: p.Scheduler})
 		if err != nil {
 			return nil, fmt.Errorf("tenant %s: scheduler flags: %w", t.Name, err)
 		}
