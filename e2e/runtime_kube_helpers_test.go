@@ -75,16 +75,9 @@ func runLikeKubelet(t *testing.T, env *framework.Env, host kubernetes.Interface,
 		}
 		args = append(args, a)
 	}
-	p := &framework.Process{Spec: supervise.Spec{
+	p := framework.Run(t, supervise.Spec{
 		Name: "pod-" + deployment, Path: filepath.Join(framework.BinDir(t), ctr.Command[0]), Args: args, Env: envs, DieWithParent: true,
 		LogPath: filepath.Join(env.Dir, "logs", "pod-"+deployment+".log"), PidPath: filepath.Join(dir, "pod.pid"),
-	}}
-	p.Start(t)
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("---- last lines of pod %s ----\n%s", deployment, supervise.Tail(p.Spec.LogPath, 30))
-		}
-		_ = supervise.Stop(p.Spec.PidPath, 10*time.Second)
 	})
 	return p
 }

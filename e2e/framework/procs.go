@@ -20,16 +20,23 @@ type Process struct {
 // stops it at cleanup (printing its log tail if the test failed).
 func StartProcess(t *testing.T, dir, name, binary string, args ...string) *Process {
 	t.Helper()
-	p := &Process{Spec: supervise.Spec{
+	return Run(t, supervise.Spec{
 		Name: name, Path: filepath.Join(BinDir(t), binary), Args: args, DieWithParent: true,
 		LogPath: filepath.Join(dir, name+".log"), PidPath: filepath.Join(dir, name+".pid"),
-	}}
+	})
+}
+
+// Run starts a process from its spec and stops it at cleanup (printing
+// its log tail if the test failed).
+func Run(t *testing.T, spec supervise.Spec) *Process {
+	t.Helper()
+	p := &Process{Spec: spec}
 	p.Start(t)
 	t.Cleanup(func() {
 		if t.Failed() {
-			t.Logf("---- last lines of %s ----\n%s", name, supervise.Tail(p.Spec.LogPath, 40))
+			t.Logf("---- last lines of %s ----\n%s", spec.Name, supervise.Tail(spec.LogPath, 40))
 		}
-		_ = supervise.Stop(p.Spec.PidPath, 10*time.Second)
+		_ = supervise.Stop(spec.PidPath, 10*time.Second)
 	})
 	return p
 }

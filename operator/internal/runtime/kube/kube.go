@@ -229,10 +229,9 @@ func (r *Runtime) apply(ctx context.Context, want client.Object, set func(cur, w
 // Ready reports ready when each component's Deployment has rolled out
 // its current spec and has at least one available replica.
 func (r *Runtime) Ready(ctx context.Context, tenant string) error {
-	var list appsv1.DeploymentList
-	if err := r.Client.List(ctx, &list, client.InNamespace(naming.HostNamespace(tenant)), client.MatchingLabels{naming.LabelTenant: tenant},
-		client.HasLabels{naming.LabelComponent}); err != nil {
-		return fmt.Errorf("tenant %s: list deployments: %w", tenant, err)
+	list, err := r.deployments(ctx, tenant)
+	if err != nil {
+		return err
 	}
 	found := map[string]bool{}
 	var problems []string
@@ -266,6 +265,16 @@ func (r *Runtime) Ready(ctx context.Context, tenant string) error {
 	return nil
 }
 
+// deployments are the tenant's control-plane Deployments (from the cache).
+func (r *Runtime) deployments(ctx context.Context, tenant string) (*appsv1.DeploymentList, error) {
+	var list appsv1.DeploymentList
+	if err := r.Client.List(ctx, &list, client.InNamespace(naming.HostNamespace(tenant)), client.MatchingLabels{naming.LabelTenant: tenant},
+		client.HasLabels{naming.LabelComponent}); err != nil {
+		return nil, fmt.Errorf("tenant %s: list deployments: %w", tenant, err)
+	}
+	return &list, nil
+}
+
 // progressMessage is the Deployment's reason for not progressing.
 func progressMessage(d appsv1.Deployment) string {
 	for _, c := range d.Status.Conditions {
@@ -279,10 +288,9 @@ func progressMessage(d appsv1.Deployment) string {
 // Stop scales every component to zero and keeps the objects (pause).
 // The next Ensure restores the replicas.
 func (r *Runtime) Stop(ctx context.Context, tenant string) error {
-	var list appsv1.DeploymentList
-	if err := r.Client.List(ctx, &list, client.InNamespace(naming.HostNamespace(tenant)), client.MatchingLabels{naming.LabelTenant: tenant},
-		client.HasLabels{naming.LabelComponent}); err != nil {
-		return fmt.Errorf("tenant %s: list deployments: %w", tenant, err)
+	list, err := r.deployments(ctx, tenant)
+	if err != nil {
+		return err
 	}
 	for i := range list.Items {
 		d := &list.Items[i]
