@@ -2,9 +2,11 @@ package e2e
 
 import (
 	"context"
+	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -148,6 +150,12 @@ spec:
 	// The apiserver pod's spec serves, and connect --port-forward reaches
 	// it through the host API server.
 	pod := runLikeKubelet(t, env, host, ns, "kplex-apiserver", podPort)
+	// A kubelet marks the pod Ready only once it serves: wait for that
+	// before connecting (a port-forward ends at its first refused dial).
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(pkiSecret.Data["ca.crt"])
+	pod.WaitHTTP(t, fmt.Sprintf("https://127.0.0.1:%d/readyz", podPort), &http.Client{Timeout: 2 * time.Second,
+		Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}}}, 90*time.Second)
 	pfPath := filepath.Join(t.TempDir(), "port-forward.kubeconfig")
 	stopConnect := startConnect(t, env, name, pfPath)
 	framework.Eventually(t, 90*time.Second, "the tenant API through connect --port-forward", func(ctx context.Context) error {
