@@ -6,6 +6,7 @@ package backend
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -75,7 +76,11 @@ func Open(ctx context.Context, wg *sync.WaitGroup, c Config) (server.Backend, st
 	if err := b.Start(ctx); err != nil {
 		return nil, "", fmt.Errorf("start %s backend: %w", c.Kind, err)
 	}
-	return b, cfg.Scheme, nil
+	rb, err := withRangeWatch(b)
+	if err != nil {
+		slog.Warn("watches will read every tenant's history", "backend", c.Kind, "err", err)
+	}
+	return rb, cfg.Scheme, nil
 }
 
 func endpoint(c Config) (string, error) {

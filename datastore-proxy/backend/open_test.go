@@ -6,6 +6,10 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/k3s-io/kine/pkg/server"
+
+	"kplex.dev/datastore-proxy/tenantbackend"
 )
 
 func TestBadConfigsGiveClearErrors(t *testing.T) {
@@ -32,4 +36,65 @@ func TestBadConfigsGiveClearErrors(t *testing.T) {
 			}
 		})
 	}
+}
+
+// The SQL backends watch one key range: a watch's catch-up and live events
+// hold only its range's keys (kine's own Watch reads every key).
+func TestSQLiteWatchesOneRange(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
+	b, _, err := Open(ctx, &wg, Config{Kind: "sqlite", DataDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rw, ok := b.(tenantbackend.RangeWatcher)
+	if !ok {
+		t.Fatalf("the sqlite backend (%T) cannot watch a key range", b)
+	}
+	put := func(key string) int64 {
+		t.Helper()
+		rev, err := b.Create(ctx, key, []byte("v"), 0)
+		if err != nil {
+			t.Fatalf("create %s: %v", key, err)
+		}
+		return rev
+	}
+	start := put("/a/1")
+	put("/b/1")
+	put("/a/2")
+	w := rw.WatchRange(ctx, "/a/", "/a0", start)
+	got := keys(t, w.Eventc, 2)
+	put("/b/2")
+	put("/a/3")
+	got = append(got, keys(t, w.Eventc, 1)...)
+	if want := "/a/1 /a/2 /a/3"; strings.Join(got, " ") != want {
+		t.Fatalf("watch of /a/ from revision %d saw %v, want %s", start, got, want)
+	}
+	single := rw.WatchRange(ctx, "/b/1", "", start)
+	if got := keys(t, single.Eventc, 1); got[0] != "/b/1" {
+		t.Fatalf("watch of the single key /b/1 saw %v", got)
+	}
+}
+
+// keys reads n events' keys from c, skipping batches with none.
+func keys(t *testing.T, c <-chan server.EventBatch, n int) []string {
+	t.Helper()
+	var out []string
+	timeout := time.After(10 * time.Second)
+	for len(out) < n {
+		select {
+		case batch, ok := <-c:
+			if !ok {
+				t.Fatalf("watch closed after %v", out)
+			}
+			for _, ev := range batch.Events {
+				out = append(out, ev.KV.Key)
+			}
+		case <-timeout:
+			t.Fatalf("got %v, waited for %d events", out, n)
+		}
+	}
+	return out
 }

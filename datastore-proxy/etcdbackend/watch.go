@@ -10,12 +10,13 @@ import (
 
 // Watch streams every change from revision (0: from now) on.
 func (b *Backend) Watch(ctx context.Context, revision int64) server.WatchResult {
-	return b.WatchPrefix(ctx, "", revision)
+	return b.WatchRange(ctx, "\x00", "\x00", revision)
 }
 
-// WatchPrefix streams the changes of keys under prefix: tenants watch only
-// their own space, so etcd sends each watcher its tenant's events alone.
-func (b *Backend) WatchPrefix(ctx context.Context, prefix string, revision int64) server.WatchResult {
+// WatchRange streams the changes of keys in [key, end) (end "": the single
+// key): tenants watch only the range their watch asked for, inside their own
+// space, so etcd sends each watcher those events alone.
+func (b *Backend) WatchRange(ctx context.Context, key, end string, revision int64) server.WatchResult {
 	eventc := make(chan server.EventBatch, 100)
 	errc := make(chan error, 1)
 	cur, err := b.CurrentRevision(ctx)
@@ -25,11 +26,8 @@ func (b *Backend) WatchPrefix(ctx context.Context, prefix string, revision int64
 		return server.WatchResult{Eventc: eventc, Errorc: errc}
 	}
 	opts := []clientv3.OpOption{clientv3.WithPrevKV(), clientv3.WithProgressNotify()}
-	if prefix == "" {
-		opts = append(opts, clientv3.WithFromKey())
-		prefix = "\x00"
-	} else {
-		opts = append(opts, clientv3.WithPrefix())
+	if end != "" {
+		opts = append(opts, clientv3.WithRange(end))
 	}
 	if revision > 0 {
 		opts = append(opts, clientv3.WithRev(revision))
@@ -37,7 +35,7 @@ func (b *Backend) WatchPrefix(ctx context.Context, prefix string, revision int64
 		opts = append(opts, clientv3.WithRev(cur+1))
 	}
 	wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
-	wc := b.c.Watch(wctx, prefix, opts...)
+	wc := b.c.Watch(wctx, key, opts...)
 
 	// A watch from a compacted revision fails on its first response.
 	if revision > 0 {

@@ -125,18 +125,26 @@ func (b *Backend) Update(ctx context.Context, key string, value []byte, revision
 	return rev, b.own(kv), ok, err
 }
 
-// PrefixWatcher is implemented by shared backends that can watch one key
-// prefix (etcd): a tenant's watch then carries only its own events instead
-// of everyone's, filtered here.
-type PrefixWatcher interface {
-	WatchPrefix(ctx context.Context, prefix string, revision int64) server.WatchResult
+// RangeWatcher is implemented by shared backends that can watch one key
+// range (etcd, the SQL backends): a tenant's watch then reads and carries
+// only the events of the range it asked for (watchrange.go), instead of
+// everyone's, filtered here.
+type RangeWatcher interface {
+	// WatchRange streams the changes of stored keys in [key, end) (end "":
+	// the single key) after revision, like Backend.Watch.
+	WatchRange(ctx context.Context, key, end string, revision int64) server.WatchResult
 }
 
 // Watch streams the tenant's changes after revision.
 func (b *Backend) Watch(ctx context.Context, revision int64) server.WatchResult {
 	var in server.WatchResult
-	if pw, ok := b.inner.(PrefixWatcher); ok {
-		in = pw.WatchPrefix(ctx, b.space.Prefix(), revision)
+	r, known := popWatchRange(ctx, revision)
+	if rw, ok := b.inner.(RangeWatcher); ok {
+		key, end := b.space.Range("", "")
+		if known {
+			key, end = b.space.Range(r.Key, r.End)
+		}
+		in = rw.WatchRange(ctx, key, end, revision)
 	} else {
 		in = b.inner.Watch(ctx, revision)
 	}
