@@ -14,11 +14,15 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 
+	"kplex.dev/api/naming"
 	"kplex.dev/cli/localenv"
 	"kplex.dev/cli/pki"
 	"kplex.dev/e2e/framework"
@@ -193,4 +197,69 @@ func checkDedicated(t *testing.T, host kubernetes.Interface, node, tenant string
 	if mine == 0 {
 		t.Errorf("%s has no host pods", tenant)
 	}
+}
+
+// checkSyncedResources: t4 syncs disruption budgets only
+// (spec.sync.resources), t1 every optional resource (the default): a
+// NetworkPolicy reaches the host from t1, not from t4.
+func checkSyncedResources(t *testing.T, host kubernetes.Interface, clients map[string]kubernetes.Interface) {
+	t.Helper()
+	ctx := context.Background()
+	np := &networkingv1.NetworkPolicy{ObjectMeta: metav1.ObjectMeta{Name: "deny-all"}, Spec: networkingv1.NetworkPolicySpec{PolicyTypes: []networkingv1.PolicyType{networkingv1.PolicyTypeIngress}}}
+	one := intstr.FromInt32(1)
+	pdb := &policyv1.PodDisruptionBudget{ObjectMeta: metav1.ObjectMeta{Name: "web"}, Spec: policyv1.PodDisruptionBudgetSpec{MinAvailable: &one, Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "web"}}}}
+	for _, n := range []string{"t1", "t4"} {
+		if _, err := clients[n].NetworkingV1().NetworkPolicies("default").Create(ctx, np, metav1.CreateOptions{}); err != nil {
+			t.Fatalf("%s: %v", n, err)
+		}
+		if _, err := clients[n].PolicyV1().PodDisruptionBudgets("default").Create(ctx, pdb, metav1.CreateOptions{}); err != nil {
+			t.Fatalf("%s: %v", n, err)
+		}
+	}
+	hostObjs := func(tenant string) func() string {
+		return func() string {
+			nps, _ := host.NetworkingV1().NetworkPolicies(naming.HostNamespace(tenant)).List(ctx, metav1.ListOptions{})
+			pdbs, _ := host.PolicyV1().PodDisruptionBudgets(naming.HostNamespace(tenant)).List(ctx, metav1.ListOptions{})
+			return fmt.Sprintf("%s's host NetworkPolicies %d, PodDisruptionBudgets %d", tenant, len(nps.Items), len(pdbs.Items))
+		}
+	}
+	for _, n := range []string{"t1", "t4"} {
+		framework.Eventually(t, 30*time.Second, n+": the PodDisruptionBudget on the host", func(ctx context.Context) error {
+			_, err := host.PolicyV1().PodDisruptionBudgets(naming.HostNamespace(n)).Get(ctx, naming.HostName("default", "web"), metav1.GetOptions{})
+			return err
+		}, hostObjs(n))
+	}
+	framework.Eventually(t, 30*time.Second, "t1: the NetworkPolicy on the host", func(ctx context.Context) error {
+		_, err := host.NetworkingV1().NetworkPolicies(naming.HostNamespace("t1")).Get(ctx, naming.HostName("default", "deny-all"), metav1.GetOptions{})
+		return err
+	}, hostObjs("t1"))
+	// t4 got its budget, created after the policy; give it a moment more.
+	time.Sleep(2 * time.Second)
+	if nps, err := host.NetworkingV1().NetworkPolicies(naming.HostNamespace("t4")).List(ctx, metav1.ListOptions{}); err != nil || len(nps.Items) != 0 {
+		t.Errorf("t4 does not sync NetworkPolicies, yet the host has %d (err %v)", len(nps.Items), err)
+	}
+}
+
+// checkExport: t3's spec exports its Service web as e2e-exports/t3-web;
+// the export carries web's two pods.
+func checkExport(t *testing.T, host, t3 kubernetes.Interface) {
+	t.Helper()
+	svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "web"}, Spec: corev1.ServiceSpec{
+		Selector: map[string]string{"app": "web"}, Ports: []corev1.ServicePort{{Name: "http", Port: 80}}}}
+	if _, err := t3.CoreV1().Services("default").Create(context.Background(), svc, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	framework.Eventually(t, 45*time.Second, "t3's web exported with its 2 pods", func(ctx context.Context) error {
+		if _, err := host.CoreV1().Services("e2e-exports").Get(ctx, "t3-web", metav1.GetOptions{}); err != nil {
+			return err
+		}
+		ep, err := host.CoreV1().Endpoints("e2e-exports").Get(ctx, "t3-web", metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		if len(ep.Subsets) != 1 || len(ep.Subsets[0].Addresses) != 2 {
+			return fmt.Errorf("exported endpoints %+v", ep.Subsets)
+		}
+		return nil
+	}, nil)
 }

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/dynamic"
@@ -40,7 +41,18 @@ func TestLifecycle(t *testing.T) {
   dedicatedNodes:
     nodeSelector: {e2e.kplex.dev/pool: t4}
     tolerations: [{key: e2e.kplex.dev/dedicated, operator: Equal, value: t4, effect: NoSchedule}]
+sync:
+  resources: [poddisruptionbudgets]
 `), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	// t3 exports its Service web into a host namespace (removed with t3).
+	if _, err := host.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "e2e-exports"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	exportSpec := filepath.Join(t.TempDir(), "t3.yaml")
+	if err := os.WriteFile(exportSpec, []byte("networking:\n  exportServices: [{from: {namespace: default, name: web}, to: {namespace: e2e-exports, name: t3-web}}]\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 
@@ -51,8 +63,11 @@ func TestLifecycle(t *testing.T) {
 	outs := make([]string, len(names))
 	for i, n := range names {
 		args := []string{"create", n, "--wait", "--timeout", "3m"}
-		if n == "t4" {
+		switch n {
+		case "t4":
 			args = append(args, "-f", manifest)
+		case "t3":
+			args = append(args, "-f", exportSpec)
 		}
 		wg.Go(func() { outs[i], errs[i] = kplexctl(t, env, args...) })
 	}
@@ -90,6 +105,8 @@ func TestLifecycle(t *testing.T) {
 		}, describeSync(env, t, n))
 	}
 	checkDedicated(t, host, dedicated, "t4")
+	checkSyncedResources(t, host, clients)
+	checkExport(t, host, clients["t3"])
 	if _, err := clients["t1"].CoreV1().Namespaces().Get(ctx, "t2-only", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
 		t.Fatalf("unexpected: %v", err)
 	}
@@ -164,6 +181,12 @@ func testDelete(t *testing.T, env *framework.Env, host kubernetes.Interface, cli
 	}
 	if n := tenantKeys(t, env, "t3"); n != 0 {
 		t.Errorf("t3 still has %d datastore keys", n)
+	}
+	if _, err := host.CoreV1().Services("e2e-exports").Get(ctx, "t3-web", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("t3's exported service: %v, want gone", err)
+	}
+	if _, err := host.CoreV1().Endpoints("e2e-exports").Get(ctx, "t3-web", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("t3's exported endpoints: %v, want gone", err)
 	}
 	for _, c := range []string{"apiserver", "controller-manager"} {
 		if st, _, _ := supervise.Inspect(env.Layout.Pid("vc-t3-" + c)); st != supervise.Absent {

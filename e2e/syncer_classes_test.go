@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -24,11 +23,7 @@ import (
 // when the host's go.
 func testImportedClasses(t *testing.T, env *framework.Env, demo, other, host kubernetes.Interface) {
 	ctx := context.Background()
-	abs := func(vc string) string {
-		p, _ := filepath.Abs(env.Layout.VClusterComponentKubeconfig(vc, "syncer"))
-		return p
-	}
-	reg := fmt.Sprintf("tenants:\n- name: demo\n  kubeconfig: %s\n  importStorageClasses: true\n  importIngressClasses: true\n- name: other\n  kubeconfig: %s\n", abs("demo"), abs("other"))
+	reg := fmt.Sprintf("tenants:\n- name: demo\n  kubeconfig: %s\n  importStorageClasses: true\n  importIngressClasses: true\n- name: other\n  kubeconfig: %s\n", syncerKubeconfig(env, "demo"), syncerKubeconfig(env, "other"))
 	if err := os.WriteFile(env.Layout.SyncerTenants(), []byte(reg), 0o644); err != nil {
 		t.Fatal(err)
 	}

@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
@@ -148,4 +149,14 @@ func describeSync(env *framework.Env, t *testing.T, tenant string) func() string
 		list("host", env.Host(t), naming.HostNamespace(tenant))
 		return b.String()
 	}
+}
+
+// syncerKubeconfig is the absolute path of the shard's kubeconfig for a
+// virtual cluster, for registry files the tests write.
+func syncerKubeconfig(env *framework.Env, vc string) string {
+	p, err := filepath.Abs(env.Layout.VClusterComponentKubeconfig(vc, "syncer"))
+	if err != nil {
+		panic(err)
+	}
+	return p
 }

@@ -111,6 +111,7 @@ func TestSyncer(t *testing.T) {
 		}, nil)
 	})
 
+	t.Run("service exported into a host namespace", func(t *testing.T) { testServiceExport(t, env, demo, host) })
 	t.Run("service kinds", func(t *testing.T) { testServiceKinds(t, demo, host) })
 
 	t.Run("configmap, secret and service-account token", func(t *testing.T) {
@@ -140,6 +141,7 @@ func TestSyncer(t *testing.T) {
 	t.Run("ingresses in two tenants", func(t *testing.T) { testIngresses(t, both, host) })
 	t.Run("persistent volumes in two tenants", func(t *testing.T) { testVolumes(t, both, host) })
 	t.Run("imported host classes", func(t *testing.T) { testImportedClasses(t, env, demo, other, host) })
+	t.Run("optional resources turned off and on", func(t *testing.T) { testResourcesTurnedOff(t, env, demo, host) })
 
 	t.Run("forged kplex labels cannot take over another tenant's host pod", func(t *testing.T) {
 		before, err := hostPods(ctx, host, "demo", ns, "web")

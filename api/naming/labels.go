@@ -18,6 +18,11 @@ const (
 	// carry LabelTenant but never LabelManaged, so the syncer (relay,
 	// patrol) and pause never take them for synced tenant objects.
 	LabelComponent = Domain + "/component"
+	// LabelExportedBy marks a host Service (and its Endpoints) that
+	// exports a tenant's Service into a host namespace: the value is the
+	// tenant. Never LabelManaged: they live outside the tenant's host
+	// namespace, and only the tenant's shard and its deletion touch them.
+	LabelExportedBy = Domain + "/exported-by"
 	// AnnotationNamespace and AnnotationName are the virtual identity.
 	AnnotationNamespace = Domain + "/namespace"
 	AnnotationName      = Domain + "/name"

@@ -28,6 +28,50 @@ type Tenant struct {
 	// tenant's own keys) and the tolerations are added.
 	NodeSelector map[string]string   `json:"nodeSelector,omitempty"`
 	Tolerations  []corev1.Toleration `json:"tolerations,omitempty"`
+	// Resources are the optional resources synced besides pods, services,
+	// endpoints, configmaps and secrets (OptionalResources). Absent: all
+	// of them (a registration written by hand); an empty list: none.
+	Resources *[]string `json:"resources,omitempty"`
+	// ExportServices make tenant Services reachable in host namespaces: a
+	// selector-less host Service with the tenant Service's ports, whose
+	// Endpoints follow the tenant's (its pods' host addresses).
+	ExportServices []ServiceExport `json:"exportServices,omitempty"`
+}
+
+// ServiceExport exports the tenant Service From as the host Service To.
+type ServiceExport struct {
+	From ServiceRef `json:"from"`
+	To   ServiceRef `json:"to"`
+}
+
+// ServiceRef names a Service.
+type ServiceRef struct {
+	Namespace string `json:"namespace"`
+	Name      string `json:"name"`
+}
+
+// The optional resources a tenant can sync (Tenant.Resources).
+const (
+	PersistentVolumeClaims = "persistentvolumeclaims"
+	Ingresses              = "ingresses"
+	NetworkPolicies        = "networkpolicies"
+	PodDisruptionBudgets   = "poddisruptionbudgets"
+)
+
+// OptionalResources are the values Tenant.Resources may hold.
+var OptionalResources = []string{PersistentVolumeClaims, Ingresses, NetworkPolicies, PodDisruptionBudgets}
+
+// Syncs reports whether the tenant syncs an optional resource.
+func (t Tenant) Syncs(resource string) bool {
+	if t.Resources == nil {
+		return true
+	}
+	for _, r := range *t.Resources {
+		if r == resource {
+			return true
+		}
+	}
+	return false
 }
 
 // Sync modes of ConfigMaps and Secrets.

@@ -24,9 +24,15 @@ type SyncSpec struct {
 	Secrets string `json:"secrets,omitempty"`
 
 	// Resources are the optional resources to sync besides pods,
-	// services, endpoints, configmaps and secrets.
+	// services, endpoints, configmaps and secrets: the list is complete
+	// (a resource left out is not synced, and its host copies are removed;
+	// host claims, which hold data, are kept until the tenant is deleted).
+	// storageclasses and ingressclasses import the host's classes
+	// read-only. Default: claims, ingresses, network policies and
+	// disruption budgets.
 	//
 	// +kubebuilder:validation:items:Enum=persistentvolumeclaims;ingresses;networkpolicies;poddisruptionbudgets;storageclasses;ingressclasses
+	// +kubebuilder:default={persistentvolumeclaims,ingresses,networkpolicies,poddisruptionbudgets}
 	// +listType=set
 	// +optional
 	Resources []string `json:"resources,omitempty"`
@@ -43,7 +49,12 @@ type NetworkingSpec struct {
 	// +listType=atomic
 	// +optional
 	ImportHostServices []ServiceMapping `json:"importHostServices,omitempty"`
-	// ExportServices makes tenant services visible in a host namespace.
+	// ExportServices makes tenant services (From: in the tenant) reachable
+	// in a host namespace (To: it must exist, and not be a tenant's host
+	// namespace): a selector-less host Service with the tenant Service's
+	// ports, whose Endpoints are the addresses of the tenant's pods. A
+	// host Service of that name that is not this tenant's export is left
+	// alone (a warning event on the tenant's Service).
 	// +listType=atomic
 	// +optional
 	ExportServices []ServiceMapping `json:"exportServices,omitempty"`

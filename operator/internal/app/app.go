@@ -132,6 +132,7 @@ func Run(ctx context.Context, o Options, log *slog.Logger) error {
 	defer shards.Close()
 	r := &controller.Reconciler{
 		Client:             mgr.GetClient(),
+		Reader:             mgr.GetAPIReader(),
 		Runtime:            rt,
 		Syncer:             registry.Syncer{Dir: o.SyncerTenantsDir},
 		Quotas:             &registry.Quotas{Path: o.DatastoreLimits},

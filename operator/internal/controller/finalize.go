@@ -9,6 +9,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
@@ -56,6 +57,9 @@ func (r *Reconciler) finalize(ctx context.Context, log *slog.Logger, vc *v1alpha
 		log.Info("datastore keys deleted", "keys", n)
 	}
 	if err := r.Quotas.Delete(vc.Name); err != nil {
+		return ctrl.Result{}, err
+	}
+	if err := r.removeExports(ctx, vc.Name); err != nil {
 		return ctrl.Result{}, err
 	}
 	// The admin kubeconfig is owned by the VirtualCluster, but the host's
@@ -108,4 +112,32 @@ func (r *Reconciler) purgeIdentity(tenant string) datastore.Tenant {
 		t.KeyPEM, _ = kp.KeyPEM()
 	}
 	return t
+}
+
+// removeExports deletes the tenant's service exports (host Services and
+// Endpoints labeled as exported by it, in any namespace): they live outside
+// its host namespace.
+func (r *Reconciler) removeExports(ctx context.Context, tenant string) error {
+	sel := client.MatchingLabels{naming.LabelExportedBy: tenant}
+	var svcs corev1.ServiceList
+	if err := r.Reader.List(ctx, &svcs, sel); err != nil {
+		return fmt.Errorf("list the tenant's exported services: %w", err)
+	}
+	var eps corev1.EndpointsList
+	if err := r.Reader.List(ctx, &eps, sel); err != nil {
+		return fmt.Errorf("list the tenant's exported endpoints: %w", err)
+	}
+	objs := make([]client.Object, 0, len(svcs.Items)+len(eps.Items))
+	for i := range svcs.Items {
+		objs = append(objs, &svcs.Items[i])
+	}
+	for i := range eps.Items {
+		objs = append(objs, &eps.Items[i])
+	}
+	for _, o := range objs {
+		if err := r.Client.Delete(ctx, o, client.Preconditions{UID: ptr.To(o.GetUID())}); err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
+			return fmt.Errorf("delete export %s/%s: %w", o.GetNamespace(), o.GetName(), err)
+		}
+	}
+	return nil
 }

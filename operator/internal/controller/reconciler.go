@@ -53,7 +53,10 @@ const Resync = 10 * time.Second
 
 // Reconciler reconciles VirtualClusters.
 type Reconciler struct {
-	Client   client.Client
+	Client client.Client
+	// Reader reads the host uncached: objects the operator does not keep
+	// in its cache (a tenant's service exports, in any namespace).
+	Reader   client.Reader
 	Runtime  runtime.Runtime
 	Syncer   registry.Syncer
 	Quotas   *registry.Quotas

@@ -16,6 +16,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	"kplex.dev/api/naming"
+	apiregistry "kplex.dev/api/registry"
 	"kplex.dev/api/v1alpha1"
 	"kplex.dev/cli/kubeconfig"
 	"kplex.dev/operator/internal/datastore"
@@ -274,13 +275,22 @@ func (s *run) syncer(ctx context.Context) (bool, error) {
 				Value: tol.Value, Effect: corev1.TaintEffect(tol.Effect)})
 		}
 	}
+	synced := []string{} // listed, even when empty: absent would mean all
 	for _, res := range sp.Resources {
 		switch res {
 		case "storageclasses":
 			t.ImportStorageClasses = true
 		case "ingressclasses":
 			t.ImportIngressClasses = true
+		default:
+			synced = append(synced, res)
 		}
+	}
+	t.Resources = &synced
+	for _, e := range s.vc.Spec.Networking.ExportServices {
+		t.ExportServices = append(t.ExportServices, apiregistry.ServiceExport{
+			From: apiregistry.ServiceRef{Namespace: e.From.Namespace, Name: e.From.Name},
+			To:   apiregistry.ServiceRef{Namespace: e.To.Namespace, Name: e.To.Name}})
 	}
 	wrote, err := s.r.Syncer.Register(t, kc)
 	if err != nil {
@@ -313,8 +323,8 @@ func (s *run) supported(context.Context) (bool, error) {
 		missing = append(missing, "spec.tenancy.privateNodes (workloads in another cluster)")
 	}
 	n := s.vc.Spec.Networking
-	if len(n.ImportHostServices)+len(n.ExportServices)+len(n.TenantServices) > 0 {
-		missing = append(missing, "spec.networking (service imports, exports and tenant mappings)")
+	if len(n.ImportHostServices)+len(n.TenantServices) > 0 {
+		missing = append(missing, "spec.networking.importHostServices and tenantServices (exportServices is supported)")
 	}
 	if len(missing) == 0 {
 		return true, nil

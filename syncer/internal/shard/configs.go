@@ -65,6 +65,9 @@ func (s *tenantSyncer) used(kind, ns, name string) (bool, error) {
 	if err != nil || len(objs) > 0 {
 		return len(objs) > 0, err
 	}
+	if s.ingIndex == nil { // ingresses not synced
+		return false, nil
+	}
 	objs, err = s.ingIndex.ByIndex(indexRefs, id)
 	return len(objs) > 0, err
 }

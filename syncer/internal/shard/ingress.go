@@ -17,6 +17,11 @@ import (
 // Secrets translated, class mapped), makes sure its TLS Secrets are on the
 // host, and mirrors the host's load-balancer status back.
 func (s *tenantSyncer) syncIngress(ctx context.Context, ns, name string) error {
+	hc := s.host.NetworkingV1().Ingresses(s.hostNS)
+	cur := s.hostObjs.Get(hostcache.Ingresses, ns, name)
+	if s.ingresses == nil { // not synced: no host copy
+		return syncCopy[*networkingv1.Ingress](ctx, hc, s.fieldManager, cur, nil, false)
+	}
 	v, err := s.ingresses.Ingresses(ns).Get(name)
 	if err != nil && !apierrors.IsNotFound(err) {
 		return err
@@ -31,8 +36,7 @@ func (s *tenantSyncer) syncIngress(ctx context.Context, ns, name string) error {
 		}
 		want = s.tr.Ingress(v, s.cfg.IngressClasses)
 	}
-	cur := s.hostObjs.Get(hostcache.Ingresses, ns, name)
-	if err := syncCopy(ctx, s.host.NetworkingV1().Ingresses(s.hostNS), s.fieldManager, cur, want, wanted); err != nil {
+	if err := syncCopy(ctx, hc, s.fieldManager, cur, want, wanted); err != nil {
 		return err
 	}
 	h, ok := cur.(*networkingv1.Ingress)

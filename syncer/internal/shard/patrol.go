@@ -63,6 +63,7 @@ func (s *tenantSyncer) patrol(ctx context.Context, every time.Duration) {
 
 func (s *tenantSyncer) patrolPass() {
 	s.enqueueClasses()
+	s.enqueueExports()
 	visit := func(k key) {
 		s.drift.Store(k, struct{}{})
 		s.queue.Add(k)
@@ -78,24 +79,34 @@ func (s *tenantSyncer) patrolPass() {
 			visit(key{kindService, v.Namespace, v.Name})
 		}
 	}
-	if nps, err := s.netpols.List(everything); err == nil {
-		for _, v := range nps {
-			visit(key{kindNetPol, v.Namespace, v.Name})
+	// Optional resources the tenant does not sync have no lister; their
+	// host copies are still visited below (and removed).
+	if s.netpols != nil {
+		if nps, err := s.netpols.List(everything); err == nil {
+			for _, v := range nps {
+				visit(key{kindNetPol, v.Namespace, v.Name})
+			}
 		}
 	}
-	if pdbs, err := s.pdbs.List(everything); err == nil {
-		for _, v := range pdbs {
-			visit(key{kindPDB, v.Namespace, v.Name})
+	if s.pdbs != nil {
+		if pdbs, err := s.pdbs.List(everything); err == nil {
+			for _, v := range pdbs {
+				visit(key{kindPDB, v.Namespace, v.Name})
+			}
 		}
 	}
-	if pvcs, err := s.pvcs.List(everything); err == nil {
-		for _, v := range pvcs {
-			visit(key{kindPVC, v.Namespace, v.Name})
+	if s.pvcs != nil {
+		if pvcs, err := s.pvcs.List(everything); err == nil {
+			for _, v := range pvcs {
+				visit(key{kindPVC, v.Namespace, v.Name})
+			}
 		}
 	}
-	if ings, err := s.ingresses.List(everything); err == nil {
-		for _, v := range ings {
-			visit(key{kindIngress, v.Namespace, v.Name})
+	if s.ingresses != nil {
+		if ings, err := s.ingresses.List(everything); err == nil {
+			for _, v := range ings {
+				visit(key{kindIngress, v.Namespace, v.Name})
+			}
 		}
 	}
 	for res, kind := range map[string]string{

@@ -17,6 +17,11 @@ import (
 // syncNetworkPolicy keeps the host copy of a virtual NetworkPolicy, its
 // selectors confined to the tenant's pods (translate.NetworkPolicy).
 func (s *tenantSyncer) syncNetworkPolicy(ctx context.Context, ns, name string) error {
+	hc := s.host.NetworkingV1().NetworkPolicies(s.hostNS)
+	cur := s.hostObjs.Get(hostcache.NetworkPolicies, ns, name)
+	if s.netpols == nil { // not synced: no host copy
+		return syncCopy[*networkingv1.NetworkPolicy](ctx, hc, s.fieldManager, cur, nil, false)
+	}
 	v, err := s.netpols.NetworkPolicies(ns).Get(name)
 	if err != nil && !apierrors.IsNotFound(err) {
 		return err
@@ -34,11 +39,16 @@ func (s *tenantSyncer) syncNetworkPolicy(ctx context.Context, ns, name string) e
 		}
 		want = s.tr.NetworkPolicy(v, nsLabels)
 	}
-	return syncCopy(ctx, s.host.NetworkingV1().NetworkPolicies(s.hostNS), s.fieldManager, s.hostObjs.Get(hostcache.NetworkPolicies, ns, name), want, wanted)
+	return syncCopy(ctx, hc, s.fieldManager, cur, want, wanted)
 }
 
 // syncPDB keeps the host copy of a virtual PodDisruptionBudget.
 func (s *tenantSyncer) syncPDB(ctx context.Context, ns, name string) error {
+	hc := s.host.PolicyV1().PodDisruptionBudgets(s.hostNS)
+	cur := s.hostObjs.Get(hostcache.PodDisruptionBudgets, ns, name)
+	if s.pdbs == nil { // not synced: no host copy
+		return syncCopy[*policyv1.PodDisruptionBudget](ctx, hc, s.fieldManager, cur, nil, false)
+	}
 	v, err := s.pdbs.PodDisruptionBudgets(ns).Get(name)
 	if err != nil && !apierrors.IsNotFound(err) {
 		return err
@@ -48,7 +58,7 @@ func (s *tenantSyncer) syncPDB(ctx context.Context, ns, name string) error {
 	if wanted {
 		want = s.tr.PodDisruptionBudget(v)
 	}
-	return syncCopy(ctx, s.host.PolicyV1().PodDisruptionBudgets(s.hostNS), s.fieldManager, s.hostObjs.Get(hostcache.PodDisruptionBudgets, ns, name), want, wanted)
+	return syncCopy(ctx, hc, s.fieldManager, cur, want, wanted)
 }
 
 // namespaceHandler re-translates every NetworkPolicy when a virtual

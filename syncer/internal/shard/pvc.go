@@ -22,7 +22,14 @@ import (
 // volume: a virtual PersistentVolume named after the host volume, bound
 // to the claim, which the tenant's own volume binder then completes
 // (claim and volume Bound, capacity from the volume).
+//
+// When the tenant does not sync claims, a host claim left from before is
+// kept as it is: it holds the tenant's data (deleting the tenant removes
+// it with the host namespace).
 func (s *tenantSyncer) syncPVC(ctx context.Context, ns, name string) error {
+	if s.pvcs == nil {
+		return nil
+	}
 	v, err := s.pvcs.PersistentVolumeClaims(ns).Get(name)
 	if err != nil && !apierrors.IsNotFound(err) {
 		return err

@@ -27,6 +27,7 @@ import (
 
 	"kplex.dev/api/bus"
 	"kplex.dev/api/naming"
+	"kplex.dev/api/registry"
 	"kplex.dev/syncer/internal/hostcache"
 	"kplex.dev/syncer/internal/metrics"
 	"kplex.dev/syncer/internal/natsbus"
@@ -181,30 +182,38 @@ func (s *tenantSyncer) run(ctx context.Context, workers int, patrolEvery time.Du
 	s.secrets = f.Core().V1().Secrets().Lister()
 	s.endpoints = f.Core().V1().Endpoints().Lister()
 	s.vnodes = f.Core().V1().Nodes().Lister()
-	s.netpols = f.Networking().V1().NetworkPolicies().Lister()
-	s.pdbs = f.Policy().V1().PodDisruptionBudgets().Lister()
-	ingInf := f.Networking().V1().Ingresses().Informer()
-	if err := ingInf.AddIndexers(cache.Indexers{indexRefs: ingressRefs}); err != nil {
-		return err
-	}
-	s.ingresses, s.ingIndex = f.Networking().V1().Ingresses().Lister(), ingInf.GetIndexer()
-	s.pvcs = f.Core().V1().PersistentVolumeClaims().Lister()
-	s.pvs = f.Core().V1().PersistentVolumes().Lister()
-	pvInf := f.Core().V1().PersistentVolumes().Informer()
-	_ = pvInf.SetTransform(dropManagedFields)
 	s.namespaces = f.Core().V1().Namespaces().Lister()
 	nsInf := f.Core().V1().Namespaces().Informer()
 	_ = nsInf.SetTransform(dropManagedFields)
 	if _, err := nsInf.AddEventHandler(s.namespaceHandler()); err != nil {
 		return err
 	}
-	for kind, inf := range map[string]cache.SharedIndexInformer{
+	infs := map[string]cache.SharedIndexInformer{
 		kindPod: podInf, kindService: f.Core().V1().Services().Informer(),
 		kindConfigMap: f.Core().V1().ConfigMaps().Informer(), kindSecret: f.Core().V1().Secrets().Informer(),
 		kindEndpoints: f.Core().V1().Endpoints().Informer(), kindNode: f.Core().V1().Nodes().Informer(),
-		kindNetPol: f.Networking().V1().NetworkPolicies().Informer(), kindPDB: f.Policy().V1().PodDisruptionBudgets().Informer(),
-		kindIngress: ingInf, kindPVC: f.Core().V1().PersistentVolumeClaims().Informer(),
-	} {
+	}
+	// The optional resources: informers (and listers) only for those the
+	// tenant syncs; a nil lister means "not synced" (optional.go).
+	if s.cfg.Syncs(registry.NetworkPolicies) {
+		s.netpols, infs[kindNetPol] = f.Networking().V1().NetworkPolicies().Lister(), f.Networking().V1().NetworkPolicies().Informer()
+	}
+	if s.cfg.Syncs(registry.PodDisruptionBudgets) {
+		s.pdbs, infs[kindPDB] = f.Policy().V1().PodDisruptionBudgets().Lister(), f.Policy().V1().PodDisruptionBudgets().Informer()
+	}
+	if s.cfg.Syncs(registry.Ingresses) {
+		ingInf := f.Networking().V1().Ingresses().Informer()
+		if err := ingInf.AddIndexers(cache.Indexers{indexRefs: ingressRefs}); err != nil {
+			return err
+		}
+		s.ingresses, s.ingIndex, infs[kindIngress] = f.Networking().V1().Ingresses().Lister(), ingInf.GetIndexer(), ingInf
+	}
+	if s.cfg.Syncs(registry.PersistentVolumeClaims) {
+		s.pvcs, infs[kindPVC] = f.Core().V1().PersistentVolumeClaims().Lister(), f.Core().V1().PersistentVolumeClaims().Informer()
+		s.pvs = f.Core().V1().PersistentVolumes().Lister()
+		_ = f.Core().V1().PersistentVolumes().Informer().SetTransform(dropManagedFields)
+	}
+	for kind, inf := range infs {
 		if kind != kindPod {
 			_ = inf.SetTransform(dropManagedFields)
 		}
@@ -246,6 +255,7 @@ func (s *tenantSyncer) run(ctx context.Context, workers int, patrolEvery time.Du
 	}
 	s.setReady()
 	s.enqueueClasses()
+	s.enqueueExports()
 	s.log.Info("tenant synced and serving", "hostPods", s.hostObjs.Len(hostcache.Pods))
 	go s.patrol(ctx, patrolEvery)
 	var wg sync.WaitGroup
@@ -361,6 +371,8 @@ func (s *tenantSyncer) reconcile(ctx context.Context, k key) (time.Duration, err
 		return 0, s.syncStorageClass(ctx, k.name)
 	case kindIC:
 		return 0, s.syncIngressClass(ctx, k.name)
+	case kindExport:
+		return 0, s.syncExport(ctx, k.ns, k.name)
 	}
 	return 0, nil
 }

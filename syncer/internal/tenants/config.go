@@ -17,6 +17,10 @@
 //	    importIngressClasses: false
 //	    nodeSelector: {pool: team-a}      # dedicated nodes: forced on every host pod
 //	    tolerations: [{key: dedicated, operator: Equal, value: team-a, effect: NoSchedule}]
+//	    resources: [persistentvolumeclaims, ingresses, networkpolicies, poddisruptionbudgets]
+//	                                      # optional resources synced (absent: all; []: none)
+//	    exportServices:                   # tenant Services reachable in host namespaces
+//	      - {from: {namespace: default, name: web}, to: {namespace: shared, name: team-a-web}}
 //
 // Relative kubeconfig paths are resolved against the file's directory.
 package tenants
@@ -29,12 +33,14 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 
 	"k8s.io/apimachinery/pkg/util/validation"
 	"sigs.k8s.io/yaml"
 
+	"kplex.dev/api/naming"
 	"kplex.dev/api/registry"
 )
 
@@ -91,6 +97,16 @@ func Parse(b []byte, dir string) (*Config, error) {
 			if errs := validation.IsValidLabelValue(v); len(errs) > 0 {
 				return nil, fmt.Errorf("tenants file: %s.nodeSelector[%s] %q: %s", at, k, v, errs[0])
 			}
+		}
+		if t.Resources != nil {
+			for _, r := range *t.Resources {
+				if !slices.Contains(registry.OptionalResources, r) {
+					return nil, fmt.Errorf("tenants file: %s.resources: %q is not one of %v", at, r, registry.OptionalResources)
+				}
+			}
+		}
+		if err := checkExports(t.ExportServices, at); err != nil {
+			return nil, err
 		}
 		if t.APIServerEndpoint != "" {
 			if _, _, err := SplitEndpoint(t.APIServerEndpoint); err != nil {
@@ -183,4 +199,29 @@ func SplitEndpoint(ep string) (string, int, error) {
 		return "", 0, fmt.Errorf("%q: bad port", ep)
 	}
 	return h, port, nil
+}
+
+// checkExports validates service exports: DNS-label names, every target
+// once, and never into a tenant's host namespace (kplex-*), which only that
+// tenant's shard writes.
+func checkExports(exports []registry.ServiceExport, at string) error {
+	to := map[registry.ServiceRef]bool{}
+	for i, e := range exports {
+		at := fmt.Sprintf("%s.exportServices[%d]", at, i)
+		for _, f := range []struct{ field, v string }{
+			{"from.namespace", e.From.Namespace}, {"from.name", e.From.Name}, {"to.namespace", e.To.Namespace}, {"to.name", e.To.Name},
+		} {
+			if errs := validation.IsDNS1123Label(f.v); len(errs) > 0 {
+				return fmt.Errorf("tenants file: %s.%s %q: %s", at, f.field, f.v, errs[0])
+			}
+		}
+		if _, ok := naming.TenantOfHostNamespace(e.To.Namespace); ok {
+			return fmt.Errorf("tenants file: %s.to.namespace %q: a tenant's host namespace cannot receive exports", at, e.To.Namespace)
+		}
+		if to[e.To] {
+			return fmt.Errorf("tenants file: %s.to %s/%s: exported twice", at, e.To.Namespace, e.To.Name)
+		}
+		to[e.To] = true
+	}
+	return nil
 }

@@ -43,6 +43,31 @@ func TestParse(t *testing.T) {
 			}},
 		{name: "bad selector key", in: "tenants:\n- {name: a, kubeconfig: k, nodeSelector: {'a b': x}}\n", wantErr: "nodeSelector key"},
 		{name: "bad selector value", in: "tenants:\n- {name: a, kubeconfig: k, nodeSelector: {pool: 'a b'}}\n", wantErr: "nodeSelector[pool]"},
+		{name: "resources absent: all", in: "tenants:\n- {name: a, kubeconfig: k}\n", check: func(t *testing.T, c *Config) {
+			if !c.Tenants[0].Syncs("ingresses") || !c.Tenants[0].Syncs("persistentvolumeclaims") {
+				t.Errorf("a registration without resources must sync every optional resource: %+v", c.Tenants[0])
+			}
+		}},
+		{name: "resources empty: none", in: "tenants:\n- {name: a, kubeconfig: k, resources: []}\n", check: func(t *testing.T, c *Config) {
+			if c.Tenants[0].Syncs("ingresses") || c.Tenants[0].Syncs("networkpolicies") {
+				t.Errorf("resources: [] must sync none: %+v", c.Tenants[0])
+			}
+		}},
+		{name: "resources listed", in: "tenants:\n- {name: a, kubeconfig: k, resources: [ingresses]}\n", check: func(t *testing.T, c *Config) {
+			if !c.Tenants[0].Syncs("ingresses") || c.Tenants[0].Syncs("poddisruptionbudgets") {
+				t.Errorf("got %+v", c.Tenants[0])
+			}
+		}},
+		{name: "unknown resource", in: "tenants:\n- {name: a, kubeconfig: k, resources: [deployments]}\n", wantErr: `resources: "deployments" is not one of`},
+		{name: "export", in: "tenants:\n- {name: a, kubeconfig: k, exportServices: [{from: {namespace: default, name: web}, to: {namespace: shared, name: a-web}}]}\n",
+			check: func(t *testing.T, c *Config) {
+				if e := c.Tenants[0].ExportServices; len(e) != 1 || e[0].To.Name != "a-web" || e[0].From.Name != "web" {
+					t.Errorf("got %+v", c.Tenants[0].ExportServices)
+				}
+			}},
+		{name: "export bad name", in: "tenants:\n- {name: a, kubeconfig: k, exportServices: [{from: {namespace: default, name: Web}, to: {namespace: shared, name: w}}]}\n", wantErr: "exportServices[0].from.name"},
+		{name: "export into a tenant namespace", in: "tenants:\n- {name: a, kubeconfig: k, exportServices: [{from: {namespace: default, name: web}, to: {namespace: kplex-b, name: w}}]}\n", wantErr: "cannot receive exports"},
+		{name: "export twice", in: "tenants:\n- {name: a, kubeconfig: k, exportServices: [{from: {namespace: default, name: web}, to: {namespace: s, name: w}}, {from: {namespace: default, name: db}, to: {namespace: s, name: w}}]}\n", wantErr: "exported twice"},
 		{name: "unknown field", in: "tenants:\n- {name: a, kubeconfig: k, podSecurityLevel: baseline}\n", wantErr: "unknown field"},
 	}
 	for _, tt := range tests {
