@@ -16,6 +16,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/util/intstr"
@@ -262,4 +263,34 @@ func checkExport(t *testing.T, host, t3 kubernetes.Interface) {
 		}
 		return nil
 	}, nil)
+}
+
+// checkTenantService: t5's spec imports t3's Service web as t3-web; t5
+// sees it with the addresses of t3's web pods.
+func checkTenantService(t *testing.T, t3, t5 kubernetes.Interface) {
+	t.Helper()
+	framework.Eventually(t, 45*time.Second, "t3's web imported into t5", func(ctx context.Context) error {
+		src, err := t3.CoreV1().Endpoints("default").Get(ctx, "web", metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		got, err := t5.CoreV1().Endpoints("default").Get(ctx, "t3-web", metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		if len(got.Subsets) != 1 || len(got.Subsets[0].Addresses) != 2 || !equality.Semantic.DeepEqual(addresses(src), addresses(got)) {
+			return fmt.Errorf("t5's t3-web endpoints %+v, t3's web %+v", got.Subsets, src.Subsets)
+		}
+		return nil
+	}, nil)
+}
+
+func addresses(ep *corev1.Endpoints) map[string]bool {
+	out := map[string]bool{}
+	for _, s := range ep.Subsets {
+		for _, a := range s.Addresses {
+			out[a.IP] = true
+		}
+	}
+	return out
 }

@@ -56,6 +56,12 @@ sync:
 		t.Fatal(err)
 	}
 
+	// t5 imports t3's Service web (another tenant's service).
+	importSpec := filepath.Join(t.TempDir(), "t5.yaml")
+	if err := os.WriteFile(importSpec, []byte("networking:\n  tenantServices: [{tenant: t3, from: {namespace: default, name: web}, to: {namespace: default, name: t3-web}}]\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
 	// Five at once, each through `kplexctl create --wait`.
 	start := time.Now()
 	var wg sync.WaitGroup
@@ -68,6 +74,8 @@ sync:
 			args = append(args, "-f", manifest)
 		case "t3":
 			args = append(args, "-f", exportSpec)
+		case "t5":
+			args = append(args, "-f", importSpec)
 		}
 		wg.Go(func() { outs[i], errs[i] = kplexctl(t, env, args...) })
 	}
@@ -107,6 +115,7 @@ sync:
 	checkDedicated(t, host, dedicated, "t4")
 	checkSyncedResources(t, host, clients)
 	checkExport(t, host, clients["t3"])
+	checkTenantService(t, clients["t3"], clients["t5"])
 	if _, err := clients["t1"].CoreV1().Namespaces().Get(ctx, "t2-only", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
 		t.Fatalf("unexpected: %v", err)
 	}

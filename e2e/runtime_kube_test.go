@@ -255,13 +255,13 @@ spec:
 	// What the API accepts but this version cannot do is refused with the
 	// field named, not ignored.
 	spec := filepath.Join(t.TempDir(), "net.yaml")
-	if err := os.WriteFile(spec, []byte("networking:\n  importHostServices: [{from: {namespace: a, name: b}, to: {namespace: c, name: d}}]\n"), 0o644); err != nil {
+	if err := os.WriteFile(spec, []byte("tenancy:\n  privateNodes: {kubeconfigSecret: other-cluster}\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	mustKplexctl(t, env, "create", "k2", "-f", spec)
 	framework.Eventually(t, 30*time.Second, "k2 refused", func(ctx context.Context) error {
 		out, _ := kplexctl(t, env, "describe", "k2")
-		if p, err := vcPhase(ctx, dyn, "k2"); err != nil || p != "Failed" || !strings.Contains(out, "spec.networking.importHostServices") {
+		if p, err := vcPhase(ctx, dyn, "k2"); err != nil || p != "Failed" || !strings.Contains(out, "spec.tenancy.privateNodes") {
 			return fmt.Errorf("phase %q (%v):\n%s", p, err, out)
 		}
 		return nil

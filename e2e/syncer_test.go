@@ -133,6 +133,7 @@ func TestSyncer(t *testing.T) {
 	})
 
 	both := map[string]kubernetes.Interface{"demo": demo, "other": other}
+	t.Run("host and tenant services imported", func(t *testing.T) { testServiceImports(t, env, demo, other, host) })
 	t.Run("network policies in two tenants", func(t *testing.T) {
 		testNetworkPolicy(t, "demo", "other", demo, host)
 		testNetworkPolicy(t, "other", "demo", other, host)

@@ -23,6 +23,11 @@ const (
 	// tenant. Never LabelManaged: they live outside the tenant's host
 	// namespace, and only the tenant's shard and its deletion touch them.
 	LabelExportedBy = Domain + "/exported-by"
+	// LabelImported marks a tenant Service (and its Endpoints) that kplex
+	// writes from a host Service (an import); AnnotationImportOf names
+	// that host Service ("<namespace>/<name>").
+	LabelImported      = Domain + "/imported"
+	AnnotationImportOf = Domain + "/import-of"
 	// AnnotationNamespace and AnnotationName are the virtual identity.
 	AnnotationNamespace = Domain + "/namespace"
 	AnnotationName      = Domain + "/name"

@@ -36,6 +36,16 @@ type Tenant struct {
 	// selector-less host Service with the tenant Service's ports, whose
 	// Endpoints follow the tenant's (its pods' host addresses).
 	ExportServices []ServiceExport `json:"exportServices,omitempty"`
+	// ImportServices make host Services (another tenant's host copies
+	// included) resolvable in the tenant: a selector-less tenant Service
+	// with the host Service's ports, whose Endpoints follow the host's.
+	ImportServices []ServiceImport `json:"importServices,omitempty"`
+}
+
+// ServiceImport imports the host Service From as the tenant Service To.
+type ServiceImport struct {
+	From ServiceRef `json:"from"`
+	To   ServiceRef `json:"to"`
 }
 
 // ServiceExport exports the tenant Service From as the host Service To.

@@ -45,7 +45,11 @@ type SyncSpec struct {
 
 // NetworkingSpec connects services across clusters.
 type NetworkingSpec struct {
-	// ImportHostServices makes host services resolvable in the tenant.
+	// ImportHostServices makes host services (From: on the host) resolvable
+	// in the tenant (To: created, with its namespace if missing): a
+	// selector-less tenant Service with the host Service's ports, whose
+	// Endpoints follow the host's (read every 5 s). A tenant Service of
+	// that name that is not an import is left alone.
 	// +listType=atomic
 	// +optional
 	ImportHostServices []ServiceMapping `json:"importHostServices,omitempty"`
@@ -58,7 +62,8 @@ type NetworkingSpec struct {
 	// +listType=atomic
 	// +optional
 	ExportServices []ServiceMapping `json:"exportServices,omitempty"`
-	// TenantServices maps another tenant's services into this one.
+	// TenantServices maps another tenant's services into this one: an
+	// import of that tenant's host copy of the Service.
 	// +listType=atomic
 	// +optional
 	TenantServices []TenantServiceMapping `json:"tenantServices,omitempty"`

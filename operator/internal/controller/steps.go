@@ -287,11 +287,7 @@ func (s *run) syncer(ctx context.Context) (bool, error) {
 		}
 	}
 	t.Resources = &synced
-	for _, e := range s.vc.Spec.Networking.ExportServices {
-		t.ExportServices = append(t.ExportServices, apiregistry.ServiceExport{
-			From: apiregistry.ServiceRef{Namespace: e.From.Namespace, Name: e.From.Name},
-			To:   apiregistry.ServiceRef{Namespace: e.To.Namespace, Name: e.To.Name}})
-	}
+	t.ExportServices, t.ImportServices = serviceMappings(s.vc.Spec.Networking)
 	wrote, err := s.r.Syncer.Register(t, kc)
 	if err != nil {
 		setCondition(s.vc, v1alpha1.ConditionSyncerAssigned, false, "RegistrationFailed", err.Error())
@@ -321,10 +317,6 @@ func (s *run) supported(context.Context) (bool, error) {
 	var missing []string
 	if tn := s.vc.Spec.Tenancy; tn != nil && tn.PrivateNodes != nil {
 		missing = append(missing, "spec.tenancy.privateNodes (workloads in another cluster)")
-	}
-	n := s.vc.Spec.Networking
-	if len(n.ImportHostServices)+len(n.TenantServices) > 0 {
-		missing = append(missing, "spec.networking.importHostServices and tenantServices (exportServices is supported)")
 	}
 	if len(missing) == 0 {
 		return true, nil
@@ -380,4 +372,26 @@ func trimMessage(m string) string {
 		m = m[:1000] + "..."
 	}
 	return m
+}
+
+// serviceMappings translates spec.networking into the registration's
+// exports and imports. Another tenant's Service is imported from its host
+// copy (in that tenant's host namespace, under its host name).
+func serviceMappings(n v1alpha1.NetworkingSpec) ([]apiregistry.ServiceExport, []apiregistry.ServiceImport) {
+	ref := func(r v1alpha1.ServiceRef) apiregistry.ServiceRef {
+		return apiregistry.ServiceRef{Namespace: r.Namespace, Name: r.Name}
+	}
+	var exports []apiregistry.ServiceExport
+	for _, e := range n.ExportServices {
+		exports = append(exports, apiregistry.ServiceExport{From: ref(e.From), To: ref(e.To)})
+	}
+	var imports []apiregistry.ServiceImport
+	for _, i := range n.ImportHostServices {
+		imports = append(imports, apiregistry.ServiceImport{From: ref(i.From), To: ref(i.To)})
+	}
+	for _, m := range n.TenantServices {
+		from := apiregistry.ServiceRef{Namespace: naming.HostNamespace(m.Tenant), Name: naming.HostName(m.From.Namespace, m.From.Name)}
+		imports = append(imports, apiregistry.ServiceImport{From: from, To: ref(m.To)})
+	}
+	return exports, imports
 }

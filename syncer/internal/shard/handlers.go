@@ -30,8 +30,13 @@ func (s *tenantSyncer) handler(kind string) cache.ResourceEventHandler {
 			return
 		}
 		s.queue.Add(key{kind, m.GetNamespace(), m.GetName()})
-		if (kind == kindService || kind == kindEndpoints) && len(s.exportsOf(m.GetNamespace(), m.GetName())) > 0 {
-			s.queue.Add(key{kindExport, m.GetNamespace(), m.GetName()})
+		if kind == kindService || kind == kindEndpoints {
+			if len(s.exportsOf(m.GetNamespace(), m.GetName())) > 0 {
+				s.queue.Add(key{kindExport, m.GetNamespace(), m.GetName()})
+			}
+			if _, ok := s.importOf(m.GetNamespace(), m.GetName()); ok {
+				s.queue.Add(key{kindImport, m.GetNamespace(), m.GetName()})
+			}
 		}
 		if p, ok := o.(*corev1.Pod); ok {
 			s.enqueuePodDeps(p)

@@ -256,6 +256,7 @@ func (s *tenantSyncer) run(ctx context.Context, workers int, patrolEvery time.Du
 	s.setReady()
 	s.enqueueClasses()
 	s.enqueueExports()
+	s.enqueueImports()
 	s.log.Info("tenant synced and serving", "hostPods", s.hostObjs.Len(hostcache.Pods))
 	go s.patrol(ctx, patrolEvery)
 	var wg sync.WaitGroup
@@ -373,6 +374,8 @@ func (s *tenantSyncer) reconcile(ctx context.Context, k key) (time.Duration, err
 		return 0, s.syncIngressClass(ctx, k.name)
 	case kindExport:
 		return 0, s.syncExport(ctx, k.ns, k.name)
+	case kindImport:
+		return s.syncImport(ctx, k.ns, k.name)
 	}
 	return 0, nil
 }

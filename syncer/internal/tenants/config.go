@@ -21,6 +21,8 @@
 //	                                      # optional resources synced (absent: all; []: none)
 //	    exportServices:                   # tenant Services reachable in host namespaces
 //	      - {from: {namespace: default, name: web}, to: {namespace: shared, name: team-a-web}}
+//	    importServices:                   # host Services resolvable in the tenant
+//	      - {from: {namespace: db, name: postgres}, to: {namespace: default, name: postgres}}
 //
 // Relative kubeconfig paths are resolved against the file's directory.
 package tenants
@@ -106,6 +108,9 @@ func Parse(b []byte, dir string) (*Config, error) {
 			}
 		}
 		if err := checkExports(t.ExportServices, at); err != nil {
+			return nil, err
+		}
+		if err := checkImports(t.ImportServices, at); err != nil {
 			return nil, err
 		}
 		if t.APIServerEndpoint != "" {
@@ -208,12 +213,8 @@ func checkExports(exports []registry.ServiceExport, at string) error {
 	to := map[registry.ServiceRef]bool{}
 	for i, e := range exports {
 		at := fmt.Sprintf("%s.exportServices[%d]", at, i)
-		for _, f := range []struct{ field, v string }{
-			{"from.namespace", e.From.Namespace}, {"from.name", e.From.Name}, {"to.namespace", e.To.Namespace}, {"to.name", e.To.Name},
-		} {
-			if errs := validation.IsDNS1123Label(f.v); len(errs) > 0 {
-				return fmt.Errorf("tenants file: %s.%s %q: %s", at, f.field, f.v, errs[0])
-			}
+		if err := checkRefs(at, e.From, e.To); err != nil {
+			return err
 		}
 		if _, ok := naming.TenantOfHostNamespace(e.To.Namespace); ok {
 			return fmt.Errorf("tenants file: %s.to.namespace %q: a tenant's host namespace cannot receive exports", at, e.To.Namespace)
@@ -222,6 +223,35 @@ func checkExports(exports []registry.ServiceExport, at string) error {
 			return fmt.Errorf("tenants file: %s.to %s/%s: exported twice", at, e.To.Namespace, e.To.Name)
 		}
 		to[e.To] = true
+	}
+	return nil
+}
+
+// checkImports validates service imports: DNS-label names and every tenant
+// Service imported once.
+func checkImports(imports []registry.ServiceImport, at string) error {
+	to := map[registry.ServiceRef]bool{}
+	for i, im := range imports {
+		at := fmt.Sprintf("%s.importServices[%d]", at, i)
+		if err := checkRefs(at, im.From, im.To); err != nil {
+			return err
+		}
+		if to[im.To] {
+			return fmt.Errorf("tenants file: %s.to %s/%s: imported twice", at, im.To.Namespace, im.To.Name)
+		}
+		to[im.To] = true
+	}
+	return nil
+}
+
+// checkRefs checks that both ends of a mapping name a Service.
+func checkRefs(at string, from, to registry.ServiceRef) error {
+	for _, f := range []struct{ field, v string }{
+		{"from.namespace", from.Namespace}, {"from.name", from.Name}, {"to.namespace", to.Namespace}, {"to.name", to.Name},
+	} {
+		if errs := validation.IsDNS1123Label(f.v); len(errs) > 0 {
+			return fmt.Errorf("tenants file: %s.%s %q: %s", at, f.field, f.v, errs[0])
+		}
 	}
 	return nil
 }

@@ -68,6 +68,14 @@ func TestParse(t *testing.T) {
 		{name: "export bad name", in: "tenants:\n- {name: a, kubeconfig: k, exportServices: [{from: {namespace: default, name: Web}, to: {namespace: shared, name: w}}]}\n", wantErr: "exportServices[0].from.name"},
 		{name: "export into a tenant namespace", in: "tenants:\n- {name: a, kubeconfig: k, exportServices: [{from: {namespace: default, name: web}, to: {namespace: kplex-b, name: w}}]}\n", wantErr: "cannot receive exports"},
 		{name: "export twice", in: "tenants:\n- {name: a, kubeconfig: k, exportServices: [{from: {namespace: default, name: web}, to: {namespace: s, name: w}}, {from: {namespace: default, name: db}, to: {namespace: s, name: w}}]}\n", wantErr: "exported twice"},
+		{name: "import", in: "tenants:\n- {name: a, kubeconfig: k, importServices: [{from: {namespace: db, name: pg}, to: {namespace: default, name: pg}}]}\n",
+			check: func(t *testing.T, c *Config) {
+				if i := c.Tenants[0].ImportServices; len(i) != 1 || i[0].From.Namespace != "db" || i[0].To.Name != "pg" {
+					t.Errorf("got %+v", c.Tenants[0].ImportServices)
+				}
+			}},
+		{name: "import bad namespace", in: "tenants:\n- {name: a, kubeconfig: k, importServices: [{from: {namespace: DB, name: pg}, to: {namespace: default, name: pg}}]}\n", wantErr: "importServices[0].from.namespace"},
+		{name: "import twice", in: "tenants:\n- {name: a, kubeconfig: k, importServices: [{from: {namespace: db, name: pg}, to: {namespace: default, name: pg}}, {from: {namespace: db, name: my}, to: {namespace: default, name: pg}}]}\n", wantErr: "imported twice"},
 		{name: "unknown field", in: "tenants:\n- {name: a, kubeconfig: k, podSecurityLevel: baseline}\n", wantErr: "unknown field"},
 	}
 	for _, tt := range tests {
