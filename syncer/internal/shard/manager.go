@@ -59,6 +59,7 @@ type Manager struct {
 	mu            sync.Mutex
 	running       map[string]*runningTenant
 	registry      map[string]tenants.Tenant
+	pending       map[string]tenants.Tenant // a changed registry read once
 	loaded        time.Time
 	loadErr       error
 }
@@ -143,7 +144,9 @@ func (m *Manager) onNode(d natsbus.Delivery) {
 }
 
 // reload reads the registry. A registry that does not load keeps the
-// last good one.
+// last good one. A changed registry is applied only once a second read, a
+// tick later, agrees: a file caught half-written (a truncated list parses
+// as fewer tenants) would otherwise stop every tenant it lacks.
 func (m *Manager) reload() {
 	cfg, err := tenants.LoadAll(m.TenantsFiles)
 	m.mu.Lock()
@@ -165,10 +168,16 @@ func (m *Manager) reload() {
 	if err == nil {
 		m.loadErr = nil
 	}
-	m.registry = map[string]tenants.Tenant{}
+	next := map[string]tenants.Tenant{}
 	for _, t := range cfg.Tenants {
-		m.registry[t.Name] = t
+		next[t.Name] = t
 	}
+	if m.registry != nil && !reflect.DeepEqual(next, m.registry) && !reflect.DeepEqual(next, m.pending) {
+		m.pending = next
+		m.loaded = time.Time{} // read again at the next tick
+		return
+	}
+	m.registry, m.pending = next, nil
 }
 
 // reconcile stops the tenants this shard should not serve (any more) and
