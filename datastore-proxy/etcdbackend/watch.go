@@ -2,9 +2,11 @@ package etcdbackend
 
 import (
 	"context"
+	"errors"
 
 	"github.com/k3s-io/kine/pkg/server"
 	"go.etcd.io/etcd/api/v3/mvccpb"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
@@ -37,8 +39,12 @@ func (b *Backend) WatchRange(ctx context.Context, key, end string, revision int6
 	wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
 	wc := b.c.Watch(wctx, key, opts...)
 
-	// A watch from a compacted revision fails on its first response.
-	if revision > 0 {
+	// A watch from a compacted revision fails on its first response, which
+	// then comes at once. Otherwise the first response may be a long way
+	// off (a quiet range), and kine holds the stream's other watch creates
+	// until this one returns: so wait for it only when a read at that
+	// revision says it is compacted.
+	if revision > 0 && compacted(wctx, b.c, key, revision) {
 		first, ok := <-wc
 		if ok && first.CompactRevision != 0 {
 			cancel()
@@ -102,4 +108,11 @@ func prepend(ctx context.Context, first clientv3.WatchResponse, rest clientv3.Wa
 		}
 	}()
 	return out
+}
+
+// compacted reports whether revision is compacted, from a one-key read at
+// that revision.
+func compacted(ctx context.Context, c *clientv3.Client, key string, revision int64) bool {
+	_, err := c.Get(ctx, key, clientv3.WithRev(revision), clientv3.WithKeysOnly(), clientv3.WithSerializable())
+	return errors.Is(err, rpctypes.ErrCompacted)
 }
