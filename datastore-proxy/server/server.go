@@ -36,6 +36,7 @@ type Server struct {
 	scheme         string
 	notifyInterval time.Duration
 	limits         *tenantconfig.Store
+	onWatch        func(tenant string, scoped bool)
 	fair           *fairshare.Scheduler
 	fairWrites     *fairshare.Scheduler
 
@@ -68,6 +69,9 @@ type Options struct {
 	// TenantShare caps each tenant's running requests (reads and writes
 	// each) while other tenants are active too; 0: no cap.
 	TenantShare int
+	// OnWatch, if set, is told of every watch a tenant starts, and whether
+	// it is scoped to its key range (tenantbackend.Backend.OnWatch).
+	OnWatch func(tenant string, scoped bool)
 }
 
 // New returns a server over a started backend.
@@ -84,7 +88,7 @@ func New(backend kineserver.Backend, o Options) *Server {
 	activity := fairshare.NewActivity() // a tenant reading counts as active for writes too
 	return &Server{
 		backend: backend, scheme: o.Scheme, notifyInterval: o.NotifyInterval,
-		limits: o.Limits, fair: fairshare.New(o.BackendSlots, o.TenantShare, activity), fairWrites: fairshare.New(o.WriteSlots, o.TenantShare, activity),
+		limits: o.Limits, onWatch: o.OnWatch, fair: fairshare.New(o.BackendSlots, o.TenantShare, activity), fairWrites: fairshare.New(o.WriteSlots, o.TenantShare, activity),
 		tenants: map[string]*kineserver.KVServerBridge{}, usage: map[string]*quota.Usage{}, limiters: map[string]*rate.Limiter{},
 	}
 }
@@ -129,7 +133,11 @@ func (s *Server) bridge(ctx context.Context) (*kineserver.KVServerBridge, error)
 	}
 	u := &quota.Usage{}
 	limits := func() tenantconfig.Limits { return s.limits.For(tenant) }
-	b := kineserver.New(tenantbackend.New(s.backend, space, limits, u), s.scheme, s.notifyInterval, EmulatedETCDVersion)
+	tb := tenantbackend.New(s.backend, space, limits, u)
+	if s.onWatch != nil {
+		tb.OnWatch = func(scoped bool) { s.onWatch(tenant, scoped) }
+	}
+	b := kineserver.New(tb, s.scheme, s.notifyInterval, EmulatedETCDVersion)
 	s.tenants[tenant] = b
 	s.usage[tenant] = u
 	return b, nil

@@ -26,6 +26,10 @@ type Backend struct {
 	space  keyspace.Space
 	limits func() tenantconfig.Limits
 	usage  *quota.Usage
+	// OnWatch, if set, is told of every watch: scoped when the shared
+	// store is asked for the watch's own range, not the whole tenant
+	// space (watchrange.go).
+	OnWatch func(scoped bool)
 }
 
 var _ server.Backend = (*Backend)(nil)
@@ -139,6 +143,9 @@ type RangeWatcher interface {
 func (b *Backend) Watch(ctx context.Context, revision int64) server.WatchResult {
 	var in server.WatchResult
 	r, known := popWatchRange(ctx, revision)
+	if b.OnWatch != nil {
+		b.OnWatch(known)
+	}
 	if rw, ok := b.inner.(RangeWatcher); ok {
 		key, end := b.space.Range("", "")
 		if known {

@@ -172,8 +172,9 @@ func Run(ctx context.Context, o Options, log *slog.Logger) error {
 	if o.WriteSlots == 0 && (o.Backend.Kind == "sqlite" || o.Backend.Kind == "") {
 		o.WriteSlots = 1
 	}
-	srv := server.New(b, server.Options{Scheme: scheme, NotifyInterval: o.NotifyInterval, Limits: limits, BackendSlots: o.BackendSlots, WriteSlots: o.WriteSlots, TenantShare: o.TenantShare})
 	m := metrics.New(reg, server.TenantFromContext)
+	srv := server.New(b, server.Options{Scheme: scheme, NotifyInterval: o.NotifyInterval, Limits: limits, BackendSlots: o.BackendSlots, WriteSlots: o.WriteSlots, TenantShare: o.TenantShare,
+		OnWatch: m.Watch})
 	reg.MustRegister(metrics.NewUsageCollector(srv.Usage))
 	g := grpc.NewServer(
 		grpc.Creds(creds),

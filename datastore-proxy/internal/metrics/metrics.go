@@ -4,6 +4,7 @@ package metrics
 
 import (
 	"context"
+	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -17,6 +18,7 @@ type Metrics struct {
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
 	streams  *prometheus.GaugeVec
+	watches  *prometheus.CounterVec
 	tenantOf func(context.Context) (string, error)
 }
 
@@ -36,9 +38,13 @@ func New(reg prometheus.Registerer, tenantOf func(context.Context) (string, erro
 			Name: "kplex_datastore_proxy_active_streams",
 			Help: "Open streams (watches, lease keep-alives) by tenant and method.",
 		}, []string{"tenant", "method"}),
+		watches: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "kplex_datastore_proxy_watches_total",
+			Help: "Watches started, by tenant and whether the backend was asked for the watch's own key range (scoped=true) or the whole tenant space (scoped=false: slower, a sign that watch requests and backend watches no longer line up).",
+		}, []string{"tenant", "scoped"}),
 		tenantOf: tenantOf,
 	}
-	reg.MustRegister(m.requests, m.latency, m.streams)
+	reg.MustRegister(m.requests, m.latency, m.streams, m.watches)
 	return m
 }
 
@@ -95,4 +101,9 @@ func (c *UsageCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.keys, prometheus.GaugeValue, float64(u[0]), tenant)
 		ch <- prometheus.MustNewConstMetric(c.nbytes, prometheus.GaugeValue, float64(u[1]), tenant)
 	}
+}
+
+// Watch counts a watch a tenant started (server.Options.OnWatch).
+func (m *Metrics) Watch(tenant string, scoped bool) {
+	m.watches.WithLabelValues(tenant, strconv.FormatBool(scoped)).Inc()
 }
