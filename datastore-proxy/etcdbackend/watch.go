@@ -67,6 +67,12 @@ func (b *Backend) WatchRange(ctx context.Context, key, end string, revision int6
 			for _, ev := range resp.Events {
 				batch.Events = append(batch.Events, toEvent(ev))
 			}
+			// etcd splits a long catch-up into responses that share one
+			// header revision; kine refuses (fatally) events sent at a
+			// revision already sent, so events carry their own.
+			if n := len(resp.Events); n > 0 {
+				batch.CurrentRev = resp.Events[n-1].Kv.ModRevision
+			}
 			select {
 			case eventc <- batch:
 			case <-ctx.Done():
@@ -113,6 +119,6 @@ func prepend(ctx context.Context, first clientv3.WatchResponse, rest clientv3.Wa
 // compacted reports whether revision is compacted, from a one-key read at
 // that revision.
 func compacted(ctx context.Context, c *clientv3.Client, key string, revision int64) bool {
-	_, err := c.Get(ctx, key, clientv3.WithRev(revision), clientv3.WithKeysOnly(), clientv3.WithSerializable())
+	_, err := c.Get(ctx, key, clientv3.WithRev(revision), clientv3.WithKeysOnly())
 	return errors.Is(err, rpctypes.ErrCompacted)
 }

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"sync"
 
 	"go.etcd.io/etcd/api/v3/etcdserverpb"
 
@@ -11,15 +12,14 @@ import (
 // Watch serves a tenant's watch stream: events of its own keys only.
 //
 // The stream is wrapped so that each create request's key range reaches the
-// tenant backend (tenantbackend.WatchRanges): the shared store is then
+// tenant backend (tenantbackend.WithWatchRange): the shared store is then
 // asked for that range alone, not for every change of every tenant.
 func (s *Server) Watch(ws etcdserverpb.Watch_WatchServer) error {
 	b, err := s.bridge(ws.Context())
 	if err != nil {
 		return err
 	}
-	ctx, ranges := tenantbackend.WithWatchRanges(ws.Context())
-	return b.Watch(&rangeStream{Watch_WatchServer: ws, ctx: ctx, ranges: ranges})
+	return b.Watch(&rangeStream{Watch_WatchServer: ws, ctx: ws.Context()})
 }
 
 // The apiserver's compaction key, which kine stores under another name
@@ -29,21 +29,27 @@ const (
 	compactRevAPI = "compact_rev_key_apiserver"
 )
 
-// rangeStream records the create requests it passes on.
+// rangeStream's Context carries the range of the create request it last
+// received: kine reads a request and calls Create(ws.Context(), request)
+// right after, so each create's context carries its own range.
 type rangeStream struct {
 	etcdserverpb.Watch_WatchServer
-	ctx    context.Context
-	ranges *tenantbackend.WatchRanges
+	mu  sync.Mutex
+	ctx context.Context
 }
 
-func (r *rangeStream) Context() context.Context { return r.ctx }
+func (r *rangeStream) Context() context.Context {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.ctx
+}
 
 func (r *rangeStream) Recv() (*etcdserverpb.WatchRequest, error) {
 	msg, err := r.Watch_WatchServer.Recv()
 	if err != nil {
 		return msg, err
 	}
-	if cr := msg.GetCreateRequest(); cr != nil && !tenantbackend.Refused(cr.WatchId, cr.StartRevision) {
+	if cr := msg.GetCreateRequest(); cr != nil {
 		key, end := string(cr.Key), string(cr.RangeEnd)
 		switch {
 		case key == "\x00" && end == "\x00": // every key, as kine spells it
@@ -51,7 +57,10 @@ func (r *rangeStream) Recv() (*etcdserverpb.WatchRequest, error) {
 		case key == compactRevKey: // kine watches its own substitute key
 			key = compactRevAPI
 		}
-		r.ranges.Push(tenantbackend.WatchRange{Key: key, End: end, Revision: cr.StartRevision})
+		ctx := tenantbackend.WithWatchRange(r.Watch_WatchServer.Context(), tenantbackend.WatchRange{Key: key, End: end, Revision: cr.StartRevision})
+		r.mu.Lock()
+		r.ctx = ctx
+		r.mu.Unlock()
 	}
 	return msg, nil
 }

@@ -142,7 +142,7 @@ type RangeWatcher interface {
 // Watch streams the tenant's changes after revision.
 func (b *Backend) Watch(ctx context.Context, revision int64) server.WatchResult {
 	var in server.WatchResult
-	r, known := popWatchRange(ctx, revision)
+	r, known := watchRange(ctx, revision)
 	if b.OnWatch != nil {
 		b.OnWatch(known)
 	}
