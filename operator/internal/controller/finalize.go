@@ -59,6 +59,13 @@ func (r *Reconciler) finalize(ctx context.Context, log *slog.Logger, vc *v1alpha
 	if err := r.Quotas.Delete(vc.Name); err != nil {
 		return ctrl.Result{}, err
 	}
+	// A shard still serving the tenant could write an export again after
+	// it is removed: wait (up to 30 s) until the shard has let it go.
+	if len(vc.Spec.Networking.ExportServices) > 0 && time.Since(vc.DeletionTimestamp.Time) < 30*time.Second {
+		if owner, err := r.Shards.Owner(ctx, vc.Name); err == nil && owner != "" {
+			return ctrl.Result{RequeueAfter: time.Second}, nil
+		}
+	}
 	if err := r.removeExports(ctx, vc.Name); err != nil {
 		return ctrl.Result{}, err
 	}

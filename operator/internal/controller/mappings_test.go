@@ -36,3 +36,35 @@ func TestServiceMappings(t *testing.T) {
 		})
 	}
 }
+
+func TestNetworkingProblems(t *testing.T) {
+	ref := func(ns, name string) v1alpha1.ServiceRef { return v1alpha1.ServiceRef{Namespace: ns, Name: name} }
+	m := func(from, to v1alpha1.ServiceRef) v1alpha1.ServiceMapping {
+		return v1alpha1.ServiceMapping{From: from, To: to}
+	}
+	tests := []struct {
+		name string
+		in   v1alpha1.NetworkingSpec
+		want string // "" for none
+	}{
+		{"fine", v1alpha1.NetworkingSpec{ExportServices: []v1alpha1.ServiceMapping{m(ref("default", "web"), ref("shared", "a-web"))},
+			ImportHostServices: []v1alpha1.ServiceMapping{m(ref("db", "pg"), ref("default", "pg"))}}, ""},
+		{"export into a tenant namespace", v1alpha1.NetworkingSpec{ExportServices: []v1alpha1.ServiceMapping{m(ref("default", "web"), ref("kplex-b", "w"))}},
+			"spec.networking.exportServices[0].to.namespace: kplex-b is a tenant's host namespace"},
+		{"two exports onto one service", v1alpha1.NetworkingSpec{ExportServices: []v1alpha1.ServiceMapping{m(ref("default", "web"), ref("s", "w")), m(ref("default", "db"), ref("s", "w"))}},
+			"spec.networking.exportServices[1].to: the same Service as spec.networking.exportServices[0]"},
+		{"a tenant's host objects imported as a host service", v1alpha1.NetworkingSpec{ImportHostServices: []v1alpha1.ServiceMapping{m(ref("kplex-b", "x"), ref("default", "x"))}},
+			"spec.networking.importHostServices[0].from.namespace: kplex-b is a tenant's host namespace (use tenantServices)"},
+		{"host and tenant import onto one service", v1alpha1.NetworkingSpec{ImportHostServices: []v1alpha1.ServiceMapping{m(ref("db", "pg"), ref("default", "pg"))},
+			TenantServices: []v1alpha1.TenantServiceMapping{{Tenant: "b", From: ref("default", "pg"), To: ref("default", "pg")}}},
+			"spec.networking.tenantServices[0].to: the same Service as spec.networking.importHostServices[0]"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := networkingProblems(tt.in)
+			if (tt.want == "" && len(got) != 0) || (tt.want != "" && (len(got) != 1 || got[0] != tt.want)) {
+				t.Errorf("got %q, want %q", got, tt.want)
+			}
+		})
+	}
+}

@@ -16,7 +16,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	"kplex.dev/api/naming"
-	apiregistry "kplex.dev/api/registry"
 	"kplex.dev/api/v1alpha1"
 	"kplex.dev/cli/kubeconfig"
 	"kplex.dev/operator/internal/datastore"
@@ -275,7 +274,12 @@ func (s *run) syncer(ctx context.Context) (bool, error) {
 				Value: tol.Value, Effect: corev1.TaintEffect(tol.Effect)})
 		}
 	}
-	synced := []string{} // listed, even when empty: absent would mean all
+	// Listed, even when empty (absent means all to the syncer); a spec
+	// without the field (stored before the CRD defaulted it) keeps all.
+	var synced []string
+	if sp.Resources != nil {
+		synced = []string{}
+	}
 	for _, res := range sp.Resources {
 		switch res {
 		case "storageclasses":
@@ -286,7 +290,9 @@ func (s *run) syncer(ctx context.Context) (bool, error) {
 			synced = append(synced, res)
 		}
 	}
-	t.Resources = &synced
+	if synced != nil {
+		t.Resources = &synced
+	}
 	t.ExportServices, t.ImportServices = serviceMappings(s.vc.Spec.Networking)
 	wrote, err := s.r.Syncer.Register(t, kc)
 	if err != nil {
@@ -313,7 +319,25 @@ func (s *run) syncer(ctx context.Context) (bool, error) {
 
 // supported refuses, with the field named, what this version accepts in
 // the API but cannot do yet, rather than ignoring it.
-func (s *run) supported(context.Context) (bool, error) {
+func (s *run) supported(ctx context.Context) (bool, error) {
+	if problems := networkingProblems(s.vc.Spec.Networking); len(problems) > 0 {
+		setCondition(s.vc, v1alpha1.ConditionReady, false, "InvalidNetworking", strings.Join(problems, "; "))
+		s.setPhase(v1alpha1.PhaseFailed)
+		return false, nil
+	}
+	for i, m := range s.vc.Spec.Networking.TenantServices {
+		var other v1alpha1.VirtualCluster
+		err := s.r.Client.Get(ctx, client.ObjectKey{Namespace: s.vc.Namespace, Name: m.Tenant}, &other)
+		if apierrors.IsNotFound(err) {
+			setCondition(s.vc, v1alpha1.ConditionReady, false, "InvalidNetworking",
+				fmt.Sprintf("spec.networking.tenantServices[%d].tenant: no VirtualCluster %q in namespace %s", i, m.Tenant, s.vc.Namespace))
+			s.setPhase(v1alpha1.PhaseFailed)
+			return false, nil
+		}
+		if err != nil {
+			return false, err
+		}
+	}
 	var missing []string
 	if tn := s.vc.Spec.Tenancy; tn != nil && tn.PrivateNodes != nil {
 		missing = append(missing, "spec.tenancy.privateNodes (workloads in another cluster)")
@@ -372,26 +396,4 @@ func trimMessage(m string) string {
 		m = m[:1000] + "..."
 	}
 	return m
-}
-
-// serviceMappings translates spec.networking into the registration's
-// exports and imports. Another tenant's Service is imported from its host
-// copy (in that tenant's host namespace, under its host name).
-func serviceMappings(n v1alpha1.NetworkingSpec) ([]apiregistry.ServiceExport, []apiregistry.ServiceImport) {
-	ref := func(r v1alpha1.ServiceRef) apiregistry.ServiceRef {
-		return apiregistry.ServiceRef{Namespace: r.Namespace, Name: r.Name}
-	}
-	var exports []apiregistry.ServiceExport
-	for _, e := range n.ExportServices {
-		exports = append(exports, apiregistry.ServiceExport{From: ref(e.From), To: ref(e.To)})
-	}
-	var imports []apiregistry.ServiceImport
-	for _, i := range n.ImportHostServices {
-		imports = append(imports, apiregistry.ServiceImport{From: ref(i.From), To: ref(i.To)})
-	}
-	for _, m := range n.TenantServices {
-		from := apiregistry.ServiceRef{Namespace: naming.HostNamespace(m.Tenant), Name: naming.HostName(m.From.Namespace, m.From.Name)}
-		imports = append(imports, apiregistry.ServiceImport{From: from, To: ref(m.To)})
-	}
-	return exports, imports
 }
