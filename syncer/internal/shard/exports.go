@@ -2,6 +2,7 @@ package shard
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	corev1 "k8s.io/api/core/v1"
@@ -54,12 +55,11 @@ func (s *tenantSyncer) syncExport(ctx context.Context, ns, name string) error {
 	if name == "" {
 		return s.pruneExports(ctx)
 	}
+	var errs []error // one refused export does not hold up the others
 	for _, e := range s.exportsOf(ns, name) {
-		if err := s.syncOneExport(ctx, e); err != nil {
-			return err
-		}
+		errs = append(errs, s.syncOneExport(ctx, e))
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 func (s *tenantSyncer) syncOneExport(ctx context.Context, e registry.ServiceExport) error {
@@ -194,13 +194,15 @@ func (s *tenantSyncer) pruneExports(ctx context.Context) error {
 	for _, e := range s.cfg.ExportServices {
 		listed[e.To] = true
 	}
+	var errs []error
 	for _, svc := range list.Items {
 		if to := (registry.ServiceRef{Namespace: svc.Namespace, Name: svc.Name}); !listed[to] {
 			if err := s.removeExport(ctx, to); err != nil {
-				return err
+				errs = append(errs, err)
+				continue
 			}
 			s.log.Info("removed an export no longer registered", "host", to.Namespace+"/"+to.Name)
 		}
 	}
-	return nil
+	return errors.Join(errs...)
 }

@@ -82,7 +82,10 @@ func (s *tenantSyncer) syncImport(ctx context.Context, ns, name string) (time.Du
 	if err := s.writeImportedService(ctx, want); err != nil {
 		return 0, err
 	}
-	if want.Spec.Type == corev1.ServiceTypeExternalName {
+	if want.Spec.Type == corev1.ServiceTypeExternalName { // a name, no endpoints
+		if cur, err := s.endpoints.Endpoints(ns).Get(name); err == nil && cur.Labels[naming.LabelImported] == "true" {
+			return importPoll, deleteUID(ctx, s.vclient.CoreV1().Endpoints(ns).Delete, name, cur.UID)
+		}
 		return importPoll, nil
 	}
 	return importPoll, s.writeImportedEndpoints(ctx, translate.ImportedEndpoints(i, he))
