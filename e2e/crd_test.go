@@ -59,6 +59,15 @@ func TestVirtualClusterCRD(t *testing.T) {
 			"dedicatedNodes": map[string]any{"nodeSelector": map[string]any{"pool": "a"}},
 			"privateNodes":   map[string]any{"kubeconfigSecret": "other"},
 		}}), "choose dedicatedNodes or privateNodes, not both"},
+		{"export into a tenant's host namespace", vc("e", map[string]any{"networking": map[string]any{"exportServices": []any{
+			svcMapping("default", "web", "kplex-other", "web"),
+		}}}), "cannot receive exports"},
+		{"two exports onto one service", vc("e2", map[string]any{"networking": map[string]any{"exportServices": []any{
+			svcMapping("default", "web", "shared", "w"), svcMapping("default", "db", "shared", "w"),
+		}}}), "two exports onto the same Service"},
+		{"host import from a tenant's host namespace", vc("i", map[string]any{"networking": map[string]any{"importHostServices": []any{
+			svcMapping("kplex-other", "web", "default", "web"),
+		}}}), "use tenantServices"},
 	}
 	for _, tt := range refused {
 		t.Run(tt.name, func(t *testing.T) {
@@ -122,4 +131,8 @@ func installCRD(t *testing.T, c apiextensions.Interface) {
 		}
 		return fmt.Errorf("conditions %v", got.Status.Conditions)
 	}, nil)
+}
+
+func svcMapping(fromNS, from, toNS, to string) map[string]any {
+	return map[string]any{"from": map[string]any{"namespace": fromNS, "name": from}, "to": map[string]any{"namespace": toNS, "name": to}}
 }

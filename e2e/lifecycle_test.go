@@ -275,6 +275,7 @@ func testRefusedSpecs(t *testing.T, env *framework.Env) {
 		{"datastore:\n  quota:\n    maxKeys: -5\n", "spec.datastore.quota.maxKeys"},
 		{"tenancy:\n  dedicatedNodes: {nodeSelector: {a: b}}\n  privateNodes: {kubeconfigSecret: x}\n", "not both"},
 		{"sync:\n  podSecurityLevel: baseline\n", "unknown field"},
+		{"networking:\n  exportServices: [{from: {namespace: default, name: web}, to: {namespace: kplex-other, name: web}}]\n", "spec.networking.exportServices"},
 	} {
 		if err := os.WriteFile(bad, []byte(tt.spec), 0o644); err != nil {
 			t.Fatal(err)

@@ -51,6 +51,9 @@ type NetworkingSpec struct {
 	// Endpoints follow the host's (read every 5 s). A tenant Service of
 	// that name that is not an import is left alone.
 	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=64
+	// +kubebuilder:validation:XValidation:rule="self.all(m, !m.from.__namespace__.startsWith('kplex-'))",message="a tenant's host namespace (kplex-*) cannot be imported from: use tenantServices"
+	// +kubebuilder:validation:XValidation:rule="self.all(x, self.filter(y, y.to.__namespace__ == x.to.__namespace__ && y.to.name == x.to.name).size() == 1)",message="two imports onto the same Service"
 	// +optional
 	ImportHostServices []ServiceMapping `json:"importHostServices,omitempty"`
 	// ExportServices makes tenant services (From: in the tenant) reachable
@@ -60,11 +63,15 @@ type NetworkingSpec struct {
 	// host Service of that name that is not this tenant's export is left
 	// alone (a warning event on the tenant's Service).
 	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=64
+	// +kubebuilder:validation:XValidation:rule="self.all(m, !m.to.__namespace__.startsWith('kplex-'))",message="a tenant's host namespace (kplex-*) cannot receive exports"
+	// +kubebuilder:validation:XValidation:rule="self.all(x, self.filter(y, y.to.__namespace__ == x.to.__namespace__ && y.to.name == x.to.name).size() == 1)",message="two exports onto the same Service"
 	// +optional
 	ExportServices []ServiceMapping `json:"exportServices,omitempty"`
 	// TenantServices maps another tenant's services into this one: an
 	// import of that tenant's host copy of the Service.
 	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=64
 	// +optional
 	TenantServices []TenantServiceMapping `json:"tenantServices,omitempty"`
 }
