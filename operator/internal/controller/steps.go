@@ -293,7 +293,11 @@ func (s *run) syncer(ctx context.Context) (bool, error) {
 	if synced != nil {
 		t.Resources = &synced
 	}
-	t.ExportServices, t.ImportServices = serviceMappings(s.vc.Spec.Networking)
+	n, err := s.sameNamespaceTenants(ctx, s.vc.Spec.Networking)
+	if err != nil {
+		return false, err
+	}
+	t.ExportServices, t.ImportServices = serviceMappings(n)
 	wrote, err := s.r.Syncer.Register(t, kc)
 	if err != nil {
 		setCondition(s.vc, v1alpha1.ConditionSyncerAssigned, false, "RegistrationFailed", err.Error())
@@ -324,19 +328,6 @@ func (s *run) supported(ctx context.Context) (bool, error) {
 		setCondition(s.vc, v1alpha1.ConditionReady, false, "InvalidNetworking", strings.Join(problems, "; "))
 		s.setPhase(v1alpha1.PhaseFailed)
 		return false, nil
-	}
-	for i, m := range s.vc.Spec.Networking.TenantServices {
-		var other v1alpha1.VirtualCluster
-		err := s.r.Client.Get(ctx, client.ObjectKey{Namespace: s.vc.Namespace, Name: m.Tenant}, &other)
-		if apierrors.IsNotFound(err) {
-			setCondition(s.vc, v1alpha1.ConditionReady, false, "InvalidNetworking",
-				fmt.Sprintf("spec.networking.tenantServices[%d].tenant: no VirtualCluster %q in namespace %s", i, m.Tenant, s.vc.Namespace))
-			s.setPhase(v1alpha1.PhaseFailed)
-			return false, nil
-		}
-		if err != nil {
-			return false, err
-		}
 	}
 	var missing []string
 	if tn := s.vc.Spec.Tenancy; tn != nil && tn.PrivateNodes != nil {
@@ -396,4 +387,26 @@ func trimMessage(m string) string {
 		m = m[:1000] + "..."
 	}
 	return m
+}
+
+// sameNamespaceTenants drops the tenantServices whose tenant is not a
+// VirtualCluster in this one's namespace (another namespace's tenants are
+// not this one's to read; one not created yet is mapped once it is, at a
+// later reconcile).
+func (s *run) sameNamespaceTenants(ctx context.Context, n v1alpha1.NetworkingSpec) (v1alpha1.NetworkingSpec, error) {
+	var kept []v1alpha1.TenantServiceMapping
+	for i, m := range n.TenantServices {
+		var other v1alpha1.VirtualCluster
+		err := s.r.Client.Get(ctx, client.ObjectKey{Namespace: s.vc.Namespace, Name: m.Tenant}, &other)
+		switch {
+		case apierrors.IsNotFound(err):
+			s.log.Info("tenant service waits for its VirtualCluster", "field", fmt.Sprintf("spec.networking.tenantServices[%d]", i), "tenant", m.Tenant)
+		case err != nil:
+			return n, err
+		default:
+			kept = append(kept, m)
+		}
+	}
+	n.TenantServices = kept
+	return n, nil
 }
