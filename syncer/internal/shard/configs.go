@@ -7,6 +7,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 
 	"kplex.dev/syncer/internal/hostcache"
 	"kplex.dev/syncer/internal/tenants"
@@ -30,9 +31,7 @@ func syncCopy[T metav1.Object](ctx context.Context, c hostClient[T], manager str
 		if cur == nil {
 			return nil
 		}
-		uid := cur.GetUID()
-		err := c.Delete(ctx, cur.GetName(), metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &uid}})
-		if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
+		if err := deleteUID(ctx, c.Delete, cur.GetName(), cur.GetUID()); err != nil {
 			return fmt.Errorf("delete host copy %s: %w", cur.GetName(), err)
 		}
 		return nil
@@ -55,6 +54,16 @@ func syncCopy[T metav1.Object](ctx context.Context, c hostClient[T], manager str
 		return fmt.Errorf("update host copy %s: %w", want.GetName(), err)
 	}
 	return nil
+}
+
+// deleteUID deletes the object name if it is still the one with uid: gone
+// already, or replaced by another (a conflict), is done too.
+func deleteUID(ctx context.Context, del func(context.Context, string, metav1.DeleteOptions) error, name string, uid types.UID) error {
+	err := del(ctx, name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &uid}})
+	if apierrors.IsNotFound(err) || apierrors.IsConflict(err) {
+		return nil
+	}
+	return err
 }
 
 // used reports whether a live virtual pod (or, for a Secret, an Ingress's

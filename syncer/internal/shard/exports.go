@@ -10,7 +10,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/apimachinery/pkg/types"
 
 	"kplex.dev/api/naming"
 	"kplex.dev/api/registry"
@@ -169,14 +168,6 @@ func (s *tenantSyncer) removeExport(ctx context.Context, to registry.ServiceRef)
 		return deleteUID(ctx, eps.Delete, ep.Name, ep.UID)
 	}
 	if apierrors.IsNotFound(err) {
-		return nil
-	}
-	return err
-}
-
-func deleteUID(ctx context.Context, del func(context.Context, string, metav1.DeleteOptions) error, name string, uid types.UID) error {
-	err := del(ctx, name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &uid}})
-	if apierrors.IsNotFound(err) || apierrors.IsConflict(err) {
 		return nil
 	}
 	return err

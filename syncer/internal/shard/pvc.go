@@ -39,7 +39,7 @@ func (s *tenantSyncer) syncPVC(ctx context.Context, ns, name string) error {
 	switch {
 	case apierrors.IsNotFound(err) || v.DeletionTimestamp != nil:
 		if h != nil {
-			if err := claims.Delete(ctx, h.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &h.UID}}); err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
+			if err := deleteUID(ctx, claims.Delete, h.Name, h.UID); err != nil {
 				return fmt.Errorf("delete host claim %s: %w", h.Name, err)
 			}
 		}

@@ -47,8 +47,7 @@ func (s *tenantSyncer) syncService(ctx context.Context, ns, name string) error {
 		if h == nil {
 			return nil
 		}
-		err := services.Delete(ctx, h.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &h.UID}})
-		if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
+		if err := deleteUID(ctx, services.Delete, h.Name, h.UID); err != nil {
 			return fmt.Errorf("delete host service %s: %w", h.Name, err)
 		}
 		return nil
