@@ -30,20 +30,24 @@ func (t Tenant) Secret(v *corev1.Secret) *corev1.Secret {
 // Endpoints returns the host copy of the Endpoints of a selector-less
 // virtual Service. Target references name virtual pods and are dropped.
 func (t Tenant) Endpoints(v *corev1.Endpoints) *corev1.Endpoints {
-	h := &corev1.Endpoints{ObjectMeta: t.HostMeta(v.ObjectMeta), Subsets: v.DeepCopy().Subsets}
+	h := &corev1.Endpoints{ObjectMeta: t.HostMeta(v.ObjectMeta), Subsets: withoutRefs(v.Subsets)}
 	delete(h.Labels, "endpointslice.kubernetes.io/skip-mirror")
-	for i := range h.Subsets {
-		for j := range h.Subsets[i].Addresses {
-			h.Subsets[i].Addresses[j].TargetRef = nil
-			h.Subsets[i].Addresses[j].NodeName = nil
-		}
-		for j := range h.Subsets[i].NotReadyAddresses {
-			h.Subsets[i].NotReadyAddresses[j].TargetRef = nil
-			h.Subsets[i].NotReadyAddresses[j].NodeName = nil
-		}
-	}
 	h.Annotations[naming.AnnotationContentHash] = HashEndpoints(h.Subsets)
 	return h
+}
+
+// withoutRefs copies Endpoints subsets without their addresses' pod and
+// node references, which name objects of the other cluster.
+func withoutRefs(subsets []corev1.EndpointSubset) []corev1.EndpointSubset {
+	out := (&corev1.Endpoints{Subsets: subsets}).DeepCopy().Subsets
+	for s := range out {
+		for _, as := range [][]corev1.EndpointAddress{out[s].Addresses, out[s].NotReadyAddresses} {
+			for a := range as {
+				as[a].TargetRef, as[a].NodeName = nil, nil
+			}
+		}
+	}
+	return out
 }
 
 func endpointsKey(subsets []corev1.EndpointSubset) string {

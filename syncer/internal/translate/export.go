@@ -18,13 +18,7 @@ const AnnotationExportOf = naming.Domain + "/export-of"
 // ExportedEndpoints), with v's ports, each targeting its own port number
 // (the Endpoints carry the pods' real ports under the same names).
 func (t Tenant) ExportedService(e registry.ServiceExport, v *corev1.Service) *corev1.Service {
-	h := &corev1.Service{ObjectMeta: t.exportMeta(e), Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeClusterIP}}
-	for _, p := range v.Spec.Ports {
-		h.Spec.Ports = append(h.Spec.Ports, corev1.ServicePort{
-			Name: p.Name, Protocol: p.Protocol, AppProtocol: p.AppProtocol, Port: p.Port, TargetPort: intstr.FromInt32(p.Port),
-		})
-	}
-	return h
+	return &corev1.Service{ObjectMeta: t.exportMeta(e), Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeClusterIP, Ports: portsByNumber(v.Spec.Ports)}}
 }
 
 // ExportedEndpoints are the host Endpoints of an exported Service: the
@@ -33,7 +27,7 @@ func (t Tenant) ExportedService(e registry.ServiceExport, v *corev1.Service) *co
 func (t Tenant) ExportedEndpoints(e registry.ServiceExport, v *corev1.Endpoints) *corev1.Endpoints {
 	h := &corev1.Endpoints{ObjectMeta: t.exportMeta(e)}
 	if v != nil {
-		h.Subsets = t.Endpoints(v).Subsets
+		h.Subsets = withoutRefs(v.Subsets)
 	}
 	return h
 }
@@ -44,4 +38,16 @@ func (t Tenant) exportMeta(e registry.ServiceExport) metav1.ObjectMeta {
 		Labels:      map[string]string{naming.LabelExportedBy: t.Name},
 		Annotations: map[string]string{AnnotationExportOf: e.From.Namespace + "/" + e.From.Name},
 	}
+}
+
+// portsByNumber are a selector-less Service's ports: each targets its own
+// port number (its Endpoints carry the pods' ports by name).
+func portsByNumber(ports []corev1.ServicePort) []corev1.ServicePort {
+	var out []corev1.ServicePort
+	for _, p := range ports {
+		out = append(out, corev1.ServicePort{
+			Name: p.Name, Protocol: p.Protocol, AppProtocol: p.AppProtocol, Port: p.Port, TargetPort: intstr.FromInt32(p.Port),
+		})
+	}
+	return out
 }

@@ -3,7 +3,6 @@ package translate
 import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/intstr"
 
 	"kplex.dev/api/naming"
 	"kplex.dev/api/registry"
@@ -21,11 +20,7 @@ func ImportedService(i registry.ServiceImport, h *corev1.Service) *corev1.Servic
 	case h.Spec.ClusterIP == corev1.ClusterIPNone:
 		v.Spec.ClusterIP = corev1.ClusterIPNone
 	}
-	for _, p := range h.Spec.Ports {
-		v.Spec.Ports = append(v.Spec.Ports, corev1.ServicePort{
-			Name: p.Name, Protocol: p.Protocol, AppProtocol: p.AppProtocol, Port: p.Port, TargetPort: intstr.FromInt32(p.Port),
-		})
-	}
+	v.Spec.Ports = portsByNumber(h.Spec.Ports)
 	return v
 }
 
@@ -37,14 +32,7 @@ func ImportedEndpoints(i registry.ServiceImport, h *corev1.Endpoints) *corev1.En
 	if h == nil {
 		return v
 	}
-	v.Subsets = h.DeepCopy().Subsets
-	for s := range v.Subsets {
-		for _, as := range [][]corev1.EndpointAddress{v.Subsets[s].Addresses, v.Subsets[s].NotReadyAddresses} {
-			for a := range as {
-				as[a].TargetRef, as[a].NodeName = nil, nil
-			}
-		}
-	}
+	v.Subsets = withoutRefs(h.Subsets)
 	return v
 }
 
