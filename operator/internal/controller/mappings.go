@@ -2,7 +2,6 @@ package controller
 
 import (
 	"fmt"
-	"strings"
 
 	"kplex.dev/api/naming"
 	apiregistry "kplex.dev/api/registry"
@@ -18,7 +17,7 @@ func networkingProblems(n v1alpha1.NetworkingSpec) []string {
 	exported := map[v1alpha1.ServiceRef]string{}
 	for i, e := range n.ExportServices {
 		at := fmt.Sprintf("spec.networking.exportServices[%d]", i)
-		if strings.HasPrefix(e.To.Namespace, "kplex-") {
+		if _, ok := naming.TenantOfHostNamespace(e.To.Namespace); ok {
 			out = append(out, at+".to.namespace: "+e.To.Namespace+" is a tenant's host namespace")
 		}
 		if prev, ok := exported[e.To]; ok {
@@ -35,7 +34,7 @@ func networkingProblems(n v1alpha1.NetworkingSpec) []string {
 	}
 	for i, m := range n.ImportHostServices {
 		at := fmt.Sprintf("spec.networking.importHostServices[%d]", i)
-		if strings.HasPrefix(m.From.Namespace, "kplex-") {
+		if _, ok := naming.TenantOfHostNamespace(m.From.Namespace); ok {
 			out = append(out, at+".from.namespace: "+m.From.Namespace+" is a tenant's host namespace (use tenantServices)")
 		}
 		to(at, m.To)
