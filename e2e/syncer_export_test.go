@@ -3,7 +3,6 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"os"
 	"sort"
 	"strings"
 	"testing"
@@ -34,10 +33,6 @@ func testServiceExport(t *testing.T, env *framework.Env, demo, host kubernetes.I
 	if _, err := host.CoreV1().Services(shared).Create(ctx, taken, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	before, err := os.ReadFile(env.Layout.SyncerTenants())
-	if err != nil {
-		t.Fatal(err)
-	}
 	reg := fmt.Sprintf(`tenants:
 - name: demo
   kubeconfig: %s
@@ -47,9 +42,7 @@ func testServiceExport(t *testing.T, env *framework.Env, demo, host kubernetes.I
 - name: other
   kubeconfig: %s
 `, syncerKubeconfig(env, "demo"), shared, shared, syncerKubeconfig(env, "other"))
-	if err := os.WriteFile(env.Layout.SyncerTenants(), []byte(reg), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	restore := replaceRegistry(t, env, reg)
 	// The addresses the export must carry: demo's host pods of web.
 	hostIPs := func(ctx context.Context) ([]string, error) {
 		pods, err := host.CoreV1().Pods(naming.HostNamespace("demo")).List(ctx, metav1.ListOptions{LabelSelector: "app=web"})
@@ -77,13 +70,7 @@ func testServiceExport(t *testing.T, env *framework.Env, demo, host kubernetes.I
 		if err != nil {
 			return err
 		}
-		var got []string
-		for _, s := range ep.Subsets {
-			for _, a := range s.Addresses {
-				got = append(got, a.IP)
-			}
-		}
-		sort.Strings(got)
+		got := endpointIPs(ep)
 		wantIPs, err := hostIPs(ctx)
 		if err != nil {
 			return err
@@ -108,9 +95,7 @@ func testServiceExport(t *testing.T, env *framework.Env, demo, host kubernetes.I
 		return nil
 	}, nil)
 
-	if err := os.WriteFile(env.Layout.SyncerTenants(), before, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	restore()
 	framework.Eventually(t, 45*time.Second, "the export removed with its registration", func(ctx context.Context) error {
 		if _, err := host.CoreV1().Services(shared).Get(ctx, "demo-web", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
 			return fmt.Errorf("service still there (%v)", err)

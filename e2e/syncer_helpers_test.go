@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -159,4 +160,35 @@ func syncerKubeconfig(env *framework.Env, vc string) string {
 		panic(err)
 	}
 	return p
+}
+
+// replaceRegistry writes the shards' registry file (reloaded live) and
+// returns what puts the previous one back.
+func replaceRegistry(t *testing.T, env *framework.Env, body string) (restore func()) {
+	t.Helper()
+	before, err := os.ReadFile(env.Layout.SyncerTenants())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(env.Layout.SyncerTenants(), []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return func() {
+		t.Helper()
+		if err := os.WriteFile(env.Layout.SyncerTenants(), before, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// endpointIPs are the ready addresses of ep, sorted.
+func endpointIPs(ep *corev1.Endpoints) []string {
+	var out []string
+	for _, s := range ep.Subsets {
+		for _, a := range s.Addresses {
+			out = append(out, a.IP)
+		}
+	}
+	sort.Strings(out)
+	return out
 }

@@ -3,8 +3,6 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"os"
-	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -45,10 +43,6 @@ func testServiceImports(t *testing.T, env *framework.Env, demo, other, host kube
 	if _, err := other.CoreV1().Services("default").Create(ctx, web, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 		t.Fatal(err)
 	}
-	before, err := os.ReadFile(env.Layout.SyncerTenants())
-	if err != nil {
-		t.Fatal(err)
-	}
 	reg := fmt.Sprintf(`tenants:
 - name: demo
   kubeconfig: %s
@@ -58,19 +52,7 @@ func testServiceImports(t *testing.T, env *framework.Env, demo, other, host kube
 - name: other
   kubeconfig: %s
 `, syncerKubeconfig(env, "demo"), db, naming.HostName("default", "web"), syncerKubeconfig(env, "other"))
-	if err := os.WriteFile(env.Layout.SyncerTenants(), []byte(reg), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	ips := func(ep *corev1.Endpoints) string {
-		var out []string
-		for _, s := range ep.Subsets {
-			for _, a := range s.Addresses {
-				out = append(out, a.IP)
-			}
-		}
-		sort.Strings(out)
-		return strings.Join(out, ",")
-	}
+	restore := replaceRegistry(t, env, reg)
 	// imported: demo's Service name carries want, and so does its host copy.
 	imported := func(ctx context.Context, name, want string) error {
 		svc, err := demo.CoreV1().Services("default").Get(ctx, name, metav1.GetOptions{})
@@ -84,14 +66,14 @@ func testServiceImports(t *testing.T, env *framework.Env, demo, other, host kube
 		if err != nil {
 			return err
 		}
-		if got := ips(ep); got != want {
+		if got := strings.Join(endpointIPs(ep), ","); got != want {
 			return fmt.Errorf("demo's %s endpoints %s, want %s", name, got, want)
 		}
 		hep, err := host.CoreV1().Endpoints(naming.HostNamespace("demo")).Get(ctx, naming.HostName("default", name), metav1.GetOptions{})
 		if err != nil {
 			return fmt.Errorf("host copy of demo's %s endpoints: %w", name, err)
 		}
-		if got := ips(hep); got != want {
+		if got := strings.Join(endpointIPs(hep), ","); got != want {
 			return fmt.Errorf("host copy of demo's %s endpoints %s, want %s", name, got, want)
 		}
 		return nil
@@ -107,7 +89,7 @@ func testServiceImports(t *testing.T, env *framework.Env, demo, other, host kube
 		if len(ep.Subsets) == 0 {
 			return fmt.Errorf("other's web has no endpoints yet")
 		}
-		return imported(ctx, "other-web", ips(ep))
+		return imported(ctx, "other-web", strings.Join(endpointIPs(ep), ","))
 	}, nil)
 	if _, err := host.CoreV1().Endpoints(db).Update(ctx, pgEndpoints("10.250.0.10"), metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
@@ -116,9 +98,7 @@ func testServiceImports(t *testing.T, env *framework.Env, demo, other, host kube
 		return imported(ctx, "pg", "10.250.0.10")
 	}, nil)
 
-	if err := os.WriteFile(env.Layout.SyncerTenants(), before, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	restore()
 	framework.Eventually(t, 45*time.Second, "the imports removed with their registration", func(ctx context.Context) error {
 		for _, n := range []string{"pg", "other-web"} {
 			if _, err := demo.CoreV1().Services("default").Get(ctx, n, metav1.GetOptions{}); !apierrors.IsNotFound(err) {

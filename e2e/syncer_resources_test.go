@@ -3,7 +3,6 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"os"
 	"testing"
 	"time"
 
@@ -66,14 +65,8 @@ func testResourcesTurnedOff(t *testing.T, env *framework.Env, demo, host kuberne
 		t.Fatal(err)
 	}
 
-	before, err := os.ReadFile(env.Layout.SyncerTenants())
-	if err != nil {
-		t.Fatal(err)
-	}
 	reg := fmt.Sprintf("tenants:\n- name: demo\n  kubeconfig: %s\n  resources: []\n- name: other\n  kubeconfig: %s\n", syncerKubeconfig(env, "demo"), syncerKubeconfig(env, "other"))
-	if err := os.WriteFile(env.Layout.SyncerTenants(), []byte(reg), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	restore := replaceRegistry(t, env, reg)
 	framework.Eventually(t, 45*time.Second, "demo's optional host copies removed", func(ctx context.Context) error {
 		if nps, pdbs, ings, err := counts(demoNS); err != nil || nps+pdbs+ings != 0 {
 			return fmt.Errorf("still there (err %v)", err)
@@ -87,9 +80,7 @@ func testResourcesTurnedOff(t *testing.T, env *framework.Env, demo, host kuberne
 		t.Errorf("other's host copies changed: %s (err %v), had %d/%d/%d", describe(), err, oNPs, oPDBs, oIngs)
 	}
 
-	if err := os.WriteFile(env.Layout.SyncerTenants(), before, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	restore()
 	framework.Eventually(t, 45*time.Second, "demo's copies back when turned on", func(ctx context.Context) error {
 		if nps, pdbs, ings, err := counts(demoNS); err != nil || nps == 0 || pdbs == 0 || ings == 0 {
 			return fmt.Errorf("not yet (err %v)", err)
