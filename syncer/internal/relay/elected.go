@@ -80,7 +80,7 @@ func (e *Elected) Run(ctx context.Context) error {
 func (e *Elected) lead(ctx context.Context, lease *ownership.Lease) {
 	e.Log.Info("relay leading", "epoch", lease.Epoch())
 	rctx, cancel := context.WithCancel(ctx)
-	r := New(e.Host, e.Bus, e.Log, e.Workers)
+	r := New(e.Host, e.Bus, e.Log, e.Workers, "")
 	r.guard = lease.Valid
 	e.mu.Lock()
 	e.current, e.leading = r, true

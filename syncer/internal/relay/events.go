@@ -27,7 +27,7 @@ import (
 // missed while the relay was down is not replayed (Events are best effort
 // in Kubernetes too).
 func (r *Relay) relayEvents(ctx context.Context) error {
-	events := r.host.CoreV1().Events("")
+	events := r.host.CoreV1().Events(r.namespace)
 	list, err := events.List(ctx, metav1.ListOptions{Limit: 1})
 	if err != nil {
 		return fmt.Errorf("relay: list host events: %w", err)

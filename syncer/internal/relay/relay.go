@@ -10,6 +10,10 @@
 // relay reads the stream's last values and publishes Deleted for objects
 // removed while it was down, and skips objects whose resourceVersion the
 // stream already has.
+//
+// The same relay, limited to one host namespace, watches a tenant's
+// private host cluster (private nodes) for the shard that owns the tenant,
+// and hands each change to that tenant's syncer instead of the bus (Sink).
 package relay
 
 import (
@@ -46,12 +50,22 @@ import (
 	"kplex.dev/syncer/internal/translate"
 )
 
+// Sink takes what the relay publishes: the bus (natsbus.Bus), or, for a
+// tenant's private host cluster, that tenant's syncer directly. A Publish
+// that fails is retried with backoff.
+type Sink interface {
+	Publish(ctx context.Context, key bus.Key, msg bus.Message, hdr nats.Header) error
+}
+
 // Relay publishes host changes.
 type Relay struct {
 	host    kubernetes.Interface
-	bus     *natsbus.Bus
+	sink    Sink
 	log     *slog.Logger
 	workers int
+	// namespace limits the tenant objects watched to one host namespace
+	// (a private host cluster); "" watches every namespace.
+	namespace string
 
 	queue  workqueue.TypedRateLimitingInterface[hostKey]
 	stores map[string]cache.Store
@@ -74,10 +88,11 @@ type published struct {
 	last    runtime.Object // last state, for the Deleted message
 }
 
-// New returns a relay.
-func New(host kubernetes.Interface, b *natsbus.Bus, log *slog.Logger, workers int) *Relay {
+// New returns a relay publishing to sink the kplex objects of namespace
+// ("": of every namespace), and every node and class.
+func New(host kubernetes.Interface, sink Sink, log *slog.Logger, workers int, namespace string) *Relay {
 	return &Relay{
-		host: host, bus: b, log: log, workers: max(workers, 1),
+		host: host, sink: sink, log: log, workers: max(workers, 1), namespace: namespace,
 		queue: workqueue.NewTypedRateLimitingQueueWithConfig(
 			// Retries while NATS is away are capped at 5 s, so the backlog goes
 			// out soon after it returns.
@@ -99,7 +114,7 @@ func (r *Relay) Ready(*http.Request) error {
 	default:
 		return fmt.Errorf("relay: not caught up with the host yet")
 	}
-	if !r.bus.Connected() {
+	if c, ok := r.sink.(interface{ Connected() bool }); ok && !c.Connected() {
 		return fmt.Errorf("relay: nats disconnected")
 	}
 	return nil
@@ -109,9 +124,8 @@ func (r *Relay) Ready(*http.Request) error {
 func (r *Relay) Run(ctx context.Context) error {
 	defer r.queue.ShutDown()
 	managed := labels.SelectorFromSet(labels.Set{naming.LabelManaged: "true"}).String()
-	tf := informers.NewSharedInformerFactoryWithOptions(r.host, 0, informers.WithTweakListOptions(func(o *metav1.ListOptions) {
-		o.LabelSelector = managed
-	}))
+	tf := informers.NewSharedInformerFactoryWithOptions(r.host, 0, informers.WithNamespace(r.namespace),
+		informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.LabelSelector = managed }))
 	nf := informers.NewSharedInformerFactory(r.host, 0)
 	type src struct {
 		resource string
@@ -200,8 +214,14 @@ func (r *Relay) waitCaughtUp(ctx context.Context) {
 // loadStream reads what the stream holds, so unchanged objects are not
 // published again and objects deleted while the relay was away are.
 func (r *Relay) loadStream(ctx context.Context) error {
+	stream, ok := r.sink.(interface {
+		LastValues(ctx context.Context, filter string) ([]natsbus.Delivery, error)
+	})
+	if !ok {
+		return nil // not a stream: nothing was published before this run
+	}
 	start := time.Now()
-	vals, err := r.bus.LastValues(ctx, bus.Prefix+".>")
+	vals, err := stream.LastValues(ctx, bus.Prefix+".>")
 	if err != nil {
 		return fmt.Errorf("relay: read stream: %w", err)
 	}
@@ -347,7 +367,7 @@ func (r *Relay) send(ctx context.Context, key bus.Key, msg bus.Message) error {
 		attribute.String("kplex.namespace", key.Namespace), attribute.String("kplex.name", key.Name), attribute.String("kplex.type", string(msg.Type)))
 	hdr := nats.Header{}
 	otel.GetTextMapPropagator().Inject(ctx, propagation.HeaderCarrier(hdr))
-	if err := r.bus.Publish(ctx, key, msg, hdr); err != nil {
+	if err := r.sink.Publish(ctx, key, msg, hdr); err != nil {
 		span.RecordError(err)
 		return err
 	}
