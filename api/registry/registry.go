@@ -11,7 +11,11 @@ type Tenant struct {
 	Name string `json:"name"`
 	// Kubeconfig is the syncer's identity in the tenant API; a relative
 	// path is resolved against the registry file's directory.
-	Kubeconfig        string `json:"kubeconfig"`
+	Kubeconfig string `json:"kubeconfig"`
+	// HostKubeconfig, when set, is the tenant's own host cluster (private
+	// nodes): its host namespace, pods, services and the rest go there,
+	// not to the shared host. A relative path is resolved like Kubeconfig.
+	HostKubeconfig    string `json:"hostKubeconfig,omitempty"`
 	PodSecurity       string `json:"podSecurity,omitempty"` // baseline (default) | restricted
 	ConfigMaps        string `json:"configMaps,omitempty"`  // SyncUsed (default) | SyncAll
 	Secrets           string `json:"secrets,omitempty"`     // SyncUsed (default) | SyncAll

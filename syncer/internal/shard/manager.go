@@ -13,7 +13,9 @@
 // stream before it writes anything, then reconciles pods (pods.go,
 // tokens.go), services (services.go), ConfigMaps, Secrets and Endpoints
 // (configs.go), policies (policies.go), virtual nodes (nodes.go) and
-// events (events.go), with a drift patrol (patrol.go).
+// events (events.go), with a drift patrol (patrol.go). A tenant with
+// private nodes has its own host cluster, which its syncer watches and
+// writes instead of the shared host and the bus (private.go).
 package shard
 
 import (
@@ -134,6 +136,9 @@ func (m *Manager) onNode(d natsbus.Delivery) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for _, rt := range m.running {
+		if rt.syncer.private != nil {
+			continue // its nodes are its private cluster's
+		}
 		switch d.Key.Resource {
 		case hostcache.Nodes:
 			rt.syncer.onHostNode(d.Key.Name)
@@ -249,7 +254,7 @@ func (m *Manager) snapshot() map[string]*runningTenant {
 }
 
 func (m *Manager) start(ctx context.Context, t tenants.Tenant, lease *ownership.Lease) {
-	ts, err := newTenantSyncer(t, m.HostConfig, lease, m.Shard, m.nodes, m.Bus, m.Log)
+	ts, err := m.newTenantSyncer(t, lease)
 	if err != nil {
 		m.Log.Error("cannot serve tenant; retrying", "tenant", t.Name, "err", err)
 		_ = lease.Release(ctx)
@@ -269,6 +274,23 @@ func (m *Manager) start(ctx context.Context, t tenants.Tenant, lease *ownership.
 			m.Log.Error("tenant sync stopped; restarting it", "tenant", t.Name, "err", err)
 		}
 	}()
+}
+
+// newTenantSyncer builds the syncer of a tenant on the shared host, or on
+// its private host cluster.
+func (m *Manager) newTenantSyncer(t tenants.Tenant, lease *ownership.Lease) (*tenantSyncer, error) {
+	if t.HostKubeconfig == "" {
+		return newTenantSyncer(t, m.HostConfig, lease, m.Shard, m.nodes, m.Bus, m.Log)
+	}
+	cfg, err := privateHostConfig(t)
+	if err != nil {
+		return nil, err
+	}
+	ts, err := newTenantSyncer(t, cfg, lease, m.Shard, hostcache.New(), m.Bus, m.Log)
+	if err != nil {
+		return nil, err
+	}
+	return ts, ts.usePrivateHost(cfg)
 }
 
 // stop ends a tenant's sync, then releases its lease: the next owner

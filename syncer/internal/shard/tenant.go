@@ -25,13 +25,13 @@ import (
 	"k8s.io/client-go/tools/record"
 	"k8s.io/client-go/util/workqueue"
 
-	"kplex.dev/api/bus"
 	"kplex.dev/api/naming"
 	"kplex.dev/api/registry"
 	"kplex.dev/syncer/internal/hostcache"
 	"kplex.dev/syncer/internal/metrics"
 	"kplex.dev/syncer/internal/natsbus"
 	"kplex.dev/syncer/internal/ownership"
+	"kplex.dev/syncer/internal/relay"
 	"kplex.dev/syncer/internal/tenants"
 	"kplex.dev/syncer/internal/translate"
 )
@@ -70,8 +70,11 @@ type tenantSyncer struct {
 	log    *slog.Logger
 	host   kubernetes.Interface
 	hostNS string
-	nodes  *hostcache.Cache // shared host nodes
+	nodes  *hostcache.Cache // host nodes and classes (shared, or the private cluster's)
 	bus    *natsbus.Bus
+	// private watches the tenant's private host cluster, if it has one
+	// (private.go); nil: the host state comes from the bus.
+	private *relay.Relay
 	// fieldManager names this shard's writes under this lease
 	// (kplex-syncer/<shard>@<epoch>), so every host write can be traced to
 	// the lease it was made under.
@@ -226,12 +229,7 @@ func (s *tenantSyncer) run(ctx context.Context, workers int, patrolEvery time.Du
 
 	// The tenant's host state, replayed from the stream, then followed.
 	replayed := make(chan struct{})
-	go func() {
-		err := s.bus.Follow(ctx, bus.TenantFilter(s.cfg.Name), s.onHost, func() { close(replayed) })
-		if err != nil && ctx.Err() == nil {
-			s.log.Error("following the tenant's host state failed", "err", err)
-		}
-	}()
+	go s.followHost(ctx, replayed)
 	if err := s.ensureHostNamespace(ctx); err != nil {
 		return err
 	}

@@ -83,6 +83,9 @@ func Parse(b []byte, dir string) (*Config, error) {
 		if !filepath.IsAbs(t.Kubeconfig) {
 			t.Kubeconfig = filepath.Join(dir, t.Kubeconfig)
 		}
+		if t.HostKubeconfig != "" && !filepath.IsAbs(t.HostKubeconfig) {
+			t.HostKubeconfig = filepath.Join(dir, t.HostKubeconfig)
+		}
 		if err := defaultAndCheck(&t.PodSecurity, "baseline", at+".podSecurity", "baseline", "restricted"); err != nil {
 			return nil, err
 		}

@@ -23,6 +23,11 @@ func TestParse(t *testing.T) {
 				t.Errorf("got %+v", c.Tenants[0])
 			}
 		}},
+		{name: "private host kubeconfig resolved", in: "tenants:\n- {name: p, kubeconfig: k, hostKubeconfig: p.host.kubeconfig}\n- {name: q, kubeconfig: k, hostKubeconfig: /y/h}\n- {name: r, kubeconfig: k}\n", check: func(t *testing.T, c *Config) {
+			if got := []string{c.Tenants[0].HostKubeconfig, c.Tenants[1].HostKubeconfig, c.Tenants[2].HostKubeconfig}; got[0] != "/etc/kplex/p.host.kubeconfig" || got[1] != "/y/h" || got[2] != "" {
+				t.Errorf("host kubeconfigs %q", got)
+			}
+		}},
 		{name: "empty file", in: "", check: func(t *testing.T, c *Config) {
 			if len(c.Tenants) != 0 {
 				t.Errorf("got %+v", c)
