@@ -38,6 +38,8 @@ type VirtualClusterList struct {
 // VirtualClusterSpec is what the tenant asks for.
 //
 // +kubebuilder:validation:XValidation:rule="!(has(self.tenancy) && has(self.tenancy.dedicatedNodes) && has(self.tenancy.privateNodes))",message="tenancy: choose dedicatedNodes or privateNodes, not both"
+// +kubebuilder:validation:XValidation:rule="!(has(self.tenancy) && has(self.tenancy.privateNodes) && has(self.networking) && has(self.networking.tenantServices) && size(self.networking.tenantServices) > 0)",message="networking.tenantServices: not available with tenancy.privateNodes (the tenant's services are in another cluster)"
+// +kubebuilder:validation:XValidation:rule="(has(self.tenancy) && has(self.tenancy.privateNodes)) == (has(oldSelf.tenancy) && has(oldSelf.tenancy.privateNodes))",message="tenancy.privateNodes cannot be added or removed after creation"
 type VirtualClusterSpec struct {
 	// Version is the Kubernetes minor version of the control plane. Only
 	// v1.37 is available.

@@ -59,15 +59,22 @@ func (r *Reconciler) finalize(ctx context.Context, log *slog.Logger, vc *v1alpha
 	if err := r.Quotas.Delete(vc.Name); err != nil {
 		return ctrl.Result{}, err
 	}
-	// A shard still serving the tenant could write an export again after
-	// it is removed: wait (up to 30 s) until the shard has let it go.
-	if len(vc.Spec.Networking.ExportServices) > 0 && time.Since(vc.DeletionTimestamp.Time) < 30*time.Second {
+	// A shard still serving the tenant could write an export (or, in a
+	// private cluster, its host namespace) again after it is removed: wait
+	// (up to 30 s) until the shard has let it go.
+	private := vc.Spec.Tenancy != nil && vc.Spec.Tenancy.PrivateNodes != nil
+	if (private || len(vc.Spec.Networking.ExportServices) > 0) && time.Since(vc.DeletionTimestamp.Time) < 30*time.Second {
 		if owner, err := r.Shards.Owner(ctx, vc.Name); err == nil && owner != "" {
 			return ctrl.Result{RequeueAfter: time.Second}, nil
 		}
 	}
-	if err := r.removeExports(ctx, vc.Name); err != nil {
+	if err := removeExports(ctx, r.Reader, r.Client, vc.Name); err != nil {
 		return ctrl.Result{}, err
+	}
+	if private {
+		if done, err := r.cleanPrivateCluster(ctx, log, vc); err != nil || !done {
+			return ctrl.Result{RequeueAfter: time.Second}, err
+		}
 	}
 	// The admin kubeconfig is owned by the VirtualCluster, but the host's
 	// garbage collector may not watch VirtualClusters yet (it finds new
@@ -78,23 +85,12 @@ func (r *Reconciler) finalize(ctx context.Context, log *slog.Logger, vc *v1alpha
 			return ctrl.Result{}, fmt.Errorf("delete admin kubeconfig secret: %w", err)
 		}
 	}
-	var ns corev1.Namespace
-	err = r.Client.Get(ctx, client.ObjectKey{Name: naming.HostNamespace(vc.Name)}, &ns)
-	switch {
-	case apierrors.IsNotFound(err):
-	case err != nil:
-		return ctrl.Result{}, err
-	case ns.Labels[naming.LabelTenant] != vc.Name:
-		log.Warn("host namespace is not kplex's for this tenant; left alone", "hostNamespace", ns.Name)
-	default:
-		if ns.DeletionTimestamp.IsZero() {
-			if err := r.Client.Delete(ctx, &ns); err != nil && !apierrors.IsNotFound(err) {
-				return ctrl.Result{}, err
-			}
-			log.Info("host namespace deleted", "hostNamespace", ns.Name)
-		}
+	if done, err := deleteHostNamespace(ctx, r.Client, log, vc.Name); err != nil || !done {
 		// Wait until every host object of the tenant is gone.
-		return ctrl.Result{RequeueAfter: 500 * time.Millisecond}, nil
+		return ctrl.Result{RequeueAfter: 500 * time.Millisecond}, err
+	}
+	if err := r.Syncer.RemoveHostKubeconfig(vc.Name); err != nil {
+		return ctrl.Result{}, err
 	}
 	log.Info("virtual cluster deleted")
 	return r.dropFinalizer(ctx, vc)
@@ -121,17 +117,41 @@ func (r *Reconciler) purgeIdentity(tenant string) datastore.Tenant {
 	return t
 }
 
+// deleteHostNamespace deletes the tenant's host namespace in the cluster
+// c (the host or a private cluster) and reports whether it is gone. A
+// namespace of that name that is not kplex's for the tenant is left alone.
+func deleteHostNamespace(ctx context.Context, c client.Client, log *slog.Logger, tenant string) (bool, error) {
+	var ns corev1.Namespace
+	err := c.Get(ctx, client.ObjectKey{Name: naming.HostNamespace(tenant)}, &ns)
+	switch {
+	case apierrors.IsNotFound(err):
+		return true, nil
+	case err != nil:
+		return false, err
+	case ns.Labels[naming.LabelTenant] != tenant:
+		log.Warn("host namespace is not kplex's for this tenant; left alone", "hostNamespace", ns.Name)
+		return true, nil
+	}
+	if ns.DeletionTimestamp.IsZero() {
+		if err := c.Delete(ctx, &ns); err != nil && !apierrors.IsNotFound(err) {
+			return false, err
+		}
+		log.Info("host namespace deleted", "hostNamespace", ns.Name)
+	}
+	return false, nil
+}
+
 // removeExports deletes the tenant's service exports (host Services and
 // Endpoints labeled as exported by it, in any namespace): they live outside
-// its host namespace.
-func (r *Reconciler) removeExports(ctx context.Context, tenant string) error {
+// its host namespace. r reads uncached; w deletes.
+func removeExports(ctx context.Context, r client.Reader, w client.Writer, tenant string) error {
 	sel := client.MatchingLabels{naming.LabelExportedBy: tenant}
 	var svcs corev1.ServiceList
-	if err := r.Reader.List(ctx, &svcs, sel); err != nil {
+	if err := r.List(ctx, &svcs, sel); err != nil {
 		return fmt.Errorf("list the tenant's exported services: %w", err)
 	}
 	var eps corev1.EndpointsList
-	if err := r.Reader.List(ctx, &eps, sel); err != nil {
+	if err := r.List(ctx, &eps, sel); err != nil {
 		return fmt.Errorf("list the tenant's exported endpoints: %w", err)
 	}
 	objs := make([]client.Object, 0, len(svcs.Items)+len(eps.Items))
@@ -142,7 +162,7 @@ func (r *Reconciler) removeExports(ctx context.Context, tenant string) error {
 		objs = append(objs, &eps.Items[i])
 	}
 	for _, o := range objs {
-		if err := r.Client.Delete(ctx, o, client.Preconditions{UID: ptr.To(o.GetUID())}); err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
+		if err := w.Delete(ctx, o, client.Preconditions{UID: ptr.To(o.GetUID())}); err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
 			return fmt.Errorf("delete export %s/%s: %w", o.GetNamespace(), o.GetName(), err)
 		}
 	}

@@ -3,11 +3,13 @@
 // outcome in a status condition, so a crash at any point converges on the
 // next run:
 //
-//	name -> supported -> namespace -> endpoint -> pki -> datastore -> (pause) -> control plane
-//	-> syncer registration -> counts -> Ready
+//	name -> supported -> private nodes -> namespace -> endpoint -> pki -> datastore -> (pause)
+//	-> control plane -> syncer registration -> counts -> Ready
 //
 // Deletion (finalize.go) undoes them in reverse under a finalizer: control
-// plane, syncer registration, datastore keys and limits, host namespace.
+// plane, syncer registration, datastore keys and limits, host namespace
+// (and, for private nodes, the tenant's namespace in its own cluster:
+// private.go).
 package controller
 
 import (
@@ -173,6 +175,9 @@ type run struct {
 	log      *slog.Logger
 	endpoint string
 	pki      map[string][]byte
+	// privateKubeconfig reaches the tenant's private cluster (private
+	// nodes); nil: its pods are on the host.
+	privateKubeconfig []byte
 }
 
 // steps runs the steps in order, stopping at the first that is not done.
@@ -186,6 +191,7 @@ func (s *run) steps(ctx context.Context) (ctrl.Result, error) {
 	}{
 		{"name", s.uniqueName},
 		{"supported", s.supported},
+		{"privatenodes", s.privateNodes},
 		{"namespace", s.namespace},
 		{"endpoint", s.ensureEndpoint},
 		{"pki", s.ensurePKI},
@@ -218,6 +224,12 @@ func (s *run) requeue() time.Duration {
 	}
 	if c := apimeta.FindStatusCondition(s.vc.Status.Conditions, v1alpha1.ConditionControlPlaneReady); c != nil && c.Reason == "Queued" {
 		return 2 * time.Second
+	}
+	// Waiting on the user (a Secret to create) or on another cluster.
+	for typ, reason := range map[string]string{v1alpha1.ConditionReady: reasonPrivateNodesUnavailable, v1alpha1.ConditionSyncerAssigned: reasonPrivateClusterDown} {
+		if c := apimeta.FindStatusCondition(s.vc.Status.Conditions, typ); c != nil && c.Status == metav1.ConditionFalse && c.Reason == reason {
+			return 5 * time.Second
+		}
 	}
 	return 500 * time.Millisecond
 }

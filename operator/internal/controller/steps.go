@@ -298,13 +298,21 @@ func (s *run) syncer(ctx context.Context) (bool, error) {
 		return false, err
 	}
 	t.ExportServices, t.ImportServices = serviceMappings(n)
-	wrote, err := s.r.Syncer.Register(t, kc)
+	wrote, err := s.r.Syncer.Register(t, kc, s.privateKubeconfig)
 	if err != nil {
 		setCondition(s.vc, v1alpha1.ConditionSyncerAssigned, false, "RegistrationFailed", err.Error())
 		return false, err
 	}
 	if wrote {
 		s.log.Info("registered with the syncer shards")
+	}
+	if s.privateKubeconfig != nil {
+		// Registered all the same: the shard waits for the cluster too.
+		if err := privateReachable(ctx, s.privateKubeconfig); err != nil {
+			setCondition(s.vc, v1alpha1.ConditionSyncerAssigned, false, reasonPrivateClusterDown,
+				"spec.tenancy.privateNodes: "+err.Error()+"; check the kubeconfig in Secret "+s.vc.Spec.Tenancy.PrivateNodes.KubeconfigSecret)
+			return false, nil
+		}
 	}
 	owner, err := s.r.Shards.Owner(ctx, s.vc.Name)
 	switch {
@@ -321,25 +329,51 @@ func (s *run) syncer(ctx context.Context) (bool, error) {
 	return true, nil
 }
 
-// supported refuses, with the field named, what this version accepts in
-// the API but cannot do yet, rather than ignoring it.
+// supported refuses, with the field named, what the API accepts but the
+// operator cannot do (networking the CRD's rules cannot judge alone),
+// rather than ignoring it.
 func (s *run) supported(ctx context.Context) (bool, error) {
 	if problems := networkingProblems(s.vc.Spec.Networking); len(problems) > 0 {
 		setCondition(s.vc, v1alpha1.ConditionReady, false, "InvalidNetworking", strings.Join(problems, "; "))
 		s.setPhase(v1alpha1.PhaseFailed)
 		return false, nil
 	}
-	var missing []string
-	if tn := s.vc.Spec.Tenancy; tn != nil && tn.PrivateNodes != nil {
-		missing = append(missing, "spec.tenancy.privateNodes (workloads in another cluster)")
+	problems, err := s.privateTenantServices(ctx)
+	if err != nil {
+		return false, err
 	}
-	if len(missing) == 0 {
-		return true, nil
+	if len(problems) > 0 {
+		setCondition(s.vc, v1alpha1.ConditionReady, false, "InvalidNetworking", strings.Join(problems, "; "))
+		s.setPhase(v1alpha1.PhaseFailed)
+		return false, nil
 	}
-	setCondition(s.vc, v1alpha1.ConditionReady, false, "Unsupported",
-		"not available in this version of kplex: "+strings.Join(missing, ", ")+"; remove it to create the virtual cluster")
-	s.setPhase(v1alpha1.PhaseFailed)
-	return false, nil
+	return true, nil
+}
+
+// privateTenantServices refuses tenantServices mappings across private
+// nodes: a private tenant's services are in its own cluster, and another
+// tenant's host copies are not there (nor are its copies on the host).
+func (s *run) privateTenantServices(ctx context.Context) ([]string, error) {
+	private := func(vc *v1alpha1.VirtualCluster) bool {
+		return vc.Spec.Tenancy != nil && vc.Spec.Tenancy.PrivateNodes != nil
+	}
+	var problems []string
+	for i, m := range s.vc.Spec.Networking.TenantServices {
+		field := fmt.Sprintf("spec.networking.tenantServices[%d]", i)
+		if private(s.vc) {
+			problems = append(problems, field+": not available with spec.tenancy.privateNodes (this tenant's services are in another cluster)")
+			continue
+		}
+		var other v1alpha1.VirtualCluster
+		err := s.r.Client.Get(ctx, client.ObjectKey{Namespace: s.vc.Namespace, Name: m.Tenant}, &other)
+		if client.IgnoreNotFound(err) != nil {
+			return nil, err
+		}
+		if err == nil && private(&other) {
+			problems = append(problems, fmt.Sprintf("%s: tenant %s has private nodes: its services are in another cluster", field, m.Tenant))
+		}
+	}
+	return problems, nil
 }
 
 // pause stops the control plane, unregisters the tenant from the syncer
@@ -361,7 +395,11 @@ func (s *run) pause(ctx context.Context) (bool, error) {
 	if err := s.r.Runtime.Stop(ctx, s.vc.Name); err != nil {
 		return false, err
 	}
-	if err := s.r.Client.DeleteAllOf(ctx, &corev1.Pod{}, client.InNamespace(naming.HostNamespace(s.vc.Name)),
+	pods, err := s.privateHostClient()
+	if err != nil {
+		return false, err
+	}
+	if err := pods.DeleteAllOf(ctx, &corev1.Pod{}, client.InNamespace(naming.HostNamespace(s.vc.Name)),
 		client.MatchingLabels{naming.LabelManaged: "true"}); err != nil && !apierrors.IsNotFound(err) {
 		return false, fmt.Errorf("delete host pods: %w", err)
 	}

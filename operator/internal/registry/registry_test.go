@@ -9,7 +9,7 @@ import (
 
 func TestSyncerRegisterUnregister(t *testing.T) {
 	s := Syncer{Dir: filepath.Join(t.TempDir(), "tenants.d")}
-	wrote, err := s.Register(SyncerTenant{Name: "a", PodSecurity: "restricted"}, []byte("kc"))
+	wrote, err := s.Register(SyncerTenant{Name: "a", PodSecurity: "restricted"}, []byte("kc"), nil)
 	if err != nil || !wrote {
 		t.Fatalf("register: wrote=%v err=%v", wrote, err)
 	}
@@ -25,7 +25,7 @@ func TestSyncerRegisterUnregister(t *testing.T) {
 	if st, _ := os.Stat(filepath.Join(s.Dir, "a.kubeconfig")); st.Mode().Perm() != 0o600 {
 		t.Errorf("kubeconfig mode %v, want 0600", st.Mode().Perm())
 	}
-	if wrote, err := s.Register(SyncerTenant{Name: "a", PodSecurity: "restricted"}, []byte("kc")); err != nil || wrote {
+	if wrote, err := s.Register(SyncerTenant{Name: "a", PodSecurity: "restricted"}, []byte("kc"), nil); err != nil || wrote {
 		t.Errorf("unchanged registration rewritten: wrote=%v err=%v", wrote, err)
 	}
 	if err := s.Unregister("a"); err != nil {
@@ -33,6 +33,39 @@ func TestSyncerRegisterUnregister(t *testing.T) {
 	}
 	if err := s.Unregister("a"); err != nil {
 		t.Fatalf("second unregister: %v", err)
+	}
+	if left, _ := filepath.Glob(filepath.Join(s.Dir, "*")); len(left) != 0 {
+		t.Errorf("left behind: %v", left)
+	}
+}
+
+func TestSyncerRegisterPrivateHost(t *testing.T) {
+	s := Syncer{Dir: t.TempDir()}
+	if _, err := s.Register(SyncerTenant{Name: "p"}, []byte("kc"), []byte("other cluster")); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(filepath.Join(s.Dir, "p.yaml"))
+	if !strings.Contains(string(b), "hostKubeconfig: p.host.kubeconfig") {
+		t.Errorf("registration lacks the private host:\n%s", b)
+	}
+	if st, err := os.Stat(filepath.Join(s.Dir, "p.host.kubeconfig")); err != nil || st.Mode().Perm() != 0o600 {
+		t.Errorf("host kubeconfig: %v, %v", st, err)
+	}
+	// Pause unregisters; deletion still needs the private cluster.
+	if err := s.Unregister("p"); err != nil {
+		t.Fatal(err)
+	}
+	if kc, err := s.HostKubeconfig("p"); err != nil || string(kc) != "other cluster" {
+		t.Errorf("host kubeconfig after unregister: %q, %v", kc, err)
+	}
+	if err := s.RemoveHostKubeconfig("p"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RemoveHostKubeconfig("p"); err != nil {
+		t.Fatalf("second removal: %v", err)
+	}
+	if _, err := s.HostKubeconfig("p"); err == nil {
+		t.Error("host kubeconfig still there")
 	}
 	if left, _ := filepath.Glob(filepath.Join(s.Dir, "*")); len(left) != 0 {
 		t.Errorf("left behind: %v", left)

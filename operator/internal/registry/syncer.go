@@ -28,28 +28,67 @@ func (s Syncer) paths(tenant string) (yamlPath, kubeconfig string) {
 	return filepath.Join(s.Dir, tenant+".yaml"), filepath.Join(s.Dir, tenant+".kubeconfig")
 }
 
+// hostPath is the tenant's private host cluster's kubeconfig.
+func (s Syncer) hostPath(tenant string) string {
+	return filepath.Join(s.Dir, tenant+".host.kubeconfig")
+}
+
 // Register writes the tenant's kubeconfig (the syncer's identity in the
-// tenant API), then its registration, unless both are already so. It
+// tenant API) and, for private nodes, its host cluster's kubeconfig (nil:
+// the shared host), then its registration, unless all are already so. It
 // reports whether anything was written.
-func (s Syncer) Register(t SyncerTenant, kubeconfig []byte) (bool, error) {
+func (s Syncer) Register(t SyncerTenant, kubeconfig, hostKubeconfig []byte) (bool, error) {
 	if err := os.MkdirAll(s.Dir, 0o755); err != nil {
 		return false, fmt.Errorf("syncer registry: %w", err)
 	}
 	y, k := s.paths(t.Name)
 	t.Kubeconfig = filepath.Base(k) // relative: resolved against the directory
+	type file struct {
+		path string
+		data []byte
+		mode os.FileMode
+	}
+	files := []file{{k, kubeconfig, 0o600}}
+	if hostKubeconfig != nil {
+		t.HostKubeconfig = filepath.Base(s.hostPath(t.Name))
+		files = append(files, file{s.hostPath(t.Name), hostKubeconfig, 0o600})
+	}
 	b, err := yaml.Marshal(apiregistry.File{Tenants: []SyncerTenant{t}})
 	if err != nil {
 		return false, err
 	}
-	w1, err := writeIfChanged(k, kubeconfig, 0o600)
-	if err != nil {
-		return false, fmt.Errorf("syncer registry: %w", err)
+	// The registration last: a shard never reads one whose files are not
+	// written yet.
+	files = append(files, file{y, b, 0o644})
+	wrote := false
+	for _, f := range files {
+		w, err := writeIfChanged(f.path, f.data, f.mode)
+		if err != nil {
+			return false, fmt.Errorf("syncer registry: %w", err)
+		}
+		wrote = wrote || w
 	}
-	w2, err := writeIfChanged(y, b, 0o644)
+	return wrote, nil
+}
+
+// HostKubeconfig reads the private host cluster's kubeconfig last
+// registered for the tenant.
+func (s Syncer) HostKubeconfig(tenant string) ([]byte, error) {
+	b, err := os.ReadFile(s.hostPath(tenant))
 	if err != nil {
-		return false, fmt.Errorf("syncer registry: %w", err)
+		return nil, fmt.Errorf("syncer registry: %w", err)
 	}
-	return w1 || w2, nil
+	return b, nil
+}
+
+// RemoveHostKubeconfig removes the private host cluster's kubeconfig: it
+// outlives Unregister (pause keeps it; deletion needs it to clean up the
+// private cluster) and goes when the tenant does.
+func (s Syncer) RemoveHostKubeconfig(tenant string) error {
+	if err := os.Remove(s.hostPath(tenant)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("syncer registry: %w", err)
+	}
+	return nil
 }
 
 // Unregister removes the registration (the shards stop serving the tenant
