@@ -34,7 +34,7 @@ func (e *env) bin(name string) string { return e.opts.BinDir + "/" + name }
 // components lists every process in start order: host control plane,
 // nodes, the shared datastore-proxy, NATS, the host relay and the operator,
 // each virtual cluster not made by the operator, then the syncer shard that
-// serves them all.
+// serves them all. A host-only environment stops after the nodes.
 func (e *env) components() ([]component, error) {
 	cs := e.hostComponents()
 	nodes, err := newNodeProvider(e)
@@ -42,6 +42,9 @@ func (e *env) components() ([]component, error) {
 		return nil, err
 	}
 	cs = append(cs, nodes.components()...)
+	if e.state.HostOnly {
+		return cs, nil
+	}
 	cs = append(cs, e.datastoreComponent(), e.natsComponent(), e.relayComponent(), e.operatorComponent())
 	for _, vc := range e.state.VClusters {
 		cs = append(cs, e.vclusterComponents(vc)...)

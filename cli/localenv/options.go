@@ -72,6 +72,10 @@ type Options struct {
 	PodCIDR       string // split into one /24 per node; default 10.244.0.0/16
 	ServiceCIDR   string // host and tenant Service range; default 10.96.0.0/16
 	VClusters     []string
+	// HostOnly starts only the host cluster and its nodes, without the
+	// kplex platform: another cluster, e.g. for a VirtualCluster's private
+	// nodes. It has no virtual clusters.
+	HostOnly bool
 	// OperatorArgs are appended to kplex-operator's flags (tests: e.g. the
 	// kubernetes runtime, whose control-plane pods KWOK "runs").
 	OperatorArgs []string
@@ -127,6 +131,9 @@ func (o *Options) validate() error {
 	p, err := netip.ParsePrefix(o.ServiceCIDR)
 	if err != nil || !p.Addr().Is4() || p.Bits() > 24 {
 		return fmt.Errorf("--service-cidr %q: want an IPv4 prefix of /24 or larger", o.ServiceCIDR)
+	}
+	if o.HostOnly && len(o.VClusters) > 0 {
+		return fmt.Errorf("a host-only environment has no virtual clusters (asked: %v)", o.VClusters)
 	}
 	for _, vc := range o.VClusters {
 		if !validName(vc) {

@@ -116,8 +116,8 @@ func TestStateConflicts(t *testing.T) {
 	if err := conflicts(st, Options{Nodes: 3, VClusters: []string{"demo"}}); err != nil {
 		t.Fatalf("matching options must not conflict: %v", err)
 	}
-	err := conflicts(st, Options{Nodes: 5, PodCIDR: "10.1.0.0/16", PortOverrides: ports.Set{"etcd-client": 2}})
-	for _, want := range []string{"--nodes 5", "--pod-cidr 10.1.0.0/16", "--port etcd-client=2"} {
+	err := conflicts(st, Options{Nodes: 5, PodCIDR: "10.1.0.0/16", PortOverrides: ports.Set{"etcd-client": 2}, HostOnly: true})
+	for _, want := range []string{"--nodes 5", "--pod-cidr 10.1.0.0/16", "--port etcd-client=2", "--host-only"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("conflicts = %v, want it to mention %q", err, want)
 		}

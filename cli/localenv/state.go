@@ -20,6 +20,8 @@ type State struct {
 	PodCIDR     string    `json:"podCIDR"`
 	ServiceCIDR string    `json:"serviceCIDR"`
 	VClusters   []string  `json:"vclusters"`
+	// HostOnly: a host cluster and nodes, without the kplex platform.
+	HostOnly bool `json:"hostOnly,omitempty"`
 }
 
 // LoadState reads the state file; an absent file wraps fs.ErrNotExist.

@@ -133,7 +133,7 @@ func loadOrInitState(l Layout, requested, opts Options) (*State, error) {
 		}
 		return st, addNewPorts(l, st, opts)
 	}
-	st := &State{Nodes: opts.Nodes, NodeKind: opts.NodeKind, PodCIDR: opts.PodCIDR, ServiceCIDR: opts.ServiceCIDR, VClusters: opts.VClusters}
+	st := &State{Nodes: opts.Nodes, NodeKind: opts.NodeKind, PodCIDR: opts.PodCIDR, ServiceCIDR: opts.ServiceCIDR, VClusters: opts.VClusters, HostOnly: opts.HostOnly}
 	st.Ports = DefaultPorts(opts.VClusters)
 	if opts.FreePorts {
 		free, err := ports.Free(len(st.Ports))
@@ -202,6 +202,9 @@ func conflicts(st *State, req Options) error {
 		if st.Ports[name] != p {
 			errs = append(errs, fmt.Errorf("--port %s=%d asked, it has %d", name, p, st.Ports[name]))
 		}
+	}
+	if req.HostOnly && !st.HostOnly {
+		errs = append(errs, errors.New("--host-only asked, it runs the kplex platform"))
 	}
 	if req.VClusters != nil && !slices.Equal(req.VClusters, st.VClusters) {
 		errs = append(errs, fmt.Errorf("virtual clusters %v asked, it has %v", req.VClusters, st.VClusters))

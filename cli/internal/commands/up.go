@@ -34,6 +34,11 @@ shared platform (datastore-proxy, NATS, syncer relay and shard,
 kplex-operator) and the virtual clusters (by default one, "demo", created
 as a VirtualCluster and waited for).
 
+With --host-only, only the host cluster and its simulated nodes: another
+cluster on the same machine, e.g. for a VirtualCluster's private nodes
+(spec.tenancy.privateNodes names a Secret holding its kubeconfig,
+<dir>/host/kubeconfig).
+
 Every process is started detached, logs to <dir>/logs/<name>.log and is
 waited for until ready, with progress lines. Running it again is safe: what
 already runs is reported and left alone, and processes that died (a crash, a
@@ -45,7 +50,8 @@ them in <dir>/state.json; later runs reuse them. To change them, run
 		Example: `  kplexctl up
   kplexctl up --nodes 5 --pod-cidr 127.1.0.0/16
   kplexctl up --port host-apiserver=6443 --port demo-apiserver=7443
-  kplexctl up --free-ports --dir /tmp/kplex-test`,
+  kplexctl up --free-ports --dir /tmp/kplex-test
+  kplexctl up --host-only --free-ports --pod-cidr 10.245.0.0/16 --dir .kplex-private`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			opts.Dir = dirFlag(cmd)
@@ -62,7 +68,10 @@ them in <dir>/state.json; later runs reuse them. To change them, run
 			} else {
 				opts.VClusters = []string{}
 			}
-			if !cmd.Flags().Changed("vcluster") {
+			switch {
+			case opts.HostOnly && len(vclusters) > 0:
+				return fmt.Errorf("--host-only starts no kplex platform, so no --vcluster: drop one of them")
+			case !cmd.Flags().Changed("vcluster"):
 				vclusters = []string{"demo"}
 			}
 			known := localenv.DefaultPorts(static).Names()
@@ -73,6 +82,9 @@ them in <dir>/state.json; later runs reuse them. To change them, run
 			opts.Progress = cmd.OutOrStdout()
 			if err := localenv.Up(cmd.Context(), opts); err != nil {
 				return err
+			}
+			if st, err := localenv.LoadState(l); err == nil && st.HostOnly {
+				vclusters = nil // no platform to make them
 			}
 			var made []string
 			for _, vc := range vclusters {
@@ -96,6 +108,7 @@ them in <dir>/state.json; later runs reuse them. To change them, run
 	f.StringVar(&opts.ServiceCIDR, "service-cidr", "", "Service ClusterIP range of the host and the virtual clusters (default 10.96.0.0/16)")
 	f.StringArrayVar(&portFlags, "port", nil, "NAME=PORT to override a default port; names: "+strings.Join(localenv.DefaultPorts(nil).Names(), ", "))
 	f.BoolVar(&opts.FreePorts, "free-ports", false, "pick free ports instead of the defaults (new environments only)")
+	f.BoolVar(&opts.HostOnly, "host-only", false, "start only a host cluster with simulated nodes, without the kplex platform (another cluster, e.g. for private nodes; new environments only)")
 	f.StringSliceVar(&vclusters, "vcluster", nil, "VirtualClusters to create (through the operator) if they do not exist (default demo; none with --vcluster=\"\")")
 	return cmd
 }

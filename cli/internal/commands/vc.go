@@ -3,6 +3,7 @@ package commands
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 	"time"
@@ -70,17 +71,18 @@ func newCreate() *cobra.Command {
 		Long: `Create a VirtualCluster; kplex-operator then makes its host namespace,
 PKI, datastore tenant and control plane, and registers it with the syncer.
 
--f takes a VirtualCluster manifest (or only its spec); NAME wins over the
+-f takes a VirtualCluster manifest (or only its spec; "-" reads stdin); NAME wins over the
 manifest's name. Invalid specs are refused by the host API server with the
 field at fault. --wait prints each step as it completes.`,
 		Example: `  kplexctl create team-a --wait
   kplexctl create team-b -f team-b.yaml --wait --timeout 2m
+  echo 'tenancy: {privateNodes: {kubeconfigSecret: other-cluster}}' | kplexctl create team-p -f -
   kplexctl connect team-a && kubectl --kubeconfig .kplex/vclusters/team-a/kubeconfig get ns`,
 		Args: exactlyOneName,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			vc := &v1alpha1.VirtualCluster{}
 			if file != "" {
-				if err := readManifest(file, vc); err != nil {
+				if err := readManifest(cmd.InOrStdin(), file, vc); err != nil {
 					return err
 				}
 			}
@@ -117,9 +119,16 @@ field at fault. --wait prints each step as it completes.`,
 	return cmd
 }
 
-// readManifest reads a VirtualCluster manifest, or a bare spec.
-func readManifest(path string, vc *v1alpha1.VirtualCluster) error {
-	b, err := os.ReadFile(path)
+// readManifest reads a VirtualCluster manifest, or a bare spec, from a
+// file or ("-") stdin.
+func readManifest(stdin io.Reader, path string, vc *v1alpha1.VirtualCluster) error {
+	var b []byte
+	var err error
+	if path == "-" {
+		b, err = io.ReadAll(stdin)
+	} else {
+		b, err = os.ReadFile(path)
+	}
 	if err != nil {
 		return fmt.Errorf("-f: %w", err)
 	}
