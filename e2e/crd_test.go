@@ -68,6 +68,10 @@ func TestVirtualClusterCRD(t *testing.T) {
 		{"host import from a tenant's host namespace", vc("i", map[string]any{"networking": map[string]any{"importHostServices": []any{
 			svcMapping("kplex-other", "web", "default", "web"),
 		}}}), "use tenantServices"},
+		{"private nodes and tenant services", vc("pt", map[string]any{
+			"tenancy":    map[string]any{"privateNodes": map[string]any{"kubeconfigSecret": "other"}},
+			"networking": map[string]any{"tenantServices": []any{map[string]any{"tenant": "a", "from": map[string]any{"namespace": "default", "name": "web"}, "to": map[string]any{"namespace": "default", "name": "web"}}}},
+		}), "networking.tenantServices: not available with tenancy.privateNodes"},
 	}
 	for _, tt := range refused {
 		t.Run(tt.name, func(t *testing.T) {
@@ -78,26 +82,36 @@ func TestVirtualClusterCRD(t *testing.T) {
 		})
 	}
 
-	t.Run("datastore backend is immutable", func(t *testing.T) {
-		// The operator reconciles "good" meanwhile (finalizer, status):
-		// change the latest version, again after a conflict.
-		var err error
-		for range 10 {
-			latest, gerr := vcs.Get(ctx, created.GetName(), metav1.GetOptions{})
-			if gerr != nil {
-				t.Fatal(gerr)
+	for _, tt := range []struct {
+		name  string
+		value any
+		path  []string
+		want  string
+	}{
+		{"datastore backend is immutable", "etcd", []string{"datastore", "backend"}, "datastore.backend is immutable"},
+		{"private nodes cannot be added", map[string]any{"kubeconfigSecret": "other"}, []string{"tenancy", "privateNodes"}, "tenancy.privateNodes cannot be added or removed"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			// The operator reconciles "good" meanwhile (finalizer, status):
+			// change the latest version, again after a conflict.
+			var err error
+			for range 10 {
+				latest, gerr := vcs.Get(ctx, created.GetName(), metav1.GetOptions{})
+				if gerr != nil {
+					t.Fatal(gerr)
+				}
+				if err := unstructured.SetNestedField(latest.Object, tt.value, append([]string{"spec"}, tt.path...)...); err != nil {
+					t.Fatal(err)
+				}
+				if _, err = vcs.Update(ctx, latest, metav1.UpdateOptions{}); !apierrors.IsConflict(err) {
+					break
+				}
 			}
-			if err := unstructured.SetNestedField(latest.Object, "etcd", "spec", "datastore", "backend"); err != nil {
-				t.Fatal(err)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("err = %v, want the change refused naming %q", err, tt.want)
 			}
-			if _, err = vcs.Update(ctx, latest, metav1.UpdateOptions{}); !apierrors.IsConflict(err) {
-				break
-			}
-		}
-		if err == nil || !strings.Contains(err.Error(), "datastore.backend is immutable") {
-			t.Fatalf("err = %v, want the backend change refused", err)
-		}
-	})
+		})
+	}
 }
 
 func vc(name string, spec map[string]any) *unstructured.Unstructured {

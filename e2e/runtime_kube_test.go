@@ -252,23 +252,33 @@ spec:
 		t.Errorf("%d datastore keys left", n)
 	}
 
-	// What the API accepts but this version cannot do is refused with the
-	// field named, not ignored.
-	spec := filepath.Join(t.TempDir(), "net.yaml")
+	// What the API accepts but the operator cannot do is refused with the
+	// field named, not ignored: mapping the services of a tenant with
+	// private nodes.
+	spec := filepath.Join(t.TempDir(), "private.yaml")
 	if err := os.WriteFile(spec, []byte("tenancy:\n  privateNodes: {kubeconfigSecret: other-cluster}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	mustKplexctl(t, env, "create", "k3", "-f", spec)
+	spec = filepath.Join(t.TempDir(), "net.yaml")
+	if err := os.WriteFile(spec, []byte("networking:\n  tenantServices: [{tenant: k3, from: {namespace: default, name: web}, to: {namespace: default, name: web}}]\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	mustKplexctl(t, env, "create", "k2", "-f", spec)
 	framework.Eventually(t, 30*time.Second, "k2 refused", func(ctx context.Context) error {
 		out, _ := kplexctl(t, env, "describe", "k2")
-		if p, err := vcPhase(ctx, dyn, "k2"); err != nil || p != "Failed" || !strings.Contains(out, "spec.tenancy.privateNodes") {
+		if p, err := vcPhase(ctx, dyn, "k2"); err != nil || p != "Failed" || !strings.Contains(out, "spec.networking.tenantServices[0]: tenant k3 has private nodes") {
 			return fmt.Errorf("phase %q (%v):\n%s", p, err, out)
 		}
 		return nil
 	}, nil)
-	if _, err := host.CoreV1().Namespaces().Get(ctx, "kplex-k2", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
-		t.Errorf("a refused VirtualCluster got a host namespace: %v", err)
+	for _, n := range []string{"kplex-k2", "kplex-k3"} {
+		// k3 waits for its Secret before it gets anything.
+		if _, err := host.CoreV1().Namespaces().Get(ctx, n, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+			t.Errorf("a refused or waiting VirtualCluster got host namespace %s: %v", n, err)
+		}
 	}
+	mustKplexctl(t, env, "delete", "k3", "--wait", "--timeout", "1m")
 	mustKplexctl(t, env, "delete", "k2", "--wait", "--timeout", "1m")
 }
 
