@@ -98,3 +98,13 @@ const (
 type File struct {
 	Tenants []Tenant `json:"tenants"`
 }
+
+// Registrations in Secrets (no shared filesystem): the operator keeps each
+// tenant's registry files in a Secret of one host namespace, labeled
+// SecretLabel=<tenant>, with each file's base name as its key; the shards
+// mirror those Secrets into a local directory and load it like the
+// operator's registry directory.
+const (
+	SecretLabel  = "kplex.dev/registration"
+	SecretPrefix = "kplex-registration-"
+)

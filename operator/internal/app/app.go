@@ -90,7 +90,7 @@ func Run(ctx context.Context, o Options, log *slog.Logger) error {
 		// VirtualClusters are cached, and control-plane objects: a cache of
 		// the host's Secrets or Namespaces would hold every tenant's objects
 		// in memory.
-		Client: client.Options{Cache: &client.CacheOptions{DisableFor: []client.Object{&corev1.Secret{}, &corev1.Namespace{}, &corev1.Pod{}}}},
+		Client: client.Options{Cache: &client.CacheOptions{DisableFor: []client.Object{&corev1.Secret{}, &corev1.Namespace{}, &corev1.Pod{}, &corev1.ConfigMap{}}}},
 		Cache: cache.Options{ByObject: map[client.Object]cache.ByObject{
 			&appsv1.Deployment{}: byComponent, &corev1.Service{}: byComponent, &policyv1.PodDisruptionBudget{}: byComponent}},
 		Metrics:                       metricsserver.Options{BindAddress: o.MetricsAddress},
@@ -134,8 +134,8 @@ func Run(ctx context.Context, o Options, log *slog.Logger) error {
 		Client:             mgr.GetClient(),
 		Reader:             mgr.GetAPIReader(),
 		Runtime:            rt,
-		Syncer:             registry.Syncer{Dir: o.SyncerTenantsDir},
-		Quotas:             &registry.Quotas{Path: o.DatastoreLimits},
+		Syncer:             syncerRegistry(o, mgr.GetClient()),
+		Quotas:             quotas(o, mgr.GetClient()),
 		Shards:             shards,
 		Log:                log,
 		Recorder:           mgr.GetEventRecorder("kplex-operator"),
@@ -158,3 +158,20 @@ func Run(ctx context.Context, o Options, log *slog.Logger) error {
 }
 
 func durationPtr(d time.Duration) *time.Duration { return &d }
+
+// syncerRegistry is where tenants are registered: files, or Secrets.
+func syncerRegistry(o Options, c client.Client) registry.SyncerRegistry {
+	if o.RegistryNamespace != "" {
+		return registry.SyncerSecrets{Client: c, Namespace: o.RegistryNamespace}
+	}
+	return registry.Syncer{Dir: o.SyncerTenantsDir}
+}
+
+// quotas is where the datastore limits are written: a file, or a ConfigMap.
+func quotas(o Options, c client.Client) *registry.Quotas {
+	q := &registry.Quotas{Path: o.DatastoreLimits, Client: c}
+	if ns, name, ok := strings.Cut(o.LimitsConfigMap, "/"); ok {
+		q.ConfigMap = client.ObjectKey{Namespace: ns, Name: name}
+	}
+	return q
+}

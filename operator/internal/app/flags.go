@@ -9,10 +9,12 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 
+	"kplex.dev/operator/internal/registry"
 	"kplex.dev/operator/internal/runtime/kube"
 )
 
@@ -30,17 +32,21 @@ type Options struct {
 	DatastoreBackend   string
 	DatastoreLimits    string
 	SyncerTenantsDir   string
-	NATSURL            string
-	ServiceCIDR        string
-	MetricsAddress     string
-	HealthAddress      string
-	LeaderElect        bool
-	LeaderNamespace    string
-	LeaseDuration      time.Duration
-	Workers            int
-	MaxStarting        int
-	DieWithOperator    bool
-	InstallCRDs        bool
+	// LimitsConfigMap ("namespace/name") and RegistryNamespace replace
+	// the two files for a platform in a cluster (no shared filesystem).
+	LimitsConfigMap   string
+	RegistryNamespace string
+	NATSURL           string
+	ServiceCIDR       string
+	MetricsAddress    string
+	HealthAddress     string
+	LeaderElect       bool
+	LeaderNamespace   string
+	LeaseDuration     time.Duration
+	Workers           int
+	MaxStarting       int
+	DieWithOperator   bool
+	InstallCRDs       bool
 	// Kubernetes runtime.
 	Images                kube.Images
 	PullPolicy            string
@@ -78,6 +84,8 @@ Flags:
 	fs.StringVar(&o.DatastoreBackend, "datastore-backend", "sqlite", "the datastore-proxy's backend (VirtualClusters asking for another are refused with a reason)")
 	fs.StringVar(&o.DatastoreLimits, "datastore-limits-file", "", "the datastore-proxy's per-tenant limits file (--tenant-config of the proxy), written by the operator")
 	fs.StringVar(&o.SyncerTenantsDir, "syncer-tenants-dir", "", "directory the syncer shards load tenant registrations from (--tenants-file of the shards)")
+	fs.StringVar(&o.LimitsConfigMap, "datastore-limits-configmap", "", "NAMESPACE/NAME of a host ConfigMap to write the limits file to (key "+registry.LimitsKey+"), mounted by proxies in the cluster; instead of --datastore-limits-file")
+	fs.StringVar(&o.RegistryNamespace, "syncer-registry-namespace", "", "host namespace to keep tenant registrations in, as Secrets the shards mirror (kplex-syncer --tenants-secrets-namespace); instead of --syncer-tenants-dir")
 	fs.StringVar(&o.NATSURL, "nats-url", "", "the syncer's NATS, to show each tenant's owning shard in its status (empty: not shown)")
 	fs.StringVar(&o.ServiceCIDR, "service-cidr", "10.96.0.0/16", "Service ClusterIP range of tenants (the host's, so ClusterIPs match)")
 	fs.StringVar(&o.MetricsAddress, "metrics-address", "127.0.0.1:9470", "host:port of /metrics (plain HTTP)")
@@ -128,8 +136,19 @@ Flags:
 		errs = append(errs, fmt.Errorf("--runtime %q: want process or kubernetes", o.Runtime))
 	}
 	for flagName, v := range map[string]string{"datastore-endpoints": o.DatastoreEndpoints, "datastore-ca-cert": o.DatastoreCACert,
-		"datastore-ca-key": o.DatastoreCAKey, "datastore-server-ca": o.DatastoreServerCA, "datastore-limits-file": o.DatastoreLimits, "syncer-tenants-dir": o.SyncerTenantsDir} {
+		"datastore-ca-key": o.DatastoreCAKey, "datastore-server-ca": o.DatastoreServerCA} {
 		required[flagName] = v
+	}
+	for _, pair := range [][2]string{{"datastore-limits-file", "datastore-limits-configmap"}, {"syncer-tenants-dir", "syncer-registry-namespace"}} {
+		a, b := fs.Lookup(pair[0]).Value.String(), fs.Lookup(pair[1]).Value.String()
+		if (a == "") == (b == "") {
+			errs = append(errs, fmt.Errorf("give one of --%s and --%s", pair[0], pair[1]))
+		}
+	}
+	if o.LimitsConfigMap != "" {
+		if ns, name, ok := strings.Cut(o.LimitsConfigMap, "/"); !ok || ns == "" || name == "" {
+			errs = append(errs, fmt.Errorf("--datastore-limits-configmap %q: want NAMESPACE/NAME", o.LimitsConfigMap))
+		}
 	}
 	for _, flagName := range slices.Sorted(maps.Keys(required)) {
 		if required[flagName] == "" {

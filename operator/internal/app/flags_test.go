@@ -25,6 +25,11 @@ func TestParseFlags(t *testing.T) {
 		{"plain http endpoint", append(kube, "--apiserver-endpoint=http://{tenant}.vc.example.com"), []string{"--apiserver-endpoint", "https URL"}},
 		{"unknown runtime", []string{"--runtime=vm"}, []string{`--runtime "vm"`}},
 		{"missing datastore", []string{"--data-dir=/d", "--datastore-endpoints="}, []string{"--datastore-endpoints is required"}},
+		{"registry in Secrets, limits in a ConfigMap", append(kube, "--syncer-tenants-dir=", "--syncer-registry-namespace=kplex-system",
+			"--datastore-limits-file=", "--datastore-limits-configmap=kplex-system/limits"), nil},
+		{"both registries", append(kube, "--syncer-registry-namespace=kplex-system"), []string{"give one of --syncer-tenants-dir and --syncer-registry-namespace"}},
+		{"no limits", append(kube, "--datastore-limits-file="), []string{"give one of --datastore-limits-file and --datastore-limits-configmap"}},
+		{"limits configmap without namespace", append(kube, "--datastore-limits-file=", "--datastore-limits-configmap=limits"), []string{"want NAMESPACE/NAME"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

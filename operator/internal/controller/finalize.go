@@ -43,7 +43,7 @@ func (r *Reconciler) finalize(ctx context.Context, log *slog.Logger, vc *v1alpha
 		log.Info("deleting a VirtualCluster that never owned its tenant name", "owner", owner.Namespace+"/"+owner.Name)
 		return r.dropFinalizer(ctx, vc)
 	}
-	if err := r.Syncer.Unregister(vc.Name); err != nil {
+	if err := r.Syncer.Unregister(ctx, vc.Name); err != nil {
 		return ctrl.Result{}, err
 	}
 	if err := r.Runtime.Remove(ctx, vc.Name); err != nil {
@@ -56,7 +56,7 @@ func (r *Reconciler) finalize(ctx context.Context, log *slog.Logger, vc *v1alpha
 	if n > 0 {
 		log.Info("datastore keys deleted", "keys", n)
 	}
-	if err := r.Quotas.Delete(vc.Name); err != nil {
+	if err := r.Quotas.Delete(ctx, vc.Name); err != nil {
 		return ctrl.Result{}, err
 	}
 	// A shard still serving the tenant could write an export (or, in a
@@ -89,7 +89,7 @@ func (r *Reconciler) finalize(ctx context.Context, log *slog.Logger, vc *v1alpha
 		// Wait until every host object of the tenant is gone.
 		return ctrl.Result{RequeueAfter: 500 * time.Millisecond}, err
 	}
-	if err := r.Syncer.RemoveHostKubeconfig(vc.Name); err != nil {
+	if err := r.Syncer.RemoveHostKubeconfig(ctx, vc.Name); err != nil {
 		return ctrl.Result{}, err
 	}
 	log.Info("virtual cluster deleted")

@@ -127,7 +127,7 @@ func (s *run) privateHostClient() (client.Client, error) {
 // unreachable for privateGiveUp after the deletion began is left with
 // whatever is there (logged and recorded as an event).
 func (r *Reconciler) cleanPrivateCluster(ctx context.Context, log *slog.Logger, vc *v1alpha1.VirtualCluster) (bool, error) {
-	kc, err := r.Syncer.HostKubeconfig(vc.Name)
+	kc, err := r.Syncer.HostKubeconfig(ctx, vc.Name)
 	if errors.Is(err, fs.ErrNotExist) {
 		return true, nil
 	}

@@ -60,7 +60,7 @@ type Reconciler struct {
 	// in its cache (a tenant's service exports, in any namespace).
 	Reader   client.Reader
 	Runtime  runtime.Runtime
-	Syncer   registry.Syncer
+	Syncer   registry.SyncerRegistry
 	Quotas   *registry.Quotas
 	Shards   *shardinfo.Reader
 	Recorder events.EventRecorder

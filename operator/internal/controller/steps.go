@@ -193,7 +193,7 @@ func (s *run) datastore(ctx context.Context) (bool, error) {
 	if q := s.vc.Spec.Datastore.Quota; q != nil {
 		l = registry.Limits{MaxKeys: deref(q.MaxKeys), MaxBytes: deref(q.MaxBytes), RequestsPerSecond: float64(deref(q.RequestsPerSecond)), Burst: int(deref(q.Burst))}
 	}
-	if err := s.r.Quotas.Set(s.vc.Name, l); err != nil {
+	if err := s.r.Quotas.Set(ctx, s.vc.Name, l); err != nil {
 		return false, err
 	}
 	if b := s.vc.Spec.Datastore.Backend; b != "" && b != s.r.Backend {
@@ -298,7 +298,7 @@ func (s *run) syncer(ctx context.Context) (bool, error) {
 		return false, err
 	}
 	t.ExportServices, t.ImportServices = serviceMappings(n)
-	wrote, err := s.r.Syncer.Register(t, kc, s.privateKubeconfig)
+	wrote, err := s.r.Syncer.Register(ctx, t, kc, s.privateKubeconfig)
 	if err != nil {
 		setCondition(s.vc, v1alpha1.ConditionSyncerAssigned, false, "RegistrationFailed", err.Error())
 		return false, err
@@ -382,7 +382,7 @@ func (s *run) pause(ctx context.Context) (bool, error) {
 	if !s.vc.Spec.Paused {
 		return true, nil
 	}
-	if err := s.r.Syncer.Unregister(s.vc.Name); err != nil {
+	if err := s.r.Syncer.Unregister(ctx, s.vc.Name); err != nil {
 		return false, err
 	}
 	// Host pods go only once no shard syncs the tenant: a shard still

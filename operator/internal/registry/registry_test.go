@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"strings"
@@ -8,8 +9,9 @@ import (
 )
 
 func TestSyncerRegisterUnregister(t *testing.T) {
+	ctx := context.Background()
 	s := Syncer{Dir: filepath.Join(t.TempDir(), "tenants.d")}
-	wrote, err := s.Register(SyncerTenant{Name: "a", PodSecurity: "restricted"}, []byte("kc"), nil)
+	wrote, err := s.Register(ctx, SyncerTenant{Name: "a", PodSecurity: "restricted"}, []byte("kc"), nil)
 	if err != nil || !wrote {
 		t.Fatalf("register: wrote=%v err=%v", wrote, err)
 	}
@@ -25,13 +27,13 @@ func TestSyncerRegisterUnregister(t *testing.T) {
 	if st, _ := os.Stat(filepath.Join(s.Dir, "a.kubeconfig")); st.Mode().Perm() != 0o600 {
 		t.Errorf("kubeconfig mode %v, want 0600", st.Mode().Perm())
 	}
-	if wrote, err := s.Register(SyncerTenant{Name: "a", PodSecurity: "restricted"}, []byte("kc"), nil); err != nil || wrote {
+	if wrote, err := s.Register(ctx, SyncerTenant{Name: "a", PodSecurity: "restricted"}, []byte("kc"), nil); err != nil || wrote {
 		t.Errorf("unchanged registration rewritten: wrote=%v err=%v", wrote, err)
 	}
-	if err := s.Unregister("a"); err != nil {
+	if err := s.Unregister(ctx, "a"); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Unregister("a"); err != nil {
+	if err := s.Unregister(ctx, "a"); err != nil {
 		t.Fatalf("second unregister: %v", err)
 	}
 	if left, _ := filepath.Glob(filepath.Join(s.Dir, "*")); len(left) != 0 {
@@ -40,8 +42,9 @@ func TestSyncerRegisterUnregister(t *testing.T) {
 }
 
 func TestSyncerRegisterPrivateHost(t *testing.T) {
+	ctx := context.Background()
 	s := Syncer{Dir: t.TempDir()}
-	if _, err := s.Register(SyncerTenant{Name: "p"}, []byte("kc"), []byte("other cluster")); err != nil {
+	if _, err := s.Register(ctx, SyncerTenant{Name: "p"}, []byte("kc"), []byte("other cluster")); err != nil {
 		t.Fatal(err)
 	}
 	b, _ := os.ReadFile(filepath.Join(s.Dir, "p.yaml"))
@@ -52,19 +55,19 @@ func TestSyncerRegisterPrivateHost(t *testing.T) {
 		t.Errorf("host kubeconfig: %v, %v", st, err)
 	}
 	// Pause unregisters; deletion still needs the private cluster.
-	if err := s.Unregister("p"); err != nil {
+	if err := s.Unregister(ctx, "p"); err != nil {
 		t.Fatal(err)
 	}
-	if kc, err := s.HostKubeconfig("p"); err != nil || string(kc) != "other cluster" {
+	if kc, err := s.HostKubeconfig(ctx, "p"); err != nil || string(kc) != "other cluster" {
 		t.Errorf("host kubeconfig after unregister: %q, %v", kc, err)
 	}
-	if err := s.RemoveHostKubeconfig("p"); err != nil {
+	if err := s.RemoveHostKubeconfig(ctx, "p"); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.RemoveHostKubeconfig("p"); err != nil {
+	if err := s.RemoveHostKubeconfig(ctx, "p"); err != nil {
 		t.Fatalf("second removal: %v", err)
 	}
-	if _, err := s.HostKubeconfig("p"); err == nil {
+	if _, err := s.HostKubeconfig(ctx, "p"); err == nil {
 		t.Error("host kubeconfig still there")
 	}
 	if left, _ := filepath.Glob(filepath.Join(s.Dir, "*")); len(left) != 0 {
@@ -73,17 +76,18 @@ func TestSyncerRegisterPrivateHost(t *testing.T) {
 }
 
 func TestQuotas(t *testing.T) {
+	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "limits.yaml")
 	q := &Quotas{Path: path, Defaults: Limits{RequestsPerSecond: 500}}
-	if err := q.Set("a", Limits{MaxKeys: 10}); err != nil {
+	if err := q.Set(ctx, "a", Limits{MaxKeys: 10}); err != nil {
 		t.Fatal(err)
 	}
-	if err := q.Set("b", Limits{}); err != nil {
+	if err := q.Set(ctx, "b", Limits{}); err != nil {
 		t.Fatal(err)
 	}
 	// A new operator process starts from what the file holds.
 	q2 := &Quotas{Path: path, Defaults: Limits{RequestsPerSecond: 500}}
-	if err := q2.Delete("b"); err != nil {
+	if err := q2.Delete(ctx, "b"); err != nil {
 		t.Fatal(err)
 	}
 	b, _ := os.ReadFile(path)
@@ -94,7 +98,7 @@ func TestQuotas(t *testing.T) {
 	if err := os.WriteFile(path, []byte("tenants: [broken"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if err := (&Quotas{Path: path}).Set("c", Limits{}); err == nil {
+	if err := (&Quotas{Path: path}).Set(ctx, "c", Limits{}); err == nil {
 		t.Error("a damaged limits file was overwritten")
 	}
 }

@@ -7,6 +7,7 @@
 package registry
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -30,39 +31,67 @@ func (s Syncer) paths(tenant string) (yamlPath, kubeconfig string) {
 
 // hostPath is the tenant's private host cluster's kubeconfig.
 func (s Syncer) hostPath(tenant string) string {
-	return filepath.Join(s.Dir, tenant+".host.kubeconfig")
+	return filepath.Join(s.Dir, hostKubeconfigName(tenant))
 }
 
-// Register writes the tenant's kubeconfig (the syncer's identity in the
-// tenant API) and, for private nodes, its host cluster's kubeconfig (nil:
-// the shared host), then its registration, unless all are already so. It
-// reports whether anything was written.
-func (s Syncer) Register(t SyncerTenant, kubeconfig, hostKubeconfig []byte) (bool, error) {
-	if err := os.MkdirAll(s.Dir, 0o755); err != nil {
-		return false, fmt.Errorf("syncer registry: %w", err)
-	}
-	y, k := s.paths(t.Name)
-	t.Kubeconfig = filepath.Base(k) // relative: resolved against the directory
-	type file struct {
-		path string
-		data []byte
-		mode os.FileMode
-	}
-	files := []file{{k, kubeconfig, 0o600}}
+// SyncerRegistry is where the operator registers tenants with the syncer
+// shards: a directory (Syncer) or Secrets (SyncerSecrets).
+type SyncerRegistry interface {
+	// Register writes the tenant's registration with its kubeconfig (the
+	// syncer's identity in the tenant API) and, for private nodes, its
+	// host cluster's kubeconfig (nil: the shared host), unless all are
+	// already so. It reports whether anything was written.
+	Register(ctx context.Context, t SyncerTenant, kubeconfig, hostKubeconfig []byte) (bool, error)
+	// Unregister removes the registration and the tenant kubeconfig (the
+	// shards stop serving the tenant within a reload period); the host
+	// kubeconfig stays.
+	Unregister(ctx context.Context, tenant string) error
+	// HostKubeconfig reads the private host cluster's kubeconfig last
+	// registered; an error wrapping fs.ErrNotExist if there is none.
+	HostKubeconfig(ctx context.Context, tenant string) ([]byte, error)
+	// RemoveHostKubeconfig removes it: it outlives Unregister (pause
+	// keeps it; deletion needs it to clean up the private cluster) and
+	// goes when the tenant does.
+	RemoveHostKubeconfig(ctx context.Context, tenant string) error
+}
+
+// regFile is one file of a registration.
+type regFile struct {
+	name string // base name
+	data []byte
+	mode os.FileMode
+}
+
+// registrationFiles are a tenant's registry files, the registration last:
+// a shard never reads one whose kubeconfigs are not written yet.
+func registrationFiles(t SyncerTenant, kubeconfig, hostKubeconfig []byte) ([]regFile, error) {
+	t.Kubeconfig = t.Name + ".kubeconfig" // relative: resolved against the directory
+	files := []regFile{{t.Kubeconfig, kubeconfig, 0o600}}
 	if hostKubeconfig != nil {
-		t.HostKubeconfig = filepath.Base(s.hostPath(t.Name))
-		files = append(files, file{s.hostPath(t.Name), hostKubeconfig, 0o600})
+		t.HostKubeconfig = hostKubeconfigName(t.Name)
+		files = append(files, regFile{t.HostKubeconfig, hostKubeconfig, 0o600})
 	}
 	b, err := yaml.Marshal(apiregistry.File{Tenants: []SyncerTenant{t}})
 	if err != nil {
+		return nil, err
+	}
+	return append(files, regFile{t.Name + ".yaml", b, 0o644}), nil
+}
+
+func hostKubeconfigName(tenant string) string { return tenant + ".host.kubeconfig" }
+
+// Register implements SyncerRegistry.
+func (s Syncer) Register(_ context.Context, t SyncerTenant, kubeconfig, hostKubeconfig []byte) (bool, error) {
+	if err := os.MkdirAll(s.Dir, 0o755); err != nil {
+		return false, fmt.Errorf("syncer registry: %w", err)
+	}
+	files, err := registrationFiles(t, kubeconfig, hostKubeconfig)
+	if err != nil {
 		return false, err
 	}
-	// The registration last: a shard never reads one whose files are not
-	// written yet.
-	files = append(files, file{y, b, 0o644})
 	wrote := false
 	for _, f := range files {
-		w, err := writeIfChanged(f.path, f.data, f.mode)
+		w, err := writeIfChanged(filepath.Join(s.Dir, f.name), f.data, f.mode)
 		if err != nil {
 			return false, fmt.Errorf("syncer registry: %w", err)
 		}
@@ -71,9 +100,8 @@ func (s Syncer) Register(t SyncerTenant, kubeconfig, hostKubeconfig []byte) (boo
 	return wrote, nil
 }
 
-// HostKubeconfig reads the private host cluster's kubeconfig last
-// registered for the tenant.
-func (s Syncer) HostKubeconfig(tenant string) ([]byte, error) {
+// HostKubeconfig implements SyncerRegistry.
+func (s Syncer) HostKubeconfig(_ context.Context, tenant string) ([]byte, error) {
 	b, err := os.ReadFile(s.hostPath(tenant))
 	if err != nil {
 		return nil, fmt.Errorf("syncer registry: %w", err)
@@ -81,19 +109,17 @@ func (s Syncer) HostKubeconfig(tenant string) ([]byte, error) {
 	return b, nil
 }
 
-// RemoveHostKubeconfig removes the private host cluster's kubeconfig: it
-// outlives Unregister (pause keeps it; deletion needs it to clean up the
-// private cluster) and goes when the tenant does.
-func (s Syncer) RemoveHostKubeconfig(tenant string) error {
+// RemoveHostKubeconfig implements SyncerRegistry.
+func (s Syncer) RemoveHostKubeconfig(_ context.Context, tenant string) error {
 	if err := os.Remove(s.hostPath(tenant)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("syncer registry: %w", err)
 	}
 	return nil
 }
 
-// Unregister removes the registration (the shards stop serving the tenant
-// within a reload period), then the kubeconfig.
-func (s Syncer) Unregister(tenant string) error {
+// Unregister implements SyncerRegistry: the registration first, then the
+// kubeconfig.
+func (s Syncer) Unregister(_ context.Context, tenant string) error {
 	y, k := s.paths(tenant)
 	for _, p := range []string{y, k} {
 		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
