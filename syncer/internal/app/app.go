@@ -30,6 +30,7 @@ import (
 	"kplex.dev/syncer/internal/natsbus"
 	"kplex.dev/syncer/internal/relay"
 	"kplex.dev/syncer/internal/shard"
+	"kplex.dev/syncer/internal/tenantsecrets"
 )
 
 // Modes.
@@ -48,14 +49,18 @@ type Options struct {
 	NATSListen     string
 	NATSStoreDir   string
 	TenantsFiles   listFlag
-	MetricsAddress string
-	Workers        int
-	RelayWorkers   int
-	ShutdownGrace  time.Duration
-	Profiling      bool
-	PatrolInterval time.Duration
-	ShardName      string
-	MembershipTTL  time.Duration
+	// TenantsSecretsNamespace and TenantsSecretsDir: registrations kept
+	// in host Secrets (tenantsecrets), mirrored into a local directory.
+	TenantsSecretsNamespace string
+	TenantsSecretsDir       string
+	MetricsAddress          string
+	Workers                 int
+	RelayWorkers            int
+	ShutdownGrace           time.Duration
+	Profiling               bool
+	PatrolInterval          time.Duration
+	ShardName               string
+	MembershipTTL           time.Duration
 }
 
 // ParseFlags parses and checks the flags.
@@ -69,8 +74,9 @@ func ParseFlags(args []string, out io.Writer) (Options, error) {
 Modes:
   relay  the one watch on kplex-managed host objects; publishes each change
          to NATS JetStream (subject kplex.host.<tenant>.<resource>.<ns>.<name>)
-  shard  syncs the tenants of --tenants-file: virtual -> host writes, host
-         state read from the bus (never from host watches)
+  shard  syncs the tenants of --tenants-file and --tenants-secrets-namespace:
+         virtual -> host writes, host state read from the bus (never from
+         host watches)
   all    relay and shard in one process (a single-process install)
   nats   only an embedded NATS server with JetStream (local mode)
 
@@ -84,6 +90,8 @@ Flags:
 	fs.StringVar(&o.NATSListen, "nats-listen", "127.0.0.1:4222", "mode nats: host:port to serve NATS clients on")
 	fs.StringVar(&o.NATSStoreDir, "nats-store-dir", "", "JetStream directory of an embedded NATS server (empty: a temporary directory)")
 	fs.Var(&o.TenantsFiles, "tenants-file", "shard: a tenant registry (YAML), or a directory of them (one per tenant, as kplex-operator writes); repeatable; reloaded every 2s")
+	fs.StringVar(&o.TenantsSecretsNamespace, "tenants-secrets-namespace", "", "shard: also serve the tenants registered as Secrets in this host namespace (kplex-operator --syncer-registry-namespace), for a platform without a shared filesystem")
+	fs.StringVar(&o.TenantsSecretsDir, "tenants-secrets-dir", "", "shard: where those registrations are mirrored (default: a temporary directory)")
 	fs.StringVar(&o.MetricsAddress, "metrics-address", "127.0.0.1:9464", "host:port of /metrics, /healthz and /readyz (plain HTTP)")
 	fs.IntVar(&o.Workers, "workers", 16, "shard: concurrent reconciles per tenant")
 	fs.IntVar(&o.RelayWorkers, "relay-workers", 4, "relay: concurrent publishes")
@@ -103,8 +111,8 @@ Flags:
 	default:
 		return o, fmt.Errorf("--mode %q: want relay, shard, all or nats", o.Mode)
 	}
-	if (o.Mode == ModeShard || o.Mode == ModeAll) && len(o.TenantsFiles) == 0 {
-		return o, fmt.Errorf("--mode %s needs --tenants-file", o.Mode)
+	if (o.Mode == ModeShard || o.Mode == ModeAll) && len(o.TenantsFiles) == 0 && o.TenantsSecretsNamespace == "" {
+		return o, fmt.Errorf("--mode %s needs --tenants-file or --tenants-secrets-namespace", o.Mode)
 	}
 	if o.Mode == ModeShard && o.NATSURL == "" {
 		return o, errors.New("--mode shard needs --nats-url: an in-process NATS server would not see the relay's changes")
@@ -174,7 +182,12 @@ func Run(ctx context.Context, o Options, log *slog.Logger) error {
 		wg.Go(func() { errc <- r.Run(runCtx) })
 	}
 	if o.Mode == ModeShard || o.Mode == ModeAll {
-		m := &shard.Manager{HostConfig: hostCfg, Bus: b, Log: log.With("shard", o.ShardName), Shard: o.ShardName, TenantsFiles: o.TenantsFiles,
+		files, cleanup, err := mirrorRegistrations(runCtx, o, host, log)
+		if err != nil {
+			return err
+		}
+		defer cleanup()
+		m := &shard.Manager{HostConfig: hostCfg, Bus: b, Log: log.With("shard", o.ShardName), Shard: o.ShardName, TenantsFiles: files,
 			Workers: o.Workers, Patrol: o.PatrolInterval, MembershipTTL: o.MembershipTTL}
 		readiness.add(m.Ready)
 		wg.Go(func() { errc <- m.Run(runCtx) })
@@ -194,6 +207,30 @@ func Run(ctx context.Context, o Options, log *slog.Logger) error {
 		log.Warn("shutdown grace expired with work in flight")
 	}
 	return err
+}
+
+// mirrorRegistrations starts mirroring the registrations kept in Secrets,
+// if asked, and returns every registry path the shard loads.
+func mirrorRegistrations(ctx context.Context, o Options, host kubernetes.Interface, log *slog.Logger) ([]string, func(), error) {
+	files := append([]string{}, o.TenantsFiles...)
+	if o.TenantsSecretsNamespace == "" {
+		return files, func() {}, nil
+	}
+	dir, cleanup := o.TenantsSecretsDir, func() {}
+	if dir == "" {
+		d, err := os.MkdirTemp("", "kplex-registrations-")
+		if err != nil {
+			return nil, nil, fmt.Errorf("registration mirror: %w", err)
+		}
+		dir, cleanup = d, func() { _ = os.RemoveAll(d) }
+	}
+	mr := &tenantsecrets.Mirror{Client: host, Namespace: o.TenantsSecretsNamespace, Dir: dir, Log: log}
+	if err := mr.Start(ctx); err != nil {
+		cleanup()
+		return nil, nil, err
+	}
+	log.Info("mirroring tenant registrations from Secrets", "namespace", o.TenantsSecretsNamespace, "dir", dir)
+	return append(files, dir), cleanup, nil
 }
 
 func natsName(url string) string {

@@ -1,0 +1,163 @@
+// Package tenantsecrets mirrors the tenant registrations kplex-operator
+// keeps in host Secrets (its --syncer-registry-namespace; the contract is
+// in api/registry) into a local directory, which the shard then loads like
+// the operator's registry directory. It is the registry of a platform
+// running in a cluster, where operator and shards share no filesystem:
+// one watch per shard, on the labeled Secrets of one namespace.
+package tenantsecrets
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/cache"
+
+	"kplex.dev/api/registry"
+)
+
+// Mirror writes the registrations of Namespace into Dir.
+type Mirror struct {
+	Client    kubernetes.Interface
+	Namespace string
+	Dir       string
+	Log       *slog.Logger
+
+	store   cache.Store
+	changed chan struct{}
+}
+
+// Start begins watching and returns once Dir holds every registration
+// there is; it then follows changes until ctx ends.
+func (m *Mirror) Start(ctx context.Context) error {
+	if err := os.MkdirAll(m.Dir, 0o700); err != nil {
+		return fmt.Errorf("registration mirror: %w", err)
+	}
+	f := informers.NewSharedInformerFactoryWithOptions(m.Client, 0, informers.WithNamespace(m.Namespace),
+		informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.LabelSelector = registry.SecretLabel }))
+	inf := f.Core().V1().Secrets().Informer()
+	m.store, m.changed = inf.GetStore(), make(chan struct{}, 1)
+	poke := func(any) {
+		select {
+		case m.changed <- struct{}{}:
+		default:
+		}
+	}
+	if _, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc: poke, UpdateFunc: func(_, o any) { poke(o) }, DeleteFunc: poke,
+	}); err != nil {
+		return fmt.Errorf("registration mirror: %w", err)
+	}
+	f.Start(ctx.Done())
+	if !cache.WaitForCacheSync(ctx.Done(), inf.HasSynced) {
+		f.Shutdown()
+		return fmt.Errorf("registration mirror: Secrets of namespace %s did not sync: %w", m.Namespace, ctx.Err())
+	}
+	if err := m.write(); err != nil {
+		f.Shutdown()
+		return err
+	}
+	go func() {
+		defer f.Shutdown()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-m.changed:
+				if err := m.write(); err != nil {
+					m.Log.Error("cannot mirror tenant registrations; retrying at the next change", "err", err)
+				}
+			}
+		}
+	}()
+	return nil
+}
+
+// Files are the files a registration Secret may hold: the tenant's
+// registration and kubeconfigs, named after the tenant of its label, so
+// one Secret cannot overwrite another tenant's files.
+func Files(s *corev1.Secret) (map[string][]byte, error) {
+	tenant := s.Labels[registry.SecretLabel]
+	if tenant == "" || s.Name != registry.SecretPrefix+tenant {
+		return nil, fmt.Errorf("secret %s/%s: not the registration Secret of tenant %q", s.Namespace, s.Name, tenant)
+	}
+	out := map[string][]byte{}
+	for k, v := range s.Data {
+		switch k {
+		case tenant + ".yaml", tenant + ".kubeconfig", tenant + ".host.kubeconfig":
+			out[k] = v
+		default:
+			return nil, fmt.Errorf("secret %s/%s: unexpected key %q", s.Namespace, s.Name, k)
+		}
+	}
+	return out, nil
+}
+
+// write makes Dir hold exactly the registrations' files: kubeconfigs
+// before registrations (each file replaced atomically), so the shard
+// never loads a registration whose kubeconfig is missing.
+func (m *Mirror) write() error {
+	want := map[string][]byte{}
+	for _, o := range m.store.List() {
+		s, ok := o.(*corev1.Secret)
+		if !ok {
+			continue
+		}
+		files, err := Files(s)
+		if err != nil {
+			m.Log.Warn("ignoring a registration Secret", "err", err)
+			continue
+		}
+		for k, v := range files {
+			want[k] = v
+		}
+	}
+	names := make([]string, 0, len(want))
+	for k := range want {
+		names = append(names, k)
+	}
+	sort.Slice(names, func(i, j int) bool { // registrations last
+		yi, yj := strings.HasSuffix(names[i], ".yaml"), strings.HasSuffix(names[j], ".yaml")
+		return yi != yj && yj || yi == yj && names[i] < names[j]
+	})
+	for _, n := range names {
+		if err := writeIfChanged(filepath.Join(m.Dir, n), want[n]); err != nil {
+			return fmt.Errorf("registration mirror: %w", err)
+		}
+	}
+	// Registrations gone first, then their kubeconfigs.
+	have, err := os.ReadDir(m.Dir)
+	if err != nil {
+		return fmt.Errorf("registration mirror: %w", err)
+	}
+	sort.Slice(have, func(i, j int) bool {
+		return strings.HasSuffix(have[i].Name(), ".yaml") && !strings.HasSuffix(have[j].Name(), ".yaml")
+	})
+	for _, e := range have {
+		if _, ok := want[e.Name()]; !ok {
+			if err := os.Remove(filepath.Join(m.Dir, e.Name())); err != nil && !os.IsNotExist(err) {
+				return fmt.Errorf("registration mirror: %w", err)
+			}
+		}
+	}
+	return nil
+}
+
+func writeIfChanged(path string, data []byte) error {
+	if old, err := os.ReadFile(path); err == nil && string(old) == string(data) {
+		return nil
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, data, 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
