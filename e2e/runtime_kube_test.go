@@ -18,6 +18,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
@@ -36,7 +37,9 @@ import (
 // pause and back on resume, and is gone after delete. The apiserver pod's
 // spec is also run for real, as a kubelet would, and reached with
 // `kplexctl connect --port-forward` through the host API server (KWOK
-// forwards the pod's port to that process).
+// forwards the pod's port to that process). As a platform in a cluster
+// would, the operator keeps registrations in Secrets and the datastore
+// limits in a ConfigMap, and the shard mirrors the Secrets.
 func TestKubernetesRuntime(t *testing.T) {
 	free, err := ports.Free(1)
 	if err != nil {
@@ -45,6 +48,7 @@ func TestKubernetesRuntime(t *testing.T) {
 	podPort := free[0]
 	env := framework.Start(t, func(o *localenv.Options) {
 		o.VClusters = []string{}
+		o.RegistryNamespace = "kube-system"
 		o.PortForwards = []localenv.PortForward{{Namespace: "kplex-k1", Port: 6443, Target: podPort}}
 		o.OperatorArgs = []string{"--runtime=kubernetes", "--image-pull-policy=Never",
 			"--apiserver-image=kplex.local/apiserver:e2e", "--controller-manager-image=kplex.local/controller-manager:e2e",
@@ -178,6 +182,27 @@ spec:
 	if n := tenantKeys(t, env, name); n == 0 {
 		t.Error("the tenant apiserver stored nothing in its datastore keyspace")
 	}
+	framework.Eventually(t, 30*time.Second, "k1 registered in a Secret, owned by the shard, limits in a ConfigMap", func(ctx context.Context) error {
+		sec, err := host.CoreV1().Secrets("kube-system").Get(ctx, "kplex-registration-k1", metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		if len(sec.Data["k1.yaml"]) == 0 || len(sec.Data["k1.kubeconfig"]) == 0 {
+			return fmt.Errorf("registration secret holds %d keys", len(sec.Data))
+		}
+		if cm, err := host.CoreV1().ConfigMaps("kube-system").Get(ctx, "kplex-datastore-limits", metav1.GetOptions{}); err != nil || !strings.Contains(cm.Data["limits.yaml"], "k1:") {
+			return fmt.Errorf("limits configmap: %v %v", err, cm.Data)
+		}
+		// The shard read the registration from its mirror: it owns k1.
+		u, err := dyn.Resource(vcGVR).Namespace("default").Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		if shard, _, _ := unstructured.NestedString(u.Object, "status", "syncerShard"); shard != "shard-0" {
+			return fmt.Errorf("owning shard %q", shard)
+		}
+		return nil
+	}, dump)
 	pod.Stop(t, 10*time.Second)
 
 	// A lost certificate is reissued and rolls only the component that
@@ -250,6 +275,12 @@ spec:
 	}, dump)
 	if n := tenantKeys(t, env, name); n != 0 {
 		t.Errorf("%d datastore keys left", n)
+	}
+	if _, err := host.CoreV1().Secrets("kube-system").Get(ctx, "kplex-registration-k1", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("registration secret after delete: %v", err)
+	}
+	if cm, err := host.CoreV1().ConfigMaps("kube-system").Get(ctx, "kplex-datastore-limits", metav1.GetOptions{}); err != nil || strings.Contains(cm.Data["limits.yaml"], "k1:") {
+		t.Errorf("limits configmap after delete: %v %v", err, cm.Data)
 	}
 
 	// What the API accepts but the operator cannot do is refused with the

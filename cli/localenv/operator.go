@@ -34,12 +34,15 @@ func (e *env) operatorComponent() component {
 				"--datastore-ca-cert=" + pkiFile(hostPKI, datastoreCA, "crt"),
 				"--datastore-ca-key=" + pkiFile(hostPKI, datastoreCA, "key"),
 				"--datastore-server-ca=" + pkiFile(hostPKI, hostCA, "crt"),
-				"--datastore-limits-file=" + e.layout.DatastoreLimits(),
-				"--syncer-tenants-dir=" + e.layout.SyncerTenantsDir(),
 				"--nats-url=" + e.natsURL(),
 				"--service-cidr=" + e.state.ServiceCIDR,
 				"--metrics-address=127.0.0.1:" + e.port(PortOperatorMetrics),
 				"--health-address=127.0.0.1:" + e.port(PortOperatorHealth),
+			}
+			if ns := e.opts.RegistryNamespace; ns != "" {
+				args = append(args, "--syncer-registry-namespace="+ns, "--datastore-limits-configmap="+ns+"/kplex-datastore-limits")
+			} else {
+				args = append(args, "--datastore-limits-file="+e.layout.DatastoreLimits(), "--syncer-tenants-dir="+e.layout.SyncerTenantsDir())
 			}
 			if e.opts.DieWithParent {
 				args = append(args, "--die-with-operator")

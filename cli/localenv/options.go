@@ -76,6 +76,11 @@ type Options struct {
 	// kplex platform: another cluster, e.g. for a VirtualCluster's private
 	// nodes. It has no virtual clusters.
 	HostOnly bool
+	// RegistryNamespace, when set, makes the operator keep registrations
+	// in Secrets and the datastore limits in a ConfigMap of that host
+	// namespace, as a platform in a cluster does, and the shard mirror
+	// them (tests; the local proxy keeps its file's limits).
+	RegistryNamespace string
 	// OperatorArgs are appended to kplex-operator's flags (tests: e.g. the
 	// kubernetes runtime, whose control-plane pods KWOK "runs").
 	OperatorArgs []string

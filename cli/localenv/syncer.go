@@ -62,7 +62,7 @@ func (e *env) shardComponent() component {
 		ports:   []string{PortShardMetrics},
 		prepare: func(context.Context) error { return e.writeTenants() },
 		command: func() (string, []string, []string, error) {
-			return e.bin("kplex-syncer"), []string{
+			args := []string{
 				"--mode=shard",
 				"--shard-name=shard-0",
 				"--host-kubeconfig=" + e.layout.HostKubeconfig(),
@@ -72,7 +72,11 @@ func (e *env) shardComponent() component {
 				"--metrics-address=127.0.0.1:" + e.port(PortShardMetrics),
 				"--patrol-interval=10s", // a short patrol: local clusters are small
 				"--profiling",           // loopback only: go tool pprof http://127.0.0.1:<port>/debug/pprof/heap
-			}, nil, nil
+			}
+			if ns := e.opts.RegistryNamespace; ns != "" {
+				args = append(args, "--tenants-secrets-namespace="+ns)
+			}
+			return e.bin("kplex-syncer"), args, nil, nil
 		},
 		ready:        plainProbe(e.port(PortShardMetrics)),
 		readyTimeout: 60 * time.Second,
