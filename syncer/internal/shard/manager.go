@@ -20,10 +20,13 @@ package shard
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
+	"os"
 	"reflect"
 	"sort"
 	"strconv"
@@ -62,12 +65,16 @@ type Manager struct {
 	running       map[string]*runningTenant
 	registry      map[string]tenants.Tenant
 	pending       map[string]tenants.Tenant // a changed registry read once
-	loaded        time.Time
-	loadErr       error
+	// creds fingerprints each registered tenant's kubeconfig files: a
+	// tenant whose credentials were rotated is restarted with them.
+	creds   map[string]string
+	loaded  time.Time
+	loadErr error
 }
 
 type runningTenant struct {
 	cfg    tenants.Tenant
+	creds  string
 	lease  *ownership.Lease
 	syncer *tenantSyncer
 	cancel context.CancelFunc
@@ -183,6 +190,32 @@ func (m *Manager) reload() {
 		return
 	}
 	m.registry, m.pending = next, nil
+	m.creds = map[string]string{}
+	for name, t := range next {
+		m.creds[name] = credentials(t)
+	}
+}
+
+func (m *Manager) credsOf(tenant string) string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.creds[tenant]
+}
+
+// credentials fingerprints the tenant's kubeconfig files (the operator
+// replaces them atomically when it rotates a certificate; the registration
+// itself does not change). A file that cannot be read counts as empty:
+// starting the tenant reports why.
+func credentials(t tenants.Tenant) string {
+	h := sha256.New()
+	for _, p := range []string{t.Kubeconfig, t.HostKubeconfig} {
+		if p != "" {
+			b, _ := os.ReadFile(p)
+			fmt.Fprintf(h, "%d:", len(b))
+			h.Write(b)
+		}
+	}
+	return hex.EncodeToString(h.Sum(nil))
 }
 
 // reconcile stops the tenants this shard should not serve (any more) and
@@ -206,6 +239,8 @@ func (m *Manager) reconcile(ctx context.Context) {
 				why = "removed from the registry"
 			case !reflect.DeepEqual(t, rt.cfg):
 				why = "settings changed"
+			case m.credsOf(name) != rt.creds:
+				why = "credentials changed"
 			case settled && !m.coord.Desired(name):
 				why = "another shard should own it"
 			}
@@ -261,7 +296,7 @@ func (m *Manager) start(ctx context.Context, t tenants.Tenant, lease *ownership.
 		return
 	}
 	tctx, cancel := context.WithCancel(ctx)
-	rt := &runningTenant{cfg: t, lease: lease, syncer: ts, cancel: cancel, done: make(chan struct{})}
+	rt := &runningTenant{cfg: t, creds: m.credsOf(t.Name), lease: lease, syncer: ts, cancel: cancel, done: make(chan struct{})}
 	m.mu.Lock()
 	m.running[t.Name] = rt
 	m.mu.Unlock()

@@ -52,3 +52,43 @@ func TestReloadNeedsTwoReadsOfAChange(t *testing.T) {
 		}
 	}
 }
+
+// A rotated kubeconfig (same registration, new file content) changes the
+// tenant's credentials fingerprint, which restarts it.
+func TestReloadNoticesRotatedCredentials(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, body string) {
+		t.Helper()
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("tenants.yaml", "tenants:\n- {name: a, kubeconfig: a.kubeconfig, hostKubeconfig: a.host.kubeconfig}\n- {name: b, kubeconfig: b.kubeconfig}\n")
+	write("a.kubeconfig", "cert 1")
+	write("a.host.kubeconfig", "host 1")
+	write("b.kubeconfig", "cert 1")
+	m := &Manager{TenantsFiles: []string{filepath.Join(dir, "tenants.yaml")}, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	m.reload()
+	a, b := m.credsOf("a"), m.credsOf("b")
+	if a == "" || b == "" {
+		t.Fatal("no fingerprint")
+	}
+	for i, st := range []struct {
+		file, body string
+		aChanges   bool
+	}{
+		{"a.kubeconfig", "cert 1", false},
+		{"a.kubeconfig", "cert 2", true},
+		{"a.host.kubeconfig", "host 2", true},
+	} {
+		write(st.file, st.body)
+		m.reload()
+		if got := m.credsOf("a"); (got != a) != st.aChanges {
+			t.Errorf("step %d: fingerprint changed = %v, want %v", i, got != a, st.aChanges)
+		}
+		a = m.credsOf("a")
+		if m.credsOf("b") != b {
+			t.Errorf("step %d: b's fingerprint changed", i)
+		}
+	}
+}

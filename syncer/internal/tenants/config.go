@@ -23,8 +23,11 @@
 //	      - {from: {namespace: default, name: web}, to: {namespace: shared, name: team-a-web}}
 //	    importServices:                   # host Services resolvable in the tenant
 //	      - {from: {namespace: db, name: postgres}, to: {namespace: default, name: postgres}}
+//	    hostKubeconfig: /path/other.kubeconfig  # private nodes: the tenant's own host cluster
 //
-// Relative kubeconfig paths are resolved against the file's directory.
+// Relative kubeconfig paths are resolved against the file's directory. A
+// tenant whose kubeconfig files change (a rotated certificate) is
+// restarted with them by the shard that serves it.
 package tenants
 
 import (
