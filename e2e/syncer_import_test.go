@@ -97,6 +97,28 @@ func testServiceImports(t *testing.T, env *framework.Env, demo, other, host kube
 	framework.Eventually(t, 30*time.Second, "a host change reaches the import", func(ctx context.Context) error {
 		return imported(ctx, "pg", "10.250.0.10")
 	}, nil)
+	// The host Service made again headless (a ClusterIP cannot change):
+	// the import follows.
+	if err := host.CoreV1().Services(db).Delete(ctx, "pg", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	pg.Spec.ClusterIP = corev1.ClusterIPNone
+	if _, err := host.CoreV1().Services(db).Create(ctx, pg, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := host.CoreV1().Endpoints(db).Create(ctx, pgEndpoints("10.250.0.10"), metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatal(err)
+	}
+	framework.Eventually(t, 30*time.Second, "the import turned headless", func(ctx context.Context) error {
+		svc, err := demo.CoreV1().Services("default").Get(ctx, "pg", metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		if svc.Spec.ClusterIP != corev1.ClusterIPNone {
+			return fmt.Errorf("demo's pg has clusterIP %q", svc.Spec.ClusterIP)
+		}
+		return imported(ctx, "pg", "10.250.0.10")
+	}, nil)
 
 	restore()
 	framework.Eventually(t, 45*time.Second, "the imports removed with their registration", func(ctx context.Context) error {

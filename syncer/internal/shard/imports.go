@@ -105,6 +105,17 @@ func (s *tenantSyncer) writeImportedService(ctx context.Context, want *corev1.Se
 	case cur.Labels[naming.LabelImported] != "true":
 		s.recorder.Eventf(cur, corev1.EventTypeWarning, "ImportConflict", "kplex imports %s here, but this Service is not an import: left alone", want.Annotations[naming.AnnotationImportOf])
 		return fmt.Errorf("service %s/%s exists and is not an import: left alone", want.Namespace, want.Name)
+	case (cur.Spec.ClusterIP == corev1.ClusterIPNone) != (want.Spec.ClusterIP == corev1.ClusterIPNone):
+		// The host Service became headless, or stopped being: a ClusterIP
+		// cannot change, so the import is made again.
+		if err := deleteUID(ctx, c.Delete, cur.Name, cur.UID); err != nil {
+			return fmt.Errorf("re-import %s/%s: %w", want.Namespace, want.Name, err)
+		}
+		if _, err := c.Create(ctx, want, metav1.CreateOptions{}); err != nil {
+			return fmt.Errorf("re-import %s/%s: %w", want.Namespace, want.Name, err)
+		}
+		s.log.Info("imported service made again: the host service's headless setting changed", "namespace", want.Namespace, "name", want.Name)
+		return nil
 	case cur.Spec.Type == want.Spec.Type && cur.Spec.ExternalName == want.Spec.ExternalName && len(cur.Spec.Selector) == 0 &&
 		equality.Semantic.DeepEqual(cur.Spec.Ports, mergePorts(cur.Spec.Ports, want.Spec.Ports)) &&
 		cur.Annotations[naming.AnnotationImportOf] == want.Annotations[naming.AnnotationImportOf]:
