@@ -43,6 +43,8 @@ func TestLifecycle(t *testing.T) {
     tolerations: [{key: e2e.kplex.dev/dedicated, operator: Equal, value: t4, effect: NoSchedule}]
 sync:
   resources: [poddisruptionbudgets]
+controlPlane:
+  apiServer: {resources: {limits: {memory: 1Gi, cpu: 1500m}}}
 `), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -97,6 +99,13 @@ sync:
 	}
 	if j := mustKplexctl(t, env, "list", "-o", "json"); !strings.Contains(j, `"phase": "Ready"`) {
 		t.Errorf("list -o json:\n%s", j)
+	}
+	// The process runtime applies t4's apiserver limits to its Go runtime.
+	if _, pf, err := supervise.Inspect(env.Layout.Pid("vc-t4-apiserver")); err != nil {
+		t.Errorf("t4 apiserver: %v", err)
+	} else if environ, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pf.PID)); err != nil ||
+		!strings.Contains(string(environ), "GOMEMLIMIT=966367638\x00") || !strings.Contains(string(environ), "GOMAXPROCS=2\x00") {
+		t.Errorf("t4 apiserver environment lacks its limits (%v): %q", err, environ)
 	}
 
 	// Each serves its own API and runs a Deployment.

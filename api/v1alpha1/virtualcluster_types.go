@@ -140,7 +140,8 @@ type ComponentSpec struct {
 	// +kubebuilder:validation:Maximum=10
 	// +optional
 	Replicas *int32 `json:"replicas,omitempty"`
-	// Resources of each replica.
+	// Resources of each replica. The process runtime applies the limits
+	// as Go runtime limits (memory: GOMEMLIMIT at 90%; cpu: GOMAXPROCS).
 	// +optional
 	Resources corev1.ResourceRequirements `json:"resources,omitempty"`
 }

@@ -79,7 +79,8 @@ func (r *Runtime) ports(tenant string) (Ports, error) {
 type command struct {
 	component, binary string
 	args, env         []string
-	stamp             string // hash of everything the process reads at start
+	limits            []string // LimitsEnv, also in env
+	stamp             string   // hash of everything the process reads at start
 }
 
 // commands writes the tenant's files and returns its components' commands.
@@ -122,18 +123,23 @@ func (r *Runtime) commands(t runtime.Tenant, p Ports) ([]command, error) {
 		return nil, fmt.Errorf("tenant %s: controller-manager flags: %w", t.Name, err)
 	}
 	cmds := []command{
-		{component: APIServer, binary: "kplex-apiserver", args: apiArgs, env: apiservertenant.ProcessEnv},
-		{component: Controller, binary: "kplex-controller-manager", args: cmArgs, env: cmtenant.ProcessEnv},
+		{component: APIServer, binary: "kplex-apiserver", args: apiArgs, env: apiservertenant.ProcessEnv, limits: LimitsEnv(t.APIServer)},
+		{component: Controller, binary: "kplex-controller-manager", args: cmArgs, env: cmtenant.ProcessEnv, limits: LimitsEnv(t.ControllerManager)},
 	}
 	if t.Scheduler {
 		schedArgs, err := schedtenant.Flags(schedtenant.Config{Name: t.Name, Kubeconfig: f(runtime.SchedulerKubeconfigFile), SecurePort: p.Scheduler})
 		if err != nil {
 			return nil, fmt.Errorf("tenant %s: scheduler flags: %w", t.Name, err)
 		}
-		cmds = append(cmds, command{component: Scheduler, binary: "kplex-scheduler", args: schedArgs})
+		cmds = append(cmds, command{component: Scheduler, binary: "kplex-scheduler", args: schedArgs, limits: LimitsEnv(t.SchedulerSize)})
 	}
 	for i := range cmds {
-		cmds[i].stamp = stamp + "\n" + strings.Join(cmds[i].args, "\n")
+		c := &cmds[i]
+		c.stamp = stamp + "\n" + strings.Join(c.args, "\n")
+		if len(c.limits) > 0 { // a changed limit restarts the process
+			c.stamp += "\n" + strings.Join(c.limits, "\n")
+		}
+		c.env = append(slices.Clone(c.limits), c.env...)
 	}
 	return cmds, nil
 }
