@@ -49,8 +49,10 @@ controlPlane:
 		t.Fatal(err)
 	}
 
-	// t3 exports its Service web into a host namespace (removed with t3).
-	if _, err := host.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "e2e-exports"}}, metav1.CreateOptions{}); err != nil {
+	// t3 exports its Service web into a host namespace (removed with t3),
+	// which consents to it.
+	if _, err := host.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "e2e-exports",
+		Labels: map[string]string{naming.LabelAcceptsExports: "true"}}}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	exportSpec := filepath.Join(t.TempDir(), "t3.yaml")
@@ -297,6 +299,41 @@ func testRefusedSpecs(t *testing.T, env *framework.Env) {
 	if out, err := kplexctl(t, env, "describe", "nope"); err == nil || !strings.Contains(out, "not found") {
 		t.Errorf("describe of a missing cluster: %v %s", err, out)
 	}
+
+	// An export into a host namespace that has not consented waits,
+	// Failed with the field named, until an administrator labels it.
+	ctx := context.Background()
+	host := env.Host(t)
+	dyn := dynamic.NewForConfigOrDie(framework.RESTConfig(t, env.Layout.HostKubeconfig()))
+	if _, err := host.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "e2e-closed"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bad, []byte("networking:\n  exportServices: [{from: {namespace: default, name: web}, to: {namespace: e2e-closed, name: web}}]\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	mustKplexctl(t, env, "create", "closed", "-f", bad)
+	framework.Eventually(t, 30*time.Second, "closed refused for want of consent", func(ctx context.Context) error {
+		out, _ := kplexctl(t, env, "describe", "closed")
+		if p, err := vcPhase(ctx, dyn, "closed"); err != nil || p != "Failed" || !strings.Contains(out, "spec.networking.exportServices[0].to.namespace: host namespace e2e-closed does not accept exports") {
+			return fmt.Errorf("phase %q (%v):\n%s", p, err, out)
+		}
+		return nil
+	}, nil)
+	ns, err := host.CoreV1().Namespaces().Get(ctx, "e2e-closed", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns.Labels = map[string]string{naming.LabelAcceptsExports: "true"}
+	if _, err := host.CoreV1().Namespaces().Update(ctx, ns, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	framework.Eventually(t, 30*time.Second, "closed proceeds once the namespace consents", func(ctx context.Context) error {
+		if p, err := vcPhase(ctx, dyn, "closed"); err != nil || p == "Failed" || p == "Pending" {
+			return fmt.Errorf("phase %q (%v)", p, err)
+		}
+		return nil
+	}, describeVC(t, env, "closed"))
+	mustKplexctl(t, env, "delete", "closed", "--wait", "--timeout", "2m")
 }
 
 func testControlPlaneRestart(t *testing.T, env *framework.Env, c kubernetes.Interface) {

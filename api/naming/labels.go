@@ -28,6 +28,12 @@ const (
 	// that host Service ("<namespace>/<name>").
 	LabelImported      = Domain + "/imported"
 	AnnotationImportOf = Domain + "/import-of"
+	// LabelAcceptsExports and LabelAllowsImports ("true") are a host
+	// namespace's consent to receive tenants' service exports, and to have
+	// its Services imported by tenants (kplex-operator
+	// --networking-consent=labels).
+	LabelAcceptsExports = Domain + "/accept-exports"
+	LabelAllowsImports  = Domain + "/allow-imports"
 	// AnnotationNamespace and AnnotationName are the virtual identity.
 	AnnotationNamespace = Domain + "/namespace"
 	AnnotationName      = Domain + "/name"

@@ -146,6 +146,7 @@ func Run(ctx context.Context, o Options, log *slog.Logger) error {
 		Backend:            o.DatastoreBackend,
 		Workers:            o.Workers,
 		WatchComponents:    o.Runtime == "kubernetes",
+		NamespaceConsent:   o.NetworkingConsent == "labels",
 	}
 	if err := r.SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("controller: %w", err)

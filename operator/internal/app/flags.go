@@ -14,6 +14,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 
+	"kplex.dev/api/naming"
 	"kplex.dev/operator/internal/registry"
 	"kplex.dev/operator/internal/runtime/kube"
 )
@@ -36,6 +37,7 @@ type Options struct {
 	// the two files for a platform in a cluster (no shared filesystem).
 	LimitsConfigMap   string
 	RegistryNamespace string
+	NetworkingConsent string
 	NATSURL           string
 	ServiceCIDR       string
 	MetricsAddress    string
@@ -86,6 +88,7 @@ Flags:
 	fs.StringVar(&o.SyncerTenantsDir, "syncer-tenants-dir", "", "directory the syncer shards load tenant registrations from (--tenants-file of the shards)")
 	fs.StringVar(&o.LimitsConfigMap, "datastore-limits-configmap", "", "NAMESPACE/NAME of a host ConfigMap to write the limits file to (key "+registry.LimitsKey+"), mounted by proxies in the cluster; instead of --datastore-limits-file")
 	fs.StringVar(&o.RegistryNamespace, "syncer-registry-namespace", "", "host namespace to keep tenant registrations in, as Secrets the shards mirror (kplex-syncer --tenants-secrets-namespace); instead of --syncer-tenants-dir")
+	fs.StringVar(&o.NetworkingConsent, "networking-consent", "labels", "labels: a VirtualCluster may export Services only into host namespaces labeled "+naming.LabelAcceptsExports+"=true, and import host Services only from namespaces labeled "+naming.LabelAllowsImports+"=true; none: into and from any namespace but kplex's")
 	fs.StringVar(&o.NATSURL, "nats-url", "", "the syncer's NATS, to show each tenant's owning shard in its status (empty: not shown)")
 	fs.StringVar(&o.ServiceCIDR, "service-cidr", "10.96.0.0/16", "Service ClusterIP range of tenants (the host's, so ClusterIPs match)")
 	fs.StringVar(&o.MetricsAddress, "metrics-address", "127.0.0.1:9470", "host:port of /metrics (plain HTTP)")
@@ -154,6 +157,9 @@ Flags:
 		if required[flagName] == "" {
 			errs = append(errs, fmt.Errorf("--%s is required", flagName))
 		}
+	}
+	if o.NetworkingConsent != "labels" && o.NetworkingConsent != "none" {
+		errs = append(errs, fmt.Errorf("--networking-consent %q: want labels or none", o.NetworkingConsent))
 	}
 	if o.LeaseDuration < time.Second {
 		errs = append(errs, fmt.Errorf("--leader-election-lease %v: want at least 1s", o.LeaseDuration))

@@ -29,6 +29,7 @@ func TestParseFlags(t *testing.T) {
 			"--datastore-limits-file=", "--datastore-limits-configmap=kplex-system/limits"), nil},
 		{"both registries", append(kube, "--syncer-registry-namespace=kplex-system"), []string{"give one of --syncer-tenants-dir and --syncer-registry-namespace"}},
 		{"no limits", append(kube, "--datastore-limits-file="), []string{"give one of --datastore-limits-file and --datastore-limits-configmap"}},
+		{"unknown consent", append(kube, "--networking-consent=ask"), []string{`--networking-consent "ask"`}},
 		{"limits configmap without namespace", append(kube, "--datastore-limits-file=", "--datastore-limits-configmap=limits"), []string{"want NAMESPACE/NAME"}},
 	}
 	for _, tt := range tests {

@@ -66,3 +66,34 @@ func serviceMappings(n v1alpha1.NetworkingSpec) ([]apiregistry.ServiceExport, []
 	}
 	return exports, imports
 }
+
+// consentProblems are the host namespaces spec.networking reaches that
+// have not consented (naming.LabelAcceptsExports for exports,
+// naming.LabelAllowsImports for host imports), named by field. labelsOf
+// returns a namespace's labels, or false when it does not exist.
+func consentProblems(n v1alpha1.NetworkingSpec, labelsOf func(ns string) (map[string]string, bool, error)) ([]string, error) {
+	var out []string
+	check := func(at, ns, label, what string) error {
+		l, ok, err := labelsOf(ns)
+		switch {
+		case err != nil:
+			return err
+		case !ok:
+			out = append(out, fmt.Sprintf("%s: host namespace %s does not exist", at, ns))
+		case l[label] != "true":
+			out = append(out, fmt.Sprintf("%s: host namespace %s does not %s (an administrator labels it %s=true)", at, ns, what, label))
+		}
+		return nil
+	}
+	for i, e := range n.ExportServices {
+		if err := check(fmt.Sprintf("spec.networking.exportServices[%d].to.namespace", i), e.To.Namespace, naming.LabelAcceptsExports, "accept exports"); err != nil {
+			return nil, err
+		}
+	}
+	for i, m := range n.ImportHostServices {
+		if err := check(fmt.Sprintf("spec.networking.importHostServices[%d].from.namespace", i), m.From.Namespace, naming.LabelAllowsImports, "allow imports"); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}

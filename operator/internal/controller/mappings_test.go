@@ -2,6 +2,7 @@ package controller
 
 import (
 	"reflect"
+	"slices"
 	"testing"
 
 	"kplex.dev/api/naming"
@@ -64,6 +65,49 @@ func TestNetworkingProblems(t *testing.T) {
 			got := networkingProblems(tt.in)
 			if (tt.want == "" && len(got) != 0) || (tt.want != "" && (len(got) != 1 || got[0] != tt.want)) {
 				t.Errorf("got %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestConsentProblems(t *testing.T) {
+	ref := func(ns, name string) v1alpha1.ServiceRef { return v1alpha1.ServiceRef{Namespace: ns, Name: name} }
+	m := func(from, to v1alpha1.ServiceRef) v1alpha1.ServiceMapping {
+		return v1alpha1.ServiceMapping{From: from, To: to}
+	}
+	namespaces := map[string]map[string]string{
+		"shared": {naming.LabelAcceptsExports: "true"},
+		"db":     {naming.LabelAllowsImports: "true"},
+		"closed": {},
+		"both":   {naming.LabelAcceptsExports: "true", naming.LabelAllowsImports: "false"},
+	}
+	labelsOf := func(ns string) (map[string]string, bool, error) {
+		l, ok := namespaces[ns]
+		return l, ok, nil
+	}
+	tests := []struct {
+		name string
+		in   v1alpha1.NetworkingSpec
+		want []string
+	}{
+		{"consented", v1alpha1.NetworkingSpec{ExportServices: []v1alpha1.ServiceMapping{m(ref("default", "web"), ref("shared", "a-web"))},
+			ImportHostServices: []v1alpha1.ServiceMapping{m(ref("db", "pg"), ref("default", "pg"))}}, nil},
+		{"tenant services need none", v1alpha1.NetworkingSpec{TenantServices: []v1alpha1.TenantServiceMapping{{Tenant: "b", From: ref("closed", "x"), To: ref("default", "x")}}}, nil},
+		{"export into a closed namespace, import from an export-only one", v1alpha1.NetworkingSpec{
+			ExportServices:     []v1alpha1.ServiceMapping{m(ref("default", "web"), ref("closed", "w"))},
+			ImportHostServices: []v1alpha1.ServiceMapping{m(ref("both", "pg"), ref("default", "pg"))}},
+			[]string{
+				"spec.networking.exportServices[0].to.namespace: host namespace closed does not accept exports (an administrator labels it kplex.dev/accept-exports=true)",
+				"spec.networking.importHostServices[0].from.namespace: host namespace both does not allow imports (an administrator labels it kplex.dev/allow-imports=true)",
+			}},
+		{"missing namespace", v1alpha1.NetworkingSpec{ExportServices: []v1alpha1.ServiceMapping{m(ref("default", "web"), ref("nope", "w"))}},
+			[]string{"spec.networking.exportServices[0].to.namespace: host namespace nope does not exist"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := consentProblems(tt.in, labelsOf)
+			if err != nil || !slices.Equal(got, tt.want) {
+				t.Errorf("got %q, %v; want %q", got, err, tt.want)
 			}
 		})
 	}

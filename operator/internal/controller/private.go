@@ -49,7 +49,14 @@ func (s *run) privateNodes(ctx context.Context) (bool, error) {
 		return false, nil
 	}
 	s.privateKubeconfig = kc
-	return true, nil
+	if !s.r.NamespaceConsent || (len(s.vc.Spec.Networking.ExportServices) == 0 && len(s.vc.Spec.Networking.ImportHostServices) == 0) {
+		return true, nil
+	}
+	c, _, err := privateCluster(kc)
+	if err != nil {
+		return false, err
+	}
+	return s.consented(ctx, c)
 }
 
 // privateKubeconfigFromSecret returns the kubeconfig of vc's private

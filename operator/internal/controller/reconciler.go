@@ -81,6 +81,9 @@ type Reconciler struct {
 	ServiceCIDR        string
 	Backend            string // the datastore-proxy's backend
 	Workers            int
+	// NamespaceConsent refuses exports into, and host imports from, host
+	// namespaces not labeled to consent (mappings.go: consentProblems).
+	NamespaceConsent bool
 	// WatchComponents reconciles a tenant when one of its control-plane
 	// Deployments changes (kubernetes runtime), so Ready follows a
 	// rollout at once.

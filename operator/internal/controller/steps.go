@@ -347,6 +347,36 @@ func (s *run) supported(ctx context.Context) (bool, error) {
 		s.setPhase(v1alpha1.PhaseFailed)
 		return false, nil
 	}
+	if s.vc.Spec.Tenancy != nil && s.vc.Spec.Tenancy.PrivateNodes != nil {
+		return true, nil // its namespaces are in its own cluster: checked there (privateNodes)
+	}
+	return s.consented(ctx, s.r.Client)
+}
+
+// consented checks, when the operator asks for it, that the host
+// namespaces the tenant's networking reaches (in the cluster c reads)
+// consent to it; else the tenant is Failed, naming the fields, until an
+// administrator labels them.
+func (s *run) consented(ctx context.Context, c client.Reader) (bool, error) {
+	if !s.r.NamespaceConsent {
+		return true, nil
+	}
+	problems, err := consentProblems(s.vc.Spec.Networking, func(ns string) (map[string]string, bool, error) {
+		var o corev1.Namespace
+		err := c.Get(ctx, client.ObjectKey{Name: ns}, &o)
+		if apierrors.IsNotFound(err) {
+			return nil, false, nil
+		}
+		return o.Labels, err == nil, err
+	})
+	if err != nil {
+		return false, err
+	}
+	if len(problems) > 0 {
+		setCondition(s.vc, v1alpha1.ConditionReady, false, "NamespaceConsent", strings.Join(problems, "; "))
+		s.setPhase(v1alpha1.PhaseFailed)
+		return false, nil
+	}
 	return true, nil
 }
 
