@@ -136,6 +136,28 @@ func TestPrivateNodes(t *testing.T) {
 	if _, err := host.CoreV1().Secrets("default").Get(ctx, "other-cluster", metav1.GetOptions{}); err != nil {
 		t.Errorf("the user's Secret is not kplex's to delete: %v", err)
 	}
+
+	// In one step: `create --private-nodes FILE` stores the kubeconfig in
+	// a Secret the VirtualCluster owns, and names it in the spec.
+	mustKplexctl(t, env, "create", "p2", "--private-nodes", other.Layout.HostKubeconfig(), "--wait", "--timeout", "2m")
+	sec, err := host.CoreV1().Secrets("default").Get(ctx, "p2-private-nodes", metav1.GetOptions{})
+	if err != nil || len(sec.OwnerReferences) != 1 || sec.OwnerReferences[0].Kind != "VirtualCluster" || sec.OwnerReferences[0].Name != "p2" {
+		t.Fatalf("p2's private-nodes secret: %v %+v", err, sec)
+	}
+	framework.Eventually(t, 30*time.Second, "p2's host namespace in the other cluster", func(ctx context.Context) error {
+		_, err := otherHost.CoreV1().Namespaces().Get(ctx, naming.HostNamespace("p2"), metav1.GetOptions{})
+		return err
+	}, describeVC(t, env, "p2"))
+	if out, err := kplexctl(t, env, "create", "p2", "--private-nodes", other.Layout.HostKubeconfig()); err == nil || !strings.Contains(out, "already exists") {
+		t.Errorf("a second create of p2: %v %s", err, out)
+	}
+	mustKplexctl(t, env, "delete", "p2", "--wait", "--timeout", "2m")
+	framework.Eventually(t, 90*time.Second, "p2's private-nodes Secret collected with it", func(ctx context.Context) error {
+		if _, err := host.CoreV1().Secrets("default").Get(ctx, "p2-private-nodes", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+			return fmt.Errorf("still there: %v", err)
+		}
+		return nil
+	}, nil)
 }
 
 // inPrivateCluster checks that the tenant's running web pods run in the

@@ -2,6 +2,7 @@ package commands
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -62,6 +63,7 @@ func newCreate() *cobra.Command {
 	var (
 		h       hostFlags
 		file    string
+		private string
 		wait    bool
 		timeout time.Duration
 	)
@@ -73,10 +75,16 @@ PKI, datastore tenant and control plane, and registers it with the syncer.
 
 -f takes a VirtualCluster manifest (or only its spec; "-" reads stdin); NAME wins over the
 manifest's name. Invalid specs are refused by the host API server with the
-field at fault. --wait prints each step as it completes.`,
+field at fault. --wait prints each step as it completes.
+
+--private-nodes FILE runs the virtual cluster's workloads in another
+cluster: its kubeconfig (current context, files inlined) goes to the Secret
+NAME-private-nodes, owned by the VirtualCluster, which the spec then names
+(spec.tenancy.privateNodes).`,
 		Example: `  kplexctl create team-a --wait
   kplexctl create team-b -f team-b.yaml --wait --timeout 2m
   echo 'tenancy: {privateNodes: {kubeconfigSecret: other-cluster}}' | kplexctl create team-p -f -
+  kplexctl create team-q --private-nodes other-cluster.kubeconfig --wait
   kplexctl connect team-a && kubectl --kubeconfig .kplex/vclusters/team-a/kubeconfig get ns`,
 		Args: exactlyOneName,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -91,14 +99,30 @@ field at fault. --wait prints each step as it completes.`,
 			if err != nil {
 				return err
 			}
+			exists := func() error {
+				return fmt.Errorf("virtual cluster %s already exists in namespace %s (`kplexctl describe %s`)", vc.Name, h.namespace, vc.Name)
+			}
+			if private != "" {
+				if err := usePrivateNodes(cmd.Context(), c, vc, private); err != nil {
+					if errors.Is(err, errExists) {
+						return exists()
+					}
+					return err
+				}
+			}
 			if err := c.Create(cmd.Context(), vc); err != nil {
 				if apierrors.IsAlreadyExists(err) {
-					return fmt.Errorf("virtual cluster %s already exists in namespace %s (`kplexctl describe %s`)", vc.Name, h.namespace, vc.Name)
+					return exists()
 				}
 				return fmt.Errorf("create %s: %w", vc.Name, err)
 			}
 			out := cmd.OutOrStdout()
 			fmt.Fprintf(out, "virtual cluster %s created in namespace %s\n", vc.Name, h.namespace)
+			if private != "" {
+				if err := c.OwnPrivateNodesSecret(cmd.Context(), vc); err != nil {
+					return fmt.Errorf("%w (the Secret stays after the virtual cluster is deleted; delete it then)", err)
+				}
+			}
 			if !wait {
 				return nil
 			}
@@ -114,9 +138,36 @@ field at fault. --wait prints each step as it completes.`,
 	}
 	h.add(cmd)
 	cmd.Flags().StringVarP(&file, "filename", "f", "", "VirtualCluster manifest (YAML or JSON), or a spec alone")
+	cmd.Flags().StringVar(&private, "private-nodes", "", "kubeconfig FILE of another cluster to run the workloads in (stored in the Secret NAME-private-nodes)")
 	cmd.Flags().BoolVar(&wait, "wait", false, "wait until Ready, printing progress")
 	cmd.Flags().DurationVar(&timeout, "timeout", 5*time.Minute, "how long --wait waits")
 	return cmd
+}
+
+var errExists = errors.New("exists")
+
+// usePrivateNodes stores the other cluster's kubeconfig in the Secret the
+// spec then names. The Secret is written only for a VirtualCluster that
+// does not exist yet, so an existing one's is never overwritten.
+func usePrivateNodes(ctx context.Context, c *vcluster.Client, vc *v1alpha1.VirtualCluster, path string) error {
+	if tn := vc.Spec.Tenancy; tn != nil && tn.PrivateNodes != nil {
+		return fmt.Errorf("--private-nodes and the manifest's spec.tenancy.privateNodes: give one of them")
+	}
+	kc, err := vcluster.PrivateKubeconfig(path)
+	if err != nil {
+		return err
+	}
+	if _, err := c.Get(ctx, vc.Name); err == nil {
+		return errExists
+	}
+	if err := c.PutPrivateNodesSecret(ctx, vc.Name, kc); err != nil {
+		return err
+	}
+	if vc.Spec.Tenancy == nil {
+		vc.Spec.Tenancy = &v1alpha1.TenancySpec{}
+	}
+	vc.Spec.Tenancy.PrivateNodes = &v1alpha1.PrivateNodes{KubeconfigSecret: vcluster.PrivateNodesSecret(vc.Name)}
+	return nil
 }
 
 // readManifest reads a VirtualCluster manifest, or a bare spec, from a
