@@ -72,8 +72,8 @@ func (r *Reconciler) finalize(ctx context.Context, log *slog.Logger, vc *v1alpha
 		return ctrl.Result{}, err
 	}
 	if private {
-		if done, err := r.cleanPrivateCluster(ctx, log, vc); err != nil || !done {
-			return ctrl.Result{RequeueAfter: time.Second}, err
+		if wait, err := r.cleanPrivateCluster(ctx, log, vc); err != nil || wait > 0 {
+			return ctrl.Result{RequeueAfter: wait}, err
 		}
 	}
 	// The admin kubeconfig is owned by the VirtualCluster, but the host's

@@ -130,25 +130,31 @@ func (s *run) privateHostClient() (client.Client, error) {
 // cleanPrivateCluster removes the tenant's host namespace and exports from
 // its private cluster, reached with the kubeconfig the shards were given
 // (none: the tenant was never registered there, so kplex wrote nothing
-// there). It reports whether they are gone; a cluster that stays
-// unreachable for privateGiveUp after the deletion began is left with
-// whatever is there (logged and recorded as an event).
-func (r *Reconciler) cleanPrivateCluster(ctx context.Context, log *slog.Logger, vc *v1alpha1.VirtualCluster) (bool, error) {
+// there). It returns 0 once they are gone, else how long to wait before
+// looking again: briefly while the namespace terminates, longer while the
+// cluster does not answer. A cluster that stays unreachable for
+// privateGiveUp after the deletion began is left with whatever is there
+// (logged and recorded as an event).
+func (r *Reconciler) cleanPrivateCluster(ctx context.Context, log *slog.Logger, vc *v1alpha1.VirtualCluster) (time.Duration, error) {
 	kc, err := r.Syncer.HostKubeconfig(ctx, vc.Name)
 	if errors.Is(err, fs.ErrNotExist) {
-		return true, nil
+		return 0, nil
 	}
 	if err == nil {
 		var done bool
 		if done, err = cleanCluster(ctx, log, kc, vc.Name); err == nil {
-			return done, nil
+			if done {
+				return 0, nil
+			}
+			return time.Second, nil
 		}
 	}
 	if time.Since(vc.DeletionTimestamp.Time) < privateGiveUp {
-		log.Warn("cannot clean the private cluster yet; retrying", "err", err)
-		return false, nil
+		log.Warn("cannot clean the private cluster yet; retrying in 10s", "err", err)
+		return 10 * time.Second, nil
 	}
-	return r.leavePrivate(log, vc, err)
+	r.leavePrivate(log, vc, err)
+	return 0, nil
 }
 
 func cleanCluster(ctx context.Context, log *slog.Logger, kc []byte, tenant string) (bool, error) {
@@ -162,11 +168,10 @@ func cleanCluster(ctx context.Context, log *slog.Logger, kc []byte, tenant strin
 	return deleteHostNamespace(ctx, c, log, tenant)
 }
 
-func (r *Reconciler) leavePrivate(log *slog.Logger, vc *v1alpha1.VirtualCluster, err error) (bool, error) {
+func (r *Reconciler) leavePrivate(log *slog.Logger, vc *v1alpha1.VirtualCluster, err error) {
 	msg := "the tenant's host namespace " + naming.HostNamespace(vc.Name) + " in its private cluster is left behind: " + err.Error()
 	log.Error("private cluster not cleaned", "err", err)
 	if r.Recorder != nil {
 		r.Recorder.Eventf(vc, nil, corev1.EventTypeWarning, "PrivateClusterLeftBehind", "Delete", "%s", msg)
 	}
-	return true, nil
 }
