@@ -11,6 +11,7 @@ import (
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"kplex.dev/api/registry"
 	"kplex.dev/api/v1alpha1"
 )
 
@@ -21,7 +22,8 @@ func PrivateNodesSecret(vc string) string { return vc + "-private-nodes" }
 // PrivateKubeconfig reads a kubeconfig file for a private-nodes Secret: its
 // current context only, with every file it refers to (certificates, keys)
 // inlined, since the operator and the shards cannot read this machine's
-// files.
+// files. Credentials that are not data (exec and auth-provider plugins,
+// token files) are refused, as the operator would refuse them.
 func PrivateKubeconfig(path string) ([]byte, error) {
 	cfg, err := clientcmd.LoadFromFile(path)
 	if err != nil {
@@ -33,10 +35,17 @@ func PrivateKubeconfig(path string) ([]byte, error) {
 	if err := clientcmdapi.FlattenConfig(cfg); err != nil {
 		return nil, fmt.Errorf("--private-nodes %s: %w", path, err)
 	}
+	b, err := clientcmd.Write(*cfg)
+	if err != nil {
+		return nil, err
+	}
+	if err := registry.CheckHostKubeconfig(b); err != nil {
+		return nil, fmt.Errorf("--private-nodes %s: %w", path, err)
+	}
 	if _, err := clientcmd.NewDefaultClientConfig(*cfg, nil).ClientConfig(); err != nil {
 		return nil, fmt.Errorf("--private-nodes %s: not a usable kubeconfig: %w", path, err)
 	}
-	return clientcmd.Write(*cfg)
+	return b, nil
 }
 
 // PutPrivateNodesSecret creates (or updates) the private-nodes Secret of

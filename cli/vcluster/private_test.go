@@ -48,6 +48,20 @@ contexts:
 		t.Errorf("files not inlined:\n%s", b)
 	}
 
+	execKC := filepath.Join(dir, "exec.kubeconfig")
+	if err := os.WriteFile(execKC, []byte(`apiVersion: v1
+kind: Config
+current-context: other
+clusters: [{name: other, cluster: {server: "https://127.0.0.1:6443"}}]
+users: [{name: me, user: {exec: {apiVersion: client.authentication.k8s.io/v1, command: get-token}}}]
+contexts: [{name: other, context: {cluster: other, user: me}}]
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := PrivateKubeconfig(execKC); err == nil || !strings.Contains(err.Error(), "exec not allowed") {
+		t.Errorf("an exec plugin was accepted: %v", err)
+	}
+
 	if err := os.Remove(filepath.Join(dir, "me.key")); err != nil {
 		t.Fatal(err)
 	}

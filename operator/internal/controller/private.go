@@ -15,6 +15,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"kplex.dev/api/naming"
+	apiregistry "kplex.dev/api/registry"
 	"kplex.dev/api/v1alpha1"
 )
 
@@ -79,6 +80,9 @@ func (r *Reconciler) privateKubeconfigFromSecret(ctx context.Context, vc *v1alph
 	}
 	if _, err := clientcmd.RESTConfigFromKubeConfig(kc); err != nil {
 		return nil, fmt.Errorf("%s: Secret %s/%s: not a usable kubeconfig: %w", field, vc.Namespace, name, err)
+	}
+	if err := apiregistry.CheckHostKubeconfig(kc); err != nil {
+		return nil, fmt.Errorf("%s: Secret %s/%s: %w", field, vc.Namespace, name, err)
 	}
 	return kc, nil
 }

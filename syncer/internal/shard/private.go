@@ -3,6 +3,7 @@ package shard
 import (
 	"context"
 	"fmt"
+	"os"
 
 	"github.com/nats-io/nats.go"
 	"k8s.io/client-go/kubernetes"
@@ -10,6 +11,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"kplex.dev/api/bus"
+	"kplex.dev/api/registry"
 	"kplex.dev/syncer/internal/hostcache"
 	"kplex.dev/syncer/internal/natsbus"
 	"kplex.dev/syncer/internal/relay"
@@ -27,8 +29,17 @@ import (
 // one watcher: its tenant's owner.
 
 // privateHostConfig reads the tenant's private host cluster's kubeconfig.
+// It must carry its credentials inline (registry.CheckHostKubeconfig): it
+// comes from the VirtualCluster's creator.
 func privateHostConfig(t tenants.Tenant) (*rest.Config, error) {
-	cfg, err := clientcmd.BuildConfigFromFlags("", t.HostKubeconfig)
+	b, err := os.ReadFile(t.HostKubeconfig)
+	if err != nil {
+		return nil, fmt.Errorf("tenant %s: private host kubeconfig: %w", t.Name, err)
+	}
+	if err := registry.CheckHostKubeconfig(b); err != nil {
+		return nil, fmt.Errorf("tenant %s: private host kubeconfig %s: %w", t.Name, t.HostKubeconfig, err)
+	}
+	cfg, err := clientcmd.RESTConfigFromKubeConfig(b)
 	if err != nil {
 		return nil, fmt.Errorf("tenant %s: private host kubeconfig: %w", t.Name, err)
 	}
