@@ -64,7 +64,8 @@ func (r *Reconciler) finalize(ctx context.Context, log *slog.Logger, vc *v1alpha
 	// (up to 30 s) until the shard has let it go.
 	private := vc.Spec.Tenancy != nil && vc.Spec.Tenancy.PrivateNodes != nil
 	if (private || len(vc.Spec.Networking.ExportServices) > 0) && time.Since(vc.DeletionTimestamp.Time) < 30*time.Second {
-		if owner, err := r.Shards.Owner(ctx, vc.Name); err == nil && owner != "" {
+		// Not knowing the owner (NATS unreachable) counts as still owned.
+		if owner, err := r.Shards.Owner(ctx, vc.Name); err != nil || owner != "" {
 			return ctrl.Result{RequeueAfter: time.Second}, nil
 		}
 	}

@@ -136,29 +136,32 @@ func (s *run) privateHostClient() (client.Client, error) {
 // (none: the tenant was never registered there, so kplex wrote nothing
 // there). It returns 0 once they are gone, else how long to wait before
 // looking again: briefly while the namespace terminates, longer while the
-// cluster does not answer. A cluster that stays unreachable for
-// privateGiveUp after the deletion began is left with whatever is there
-// (logged and recorded as an event).
+// cluster does not answer. A cluster still not clean privateGiveUp after
+// the deletion began (unreachable, or a namespace stuck terminating) is
+// left with whatever is there (logged and recorded as an event).
 func (r *Reconciler) cleanPrivateCluster(ctx context.Context, log *slog.Logger, vc *v1alpha1.VirtualCluster) (time.Duration, error) {
 	kc, err := r.Syncer.HostKubeconfig(ctx, vc.Name)
 	if errors.Is(err, fs.ErrNotExist) {
 		return 0, nil
 	}
-	if err == nil {
-		var done bool
-		if done, err = cleanCluster(ctx, log, kc, vc.Name); err == nil {
-			if done {
-				return 0, nil
-			}
-			return time.Second, nil
-		}
+	if err != nil {
+		return 0, err // the registry itself: retried without a deadline
 	}
-	if time.Since(vc.DeletionTimestamp.Time) < privateGiveUp {
+	done, err := cleanCluster(ctx, log, kc, vc.Name)
+	switch {
+	case err == nil && done:
+		return 0, nil
+	case time.Since(vc.DeletionTimestamp.Time) >= privateGiveUp:
+		if err == nil {
+			err = fmt.Errorf("namespace %s still terminating after %v", naming.HostNamespace(vc.Name), privateGiveUp)
+		}
+		r.leavePrivate(log, vc, err)
+		return 0, nil
+	case err != nil:
 		log.Warn("cannot clean the private cluster yet; retrying in 10s", "err", err)
 		return 10 * time.Second, nil
 	}
-	r.leavePrivate(log, vc, err)
-	return 0, nil
+	return time.Second, nil
 }
 
 func cleanCluster(ctx context.Context, log *slog.Logger, kc []byte, tenant string) (bool, error) {

@@ -39,6 +39,9 @@ type Quotas struct {
 	mu      sync.Mutex
 	tenants map[string]Limits
 	loaded  bool
+	// unsaved: the last write failed, so the next call writes even if
+	// nothing changed since.
+	unsaved bool
 }
 
 // Set records a tenant's limits and rewrites the file if they changed.
@@ -48,7 +51,7 @@ func (q *Quotas) Set(ctx context.Context, tenant string, l Limits) error {
 	if err := q.load(ctx); err != nil {
 		return err
 	}
-	if old, ok := q.tenants[tenant]; ok && old == l {
+	if old, ok := q.tenants[tenant]; ok && old == l && !q.unsaved {
 		return nil
 	}
 	q.tenants[tenant] = l
@@ -62,7 +65,7 @@ func (q *Quotas) Delete(ctx context.Context, tenant string) error {
 	if err := q.load(ctx); err != nil {
 		return err
 	}
-	if _, ok := q.tenants[tenant]; !ok {
+	if _, ok := q.tenants[tenant]; !ok && !q.unsaved {
 		return nil
 	}
 	delete(q.tenants, tenant)
@@ -126,11 +129,22 @@ func (q *Quotas) read(ctx context.Context) ([]byte, error) {
 	return []byte(s), nil
 }
 
+// write stores the limits; a failure leaves them unsaved, to be written by
+// the next call.
 func (q *Quotas) write(ctx context.Context) error {
+	q.unsaved = true
 	b, err := yaml.Marshal(quotaFile{Defaults: q.Defaults, Tenants: q.tenants})
 	if err != nil {
 		return err
 	}
+	if err := q.store(ctx, b); err != nil {
+		return err
+	}
+	q.unsaved = false
+	return nil
+}
+
+func (q *Quotas) store(ctx context.Context, b []byte) error {
 	if q.ConfigMap.Name != "" {
 		return q.writeConfigMap(ctx, string(b))
 	}
@@ -158,7 +172,7 @@ func (q *Quotas) writeConfigMap(ctx context.Context, limits string) error {
 			cm.Data = map[string]string{}
 		}
 		cm.Data[LimitsKey] = limits
-		err = q.Client.Update(ctx, &cm) // a conflict is retried by the caller's reconcile
+		err = q.Client.Update(ctx, &cm) // on a conflict, the next Set or Delete writes again
 	}
 	if err != nil {
 		return fmt.Errorf("datastore limits ConfigMap %s: %w", q.ConfigMap, err)

@@ -102,3 +102,26 @@ func TestQuotas(t *testing.T) {
 		t.Error("a damaged limits file was overwritten")
 	}
 }
+
+// Limits a failed write did not store are written by the next call, even
+// when they did not change since.
+func TestQuotasWriteAgainAfterAFailure(t *testing.T) {
+	ctx := context.Background()
+	blocker := filepath.Join(t.TempDir(), "datastore")
+	if err := os.WriteFile(blocker, nil, 0o644); err != nil { // a file where the directory goes
+		t.Fatal(err)
+	}
+	q := &Quotas{Path: filepath.Join(blocker, "limits.yaml")}
+	if err := q.Set(ctx, "a", Limits{MaxKeys: 7}); err == nil {
+		t.Fatal("a write under a file succeeded")
+	}
+	if err := os.Remove(blocker); err != nil {
+		t.Fatal(err)
+	}
+	if err := q.Set(ctx, "a", Limits{MaxKeys: 7}); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := os.ReadFile(q.Path); err != nil || !strings.Contains(string(b), "maxKeys: 7") {
+		t.Fatalf("limits file after the retry: %q, %v", b, err)
+	}
+}
