@@ -182,7 +182,14 @@ func Run(ctx context.Context, o Options, log *slog.Logger) error {
 		wg.Go(func() { errc <- r.Run(runCtx) })
 	}
 	if o.Mode == ModeShard || o.Mode == ModeAll {
-		files, cleanup, err := mirrorRegistrations(runCtx, o, host, log)
+		// The mirror follows runCtx, but its first sync must also end on
+		// SIGTERM (ctx): an API server that never answers must not hold
+		// the shutdown.
+		mctx, mcancel := context.WithCancel(runCtx)
+		defer mcancel()
+		stopOnSignal := context.AfterFunc(ctx, mcancel)
+		files, cleanup, err := mirrorRegistrations(mctx, o, host, log)
+		stopOnSignal()
 		if err != nil {
 			return err
 		}

@@ -352,7 +352,8 @@ func (m *Manager) stopAll() {
 }
 
 // Ready reports whether the shard knows who is live and every tenant it
-// owns has replayed its host state and synced its caches.
+// owns has replayed its host state and synced its caches (tenants with
+// private nodes aside: their clusters are their own).
 func (m *Manager) Ready(*http.Request) error {
 	m.mu.Lock()
 	coord := m.coord
@@ -374,7 +375,12 @@ func (m *Manager) Ready(*http.Request) error {
 		return m.loadErr
 	}
 	var waiting []string
-	for name := range m.registry {
+	for name, t := range m.registry {
+		if t.HostKubeconfig != "" {
+			// A private cluster is its tenant's: one that does not answer
+			// must not make the shard, serving everyone, unready.
+			continue
+		}
 		if coord.Desired(name) {
 			if rt, ok := m.running[name]; !ok || !rt.syncer.isReady() {
 				waiting = append(waiting, name)

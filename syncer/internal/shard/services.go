@@ -68,6 +68,14 @@ func (s *tenantSyncer) syncService(ctx context.Context, ns, name string) error {
 			return fmt.Errorf("create host service %s: %w", want.Name, err)
 		}
 		h = created
+	} else if (h.Spec.ClusterIP == corev1.ClusterIPNone) != (want.Spec.ClusterIP == corev1.ClusterIPNone) {
+		// Headless on one side only (the tenant made its Service again):
+		// a ClusterIP cannot change, so the host copy is made again once
+		// the bus reports it gone.
+		if err := deleteUID(ctx, services.Delete, h.Name, h.UID); err != nil {
+			return fmt.Errorf("delete host service %s to make it again: %w", h.Name, err)
+		}
+		return fmt.Errorf("host service %s is being made again: headless changed", h.Name)
 	} else if upd, need := translate.ServiceNeedsUpdate(h, want); need {
 		if h, err = services.Update(ctx, upd, metav1.UpdateOptions{FieldManager: s.fieldManager}); err != nil {
 			return fmt.Errorf("update host service %s: %w", want.Name, err)

@@ -296,7 +296,15 @@ func (s *tenantSyncer) ensureHostNamespace(ctx context.Context) error {
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: s.hostNS, Labels: map[string]string{naming.LabelTenant: s.cfg.Name}}}
 	for {
 		_, err := s.host.CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{})
-		if err == nil || apierrors.IsAlreadyExists(err) {
+		if apierrors.IsAlreadyExists(err) {
+			// kplex's for this tenant, or nothing is written there (a
+			// private cluster may hold a namespace of that name already).
+			var cur *corev1.Namespace
+			if cur, err = s.host.CoreV1().Namespaces().Get(ctx, s.hostNS, metav1.GetOptions{}); err == nil && cur.Labels[naming.LabelTenant] != s.cfg.Name {
+				err = fmt.Errorf("namespace %s exists and is not kplex's for tenant %s (label %s); nothing is written there", s.hostNS, s.cfg.Name, naming.LabelTenant)
+			}
+		}
+		if err == nil {
 			return nil
 		}
 		s.log.Warn("cannot create the host namespace yet; retrying", "namespace", s.hostNS, "err", err)

@@ -12,8 +12,10 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -22,6 +24,7 @@ import (
 	"k8s.io/client-go/tools/cache"
 
 	"kplex.dev/api/registry"
+	"kplex.dev/syncer/internal/tenants"
 )
 
 // Mirror writes the registrations of Namespace into Dir.
@@ -67,26 +70,37 @@ func (m *Mirror) Start(ctx context.Context) error {
 	}
 	go func() {
 		defer f.Shutdown()
+		retry := time.NewTicker(10 * time.Second)
+		defer retry.Stop()
+		failed := false
 		for {
 			select {
 			case <-ctx.Done():
 				return
 			case <-m.changed:
-				if err := m.write(); err != nil {
-					m.Log.Error("cannot mirror tenant registrations; retrying at the next change", "err", err)
+			case <-retry.C:
+				if !failed {
+					continue
 				}
 			}
+			err := m.write()
+			if err != nil && !failed {
+				m.Log.Error("cannot mirror tenant registrations; retrying every 10s", "err", err)
+			}
+			failed = err != nil
 		}
 	}()
 	return nil
 }
 
 // Files are the files a registration Secret may hold: the tenant's
-// registration and kubeconfigs, named after the tenant of its label, so
-// one Secret cannot overwrite another tenant's files.
+// registration and kubeconfigs, named after the tenant of its label (a
+// tenant name: no dots, so no two tenants' files collide), and a
+// registration of that tenant alone, naming exactly those kubeconfigs: one
+// Secret cannot register or overwrite another tenant.
 func Files(s *corev1.Secret) (map[string][]byte, error) {
 	tenant := s.Labels[registry.SecretLabel]
-	if tenant == "" || s.Name != registry.SecretPrefix+tenant {
+	if !tenantName.MatchString(tenant) || s.Name != registry.SecretPrefix+tenant {
 		return nil, fmt.Errorf("secret %s/%s: not the registration Secret of tenant %q", s.Namespace, s.Name, tenant)
 	}
 	out := map[string][]byte{}
@@ -98,8 +112,21 @@ func Files(s *corev1.Secret) (map[string][]byte, error) {
 			return nil, fmt.Errorf("secret %s/%s: unexpected key %q", s.Namespace, s.Name, k)
 		}
 	}
+	if reg, ok := out[tenant+".yaml"]; ok {
+		c, err := tenants.Parse(reg, "")
+		if err != nil {
+			return nil, fmt.Errorf("secret %s/%s: %w", s.Namespace, s.Name, err)
+		}
+		if len(c.Tenants) != 1 || c.Tenants[0].Name != tenant || c.Tenants[0].Kubeconfig != tenant+".kubeconfig" ||
+			(c.Tenants[0].HostKubeconfig != "" && c.Tenants[0].HostKubeconfig != tenant+".host.kubeconfig") {
+			return nil, fmt.Errorf("secret %s/%s: the registration must be tenant %s's alone, naming %s.kubeconfig (and %s.host.kubeconfig)", s.Namespace, s.Name, tenant, tenant, tenant)
+		}
+	}
 	return out, nil
 }
+
+// tenantName is a tenant name (tenants.Parse checks the same).
+var tenantName = regexp.MustCompile(`^[a-z]([-a-z0-9]{0,38}[a-z0-9])?$`)
 
 // write makes Dir hold exactly the registrations' files: kubeconfigs
 // before registrations (each file replaced atomically), so the shard

@@ -15,7 +15,14 @@ func TestFiles(t *testing.T) {
 		s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "ns", Labels: map[string]string{registry.SecretLabel: tenant}}, Data: map[string][]byte{}}
 		for _, k := range keys {
 			s.Data[k] = []byte(k)
+			if strings.HasSuffix(k, ".yaml") {
+				s.Data[k] = []byte("tenants:\n- {name: " + tenant + ", kubeconfig: " + tenant + ".kubeconfig}\n")
+			}
 		}
+		return s
+	}
+	withRegistration := func(s *corev1.Secret, reg string) *corev1.Secret {
+		s.Data[s.Labels[registry.SecretLabel]+".yaml"] = []byte(reg)
 		return s
 	}
 	tests := []struct {
@@ -30,6 +37,11 @@ func TestFiles(t *testing.T) {
 		{"a path", secret("kplex-registration-a", "a", "../a.yaml"), 0, "unexpected key"},
 		{"name and label disagree", secret("kplex-registration-a", "b", "b.yaml"), 0, "not the registration Secret"},
 		{"no label", secret("kplex-registration-a", "", "a.yaml"), 0, "not the registration Secret"},
+		{"a dotted tenant taking another's host kubeconfig", secret("kplex-registration-a.host", "a.host", "a.host.kubeconfig"), 0, "not the registration Secret"},
+		{"registering another tenant", withRegistration(secret("kplex-registration-a", "a", "a.yaml"), "tenants:\n- {name: b, kubeconfig: a.kubeconfig}\n"), 0, "must be tenant a's alone"},
+		{"two tenants", withRegistration(secret("kplex-registration-a", "a", "a.yaml"), "tenants:\n- {name: a, kubeconfig: a.kubeconfig}\n- {name: b, kubeconfig: a.kubeconfig}\n"), 0, "must be tenant a's alone"},
+		{"a kubeconfig elsewhere", withRegistration(secret("kplex-registration-a", "a", "a.yaml"), "tenants:\n- {name: a, kubeconfig: a.kubeconfig, hostKubeconfig: /etc/kplex/other}\n"), 0, "must be tenant a's alone"},
+		{"a registration that does not parse", withRegistration(secret("kplex-registration-a", "a", "a.yaml"), "tenants: ["), 0, "tenants file"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
