@@ -117,6 +117,10 @@ func testServiceImports(t *testing.T, env *framework.Env, demo, other, host kube
 		if svc.Spec.ClusterIP != corev1.ClusterIPNone {
 			return fmt.Errorf("demo's pg has clusterIP %q", svc.Spec.ClusterIP)
 		}
+		hsvc, err := host.CoreV1().Services(naming.HostNamespace("demo")).Get(ctx, naming.HostName("default", "pg"), metav1.GetOptions{})
+		if err != nil || hsvc.Spec.ClusterIP != corev1.ClusterIPNone {
+			return fmt.Errorf("host copy of demo's pg: %v %v", err, hsvc)
+		}
 		return imported(ctx, "pg", "10.250.0.10")
 	}, nil)
 

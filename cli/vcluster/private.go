@@ -68,6 +68,13 @@ func (c *Client) PutPrivateNodesSecret(ctx context.Context, vc string, kubeconfi
 	return nil
 }
 
+// DeletePrivateNodesSecret removes the private-nodes Secret of a
+// VirtualCluster that could not be created; best effort.
+func (c *Client) DeletePrivateNodesSecret(ctx context.Context, vc string) {
+	s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: PrivateNodesSecret(vc), Namespace: c.Namespace}}
+	_ = c.Client.Delete(ctx, s)
+}
+
 // OwnPrivateNodesSecret makes the VirtualCluster own its private-nodes
 // Secret, so the host's garbage collector removes it with it.
 func (c *Client) OwnPrivateNodesSecret(ctx context.Context, vc *v1alpha1.VirtualCluster) error {
@@ -75,7 +82,7 @@ func (c *Client) OwnPrivateNodesSecret(ctx context.Context, vc *v1alpha1.Virtual
 	if err := c.Client.Get(ctx, client.ObjectKey{Namespace: c.Namespace, Name: PrivateNodesSecret(vc.Name)}, &s); err != nil {
 		return fmt.Errorf("secret %s: %w", PrivateNodesSecret(vc.Name), err)
 	}
-	s.OwnerReferences = []metav1.OwnerReference{{APIVersion: v1alpha1.GroupVersion.String(), Kind: "VirtualCluster", Name: vc.Name, UID: vc.UID}}
+	s.OwnerReferences = append(s.OwnerReferences, metav1.OwnerReference{APIVersion: v1alpha1.GroupVersion.String(), Kind: "VirtualCluster", Name: vc.Name, UID: vc.UID})
 	if err := c.Client.Update(ctx, &s); err != nil {
 		return fmt.Errorf("secret %s: %w", s.Name, err)
 	}

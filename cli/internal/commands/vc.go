@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
 	"kplex.dev/api/v1alpha1"
@@ -111,6 +112,9 @@ NAME-private-nodes, owned by the VirtualCluster, which the spec then names
 				}
 			}
 			if err := c.Create(cmd.Context(), vc); err != nil {
+				if private != "" && !apierrors.IsAlreadyExists(err) {
+					c.DeletePrivateNodesSecret(cmd.Context(), vc.Name) // written for this create alone
+				}
 				if apierrors.IsAlreadyExists(err) {
 					return exists()
 				}
@@ -157,8 +161,10 @@ func usePrivateNodes(ctx context.Context, c *vcluster.Client, vc *v1alpha1.Virtu
 	if err != nil {
 		return err
 	}
-	if _, err := c.Get(ctx, vc.Name); err == nil {
+	if err := c.Client.Get(ctx, client.ObjectKey{Namespace: c.Namespace, Name: vc.Name}, &v1alpha1.VirtualCluster{}); err == nil {
 		return errExists
+	} else if !apierrors.IsNotFound(err) {
+		return fmt.Errorf("create %s: %w", vc.Name, err)
 	}
 	if err := c.PutPrivateNodesSecret(ctx, vc.Name, kc); err != nil {
 		return err
