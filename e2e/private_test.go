@@ -99,6 +99,38 @@ func TestPrivateNodes(t *testing.T) {
 		return inPrivateCluster(ctx, tc, host, otherHost, podCIDR)
 	}, describe)
 
+	// The Secret edited to name another cluster: refused, the workloads
+	// stay where they are, until it is put back.
+	moved := strings.Replace(string(kc), "server: https://127.0.0.1:", "server: https://127.0.0.2:", 1)
+	if moved == string(kc) {
+		t.Fatalf("the other cluster's kubeconfig has no loopback server:\n%s", kc)
+	}
+	setSecret := func(data []byte) {
+		t.Helper()
+		s, err := host.CoreV1().Secrets("default").Get(ctx, "other-cluster", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Data["kubeconfig"] = data
+		if _, err := host.CoreV1().Secrets("default").Update(ctx, s, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	setSecret([]byte(moved))
+	framework.Eventually(t, 30*time.Second, "a move to another cluster refused", func(ctx context.Context) error {
+		if out, _ := kplexctl(t, env, "describe", "p1"); !strings.Contains(out, "cannot move between clusters") {
+			return fmt.Errorf("not refused yet:\n%s", out)
+		}
+		return nil
+	}, nil)
+	setSecret(kc)
+	framework.Eventually(t, 30*time.Second, "p1 settled again on its cluster", func(ctx context.Context) error {
+		if out, _ := kplexctl(t, env, "describe", "p1"); strings.Contains(out, "cannot move between clusters") {
+			return fmt.Errorf("still refused:\n%s", out)
+		}
+		return inPrivateCluster(ctx, tc, host, otherHost, podCIDR)
+	}, describe)
+
 	mustKplexctl(t, env, "pause", "p1")
 	framework.Eventually(t, 60*time.Second, "p1 Paused, its pods gone from the other cluster", func(ctx context.Context) error {
 		if p, err := vcPhase(ctx, dyn, "p1"); err != nil || p != "Paused" {

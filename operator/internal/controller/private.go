@@ -49,6 +49,18 @@ func (s *run) privateNodes(ctx context.Context) (bool, error) {
 		setCondition(s.vc, v1alpha1.ConditionReady, false, reasonPrivateNodesUnavailable, err.Error())
 		return false, nil
 	}
+	// The tenant's workloads cannot move between clusters: a Secret now
+	// naming another server than the one registered is refused (the
+	// registered one stays in use) until it is put back.
+	if prev, err := s.r.Syncer.HostKubeconfig(ctx, s.vc.Name); err == nil {
+		if was, now := serverOf(prev), serverOf(kc); was != now {
+			setCondition(s.vc, v1alpha1.ConditionReady, false, reasonPrivateNodesUnavailable, fmt.Sprintf(
+				"spec.tenancy.privateNodes.kubeconfigSecret: the Secret now names server %s, but the tenant's workloads are in %s; they cannot move between clusters: restore the Secret, or delete and create the VirtualCluster", now, was))
+			return false, nil
+		}
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return false, err
+	}
 	s.privateKubeconfig = kc
 	if !s.r.NamespaceConsent || (len(s.vc.Spec.Networking.ExportServices) == 0 && len(s.vc.Spec.Networking.ImportHostServices) == 0) {
 		return true, nil
@@ -85,6 +97,16 @@ func (r *Reconciler) privateKubeconfigFromSecret(ctx context.Context, vc *v1alph
 		return nil, fmt.Errorf("%s: Secret %s/%s: %w", field, vc.Namespace, name, err)
 	}
 	return kc, nil
+}
+
+// serverOf is the API server URL a kubeconfig reaches ("" if it does not
+// parse).
+func serverOf(kc []byte) string {
+	cfg, err := clientcmd.RESTConfigFromKubeConfig(kc)
+	if err != nil {
+		return ""
+	}
+	return cfg.Host
 }
 
 // privateCluster is a client of a private cluster, with a short timeout:
