@@ -99,6 +99,12 @@ type File struct {
 	Tenants []Tenant `json:"tenants"`
 }
 
+// The files of one tenant's registration in a registry directory (and the
+// keys of its registration Secret), relative to the directory.
+func RegistrationFile(tenant string) string   { return tenant + ".yaml" }
+func KubeconfigFile(tenant string) string     { return tenant + ".kubeconfig" }
+func HostKubeconfigFile(tenant string) string { return tenant + ".host.kubeconfig" }
+
 // Registrations in Secrets (no shared filesystem): the operator keeps each
 // tenant's registry files in a Secret of one host namespace, labeled
 // SecretLabel=<tenant>, with each file's base name as its key; the shards

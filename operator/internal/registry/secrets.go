@@ -85,14 +85,14 @@ func (s SyncerSecrets) Unregister(ctx context.Context, tenant string) error {
 	if err != nil || sec == nil {
 		return err
 	}
-	host, ok := sec.Data[hostKubeconfigName(tenant)]
+	host, ok := sec.Data[apiregistry.HostKubeconfigFile(tenant)]
 	if !ok {
 		return s.delete(ctx, sec)
 	}
 	if len(sec.Data) == 1 {
 		return nil
 	}
-	sec.Data = map[string][]byte{hostKubeconfigName(tenant): host}
+	sec.Data = map[string][]byte{apiregistry.HostKubeconfigFile(tenant): host}
 	if err := s.Client.Update(ctx, sec); err != nil {
 		return fmt.Errorf("syncer registry secret: %w", err)
 	}
@@ -106,7 +106,7 @@ func (s SyncerSecrets) HostKubeconfig(ctx context.Context, tenant string) ([]byt
 		return nil, err
 	}
 	if sec != nil {
-		if b, ok := sec.Data[hostKubeconfigName(tenant)]; ok {
+		if b, ok := sec.Data[apiregistry.HostKubeconfigFile(tenant)]; ok {
 			return b, nil
 		}
 	}

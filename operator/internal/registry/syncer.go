@@ -26,12 +26,12 @@ type SyncerTenant = apiregistry.Tenant
 type Syncer struct{ Dir string }
 
 func (s Syncer) paths(tenant string) (yamlPath, kubeconfig string) {
-	return filepath.Join(s.Dir, tenant+".yaml"), filepath.Join(s.Dir, tenant+".kubeconfig")
+	return filepath.Join(s.Dir, apiregistry.RegistrationFile(tenant)), filepath.Join(s.Dir, apiregistry.KubeconfigFile(tenant))
 }
 
 // hostPath is the tenant's private host cluster's kubeconfig.
 func (s Syncer) hostPath(tenant string) string {
-	return filepath.Join(s.Dir, hostKubeconfigName(tenant))
+	return filepath.Join(s.Dir, apiregistry.HostKubeconfigFile(tenant))
 }
 
 // SyncerRegistry is where the operator registers tenants with the syncer
@@ -65,20 +65,18 @@ type regFile struct {
 // registrationFiles are a tenant's registry files, the registration last:
 // a shard never reads one whose kubeconfigs are not written yet.
 func registrationFiles(t SyncerTenant, kubeconfig, hostKubeconfig []byte) ([]regFile, error) {
-	t.Kubeconfig = t.Name + ".kubeconfig" // relative: resolved against the directory
+	t.Kubeconfig = apiregistry.KubeconfigFile(t.Name) // relative: resolved against the directory
 	files := []regFile{{t.Kubeconfig, kubeconfig, 0o600}}
 	if hostKubeconfig != nil {
-		t.HostKubeconfig = hostKubeconfigName(t.Name)
+		t.HostKubeconfig = apiregistry.HostKubeconfigFile(t.Name)
 		files = append(files, regFile{t.HostKubeconfig, hostKubeconfig, 0o600})
 	}
 	b, err := yaml.Marshal(apiregistry.File{Tenants: []SyncerTenant{t}})
 	if err != nil {
 		return nil, err
 	}
-	return append(files, regFile{t.Name + ".yaml", b, 0o644}), nil
+	return append(files, regFile{apiregistry.RegistrationFile(t.Name), b, 0o644}), nil
 }
-
-func hostKubeconfigName(tenant string) string { return tenant + ".host.kubeconfig" }
 
 // Register implements SyncerRegistry.
 func (s Syncer) Register(_ context.Context, t SyncerTenant, kubeconfig, hostKubeconfig []byte) (bool, error) {

@@ -106,20 +106,20 @@ func Files(s *corev1.Secret) (map[string][]byte, error) {
 	out := map[string][]byte{}
 	for k, v := range s.Data {
 		switch k {
-		case tenant + ".yaml", tenant + ".kubeconfig", tenant + ".host.kubeconfig":
+		case registry.RegistrationFile(tenant), registry.KubeconfigFile(tenant), registry.HostKubeconfigFile(tenant):
 			out[k] = v
 		default:
 			return nil, fmt.Errorf("secret %s/%s: unexpected key %q", s.Namespace, s.Name, k)
 		}
 	}
-	if reg, ok := out[tenant+".yaml"]; ok {
+	if reg, ok := out[registry.RegistrationFile(tenant)]; ok {
 		c, err := tenants.Parse(reg, "")
 		if err != nil {
 			return nil, fmt.Errorf("secret %s/%s: %w", s.Namespace, s.Name, err)
 		}
-		if len(c.Tenants) != 1 || c.Tenants[0].Name != tenant || c.Tenants[0].Kubeconfig != tenant+".kubeconfig" ||
-			(c.Tenants[0].HostKubeconfig != "" && c.Tenants[0].HostKubeconfig != tenant+".host.kubeconfig") {
-			return nil, fmt.Errorf("secret %s/%s: the registration must be tenant %s's alone, naming %s.kubeconfig (and %s.host.kubeconfig)", s.Namespace, s.Name, tenant, tenant, tenant)
+		if len(c.Tenants) != 1 || c.Tenants[0].Name != tenant || c.Tenants[0].Kubeconfig != registry.KubeconfigFile(tenant) ||
+			(c.Tenants[0].HostKubeconfig != "" && c.Tenants[0].HostKubeconfig != registry.HostKubeconfigFile(tenant)) {
+			return nil, fmt.Errorf("secret %s/%s: the registration must be tenant %s's alone, naming %s (and %s)", s.Namespace, s.Name, tenant, registry.KubeconfigFile(tenant), registry.HostKubeconfigFile(tenant))
 		}
 	}
 	return out, nil
