@@ -263,9 +263,7 @@ func hostConfig(kubeconfig string) (*rest.Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("host kubeconfig: %w", err)
 	}
-	cfg.QPS, cfg.Burst = 500, 1000
-	cfg.UserAgent = "kplex-syncer"
-	shard.CountWrites(cfg)
+	shard.HostClientConfig(cfg)
 	return cfg, nil
 }
 

@@ -25,6 +25,15 @@ import (
 // object. Only kplex-managed host objects are ever visited: the patrol
 // walks the relay's view, which holds nothing else.
 
+// HostClientConfig sets what every host client of the syncer uses (the
+// shared host's and private clusters'): its rate, its user agent, and
+// counting its writes (CountWrites).
+func HostClientConfig(cfg *rest.Config) {
+	cfg.QPS, cfg.Burst = 500, 1000
+	cfg.UserAgent = "kplex-syncer"
+	CountWrites(cfg)
+}
+
 // CountWrites makes a host client count its mutating requests on the
 // counter its request's context carries (see next).
 func CountWrites(cfg *rest.Config) {

@@ -43,9 +43,7 @@ func privateHostConfig(t tenants.Tenant) (*rest.Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("tenant %s: private host kubeconfig: %w", t.Name, err)
 	}
-	cfg.QPS, cfg.Burst = 500, 1000
-	cfg.UserAgent = "kplex-syncer"
-	CountWrites(cfg)
+	HostClientConfig(cfg)
 	return cfg, nil
 }
 
