@@ -333,19 +333,12 @@ func (s *run) syncer(ctx context.Context) (bool, error) {
 // operator cannot do (networking the CRD's rules cannot judge alone),
 // rather than ignoring it.
 func (s *run) supported(ctx context.Context) (bool, error) {
-	if problems := networkingProblems(s.vc.Spec.Networking); len(problems) > 0 {
-		setCondition(s.vc, v1alpha1.ConditionReady, false, "InvalidNetworking", strings.Join(problems, "; "))
-		s.setPhase(v1alpha1.PhaseFailed)
+	if s.refused("InvalidNetworking", networkingProblems(s.vc.Spec.Networking)) {
 		return false, nil
 	}
 	problems, err := s.privateTenantServices(ctx)
-	if err != nil {
+	if err != nil || s.refused("InvalidNetworking", problems) {
 		return false, err
-	}
-	if len(problems) > 0 {
-		setCondition(s.vc, v1alpha1.ConditionReady, false, "InvalidNetworking", strings.Join(problems, "; "))
-		s.setPhase(v1alpha1.PhaseFailed)
-		return false, nil
 	}
 	if s.vc.Spec.Tenancy != nil && s.vc.Spec.Tenancy.PrivateNodes != nil {
 		return true, nil // its namespaces are in its own cluster: checked there (privateNodes)
@@ -369,15 +362,21 @@ func (s *run) consented(ctx context.Context, c client.Reader) (bool, error) {
 		}
 		return o.Labels, err == nil, err
 	})
-	if err != nil {
+	if err != nil || s.refused("NamespaceConsent", problems) {
 		return false, err
 	}
-	if len(problems) > 0 {
-		setCondition(s.vc, v1alpha1.ConditionReady, false, "NamespaceConsent", strings.Join(problems, "; "))
-		s.setPhase(v1alpha1.PhaseFailed)
-		return false, nil
-	}
 	return true, nil
+}
+
+// refused marks the tenant Failed for problems (named by field) under
+// reason, and reports whether there were any.
+func (s *run) refused(reason string, problems []string) bool {
+	if len(problems) == 0 {
+		return false
+	}
+	setCondition(s.vc, v1alpha1.ConditionReady, false, reason, strings.Join(problems, "; "))
+	s.setPhase(v1alpha1.PhaseFailed)
+	return true
 }
 
 // privateTenantServices refuses tenantServices mappings across private
