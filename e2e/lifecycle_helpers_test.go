@@ -114,6 +114,23 @@ func tenantKeys(t *testing.T, env *framework.Env, tenant string) int64 {
 	return resp.Count
 }
 
+// waitVC waits until a VirtualCluster's phase is phase ("": any) and
+// `kplexctl describe` shows says ("": anything).
+func waitVC(t *testing.T, env *framework.Env, dyn dynamic.Interface, name, phase, says string, timeout time.Duration) {
+	t.Helper()
+	framework.Eventually(t, timeout, fmt.Sprintf("%s: phase %q, saying %q", name, phase, says), func(ctx context.Context) error {
+		p, err := vcPhase(ctx, dyn, name)
+		out := ""
+		if says != "" || err != nil || (phase != "" && p != phase) {
+			out, _ = kplexctl(t, env, "describe", name)
+		}
+		if err != nil || (phase != "" && p != phase) || !strings.Contains(out, says) {
+			return fmt.Errorf("phase %q (%v):\n%s", p, err, out)
+		}
+		return nil
+	}, nil)
+}
+
 // describeVC is what a failing lifecycle test prints.
 func describeVC(t *testing.T, env *framework.Env, name string) func() string {
 	return func() string {

@@ -312,13 +312,7 @@ func testRefusedSpecs(t *testing.T, env *framework.Env) {
 		t.Fatal(err)
 	}
 	mustKplexctl(t, env, "create", "closed", "-f", bad)
-	framework.Eventually(t, 30*time.Second, "closed refused for want of consent", func(ctx context.Context) error {
-		out, _ := kplexctl(t, env, "describe", "closed")
-		if p, err := vcPhase(ctx, dyn, "closed"); err != nil || p != "Failed" || !strings.Contains(out, "spec.networking.exportServices[0].to.namespace: host namespace e2e-closed does not accept exports") {
-			return fmt.Errorf("phase %q (%v):\n%s", p, err, out)
-		}
-		return nil
-	}, nil)
+	waitVC(t, env, dyn, "closed", "Failed", "spec.networking.exportServices[0].to.namespace: host namespace e2e-closed does not accept exports", 30*time.Second)
 	ns, err := host.CoreV1().Namespaces().Get(ctx, "e2e-closed", metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)

@@ -44,13 +44,7 @@ func TestPrivateNodes(t *testing.T) {
 		t.Fatal(err)
 	}
 	mustKplexctl(t, env, "create", "p1", "-f", spec)
-	framework.Eventually(t, 30*time.Second, "p1 waits for its Secret, saying so", func(ctx context.Context) error {
-		out, _ := kplexctl(t, env, "describe", "p1")
-		if p, err := vcPhase(ctx, dyn, "p1"); err != nil || p != "Pending" || !strings.Contains(out, "Secret default/other-cluster not found") {
-			return fmt.Errorf("phase %q (%v):\n%s", p, err, out)
-		}
-		return nil
-	}, nil)
+	waitVC(t, env, dyn, "p1", "Pending", "Secret default/other-cluster not found", 30*time.Second)
 	if _, err := host.CoreV1().Namespaces().Get(ctx, hostNS, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
 		t.Errorf("a tenant without its private cluster got a host namespace: %v", err)
 	}
@@ -63,7 +57,7 @@ func TestPrivateNodes(t *testing.T) {
 	if _, err := host.CoreV1().Secrets("default").Create(ctx, secret, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	waitPhase(t, env, dyn, "p1", "Ready", 2*time.Minute)
+	waitVC(t, env, dyn, "p1", "Ready", "", 2*time.Minute)
 
 	tc := operatorClient(t, env, "p1")
 	if _, err := tc.AppsV1().Deployments("default").Create(ctx, deployment("web", 2), metav1.CreateOptions{}); err != nil {
@@ -117,12 +111,7 @@ func TestPrivateNodes(t *testing.T) {
 		}
 	}
 	setSecret([]byte(moved))
-	framework.Eventually(t, 30*time.Second, "a move to another cluster refused", func(ctx context.Context) error {
-		if out, _ := kplexctl(t, env, "describe", "p1"); !strings.Contains(out, "cannot move between clusters") {
-			return fmt.Errorf("not refused yet:\n%s", out)
-		}
-		return nil
-	}, nil)
+	waitVC(t, env, dyn, "p1", "", "cannot move between clusters", 30*time.Second)
 	setSecret(kc)
 	framework.Eventually(t, 30*time.Second, "p1 settled again on its cluster", func(ctx context.Context) error {
 		if out, _ := kplexctl(t, env, "describe", "p1"); strings.Contains(out, "cannot move between clusters") {
@@ -227,15 +216,4 @@ func inPrivateCluster(ctx context.Context, tc, host, other kubernetes.Interface,
 		return fmt.Errorf("%d of the tenant's pods on the host", len(hp.Items))
 	}
 	return nil
-}
-
-// waitPhase waits until the VirtualCluster reaches phase.
-func waitPhase(t *testing.T, env *framework.Env, dyn dynamic.Interface, name, phase string, timeout time.Duration) {
-	t.Helper()
-	framework.Eventually(t, timeout, name+" "+phase, func(ctx context.Context) error {
-		if p, err := vcPhase(ctx, dyn, name); err != nil || p != phase {
-			return fmt.Errorf("phase %q: %v", p, err)
-		}
-		return nil
-	}, describeVC(t, env, name))
 }

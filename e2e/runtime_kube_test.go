@@ -296,13 +296,7 @@ spec:
 		t.Fatal(err)
 	}
 	mustKplexctl(t, env, "create", "k2", "-f", spec)
-	framework.Eventually(t, 30*time.Second, "k2 refused", func(ctx context.Context) error {
-		out, _ := kplexctl(t, env, "describe", "k2")
-		if p, err := vcPhase(ctx, dyn, "k2"); err != nil || p != "Failed" || !strings.Contains(out, "spec.networking.tenantServices[0]: tenant k3 has private nodes") {
-			return fmt.Errorf("phase %q (%v):\n%s", p, err, out)
-		}
-		return nil
-	}, nil)
+	waitVC(t, env, dyn, "k2", "Failed", "spec.networking.tenantServices[0]: tenant k3 has private nodes", 30*time.Second)
 	for _, n := range []string{"kplex-k2", "kplex-k3"} {
 		// k3 waits for its Secret before it gets anything.
 		if _, err := host.CoreV1().Namespaces().Get(ctx, n, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
