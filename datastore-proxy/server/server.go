@@ -66,9 +66,15 @@ type Options struct {
 	BackendSlots int
 	// WriteSlots is the same for writes (default: BackendSlots).
 	WriteSlots int
-	// TenantShare caps each tenant's running requests (reads and writes
-	// each) while other tenants are active too; 0: no cap.
+	// TenantShare caps each tenant's running reads while other tenants
+	// are active too; 0: no cap.
 	TenantShare int
+	// TenantWriteShare is the same for writes (0: TenantShare). A write in
+	// flight delays every other tenant's requests in a store that syncs
+	// writes to disk in batches (etcd's linearizable reads wait for the
+	// raft round, and so the disk sync, of the writes in flight), so it is
+	// best kept at 1.
+	TenantWriteShare int
 	// OnWatch, if set, is told of every watch a tenant starts, and whether
 	// it is scoped to its key range (tenantbackend.Backend.OnWatch).
 	OnWatch func(tenant string, scoped bool)
@@ -85,10 +91,13 @@ func New(backend kineserver.Backend, o Options) *Server {
 	if o.WriteSlots == 0 {
 		o.WriteSlots = o.BackendSlots
 	}
+	if o.TenantWriteShare == 0 {
+		o.TenantWriteShare = o.TenantShare
+	}
 	activity := fairshare.NewActivity() // a tenant reading counts as active for writes too
 	return &Server{
 		backend: backend, scheme: o.Scheme, notifyInterval: o.NotifyInterval,
-		limits: o.Limits, onWatch: o.OnWatch, fair: fairshare.New(o.BackendSlots, o.TenantShare, activity), fairWrites: fairshare.New(o.WriteSlots, o.TenantShare, activity),
+		limits: o.Limits, onWatch: o.OnWatch, fair: fairshare.New(o.BackendSlots, o.TenantShare, activity), fairWrites: fairshare.New(o.WriteSlots, o.TenantWriteShare, activity),
 		tenants: map[string]*kineserver.KVServerBridge{}, usage: map[string]*quota.Usage{}, limiters: map[string]*rate.Limiter{},
 	}
 }
