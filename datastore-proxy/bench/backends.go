@@ -1,41 +1,33 @@
 package main
 
 import (
-	"context"
 	"database/sql"
 	"fmt"
-	"io"
-	"log/slog"
 	"math/rand/v2"
-	"net"
+	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
-	"sync"
 	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib"
-	kineserver "github.com/k3s-io/kine/pkg/server"
-	"go.etcd.io/etcd/client/pkg/v3/transport"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials"
 
 	"kplex.dev/cli/ports"
-	"kplex.dev/datastore-proxy/backend"
-	"kplex.dev/datastore-proxy/internal/app"
-	"kplex.dev/datastore-proxy/internal/embedetcd"
 )
 
 // env is one backend with a direct endpoint and a proxy in front of an
-// equivalent store.
+// equivalent store, each server in its own process (serve.go).
 type env struct {
 	directName     string
 	directEndpoint string
 	proxyEndpoint  string
 	pki            *benchPKI
-	stops          []func()
+	// proxy is the proxy's process; store is the process that does the
+	// backend's work for the proxy (etcd; the proxy itself for sqlite; nil
+	// for a database server of the machine), direct the direct endpoint's.
+	proxy, store, direct *child
+	stops                []func()
 }
 
 func (e *env) stop() {
@@ -76,35 +68,51 @@ func (e *env) clients(tenants int) ([]*clientv3.Client, func(), error) {
 	return out, closeAll, nil
 }
 
-func startBackend(ctx context.Context, work, kind string, p *benchPKI) (*env, error) {
+func startBackend(work, kind string, p *benchPKI, proxyProfile string) (*env, error) {
 	e := &env{pki: p}
 	dir := filepath.Join(work, kind)
 	switch kind {
 	case "etcd":
-		url, stop, err := startEtcd(dir, p)
+		etcd, err := e.spawn("etcd", pinStoreCPU, "serve-etcd", dir, p.dir)
 		if err != nil {
 			return nil, err
 		}
-		e.stops = append(e.stops, stop)
-		e.directName, e.directEndpoint = "etcd direct", url
-		return e, e.startProxy(ctx, dir, backend.Config{Kind: "etcd", DSN: "https://" + url, CAFile: p.caFile, CertFile: p.serverCrt, KeyFile: p.serverKey})
+		e.directName, e.direct, e.store, e.directEndpoint = "etcd direct", etcd, etcd, etcd.endpoint
+		return e, e.startProxy(proxyProfile, "--backend=etcd", "--datastore-endpoint=https://"+etcd.endpoint,
+			"--datastore-cafile="+p.caFile, "--datastore-certfile="+p.serverCrt, "--datastore-keyfile="+p.serverKey)
 	case "sqlite":
-		e.directName = "kine direct (sqlite)"
-		if err := e.startKine(ctx, backend.Config{Kind: "sqlite", DataDir: filepath.Join(dir, "direct")}); err != nil {
+		kine, err := e.spawn("kine", -1, "serve-kine", p.dir, "sqlite", filepath.Join(dir, "direct"))
+		if err != nil {
 			return nil, err
 		}
-		return e, e.startProxy(ctx, dir, backend.Config{Kind: "sqlite", DataDir: filepath.Join(dir, "proxy")})
+		e.directName, e.direct, e.directEndpoint = "kine direct (sqlite)", kine, kine.endpoint
+		if err := e.startProxy(proxyProfile, "--backend=sqlite", "--data-dir="+filepath.Join(dir, "proxy")); err != nil {
+			return e, err
+		}
+		e.store = e.proxy
+		return e, nil
 	case "postgres":
-		e.directName = "kine direct (postgres)"
 		dsn := func(db string) string { return "postgres://postgres@127.0.0.1:5432/" + db + "?sslmode=disable" }
 		direct, proxied := fmt.Sprintf("kplex_bench_%d", rand.Uint32()), fmt.Sprintf("kplex_bench_%d", rand.Uint32())
 		e.stops = append(e.stops, func() { dropPostgres(direct); dropPostgres(proxied) })
-		if err := e.startKine(ctx, backend.Config{Kind: "postgres", DSN: dsn(direct)}); err != nil {
-			return nil, err
+		kine, err := e.spawn("kine", -1, "serve-kine", p.dir, "postgres", dsn(direct))
+		if err != nil {
+			return e, err
 		}
-		return e, e.startProxy(ctx, dir, backend.Config{Kind: "postgres", DSN: dsn(proxied)})
+		e.directName, e.direct, e.directEndpoint = "kine direct (postgres)", kine, kine.endpoint
+		return e, e.startProxy(proxyProfile, "--backend=postgres", "--datastore-endpoint="+dsn(proxied))
 	}
 	return nil, fmt.Errorf("unknown backend %q", kind)
+}
+
+// spawn starts a child server that e stops.
+func (e *env) spawn(name string, pin int, args ...string) (*child, error) {
+	c, err := spawn(name, pin, args...)
+	if err != nil {
+		return nil, err
+	}
+	e.stops = append(e.stops, c.stop)
+	return c, nil
 }
 
 func dropPostgres(db string) {
@@ -116,75 +124,37 @@ func dropPostgres(db string) {
 	_, _ = c.Exec(`DROP DATABASE IF EXISTS "` + db + `" WITH (FORCE)`)
 }
 
-// startKine serves kine's own etcd bridge over the backend, as kine does.
-func (e *env) startKine(ctx context.Context, b backend.Config) error {
-	bctx, cancel := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	kb, scheme, err := backend.Open(bctx, &wg, b)
-	if err != nil {
-		cancel()
-		return err
-	}
-	tlsCfg, err := e.pki.serverTLS()
-	if err != nil {
-		cancel()
-		return err
-	}
-	g := grpc.NewServer(grpc.Creds(credentials.NewTLS(tlsCfg)))
-	kineserver.New(kb, scheme, 5*time.Second, "3.6.0").Register(g)
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		cancel()
-		return err
-	}
-	go func() { _ = g.Serve(lis) }()
-	e.directEndpoint = lis.Addr().String()
-	e.stops = append(e.stops, func() { g.Stop(); cancel(); wg.Wait() })
-	return nil
-}
-
-func (e *env) startProxy(ctx context.Context, dir string, b backend.Config) error {
+// startProxy runs the proxy, with its default settings but for the
+// scheduling flags of the benchmark, over the backend named by flags.
+func (e *env) startProxy(profile string, flags ...string) error {
 	pp, err := ports.Free(2)
 	if err != nil {
 		return err
 	}
-	o := app.Options{
-		ListenAddress: "127.0.0.1:" + strconv.Itoa(pp[0]), MetricsAddress: "127.0.0.1:" + strconv.Itoa(pp[1]),
-		TLSCertFile: e.pki.serverCrt, TLSKeyFile: e.pki.serverKey, ClientCAFile: e.pki.caFile,
-		Backend: b, NotifyInterval: 5 * time.Second, ShutdownGrace: time.Second, BackendSlots: backendSlots, WriteSlots: writeSlots, TenantShare: tenantShare,
+	args := []string{"serve-proxy", "-cpuprofile=" + profile, "--",
+		"--listen-address=127.0.0.1:" + strconv.Itoa(pp[0]), "--metrics-address=127.0.0.1:" + strconv.Itoa(pp[1]),
+		"--tls-cert-file=" + e.pki.serverCrt, "--tls-key-file=" + e.pki.serverKey, "--client-ca-file=" + e.pki.caFile,
+		"--shutdown-grace=1s", "--backend-slots=" + strconv.Itoa(backendSlots), "--backend-tenant-share=" + strconv.Itoa(tenantShare), "--backend-tenant-write-share=" + strconv.Itoa(tenantWriteShare),
+		"--backend-write-slots=" + strconv.Itoa(writeSlots)}
+	proxy, err := e.spawn("proxy", -1, append(args, flags...)...)
+	if err != nil {
+		return err
 	}
-	pctx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- app.Run(pctx, o, slog.New(slog.NewTextHandler(io.Discard, nil))) }()
-	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		if c, err := net.Dial("tcp", o.ListenAddress); err == nil {
-			c.Close()
-			break
-		}
-		select {
-		case err := <-done:
-			cancel()
-			return fmt.Errorf("proxy exited: %w", err)
-		default:
-		}
-		if time.Now().After(deadline) {
-			cancel()
-			return fmt.Errorf("proxy did not start")
-		}
-	}
-	e.proxyEndpoint = o.ListenAddress
-	e.stops = append(e.stops, func() { cancel(); <-done })
+	e.proxy, e.proxyEndpoint = proxy, proxy.endpoint
 	return nil
 }
 
-// startEtcd runs a TLS etcd in-process (client certificates required) and
-// returns its host:port.
-func startEtcd(dir string, p *benchPKI) (string, func(), error) {
-	u, stop, err := embedetcd.Start(dir, &transport.TLSInfo{
-		CertFile: p.serverCrt, KeyFile: p.serverKey, TrustedCAFile: p.caFile, ClientCertAuth: true,
-	})
-	if err != nil {
-		return "", nil, err
+// meters are the processes (measure.go) of a measurement through the
+// proxy or directly.
+func (e *env) meters(proxied bool) [3]int {
+	m := [3]int{os.Getpid()}
+	if !proxied {
+		m[2] = e.direct.pid()
+		return m
 	}
-	return strings.TrimPrefix(u, "https://"), stop, nil
+	m[1] = e.proxy.pid()
+	if e.store != nil && e.store != e.proxy {
+		m[2] = e.store.pid()
+	}
+	return m
 }

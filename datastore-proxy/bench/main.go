@@ -5,11 +5,16 @@
 //     concurrent clients, through the proxy with 1, 10 and 100 tenants vs
 //     directly to the same backend (etcd direct; kine direct for SQLite and
 //     PostgreSQL), all over mutual TLS on loopback;
-//   - fairness: one tenant's get p99 alone vs while another tenant floods
-//     the proxy with writes.
+//   - the CPU time and the read and write system calls per operation of
+//     the clients, the proxy and the store server, each in its own
+//     process;
+//   - fairness: one tenant's get and put p99 alone vs while another tenant
+//     floods the proxy with writes, and the same without the proxy.
 //
-// Everything runs in this process on loopback: etcd (embedded), kine and
-// the proxy's own server code; PostgreSQL at 127.0.0.1:5432 when present.
+// Everything runs on loopback: the clients in this process; etcd
+// (embedded), kine and the proxy (its own code and command line) each in
+// a child process of this binary (serve.go); PostgreSQL at 127.0.0.1:5432
+// when present.
 package main
 
 import (
@@ -19,29 +24,36 @@ import (
 	"log"
 	"net"
 	"os"
-	"runtime/pprof"
+	"strings"
 	"time"
 )
 
 func main() {
+	if serveChild(os.Args[1:]) {
+		return
+	}
 	ops := flag.Int("ops", 2000, "operations per measurement")
 	conc := flag.Int("clients", 16, "concurrent clients")
 	backends := flag.String("backends", "etcd,sqlite,postgres", "backends to measure")
 	flag.IntVar(&backendSlots, "backend-slots", 32, "the proxy's --backend-slots")
 	flag.IntVar(&writeSlots, "backend-write-slots", 0, "the proxy's --backend-write-slots (0: its default)")
 	flag.IntVar(&tenantShare, "backend-tenant-share", 2, "the proxy's --backend-tenant-share")
+	flag.IntVar(&tenantWriteShare, "backend-tenant-write-share", 1, "the proxy's --backend-tenant-write-share")
 	fairOnly := flag.Bool("fairness-only", false, "measure only fairness")
-	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
+	cpuProfile := flag.String("cpuprofile", "", "write the proxy's CPU profile to this file (with one backend)")
+	flag.IntVar(&pinStoreCPU, "pin-store", -1, "etcd only: run etcd on this CPU alone, the clients and the proxy on the others (-1: no pinning)")
 	flag.Parse()
-	if *cpuProfile != "" {
-		f, err := os.Create(*cpuProfile)
-		if err != nil {
+	if pinStoreCPU >= 0 {
+		others := otherCPUs(pinStoreCPU)
+		if *backends != "etcd" || len(others) == 0 {
+			log.Fatal("-pin-store: only with -backends etcd, on a machine with more than one CPU")
+		}
+		if err := pinSelf(others); err != nil {
 			log.Fatal(err)
 		}
-		if err := pprof.StartCPUProfile(f); err != nil {
-			log.Fatal(err)
-		}
-		defer pprof.StopCPUProfile()
+	}
+	if *cpuProfile != "" && len(splitComma(*backends)) != 1 {
+		log.Fatal("-cpuprofile: name one backend (-backends)")
 	}
 	ctx := context.Background()
 	work, err := os.MkdirTemp("", "kplex-bench-")
@@ -60,40 +72,64 @@ func main() {
 			fmt.Printf("### %s: SKIPPED (no server at 127.0.0.1:5432)\n\n", b)
 			continue
 		}
-		env, err := startBackend(ctx, work, b, pki)
+		env, err := startBackend(work, b, pki, *cpuProfile)
 		if err != nil {
+			if env != nil {
+				env.stop()
+			}
 			log.Fatalf("%s: %v", b, err)
 		}
 		fmt.Printf("### %s\n\n| target | put ops/s | put p50/p99 ms | get ops/s | get p50/p99 ms | list(100) ops/s | list p50/p99 ms | watch events/s |\n|---|---|---|---|---|---|---|---|\n", b)
+		var cpuRows, sysRows []string
 		rows := []struct {
 			name    string
 			tenants int
-		}{{env.directName, 0}, {"proxy, 1 tenant", 1}, {"proxy, 10 tenants", 10}, {"proxy, 100 tenants", 100}}
+		}{{env.directName, 0}, {"proxy, 1 tenant", 1}, {"proxy, 10 tenants", 10}, {"proxy, 100 tenants", 100}, {env.directName + ", again", 0}}
 		for _, r := range rows {
 			if *fairOnly {
 				break
 			}
 			clients, cleanup, err := env.clients(r.tenants)
 			if err != nil {
+				env.stop()
 				log.Fatalf("%s %s: %v", b, r.name, err)
 			}
+			meters = env.meters(r.tenants > 0)
 			res := measure(ctx, clients, *conc, *ops)
 			fmt.Printf("| %s | %s |\n", r.name, res)
+			cpuRows = append(cpuRows, fmt.Sprintf("| %s | %s |", r.name, res.usageRow(false)))
+			sysRows = append(sysRows, fmt.Sprintf("| %s | %s |", r.name, res.usageRow(true)))
 			cleanup()
+		}
+		if len(cpuRows) > 0 {
+			const by = "by process: clients / proxy / store server (total). The store server is etcd, or kine in its direct row; SQLite runs inside the proxy, and PostgreSQL's server is not measured."
+			fmt.Printf("\nCPU per operation, µs, %s\n\n| target | put | get | list(100) |\n|---|---|---|---|\n%s\n", by, strings.Join(cpuRows, "\n"))
+			fmt.Printf("\nRead and write system calls per operation, %s\n\n| target | put | get | list(100) |\n|---|---|---|---|\n%s\n", by, strings.Join(sysRows, "\n"))
 		}
 		fmt.Println()
 		if b != "postgres" {
-			fair, err := fairness(ctx, env, *conc)
-			if err != nil {
-				log.Fatalf("%s fairness: %v", b, err)
+			for _, f := range []struct {
+				writers int
+				direct  bool
+				through string
+			}{
+				{4 * *conc, false, "through the proxy"},
+				{4 * *conc, true, "without the proxy, " + env.directName},
+				{1, true, "without the proxy, " + env.directName},
+			} {
+				fair, err := fairness(ctx, env, f.writers, f.direct)
+				if err != nil {
+					env.stop()
+					log.Fatalf("%s fairness: %v", b, err)
+				}
+				fmt.Printf("Fairness (%s, %d writer(s) %s): %s\n\n", b, f.writers, f.through, fair)
 			}
-			fmt.Printf("Fairness (%s): %s\n\n", b, fair)
 		}
 		env.stop()
 	}
 }
 
-var backendSlots, writeSlots, tenantShare int
+var backendSlots, writeSlots, tenantShare, tenantWriteShare int
 
 func reachable(addr string) bool {
 	c, err := net.DialTimeout("tcp", addr, time.Second)

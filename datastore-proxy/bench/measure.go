@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -15,6 +16,24 @@ import (
 type stat struct {
 	opsPerSec float64
 	p50, p99  time.Duration
+	// perOp is what each of meters' processes used per operation.
+	perOp   [3]usage
+	metered [3]bool
+}
+
+// meters are the processes whose CPU and system calls each measurement
+// counts: the clients (this process), the proxy, and the store serving
+// the proxy or the direct endpoint; 0: not in this measurement, or not a
+// process of the benchmark.
+var meters [3]int
+
+func readMeters() (out [3]usage) {
+	for i, pid := range meters {
+		if pid != 0 {
+			out[i] = procUsage(pid)
+		}
+	}
+	return out
 }
 
 func (s stat) String() string {
@@ -32,6 +51,33 @@ func (r result) String() string {
 	return fmt.Sprintf("%s | %s | %s | %.0f", r.put, r.get, r.list, r.watchPerSec)
 }
 
+// usageRow is the CPU (µs) or the read and write system calls per
+// operation of clients / proxy / store, with their total.
+func (r result) usageRow(syscalls bool) string {
+	cell := func(s stat) string {
+		var parts []string
+		var total float64
+		for i, u := range s.perOp {
+			if !s.metered[i] {
+				parts = append(parts, "-")
+				continue
+			}
+			v, f := float64(u.cpu)/float64(time.Microsecond), "%.0f"
+			if syscalls {
+				v, f = u.syscalls, "%.1f"
+			}
+			total += v
+			parts = append(parts, fmt.Sprintf(f, v))
+		}
+		f := "%s (%.0f)"
+		if syscalls {
+			f = "%s (%.1f)"
+		}
+		return fmt.Sprintf(f, strings.Join(parts, " / "), total)
+	}
+	return fmt.Sprintf("%s | %s | %s", cell(r.put), cell(r.get), cell(r.list))
+}
+
 var runSeq atomic.Int64
 
 // measure runs each operation ops times over conc workers; worker w uses
@@ -41,6 +87,13 @@ func measure(ctx context.Context, clients []*clientv3.Client, conc, ops int) res
 	key := func(w, i int) string { return fmt.Sprintf("/registry/bench/%d/w%d/%06d", run, w, i) }
 	per := ops / conc
 	var r result
+	// Connections first (TLS handshakes are not what is measured: an
+	// apiserver keeps its connection).
+	for _, c := range clients {
+		if _, err := c.Get(ctx, "/registry/warmup"); err != nil {
+			panic(fmt.Sprintf("warm-up: %v", err))
+		}
+	}
 	r.put = parallel(conc, per, func(w, i int) error {
 		c := clients[w%len(clients)]
 		k := key(w, i)
@@ -69,7 +122,7 @@ func parallel(conc, per int, f func(w, i int) error) stat {
 	lat := make([][]time.Duration, conc)
 	var wg sync.WaitGroup
 	var failed atomic.Int64
-	start := time.Now()
+	use0, start := readMeters(), time.Now()
 	for w := range conc {
 		wg.Add(1)
 		go func() {
@@ -87,17 +140,22 @@ func parallel(conc, per int, f func(w, i int) error) stat {
 		}()
 	}
 	wg.Wait()
-	elapsed := time.Since(start)
+	elapsed, use1 := time.Since(start), readMeters()
 	all := slices.Concat(lat...)
 	slices.Sort(all)
 	if len(all) == 0 || failed.Load() > 0 {
 		panic(fmt.Sprintf("%d of %d operations failed", failed.Load(), conc*per))
 	}
-	return stat{
+	st := stat{
 		opsPerSec: float64(len(all)) / elapsed.Seconds(),
 		p50:       all[len(all)/2],
 		p99:       all[len(all)*99/100],
 	}
+	for i := range use1 {
+		st.perOp[i] = use1[i].sub(use0[i]).per(len(all))
+		st.metered[i] = meters[i] != 0
+	}
+	return st
 }
 
 // watchThroughput: one watch per client on its own prefix; conc writers
