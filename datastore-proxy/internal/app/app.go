@@ -189,6 +189,11 @@ func Run(ctx context.Context, o Options, log *slog.Logger) error {
 		// kine and the etcd client make deep calls). Long watch streams keep
 		// their worker; when all are busy, requests get new goroutines.
 		grpc.NumStreamWorkers(64),
+		// Fixed flow-control windows turn off gRPC's bandwidth probing,
+		// whose pings (and their acks) cost a write and a read on
+		// connections that carry a request at a time, as a tenant's does:
+		// a quarter fewer system calls per request with 10 or 100 tenants.
+		grpc.InitialWindowSize(1<<20), grpc.InitialConnWindowSize(4<<20),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
 	)
 	srv.Register(g)
