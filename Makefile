@@ -109,7 +109,7 @@ bench-fleet: build ## host watches vs shards/tenants, fairness, failover after k
 	$(GO) run ./e2e/cmd/bench-fleet -bin-dir $(BIN)
 
 .PHONY: bench-datastore
-bench-datastore: ## datastore-proxy vs direct etcd/kine: throughput, p50/p99, fairness (docs/benchmarks.md)
+bench-datastore: ## datastore-proxy vs direct etcd/kine: throughput, p50/p99, CPU and syscalls per request, fairness (docs/benchmarks.md)
 	$(GO) run ./datastore-proxy/bench
 
 .PHONY: clean
