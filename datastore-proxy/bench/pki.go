@@ -44,14 +44,3 @@ func (p *benchPKI) clientTLS(cn string) (*tls.Config, error) {
 	roots.AddCert(p.ca.Cert)
 	return &tls.Config{RootCAs: roots, Certificates: []tls.Certificate{{Certificate: [][]byte{kp.Cert.Raw}, PrivateKey: kp.Key}}}, nil
 }
-
-// serverTLS is the mutual-TLS config of a direct (non-proxy) server.
-func (p *benchPKI) serverTLS() (*tls.Config, error) {
-	pair, err := tls.LoadX509KeyPair(p.serverCrt, p.serverKey)
-	if err != nil {
-		return nil, err
-	}
-	roots := x509.NewCertPool()
-	roots.AddCert(p.ca.Cert)
-	return &tls.Config{Certificates: []tls.Certificate{pair}, ClientCAs: roots, ClientAuth: tls.RequireAndVerifyClientCert}, nil
-}
