@@ -7,11 +7,9 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib"
 	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.uber.org/zap"
 
 	"kplex.dev/cli/ports"
 )
@@ -53,12 +51,7 @@ func (e *env) clients(tenants int) ([]*clientv3.Client, func(), error) {
 		}
 	}
 	for _, n := range names {
-		tlsCfg, err := e.pki.clientTLS(n)
-		if err != nil {
-			closeAll()
-			return nil, nil, err
-		}
-		c, err := clientv3.New(clientv3.Config{Endpoints: []string{"https://" + endpoint}, TLS: tlsCfg, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+		c, _, err := e.client(endpoint, n)
 		if err != nil {
 			closeAll()
 			return nil, nil, err
