@@ -76,12 +76,27 @@ func Open(ctx context.Context, wg *sync.WaitGroup, c Config) (server.Backend, st
 	if err := b.Start(ctx); err != nil {
 		return nil, "", fmt.Errorf("start %s backend: %w", c.Kind, err)
 	}
+	if c.Kind == "sqlite" || c.Kind == "" {
+		if err := startCheckpointer(ctx, wg, sqlitePath(endpoint), c.Registerer); err != nil {
+			return nil, "", err
+		}
+	}
 	rb, err := withRangeWatch(b)
 	if err != nil {
 		slog.Warn("watches will read every tenant's history", "backend", c.Kind, "err", err)
 	}
 	return rb, cfg.Scheme, nil
 }
+
+// sqliteParams open the embedded database as kine does (WAL journal,
+// normal sync: a commit is safe from a crash of the proxy, the log is
+// synced at checkpoints; writes take the lock at BEGIN; prepared
+// statements are kept per connection), with two differences: each
+// connection has a cache of its own (a shared cache serialises readers
+// behind the writer, and SQLite advises against it), and the proxy
+// checkpoints the log itself (checkpoint.go), so kine's checkpoint after
+// compaction is turned off.
+const sqliteParams = "_journal=WAL&_synchronous=NORMAL&_busy_timeout=30000&_txlock=immediate&_stmt_cache_size=20&_kine_disable_compact_wal_checkpoint=1"
 
 func endpoint(c Config) (string, error) {
 	switch c.Kind {
@@ -97,7 +112,7 @@ func endpoint(c Config) (string, error) {
 			return "", fmt.Errorf("sqlite backend: %w", err)
 		}
 		if !strings.Contains(path, "?") {
-			path += "?_journal=WAL&cache=shared&_busy_timeout=30000&_txlock=immediate"
+			path += "?" + sqliteParams
 		}
 		return "sqlite://" + path, nil
 	case "postgres":
