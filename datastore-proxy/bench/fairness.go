@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"slices"
-	"sync"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -12,7 +11,8 @@ import (
 )
 
 // fairness measures a quiet tenant's get and put p99 alone, then while a
-// flooding tenant runs writers concurrent writers against the same proxy;
+// flooding tenant, in a process of its own (flood.go), runs writers
+// concurrent writers against the same proxy;
 // three rounds, reporting each ratio's median and range (p99 of a few
 // hundred samples is noisy on a shared two-core machine). With direct, the
 // same two clients talk to the backend itself, without the proxy: with as
@@ -46,11 +46,6 @@ func fairnessRound(ctx context.Context, e *env, writers, round int, direct bool)
 		return 0, 0, "", err
 	}
 	defer closeQ()
-	floodC, closeF, err := e.client(endpoint, floodName)
-	if err != nil {
-		return 0, 0, "", err
-	}
-	defer closeF()
 	quiet := func(tag string) (get, put time.Duration) {
 		g := parallel(1, 1000, func(_, i int) error {
 			_, err := quietC.Get(ctx, fmt.Sprintf("/registry/quiet/%s/%d", tag, i%20))
@@ -64,21 +59,13 @@ func fairnessRound(ctx context.Context, e *env, writers, round int, direct bool)
 	}
 	aloneGet, alonePut := quiet("alone")
 
-	fctx, stop := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	for w := range writers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := 0; fctx.Err() == nil; i++ {
-				_, _ = floodC.Put(fctx, fmt.Sprintf("/registry/flood/w%d/%d", w, i%500), string(value))
-			}
-		}()
+	stop, err := e.startFlood(endpoint, floodName, writers)
+	if err != nil {
+		return 0, 0, "", err
 	}
 	time.Sleep(time.Second)
 	loadGet, loadPut := quiet("flooded")
 	stop()
-	wg.Wait()
 	return ms(loadGet) / ms(aloneGet), ms(loadPut) / ms(alonePut),
 		fmt.Sprintf("get p99 %.2f ms alone, %.2f ms flooded; put p99 %.2f ms alone, %.2f ms flooded",
 			ms(aloneGet), ms(loadGet), ms(alonePut), ms(loadPut)), nil

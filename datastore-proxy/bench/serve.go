@@ -37,6 +37,7 @@ import (
 //	serve-etcd  DIR PKIDIR                 a TLS etcd, data in DIR
 //	serve-kine  PKIDIR KIND DSN|DATADIR    kine's own etcd bridge (kine direct)
 //	serve-proxy [-cpuprofile F] -- FLAGS   the proxy itself (its command line)
+//	serve-flood PKIDIR NAME HOST:PORT N     N writers as tenant NAME (flood.go)
 //
 // A child prints "endpoint HOST:PORT" on stdout once it serves, and stops
 // when its stdin closes (the benchmark ended or died) or on SIGTERM.
@@ -69,6 +70,12 @@ func serveChild(args []string) bool {
 		err = serveKine(ctx, args[1], backend.Config{Kind: args[2], DSN: args[3], DataDir: args[3]})
 	case "serve-proxy":
 		err = serveProxy(ctx, args[1:])
+	case "serve-flood":
+		if len(args) != 5 {
+			err = fmt.Errorf("usage: serve-flood PKIDIR NAME HOST:PORT WRITERS")
+			break
+		}
+		err = serveFlood(ctx, args[1], args[2], args[3], args[4])
 	default:
 		err = fmt.Errorf("unknown child %q", args[0])
 	}
