@@ -3,10 +3,7 @@ package main
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strconv"
 	"sync"
 	"time"
@@ -47,16 +44,10 @@ func serveFlood(ctx context.Context, pkiDir, name, endpoint, writers string) err
 	if err != nil || n < 1 {
 		return fmt.Errorf("writers: want a positive number, got %q", writers)
 	}
-	pair, err := tls.LoadX509KeyPair(filepath.Join(pkiDir, name+".crt"), filepath.Join(pkiDir, name+".key"))
+	pair, roots, err := pkiFiles(pkiDir, name)
 	if err != nil {
 		return err
 	}
-	ca, err := os.ReadFile(filepath.Join(pkiDir, "ca.crt"))
-	if err != nil {
-		return err
-	}
-	roots := x509.NewCertPool()
-	roots.AppendCertsFromPEM(ca)
 	c, err := clientv3.New(clientv3.Config{Endpoints: []string{"https://" + endpoint}, DialTimeout: 5 * time.Second, Logger: zap.NewNop(),
 		TLS: &tls.Config{RootCAs: roots, Certificates: []tls.Certificate{pair}}})
 	if err != nil {

@@ -175,15 +175,26 @@ func serveProxy(ctx context.Context, args []string) error {
 
 // serverTLSFiles is the mutual-TLS config of a direct (non-proxy) server.
 func serverTLSFiles(pkiDir string) (*tls.Config, error) {
-	pair, err := tls.LoadX509KeyPair(filepath.Join(pkiDir, "server.crt"), filepath.Join(pkiDir, "server.key"))
+	pair, ca, err := pkiFiles(pkiDir, "server")
 	if err != nil {
 		return nil, err
+	}
+	return &tls.Config{Certificates: []tls.Certificate{pair}, ClientCAs: ca, ClientAuth: tls.RequireAndVerifyClientCert}, nil
+}
+
+// pkiFiles loads PKIDIR/name.crt and .key, and the benchmark's CA.
+func pkiFiles(pkiDir, name string) (tls.Certificate, *x509.CertPool, error) {
+	pair, err := tls.LoadX509KeyPair(filepath.Join(pkiDir, name+".crt"), filepath.Join(pkiDir, name+".key"))
+	if err != nil {
+		return tls.Certificate{}, nil, err
 	}
 	ca, err := os.ReadFile(filepath.Join(pkiDir, "ca.crt"))
 	if err != nil {
-		return nil, err
+		return tls.Certificate{}, nil, err
 	}
 	roots := x509.NewCertPool()
-	roots.AppendCertsFromPEM(ca)
-	return &tls.Config{Certificates: []tls.Certificate{pair}, ClientCAs: roots, ClientAuth: tls.RequireAndVerifyClientCert}, nil
+	if !roots.AppendCertsFromPEM(ca) {
+		return tls.Certificate{}, nil, fmt.Errorf("%s: no certificate", filepath.Join(pkiDir, "ca.crt"))
+	}
+	return pair, roots, nil
 }
