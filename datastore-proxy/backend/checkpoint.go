@@ -22,12 +22,12 @@ const walCheckpointEvery = 50 * time.Millisecond
 //
 // Left to itself, SQLite checkpoints in the commit that takes the log past
 // 1000 pages: that write copies the log into the database file and syncs
-// both, 5-10 ms on this project's machines where a write takes 0.1-0.5 ms,
-// and the proxy's one write slot makes every tenant's next write wait for
-// it. A passive checkpoint from another connection takes no lock that
-// writers or readers need, and with the log copied back every 50 ms the
-// next writer starts the log over before it reaches 1000 pages, so writes
-// no longer checkpoint. (kine's checkpoint after each compaction is turned
+// both, several milliseconds where a write takes 0.1-0.5 ms, and the
+// proxy's one write slot makes every tenant's next write wait for it. A
+// passive checkpoint from another connection takes no lock that writers
+// or readers need; with the log copied back every 50 ms, the next writer
+// starts the log over (when no reader still needs it) long before it
+// reaches 1000 pages. (kine's checkpoint after each compaction is turned
 // off in the DSN: it is a FULL one, which holds the write lock.)
 func startCheckpointer(ctx context.Context, wg *sync.WaitGroup, path string, reg prometheus.Registerer) error {
 	db, err := sql.Open("sqlite3", path+"?_busy_timeout=1000")
