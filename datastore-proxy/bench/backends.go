@@ -127,7 +127,7 @@ func (e *env) startProxy(profile string, flags ...string) error {
 	args := []string{"serve-proxy", "-cpuprofile=" + profile, "--",
 		"--listen-address=127.0.0.1:" + strconv.Itoa(pp[0]), "--metrics-address=127.0.0.1:" + strconv.Itoa(pp[1]),
 		"--tls-cert-file=" + e.pki.serverCrt, "--tls-key-file=" + e.pki.serverKey, "--client-ca-file=" + e.pki.caFile,
-		"--shutdown-grace=1s", "--backend-slots=" + strconv.Itoa(backendSlots), "--backend-tenant-share=" + strconv.Itoa(tenantShare), "--backend-tenant-write-share=" + strconv.Itoa(tenantWriteShare),
+		"--shutdown-grace=1s", "--backend-slots=" + strconv.Itoa(backendSlots), "--backend-tenant-share=" + strconv.Itoa(tenantShare), "--backend-tenant-write-share=" + strconv.Itoa(tenantWriteShare), "--backend-tenant-busy-share=" + strconv.FormatFloat(tenantBusyShare, 'g', -1, 64),
 		"--backend-write-slots=" + strconv.Itoa(writeSlots)}
 	proxy, err := e.spawn("proxy", -1, append(args, flags...)...)
 	if err != nil {

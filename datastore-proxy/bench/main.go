@@ -39,6 +39,7 @@ func main() {
 	flag.IntVar(&writeSlots, "backend-write-slots", 0, "the proxy's --backend-write-slots (0: its default)")
 	flag.IntVar(&tenantShare, "backend-tenant-share", 2, "the proxy's --backend-tenant-share")
 	flag.IntVar(&tenantWriteShare, "backend-tenant-write-share", 1, "the proxy's --backend-tenant-write-share")
+	flag.Float64Var(&tenantBusyShare, "backend-tenant-busy-share", 0.5, "the proxy's --backend-tenant-busy-share")
 	fairOnly := flag.Bool("fairness-only", false, "measure only fairness")
 	cpuProfile := flag.String("cpuprofile", "", "write the proxy's CPU profile to this file (with one backend)")
 	flag.IntVar(&pinStoreCPU, "pin-store", -1, "etcd only: run etcd on this CPU alone, the clients and the proxy on the others (-1: no pinning)")
@@ -133,6 +134,7 @@ func main() {
 }
 
 var backendSlots, writeSlots, tenantShare, tenantWriteShare int
+var tenantBusyShare float64
 
 func reachable(addr string) bool {
 	c, err := net.DialTimeout("tcp", addr, time.Second)

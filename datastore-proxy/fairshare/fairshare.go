@@ -7,8 +7,11 @@
 // too), a tenant with Cap or more requests running waits, so no tenant can
 // keep the backend to itself; waiting
 // requests queue per tenant and freed slots go round-robin to the next
-// tenant allowed to run (FIFO within a tenant). Slots left idle because
-// every waiting tenant is at its cap are the price of that isolation.
+// tenant allowed to run (FIFO within a tenant). With a busy share
+// (WithBusyShare), a tenant that has used more than that share of the
+// slots' time also waits while others are active. Slots left idle because
+// every waiting tenant is at its cap or held back are the price of that
+// isolation.
 // Acquire never blocks past its context.
 package fairshare
 
@@ -26,11 +29,16 @@ const ActiveWindow = 500 * time.Millisecond
 type Scheduler struct {
 	mu       sync.Mutex
 	free     int
+	slots    int
 	cap      int // per-tenant running requests while shared; 0 = no cap
 	inflight map[string]int
 	queues   map[string][]chan struct{}
 	ring     []string // tenants with waiters, next first
 	activity *Activity
+
+	busyShare float64              // 0: off (WithBusyShare)
+	heldUntil map[string]time.Time // tenants held back after their last request
+	timer     *time.Timer          // dispatches when the first hold ends
 }
 
 // Activity records when each tenant last asked for a slot. Schedulers
@@ -86,14 +94,33 @@ func New(slots, perTenant int, activity *Activity) *Scheduler {
 	if activity == nil {
 		activity = NewActivity()
 	}
-	return &Scheduler{free: slots, cap: perTenant, inflight: map[string]int{}, queues: map[string][]chan struct{}{}, activity: activity}
+	return &Scheduler{free: slots, slots: slots, cap: perTenant, inflight: map[string]int{}, queues: map[string][]chan struct{}{}, activity: activity, heldUntil: map[string]time.Time{}}
+}
+
+// WithBusyShare bounds, while other tenants are active, the share of the
+// slots' time a tenant may use: each request that held a slot for d moves
+// the tenant's clock on by d/(share*slots), from the request's start or
+// the clock's last place, whichever is later, and the tenant starts no
+// request while its clock is ahead of now. With one slot and a share of
+// 1/2, a tenant that just held the slot for d waits d more; with 32 slots,
+// a tenant running one request at a time is never held. A tenant alone is
+// not held back. share <= 0 or >= 1 turns it off.
+func (s *Scheduler) WithBusyShare(share float64) *Scheduler {
+	if share <= 0 || share >= 1 {
+		share = 0
+	}
+	s.busyShare = share
+	return s
 }
 
 // Acquire waits for a slot for tenant; the returned release must be called
 // once the request is done.
 func (s *Scheduler) Acquire(ctx context.Context, tenant string) (func(), error) {
-	release := func() { s.release(tenant) }
-	if s.cap > 0 {
+	granted := func() func() {
+		start := time.Now()
+		return func() { s.release(tenant, start) }
+	}
+	if s.cap > 0 || s.busyShare > 0 {
 		s.activity.seen(tenant)
 	}
 	s.mu.Lock()
@@ -101,24 +128,27 @@ func (s *Scheduler) Acquire(ctx context.Context, tenant string) (func(), error) 
 		s.free--
 		s.inflight[tenant]++
 		s.mu.Unlock()
-		return release, nil
+		return granted(), nil
 	}
 	ch := make(chan struct{})
 	if len(s.queues[tenant]) == 0 {
 		s.ring = append(s.ring, tenant)
 	}
 	s.queues[tenant] = append(s.queues[tenant], ch)
+	if s.free > 0 {
+		s.dispatchLocked() // a hold may be all that keeps it waiting
+	}
 	s.mu.Unlock()
 
 	select {
 	case <-ch:
-		return release, nil
+		return granted(), nil
 	case <-ctx.Done():
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		select {
 		case <-ch: // granted just now: give it back
-			s.releaseLocked(tenant)
+			s.releaseLocked(tenant, time.Time{})
 		default:
 			s.dropLocked(tenant, ch)
 		}
@@ -128,6 +158,12 @@ func (s *Scheduler) Acquire(ctx context.Context, tenant string) (func(), error) 
 
 // allowed reports whether tenant may start one more request now.
 func (s *Scheduler) allowed(tenant string) bool {
+	if until, ok := s.heldUntil[tenant]; ok {
+		if time.Now().Before(until) && s.activity.othersActive(tenant) {
+			return false
+		}
+		delete(s.heldUntil, tenant)
+	}
 	if s.cap == 0 || s.inflight[tenant] < s.cap {
 		return true
 	}
@@ -144,13 +180,23 @@ func (s *Scheduler) allowed(tenant string) bool {
 	return !s.activity.othersActive(tenant) // alone: no cap
 }
 
-func (s *Scheduler) release(tenant string) {
+func (s *Scheduler) release(tenant string, start time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.releaseLocked(tenant)
+	s.releaseLocked(tenant, start)
 }
 
-func (s *Scheduler) releaseLocked(tenant string) {
+// releaseLocked frees the slot of tenant's request that started at start
+// (zero: it never ran).
+func (s *Scheduler) releaseLocked(tenant string, start time.Time) {
+	if s.busyShare > 0 && !start.IsZero() && s.activity.othersActive(tenant) {
+		from := s.heldUntil[tenant]
+		if start.After(from) {
+			from = start
+		}
+		used := time.Since(start)
+		s.heldUntil[tenant] = from.Add(time.Duration(float64(used) / (s.busyShare * float64(s.slots))))
+	}
 	if s.inflight[tenant]--; s.inflight[tenant] <= 0 {
 		delete(s.inflight, tenant)
 	}
@@ -170,6 +216,7 @@ func (s *Scheduler) dispatchLocked() {
 			}
 		}
 		if i < 0 {
+			s.wakeAtFirstHoldLocked()
 			return
 		}
 		tenant := s.ring[i]
@@ -208,4 +255,26 @@ func (s *Scheduler) dropLocked(tenant string, ch chan struct{}) {
 	}
 	// Its leaving may make another waiter's tenant the only one.
 	s.dispatchLocked()
+}
+
+// wakeAtFirstHoldLocked dispatches again when the first hold of a waiting
+// tenant ends, as no release may come before then.
+func (s *Scheduler) wakeAtFirstHoldLocked() {
+	var first time.Time
+	for _, t := range s.ring {
+		if until, ok := s.heldUntil[t]; ok && (first.IsZero() || until.Before(first)) {
+			first = until
+		}
+	}
+	if first.IsZero() {
+		return
+	}
+	if s.timer != nil {
+		s.timer.Stop()
+	}
+	s.timer = time.AfterFunc(time.Until(first), func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		s.dispatchLocked()
+	})
 }

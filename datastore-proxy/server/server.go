@@ -75,6 +75,10 @@ type Options struct {
 	// raft round, and so the disk sync, of the writes in flight), so it is
 	// best kept at 1.
 	TenantWriteShare int
+	// TenantBusyShare, between 0 and 1, bounds the share of time a tenant
+	// keeps backend slots busy while other tenants are active
+	// (fairshare.Scheduler.WithBusyShare); 0: no bound.
+	TenantBusyShare float64
 	// OnWatch, if set, is told of every watch a tenant starts, and whether
 	// it is scoped to its key range (tenantbackend.Backend.OnWatch).
 	OnWatch func(tenant string, scoped bool)
@@ -97,7 +101,7 @@ func New(backend kineserver.Backend, o Options) *Server {
 	activity := fairshare.NewActivity() // a tenant reading counts as active for writes too
 	return &Server{
 		backend: backend, scheme: o.Scheme, notifyInterval: o.NotifyInterval,
-		limits: o.Limits, onWatch: o.OnWatch, fair: fairshare.New(o.BackendSlots, o.TenantShare, activity), fairWrites: fairshare.New(o.WriteSlots, o.TenantWriteShare, activity),
+		limits: o.Limits, onWatch: o.OnWatch, fair: fairshare.New(o.BackendSlots, o.TenantShare, activity).WithBusyShare(o.TenantBusyShare), fairWrites: fairshare.New(o.WriteSlots, o.TenantWriteShare, activity).WithBusyShare(o.TenantBusyShare),
 		tenants: map[string]*kineserver.KVServerBridge{}, usage: map[string]*quota.Usage{}, limiters: map[string]*rate.Limiter{},
 	}
 }
