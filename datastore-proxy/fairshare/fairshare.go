@@ -38,7 +38,7 @@ type Scheduler struct {
 
 	busyShare float64              // 0: off (WithBusyShare)
 	heldUntil map[string]time.Time // tenants held back after their last request
-	timer     *time.Timer          // dispatches when the first hold ends
+	timer     *time.Timer          // dispatches when the first hold ends (one, re-armed)
 }
 
 // Activity records when each tenant last asked for a slot. Schedulers
@@ -269,12 +269,13 @@ func (s *Scheduler) wakeAtFirstHoldLocked() {
 	if first.IsZero() {
 		return
 	}
-	if s.timer != nil {
-		s.timer.Stop()
+	if s.timer == nil {
+		s.timer = time.AfterFunc(time.Until(first), func() {
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			s.dispatchLocked()
+		})
+		return
 	}
-	s.timer = time.AfterFunc(time.Until(first), func() {
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		s.dispatchLocked()
-	})
+	s.timer.Reset(time.Until(first))
 }
