@@ -2,11 +2,13 @@ package backend
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"reflect"
 	"unsafe"
 
+	"github.com/k3s-io/kine/pkg/drivers/generic"
 	"github.com/k3s-io/kine/pkg/logstructured"
 	"github.com/k3s-io/kine/pkg/server"
 )
@@ -24,26 +26,48 @@ import (
 type sqlBackend struct {
 	server.Backend
 	log logstructured.Log
+	// db and idsAfter read the log's ids (gaps.go).
+	db       *sql.DB
+	idsAfter string
 }
 
 // withRangeWatch returns b able to watch key ranges, reaching the log
-// beneath kine's LogStructured, which kine v0.17 does not export. When that
-// is not possible (another kine layout), it returns b as it is: watches stay
-// correct, only unscoped; the error says why.
-func withRangeWatch(b server.Backend) (server.Backend, error) {
+// beneath kine's LogStructured and the database beneath the log, which kine
+// v0.17 does not export. When that is not possible (another kine layout), it
+// returns b as it is: watches stay correct on SQLite, only unscoped; the
+// error says why.
+func withRangeWatch(b server.Backend, kind string) (server.Backend, error) {
 	ls, ok := b.(*logstructured.LogStructured)
 	if !ok {
 		return b, fmt.Errorf("kine backend is a %T, not a LogStructured", b)
 	}
-	f := reflect.ValueOf(ls).Elem().FieldByName("log")
-	if !f.IsValid() || f.Type() != reflect.TypeFor[logstructured.Log]() {
-		return b, fmt.Errorf("kine's LogStructured has no log field of type Log")
+	log, err := field[logstructured.Log](reflect.ValueOf(ls).Elem(), "log")
+	if err != nil || log == nil {
+		return b, fmt.Errorf("kine's LogStructured: %w", err)
 	}
-	log := reflect.NewAt(f.Type(), unsafe.Pointer(f.UnsafeAddr())).Elem().Interface().(logstructured.Log)
-	if log == nil {
-		return b, fmt.Errorf("kine's LogStructured has no log")
+	sl := reflect.ValueOf(log)
+	if sl.Kind() != reflect.Pointer || sl.Elem().Kind() != reflect.Struct {
+		return b, fmt.Errorf("kine's log is a %T, not a pointer to a struct", log)
 	}
-	return &sqlBackend{Backend: b, log: log}, nil
+	d, err := field[server.Dialect](sl.Elem(), "d")
+	if err != nil {
+		return b, fmt.Errorf("kine's log: %w", err)
+	}
+	g, ok := d.(*generic.Generic)
+	if !ok || g.DB == nil {
+		return b, fmt.Errorf("kine's dialect is a %T, not a generic one with a database", d)
+	}
+	return &sqlBackend{Backend: b, log: log, db: g.DB, idsAfter: idsAfterQuery(kind)}, nil
+}
+
+// field reads the unexported field name of the struct v.
+func field[T any](v reflect.Value, name string) (T, error) {
+	var zero T
+	f := v.FieldByName(name)
+	if !f.IsValid() || f.Type() != reflect.TypeFor[T]() {
+		return zero, fmt.Errorf("no field %s of type %s", name, reflect.TypeFor[T]())
+	}
+	return reflect.NewAt(f.Type(), unsafe.Pointer(f.UnsafeAddr())).Elem().Interface().(T), nil
 }
 
 // WatchRange is kine's LogStructured.Watch with the catch-up read and the
@@ -67,7 +91,7 @@ func (b *sqlBackend) WatchRange(ctx context.Context, key, end string, revision i
 		wr.CurrentRevision, err = b.log.CurrentRevision(ctx)
 		batch.CurrentRev = wr.CurrentRevision
 	} else {
-		batch, err = b.log.After(ctx, key, end, revision, 0)
+		batch, err = b.catchUp(ctx, key, end, revision)
 		wr.CurrentRevision = batch.CurrentRev
 	}
 	if err != nil {
@@ -95,6 +119,27 @@ func (b *sqlBackend) WatchRange(ctx context.Context, key, end string, revision i
 		}
 	}()
 	return wr
+}
+
+// catchUp reads the rows of [key, end) after revision up to the first gap
+// in the log's ids (gaps.go); the batch's revision is the end of the
+// contiguous ids.
+func (b *sqlBackend) catchUp(ctx context.Context, key, end string, revision int64) (server.EventBatch, error) {
+	upTo, err := contiguousEnd(ctx, b.db, b.idsAfter, revision)
+	if err != nil {
+		return server.EventBatch{}, err
+	}
+	batch, err := b.log.After(ctx, key, end, revision, 0)
+	if err != nil || batch.CurrentRev <= upTo {
+		return batch, err
+	}
+	kept := batch.Events[:0]
+	for _, ev := range batch.Events {
+		if ev.KV.ModRevision <= upTo {
+			kept = append(kept, ev)
+		}
+	}
+	return server.EventBatch{CurrentRev: upTo, Events: kept}, nil
 }
 
 // inRange keeps the events of keys in [key, end) (end "": the single key).

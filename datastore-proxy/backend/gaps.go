@@ -1,0 +1,77 @@
+package backend
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+)
+
+// Why a watch's catch-up stops at the first gap in the log's ids:
+//
+// PostgreSQL and MySQL hand out a row's id when its insert starts and show
+// the row when its transaction commits, so for a moment a higher id can be
+// visible while a lower one is not. kine's poller, which feeds every live
+// watch, waits for such a gap to fill (or fills it itself after a second)
+// and so streams rows strictly in id order. A catch-up read that ends at the
+// table's highest id and then drops live events at or below it loses the
+// row that commits into the gap: the read did not see it and the live
+// stream is told it was already sent. That lost configmaps after a proxy
+// restart under load (docs/benchmarks.md, the PostgreSQL watch race).
+//
+// So the catch-up ends where the ids stop being contiguous. Every row above
+// that point reaches the watch through the live stream: the poller cannot
+// have passed the gap before the watch subscribed, since the gap was still
+// open when contiguousEnd looked, after the subscription.
+
+// idsPage is how many ids contiguousEnd reads per query.
+const idsPage = 1000
+
+// contiguousEnd returns the highest id e >= after such that every id in
+// (after, e] is a row of the log. Ids at or below the compact revision can
+// be missing because compaction deleted them; callers check the start
+// revision against the compact revision (kine's After does).
+func contiguousEnd(ctx context.Context, db *sql.DB, query string, after int64) (int64, error) {
+	end := after
+	for {
+		n, gap, err := contiguousPage(ctx, db, query, &end)
+		if err != nil {
+			return 0, err
+		}
+		if gap || n < idsPage {
+			return end, nil
+		}
+	}
+}
+
+// contiguousPage reads up to idsPage ids above *end, advancing *end while
+// they follow on; gap tells whether a missing id stopped it.
+func contiguousPage(ctx context.Context, db *sql.DB, query string, end *int64) (n int, gap bool, err error) {
+	rows, err := db.QueryContext(ctx, query, *end, idsPage)
+	if err != nil {
+		return 0, false, fmt.Errorf("read the log's ids after %d: %w", *end, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			return n, false, fmt.Errorf("read the log's ids after %d: %w", *end, err)
+		}
+		if id != *end+1 {
+			return n, true, nil
+		}
+		*end = id
+		n++
+	}
+	if err := rows.Err(); err != nil {
+		return n, false, fmt.Errorf("read the log's ids after %d: %w", *end, err)
+	}
+	return n, false, nil
+}
+
+// idsAfterQuery is the ids query in the placeholder style of kind.
+func idsAfterQuery(kind string) string {
+	if kind == "postgres" {
+		return "SELECT id FROM kine WHERE id > $1 ORDER BY id LIMIT $2"
+	}
+	return "SELECT id FROM kine WHERE id > ? ORDER BY id LIMIT ?"
+}
