@@ -43,7 +43,7 @@ func openEtcd(ctx context.Context, wg *sync.WaitGroup, c Config) (server.Backend
 		return nil, "", fmt.Errorf("etcd backend: %w", err)
 	}
 	context.AfterFunc(ctx, func() { _ = cli.Close() })
-	b := etcdbackend.New(cli, wg, c.CompactInterval, c.CompactMinRetain)
+	b := etcdbackend.New(cli, wg, c.CompactInterval, c.CompactMinRetain, c.Registerer)
 	if err := b.Start(ctx); err != nil {
 		_ = cli.Close()
 		return nil, "", fmt.Errorf("etcd backend at %s: %w", c.DSN, err)

@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"github.com/k3s-io/kine/pkg/server"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -29,6 +31,9 @@ type Backend struct {
 	c      *clientv3.Client
 	leases *leaseCache
 	counts countCache
+	// reads and writes at the latest revision go to etcd in batches
+	// (batch.go).
+	reads, writes *batcher
 
 	compactInterval time.Duration
 	minRetain       int64
@@ -38,9 +43,15 @@ type Backend struct {
 var _ server.Backend = (*Backend)(nil)
 
 // New wraps a connected etcd client. Compaction runs every compactInterval
-// (0: never), keeping minRetain revisions.
-func New(c *clientv3.Client, wg *sync.WaitGroup, compactInterval time.Duration, minRetain int64) *Backend {
-	return &Backend{c: c, leases: newLeaseCache(c), wg: wg, compactInterval: compactInterval, minRetain: minRetain}
+// (0: never), keeping minRetain revisions. reg, if not nil, gets the
+// batches' metrics.
+func New(c *clientv3.Client, wg *sync.WaitGroup, compactInterval time.Duration, minRetain int64, reg prometheus.Registerer) *Backend {
+	sizes := newBatchMetrics(reg)
+	return &Backend{
+		c: c, leases: newLeaseCache(c), wg: wg, compactInterval: compactInterval, minRetain: minRetain,
+		reads:  newBatcher(c, maxInflightReads, sizes.WithLabelValues("read")),
+		writes: newBatcher(c, maxInflightWrites, sizes.WithLabelValues("write")),
+	}
 }
 
 // Start checks the cluster answers and starts the compaction loop, which
@@ -60,15 +71,31 @@ func (b *Backend) Start(ctx context.Context) error {
 
 // Get reads one key.
 func (b *Backend) Get(ctx context.Context, key string, revision int64, keysOnly bool) (int64, *server.KeyValue, error) {
-	opts := readOpts(revision, keysOnly)
-	resp, err := b.c.Get(ctx, key, opts...)
+	rev, resp, err := b.get(ctx, key, revision, readOpts(revision, keysOnly)...)
+	if err != nil {
+		return 0, nil, err
+	}
+	if len(resp.Kvs) == 0 {
+		return rev, nil, nil
+	}
+	return rev, toKV(resp.Kvs[0]), nil
+}
+
+// get reads key with opts: at the latest revision in a batch, at an older
+// one (opts hold it) alone. It returns the header revision.
+func (b *Backend) get(ctx context.Context, key string, revision int64, opts ...clientv3.OpOption) (int64, *etcdserverpb.RangeResponse, error) {
+	if revision > 0 {
+		resp, err := b.c.Get(ctx, key, opts...)
+		if err != nil {
+			return 0, nil, mapErr(err)
+		}
+		return resp.Header.Revision, (*etcdserverpb.RangeResponse)(resp), nil
+	}
+	r, rev, err := b.reads.do(ctx, clientv3.OpGet(key, opts...), "", len(key))
 	if err != nil {
 		return 0, nil, mapErr(err)
 	}
-	if len(resp.Kvs) == 0 {
-		return resp.Header.Revision, nil, nil
-	}
-	return resp.Header.Revision, toKV(resp.Kvs[0]), nil
+	return rev, r.GetResponseRange(), nil
 }
 
 // Create creates key if it does not exist.
@@ -77,14 +104,16 @@ func (b *Backend) Create(ctx context.Context, key string, value []byte, ttl int6
 	if err != nil {
 		return 0, err
 	}
-	resp, err := b.c.Txn(ctx).If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).Then(put).Commit()
+	rev, txn, err := b.write(ctx, key, len(key)+len(value), clientv3.OpTxn(
+		[]clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(key), "=", 0)},
+		[]clientv3.Op{put}, nil))
 	if err != nil {
-		return 0, mapErr(err)
+		return 0, err
 	}
-	if !resp.Succeeded {
-		return resp.Header.Revision, server.ErrKeyExists
+	if !txn.Succeeded {
+		return rev, server.ErrKeyExists
 	}
-	return resp.Header.Revision, nil
+	return rev, nil
 }
 
 // Update writes key if it is still at revision.
@@ -93,44 +122,45 @@ func (b *Backend) Update(ctx context.Context, key string, value []byte, revision
 	if err != nil {
 		return 0, nil, false, err
 	}
-	resp, err := b.c.Txn(ctx).
-		If(clientv3.Compare(clientv3.ModRevision(key), "=", revision)).
-		Then(put, clientv3.OpGet(key)).
-		Else(clientv3.OpGet(key)).Commit()
+	rev, txn, err := b.write(ctx, key, len(key)+len(value), clientv3.OpTxn(
+		[]clientv3.Cmp{clientv3.Compare(clientv3.ModRevision(key), "=", revision)},
+		[]clientv3.Op{put, clientv3.OpGet(key)},
+		[]clientv3.Op{clientv3.OpGet(key)}))
 	if err != nil {
-		return 0, nil, false, mapErr(err)
+		return 0, nil, false, err
 	}
-	get := resp.Responses[len(resp.Responses)-1].GetResponseRange()
+	get := txn.Responses[len(txn.Responses)-1].GetResponseRange()
 	var kv *server.KeyValue
 	if get != nil && len(get.Kvs) > 0 {
 		kv = toKV(get.Kvs[0])
 	}
-	return resp.Header.Revision, kv, resp.Succeeded, nil
+	return rev, kv, txn.Succeeded, nil
 }
 
 // Delete deletes key if it is at revision (any revision when 0).
 func (b *Backend) Delete(ctx context.Context, key string, revision int64) (int64, *server.KeyValue, bool, error) {
-	del := clientv3.OpDelete(key, clientv3.WithPrevKV())
-	txn := b.c.Txn(ctx)
+	var cmps []clientv3.Cmp
 	if revision != 0 {
-		txn = txn.If(clientv3.Compare(clientv3.ModRevision(key), "=", revision))
+		cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(key), "=", revision))
 	}
-	resp, err := txn.Then(del).Else(clientv3.OpGet(key)).Commit()
+	rev, txn, err := b.write(ctx, key, len(key), clientv3.OpTxn(cmps,
+		[]clientv3.Op{clientv3.OpDelete(key, clientv3.WithPrevKV())},
+		[]clientv3.Op{clientv3.OpGet(key)}))
 	if err != nil {
-		return 0, nil, false, mapErr(err)
+		return 0, nil, false, err
 	}
-	if !resp.Succeeded {
-		get := resp.Responses[0].GetResponseRange()
+	if !txn.Succeeded {
+		get := txn.Responses[0].GetResponseRange()
 		if get != nil && len(get.Kvs) > 0 {
-			return resp.Header.Revision, toKV(get.Kvs[0]), false, nil
+			return rev, toKV(get.Kvs[0]), false, nil
 		}
-		return resp.Header.Revision, nil, false, nil
+		return rev, nil, false, nil
 	}
-	d := resp.Responses[0].GetResponseDeleteRange()
+	d := txn.Responses[0].GetResponseDeleteRange()
 	if d == nil || len(d.PrevKvs) == 0 {
-		return resp.Header.Revision, nil, false, nil
+		return rev, nil, false, nil
 	}
-	return resp.Header.Revision, toKV(d.PrevKvs[0]), true, nil
+	return rev, toKV(d.PrevKvs[0]), true, nil
 }
 
 // List reads [key, end) (the single key when end is "") at revision.
@@ -139,9 +169,9 @@ func (b *Backend) List(ctx context.Context, key, end string, limit, revision int
 	if end != "" {
 		opts = append(opts, clientv3.WithRange(end))
 	}
-	resp, err := b.c.Get(ctx, key, opts...)
+	header, resp, err := b.get(ctx, key, revision, opts...)
 	if err != nil {
-		return 0, nil, mapErr(err)
+		return 0, nil, err
 	}
 	kvs := make([]*server.KeyValue, 0, len(resp.Kvs))
 	for _, kv := range resp.Kvs {
@@ -150,11 +180,11 @@ func (b *Backend) List(ctx context.Context, key, end string, limit, revision int
 	if end != "" {
 		rev := revision
 		if rev == 0 {
-			rev = resp.Header.Revision
+			rev = header
 		}
 		b.counts.put(key, end, rev, resp.Count)
 	}
-	return resp.Header.Revision, kvs, nil
+	return header, kvs, nil
 }
 
 // ListStream is List delivered on a channel. As kine's contract requires,
@@ -192,11 +222,11 @@ func (b *Backend) Count(ctx context.Context, key, end string, revision int64) (i
 	if end != "" {
 		opts = append(opts, clientv3.WithRange(end))
 	}
-	resp, err := b.c.Get(ctx, key, opts...)
+	rev, resp, err := b.get(ctx, key, revision, opts...)
 	if err != nil {
-		return 0, 0, mapErr(err)
+		return 0, 0, err
 	}
-	return resp.Header.Revision, resp.Count, nil
+	return rev, resp.Count, nil
 }
 
 // DbSize is the etcd member's database size.
@@ -214,11 +244,8 @@ func (b *Backend) DbSize(ctx context.Context) (int64, error) {
 
 // CurrentRevision is the cluster's revision.
 func (b *Backend) CurrentRevision(ctx context.Context) (int64, error) {
-	resp, err := b.c.Get(ctx, "/kplex-proxy-revision-probe", clientv3.WithCountOnly())
-	if err != nil {
-		return 0, mapErr(err)
-	}
-	return resp.Header.Revision, nil
+	rev, _, err := b.get(ctx, "/kplex-proxy-revision-probe", 0, clientv3.WithCountOnly())
+	return rev, err
 }
 
 // Compact compacts the cluster's history up to revision.
@@ -227,6 +254,15 @@ func (b *Backend) Compact(ctx context.Context, revision int64) (int64, error) {
 		return 0, mapErr(err)
 	}
 	return b.CurrentRevision(ctx)
+}
+
+// write runs the nested transaction txn, which writes key, in a batch.
+func (b *Backend) write(ctx context.Context, key string, size int, txn clientv3.Op) (int64, *etcdserverpb.TxnResponse, error) {
+	r, rev, err := b.writes.do(ctx, txn, key, size)
+	if err != nil {
+		return 0, nil, mapErr(err)
+	}
+	return rev, r.GetResponseTxn(), nil
 }
 
 func (b *Backend) putOp(ctx context.Context, key string, value []byte, ttl int64) (clientv3.Op, error) {

@@ -1,0 +1,217 @@
+package etcdbackend
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+// Why the backend batches: every tenant's request used to be one request
+// to etcd, so the proxy paid a gRPC client call and etcd a gRPC server
+// call, a raft proposal or read index, and an apply per request, on top of
+// the proxy's own serving. The calls that arrive while earlier ones are in
+// flight now go to etcd together as one transaction: each write is a
+// nested transaction of its own (its compare decides only its own branch),
+// each read a range after the writes. With hundreds of tenants' apiservers
+// behind a few proxies, etcd sees fewer, larger requests.
+//
+// What stays as it was for each call: its result, its errors, and
+// linearizability (a read-only transaction waits for etcd's read index like
+// a range does). What changes: the writes of one batch share one revision
+// (as the puts of one etcd transaction do), and a read's header revision is
+// the batch's, after the batch's writes, which the reads see.
+//
+// A batch never writes one key twice (etcd refuses that), holds at most
+// maxBatchOps calls and maxBatchBytes of keys and values (a larger call
+// goes alone), and is sent when one of at most maxInflight batches in
+// flight returns: a call that finds etcd idle goes at once, alone. When
+// etcd refuses a whole batch for one call's sake before applying it (a
+// lease gone, too large, too many operations), every call is sent again
+// alone, so that the error reaches its own caller only.
+
+const (
+	maxBatchOps   = 64      // etcd's --max-txn-ops is 128 by default
+	maxBatchBytes = 1 << 20 // etcd's --max-request-bytes is 1.5 MiB by default
+	batchTimeout  = time.Minute
+)
+
+// batcher sends the calls of one kind (reads or writes) to etcd in
+// batches. Reads and writes are batched apart so that a read does not wait
+// for a write's disk sync.
+type batcher struct {
+	c           *clientv3.Client
+	maxInflight int
+	sizes       prometheus.Observer // of every batch sent
+
+	mu       sync.Mutex
+	queue    []*batch // waiting, oldest first
+	inflight int
+}
+
+type batch struct {
+	calls  []*call
+	writes map[string]bool
+	bytes  int
+	ctx    context.Context // the first call's, without its cancellation
+}
+
+// call is one operation and, once done is closed, its result.
+type call struct {
+	op    clientv3.Op
+	write string // the key the op writes; "" for reads
+	size  int
+
+	done chan struct{}
+	resp *etcdserverpb.ResponseOp
+	rev  int64
+	err  error
+}
+
+func newBatcher(c *clientv3.Client, maxInflight int, sizes prometheus.Observer) *batcher {
+	return &batcher{c: c, maxInflight: maxInflight, sizes: sizes}
+}
+
+// do runs op (writing the key write, or nothing when "") in the next batch
+// and returns its response and the batch's revision.
+func (b *batcher) do(ctx context.Context, op clientv3.Op, write string, size int) (*etcdserverpb.ResponseOp, int64, error) {
+	c := &call{op: op, write: write, size: size, done: make(chan struct{})}
+	b.mu.Lock()
+	b.enqueueLocked(ctx, c)
+	next := b.takeLocked()
+	b.mu.Unlock()
+	if next != nil {
+		go b.run(next)
+	}
+	select {
+	case <-c.done:
+		return c.resp, c.rev, c.err
+	case <-ctx.Done():
+		// The call may still be applied, as a request already sent may.
+		return nil, 0, ctx.Err()
+	}
+}
+
+// enqueueLocked adds c to the first waiting batch it fits in.
+func (b *batcher) enqueueLocked(ctx context.Context, c *call) {
+	for _, bt := range b.queue {
+		if len(bt.calls) < maxBatchOps && bt.bytes+c.size <= maxBatchBytes && (c.write == "" || !bt.writes[c.write]) {
+			bt.add(c)
+			return
+		}
+	}
+	bt := &batch{writes: map[string]bool{}, ctx: context.WithoutCancel(ctx)}
+	bt.add(c)
+	b.queue = append(b.queue, bt)
+}
+
+func (bt *batch) add(c *call) {
+	bt.calls = append(bt.calls, c)
+	bt.bytes += c.size
+	if c.write != "" {
+		bt.writes[c.write] = true
+	}
+}
+
+// takeLocked returns the oldest waiting batch if another may be in flight.
+func (b *batcher) takeLocked() *batch {
+	if b.inflight >= b.maxInflight || len(b.queue) == 0 {
+		return nil
+	}
+	bt := b.queue[0]
+	b.queue[0] = nil
+	b.queue = b.queue[1:]
+	b.inflight++
+	return bt
+}
+
+// run sends bt, then whatever batch waits, until none does.
+func (b *batcher) run(bt *batch) {
+	for bt != nil {
+		b.send(bt)
+		b.mu.Lock()
+		b.inflight--
+		bt = b.takeLocked()
+		b.mu.Unlock()
+	}
+}
+
+// send runs one batch as one transaction and hands every call its result.
+func (b *batcher) send(bt *batch) {
+	b.sizes.Observe(float64(len(bt.calls)))
+	ctx, cancel := context.WithTimeout(bt.ctx, batchTimeout)
+	defer cancel()
+	ops := make([]clientv3.Op, len(bt.calls))
+	for i, c := range bt.calls {
+		ops[i] = c.op
+	}
+	resp, err := b.c.Txn(ctx).Then(ops...).Commit()
+	if err != nil && len(bt.calls) > 1 && refusedWhole(err) {
+		b.sendAlone(ctx, bt.calls)
+		return
+	}
+	for i, c := range bt.calls {
+		if err != nil {
+			c.err = err
+		} else {
+			c.resp, c.rev = resp.Responses[i], resp.Header.Revision
+		}
+		close(c.done)
+	}
+}
+
+// sendAlone sends each call as a transaction of its own, at once.
+func (b *batcher) sendAlone(ctx context.Context, calls []*call) {
+	var wg sync.WaitGroup
+	for _, c := range calls {
+		wg.Go(func() {
+			defer close(c.done)
+			resp, err := b.c.Txn(ctx).Then(c.op).Commit()
+			if err != nil {
+				c.err = err
+				return
+			}
+			c.resp, c.rev = resp.Responses[0], resp.Header.Revision
+		})
+	}
+	wg.Wait()
+}
+
+// refusedWhole tells whether etcd refused a transaction before applying any
+// of it, for a reason that may belong to one of its operations.
+func refusedWhole(err error) bool {
+	for _, e := range []error{rpctypes.ErrLeaseNotFound, rpctypes.ErrRequestTooLarge, rpctypes.ErrTooManyOps, rpctypes.ErrDuplicateKey, rpctypes.ErrCompacted, rpctypes.ErrFutureRev} {
+		if errors.Is(rpctypes.Error(err), e) {
+			return true
+		}
+	}
+	s, ok := status.FromError(err)
+	return ok && (s.Code() == codes.InvalidArgument || s.Code() == codes.ResourceExhausted)
+}
+
+// How many batches of each kind may be in flight at once.
+const (
+	maxInflightReads  = 2
+	maxInflightWrites = 2
+)
+
+// newBatchMetrics registers the histogram of calls per batch on reg (when
+// not nil).
+func newBatchMetrics(reg prometheus.Registerer) *prometheus.HistogramVec {
+	h := prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "kplex_datastore_proxy_etcd_batch_calls",
+		Help:    "Tenant calls sent to etcd in one transaction, by kind (read or write).",
+		Buckets: []float64{1, 2, 4, 8, 16, 32, 64},
+	}, []string{"kind"})
+	if reg != nil {
+		reg.MustRegister(h)
+	}
+	return h
+}

@@ -1,0 +1,148 @@
+package etcdbackend
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/k3s-io/kine/pkg/server"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+
+	"kplex.dev/datastore-proxy/internal/embedetcd"
+)
+
+// startEtcd runs a real etcd for the test and returns a client of it.
+func startEtcd(t *testing.T) *clientv3.Client {
+	t.Helper()
+	url, stop, err := embedetcd.Start(t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(stop)
+	c, err := clientv3.New(clientv3.Config{Endpoints: []string{url}, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// Concurrent calls share transactions, and each still gets its own
+// result: of many creates of one key exactly one succeeds, every create of
+// a key of its own succeeds, and every read sees what was written before
+// it started.
+func TestConcurrentCallsShareBatches(t *testing.T) {
+	c := startEtcd(t)
+	reg := prometheus.NewRegistry()
+	b := New(c, &sync.WaitGroup{}, 0, 0, reg)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if _, err := b.Create(ctx, "/r/before", []byte("v"), 0); err != nil {
+		t.Fatal(err)
+	}
+
+	const n = 64
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	won, exists, readOK := 0, 0, 0
+	var errs []error
+	for i := range n {
+		wg.Go(func() {
+			_, err := b.Create(ctx, "/r/same", []byte(fmt.Sprint(i)), 0)
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err == nil:
+				won++
+			case errors.Is(err, server.ErrKeyExists):
+				exists++
+			default:
+				errs = append(errs, err)
+			}
+		})
+		wg.Go(func() {
+			if _, err := b.Create(ctx, fmt.Sprintf("/r/own/%d", i), []byte("v"), 0); err != nil {
+				mu.Lock()
+				errs = append(errs, err)
+				mu.Unlock()
+			}
+		})
+		wg.Go(func() {
+			_, kv, err := b.Get(ctx, "/r/before", 0, false)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				errs = append(errs, err)
+			} else if kv != nil && string(kv.Value) == "v" {
+				readOK++
+			}
+		})
+	}
+	wg.Wait()
+	if len(errs) > 0 {
+		t.Fatalf("calls failed: %v", errs)
+	}
+	if won != 1 || exists != n-1 || readOK != n {
+		t.Fatalf("creates of one key: %d succeeded, %d found it existing (want 1, %d); reads that saw the earlier write: %d of %d", won, exists, n-1, readOK, n)
+	}
+	_, own, err := b.List(ctx, "/r/own/", "/r/own0", 0, 0, true)
+	if err != nil || len(own) != n {
+		t.Fatalf("list of the keys created apart: %d keys, err %v; want %d", len(own), err, n)
+	}
+
+	calls, batches := batchCounts(t, reg)
+	t.Logf("%d calls in %d batches", calls, batches)
+	if calls < 3*n || batches >= calls {
+		t.Fatalf("%d calls went in %d batches: want at least %d calls, fewer batches than calls", calls, batches, 3*n)
+	}
+}
+
+// When etcd refuses a batch for one call's sake, that call alone gets the
+// error and the others are applied.
+func TestARefusedBatchIsRetriedAlone(t *testing.T) {
+	c := startEtcd(t)
+	b := newBatcher(c, 1, prometheus.NewHistogram(prometheus.HistogramOpts{Name: "x"}))
+	bad := &call{op: clientv3.OpPut("/r/bad", "v", clientv3.WithLease(424242)), write: "/r/bad", done: make(chan struct{})}
+	good := &call{op: clientv3.OpPut("/r/good", "v"), write: "/r/good", done: make(chan struct{})}
+	bt := &batch{writes: map[string]bool{}, ctx: context.Background()}
+	bt.add(bad)
+	bt.add(good)
+	b.send(bt)
+	<-bad.done
+	<-good.done
+	if !errors.Is(rpctypes.Error(bad.err), rpctypes.ErrLeaseNotFound) {
+		t.Fatalf("the call with an unknown lease: err %v, want lease not found", bad.err)
+	}
+	if good.err != nil || good.rev == 0 {
+		t.Fatalf("the other call of the refused batch: rev %d, err %v; want it applied", good.rev, good.err)
+	}
+	resp, err := c.Get(context.Background(), "/r/good")
+	if err != nil || len(resp.Kvs) != 1 {
+		t.Fatalf("the other call's key: %v, err %v", resp, err)
+	}
+}
+
+// batchCounts sums the calls and batches the histogram recorded.
+func batchCounts(t *testing.T, reg *prometheus.Registry) (calls, batches int) {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "kplex_datastore_proxy_etcd_batch_calls" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			calls += int(m.GetHistogram().GetSampleSum())
+			batches += int(m.GetHistogram().GetSampleCount())
+		}
+	}
+	return calls, batches
+}
