@@ -22,6 +22,13 @@ import (
 // that point reaches the watch through the live stream: the poller cannot
 // have passed the gap before the watch subscribed, since the gap was still
 // open when contiguousEnd looked, after the subscription.
+//
+// That holds for the gaps the poller has waited at, which are all gaps
+// above the id it started from. kine starts the poller on the first
+// subscription, at the highest id then, and never waits at a gap below
+// it; so the proxy starts it as the backend opens (withRangeWatch), before
+// any tenant writes, and not on a tenant's first watch, which would start
+// it above the very gap that watch's catch-up stops at.
 
 // idsPage is how many ids contiguousEnd reads per query.
 const idsPage = 1000

@@ -81,7 +81,7 @@ func Open(ctx context.Context, wg *sync.WaitGroup, c Config) (server.Backend, st
 			return nil, "", err
 		}
 	}
-	rb, err := withRangeWatch(b, c.Kind)
+	rb, err := withRangeWatch(ctx, b, c.Kind)
 	if err != nil {
 		slog.Warn("watches will read every tenant's history", "backend", c.Kind, "err", err)
 	}

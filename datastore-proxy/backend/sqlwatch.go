@@ -36,7 +36,7 @@ type sqlBackend struct {
 // v0.17 does not export. When that is not possible (another kine layout), it
 // returns b as it is: watches stay correct on SQLite, only unscoped; the
 // error says why.
-func withRangeWatch(b server.Backend, kind string) (server.Backend, error) {
+func withRangeWatch(ctx context.Context, b server.Backend, kind string) (server.Backend, error) {
 	ls, ok := b.(*logstructured.LogStructured)
 	if !ok {
 		return b, fmt.Errorf("kine backend is a %T, not a LogStructured", b)
@@ -57,6 +57,11 @@ func withRangeWatch(b server.Backend, kind string) (server.Backend, error) {
 	if !ok || g.DB == nil {
 		return b, fmt.Errorf("kine's dialect is a %T, not a generic one with a database", d)
 	}
+	// Start kine's poller now, while the log is quiet, rather than on a
+	// tenant's first watch (gaps.go says why).
+	wctx, cancel := context.WithCancel(ctx)
+	log.Watch(wctx)
+	cancel()
 	return &sqlBackend{Backend: b, log: log, db: g.DB, idsAfter: idsAfterQuery(kind)}, nil
 }
 
