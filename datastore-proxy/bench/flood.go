@@ -19,6 +19,11 @@ import (
 // process its writers would share the quiet client's Go runtime and
 // delay the quiet tenant's requests before they reach the proxy.
 
+// floodNice is the flood child's niceness (-flood-nice): above 0 it
+// models a flooding tenant whose apiserver runs on other machines, so that
+// its client's CPU does not delay the quiet tenant's client and the proxy.
+var floodNice int
+
 // startFlood runs writers concurrent writers as tenant name (its client
 // certificate is issued here) against endpoint, until the returned stop.
 func (e *env) startFlood(endpoint, name string, writers int) (stop func(), err error) {
@@ -29,7 +34,7 @@ func (e *env) startFlood(endpoint, name string, writers int) (stop func(), err e
 	if err := kp.WriteFiles(e.pki.dir, name); err != nil {
 		return nil, err
 	}
-	c, err := spawn("flood "+name, -1, "serve-flood", e.pki.dir, name, endpoint, strconv.Itoa(writers))
+	c, err := spawnNice("flood "+name, -1, floodNice, "serve-flood", e.pki.dir, name, endpoint, strconv.Itoa(writers))
 	if err != nil {
 		return nil, err
 	}

@@ -40,6 +40,7 @@ func main() {
 	flag.IntVar(&tenantShare, "backend-tenant-share", 2, "the proxy's --backend-tenant-share")
 	flag.IntVar(&tenantWriteShare, "backend-tenant-write-share", 1, "the proxy's --backend-tenant-write-share")
 	flag.Float64Var(&tenantBusyShare, "backend-tenant-busy-share", 0.5, "the proxy's --backend-tenant-busy-share")
+	flag.IntVar(&floodNice, "flood-nice", 0, "niceness of the fairness flood's client process (0: as the benchmark; 10: as if the flooding tenant ran on other machines), with and without the proxy alike")
 	fairOnly := flag.Bool("fairness-only", false, "measure only fairness")
 	cpuProfile := flag.String("cpuprofile", "", "write the proxy's CPU profile to this file (with one backend)")
 	flag.IntVar(&pinStoreCPU, "pin-store", -1, "etcd only: run etcd on this CPU alone, the clients and the proxy on the others (-1: no pinning)")
@@ -125,6 +126,9 @@ func main() {
 				if err != nil {
 					env.stop()
 					log.Fatalf("%s fairness: %v", b, err)
+				}
+				if floodNice != 0 {
+					f.through += fmt.Sprintf(", the flood's client at nice %d", floodNice)
 				}
 				fmt.Printf("Fairness (%s, %d writer(s) %s): %s\n\n", b, f.writers, f.through, fair)
 			}

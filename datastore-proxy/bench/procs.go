@@ -25,11 +25,19 @@ type child struct {
 // spawn starts this binary as a child server and waits until it serves;
 // with pin >= 0, the child runs on that CPU only.
 func spawn(name string, pin int, args ...string) (*child, error) {
+	return spawnNice(name, pin, 0, args...)
+}
+
+// spawnNice is spawn with the child at niceness nice (0: as this process).
+func spawnNice(name string, pin, nice int, args ...string) (*child, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return nil, err
 	}
 	cmd := exec.Command(self, args...)
+	if nice != 0 {
+		cmd = exec.Command("nice", append([]string{"-n", strconv.Itoa(nice), self}, args...)...)
+	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
 	if pin >= 0 {
 		cmd.Env = append(os.Environ(), "KPLEX_BENCH_PIN="+strconv.Itoa(pin))
