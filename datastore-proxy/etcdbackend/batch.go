@@ -2,7 +2,6 @@ package etcdbackend
 
 import (
 	"context"
-	"errors"
 	"sync"
 	"time"
 
@@ -60,11 +59,11 @@ type batch struct {
 	calls  []*call
 	writes map[string]bool
 	bytes  int
-	ctx    context.Context // the first call's, without its cancellation
 }
 
 // call is one operation and, once done is closed, its result.
 type call struct {
+	ctx   context.Context // the caller's
 	op    clientv3.Op
 	write string // the key the op writes; "" for reads
 	size  int
@@ -82,9 +81,9 @@ func newBatcher(c *clientv3.Client, maxInflight int, sizes prometheus.Observer) 
 // do runs op (writing the key write, or nothing when "") in the next batch
 // and returns its response and the batch's revision.
 func (b *batcher) do(ctx context.Context, op clientv3.Op, write string, size int) (*etcdserverpb.ResponseOp, int64, error) {
-	c := &call{op: op, write: write, size: size, done: make(chan struct{})}
+	c := &call{ctx: ctx, op: op, write: write, size: size, done: make(chan struct{})}
 	b.mu.Lock()
-	b.enqueueLocked(ctx, c)
+	b.enqueueLocked(c)
 	next := b.takeLocked()
 	b.mu.Unlock()
 	if next != nil {
@@ -94,20 +93,22 @@ func (b *batcher) do(ctx context.Context, op clientv3.Op, write string, size int
 	case <-c.done:
 		return c.resp, c.rev, c.err
 	case <-ctx.Done():
-		// The call may still be applied, as a request already sent may.
+		// Unless its batch is on its way already, the call is dropped
+		// before sending (send); otherwise it may still be applied, as
+		// a request already sent may.
 		return nil, 0, ctx.Err()
 	}
 }
 
 // enqueueLocked adds c to the first waiting batch it fits in.
-func (b *batcher) enqueueLocked(ctx context.Context, c *call) {
+func (b *batcher) enqueueLocked(c *call) {
 	for _, bt := range b.queue {
 		if len(bt.calls) < maxBatchOps && bt.bytes+c.size <= maxBatchBytes && (c.write == "" || !bt.writes[c.write]) {
 			bt.add(c)
 			return
 		}
 	}
-	bt := &batch{writes: map[string]bool{}, ctx: context.WithoutCancel(ctx)}
+	bt := &batch{writes: map[string]bool{}}
 	bt.add(c)
 	b.queue = append(b.queue, bt)
 }
@@ -144,20 +145,34 @@ func (b *batcher) run(bt *batch) {
 }
 
 // send runs one batch as one transaction and hands every call its result.
+// Calls whose callers have given up are dropped unsent, as gRPC drops a
+// request whose context ended before it went out.
 func (b *batcher) send(bt *batch) {
-	b.sizes.Observe(float64(len(bt.calls)))
-	ctx, cancel := context.WithTimeout(bt.ctx, batchTimeout)
+	calls := bt.calls[:0]
+	for _, c := range bt.calls {
+		if c.ctx.Err() != nil {
+			c.err = c.ctx.Err()
+			close(c.done)
+			continue
+		}
+		calls = append(calls, c)
+	}
+	if len(calls) == 0 {
+		return
+	}
+	b.sizes.Observe(float64(len(calls)))
+	ctx, cancel := batchContext(calls)
 	defer cancel()
-	ops := make([]clientv3.Op, len(bt.calls))
-	for i, c := range bt.calls {
+	ops := make([]clientv3.Op, len(calls))
+	for i, c := range calls {
 		ops[i] = c.op
 	}
 	resp, err := b.c.Txn(ctx).Then(ops...).Commit()
-	if err != nil && len(bt.calls) > 1 && refusedWhole(err) {
-		b.sendAlone(ctx, bt.calls)
+	if err != nil && len(calls) > 1 && refusedWhole(err) {
+		b.sendAlone(ctx, calls)
 		return
 	}
-	for i, c := range bt.calls {
+	for i, c := range calls {
 		if err != nil {
 			c.err = err
 		} else {
@@ -184,13 +199,35 @@ func (b *batcher) sendAlone(ctx context.Context, calls []*call) {
 	wg.Wait()
 }
 
+// batchContext is the context a batch is sent with: the first call's
+// values (trace context), not cancelled by any one caller, with the latest
+// of the callers' deadlines, at most batchTimeout away.
+func batchContext(calls []*call) (context.Context, context.CancelFunc) {
+	deadline := time.Now().Add(batchTimeout)
+	latest, all := time.Time{}, true
+	for _, c := range calls {
+		d, ok := c.ctx.Deadline()
+		all = all && ok
+		if ok && d.After(latest) {
+			latest = d
+		}
+	}
+	if all && latest.Before(deadline) {
+		deadline = latest
+	}
+	return context.WithDeadline(context.WithoutCancel(calls[0].ctx), deadline)
+}
+
 // refusedWhole tells whether etcd refused a transaction before applying any
 // of it, for a reason that may belong to one of its operations.
+// Not when etcd is out of space or overloaded: that is every call's error,
+// and sending them one by one would only load it more.
 func refusedWhole(err error) bool {
-	for _, e := range []error{rpctypes.ErrLeaseNotFound, rpctypes.ErrRequestTooLarge, rpctypes.ErrTooManyOps, rpctypes.ErrDuplicateKey, rpctypes.ErrCompacted, rpctypes.ErrFutureRev} {
-		if errors.Is(rpctypes.Error(err), e) {
-			return true
-		}
+	switch rpctypes.Error(err) {
+	case rpctypes.ErrLeaseNotFound, rpctypes.ErrRequestTooLarge, rpctypes.ErrTooManyOps, rpctypes.ErrDuplicateKey, rpctypes.ErrCompacted, rpctypes.ErrFutureRev:
+		return true
+	case rpctypes.ErrNoSpace, rpctypes.ErrTooManyRequests:
+		return false
 	}
 	s, ok := status.FromError(err)
 	return ok && (s.Code() == codes.InvalidArgument || s.Code() == codes.ResourceExhausted)

@@ -108,9 +108,9 @@ func TestConcurrentCallsShareBatches(t *testing.T) {
 func TestARefusedBatchIsRetriedAlone(t *testing.T) {
 	c := startEtcd(t)
 	b := newBatcher(c, 1, prometheus.NewHistogram(prometheus.HistogramOpts{Name: "x"}))
-	bad := &call{op: clientv3.OpPut("/r/bad", "v", clientv3.WithLease(424242)), write: "/r/bad", done: make(chan struct{})}
-	good := &call{op: clientv3.OpPut("/r/good", "v"), write: "/r/good", done: make(chan struct{})}
-	bt := &batch{writes: map[string]bool{}, ctx: context.Background()}
+	bad := &call{ctx: context.Background(), op: clientv3.OpPut("/r/bad", "v", clientv3.WithLease(424242)), write: "/r/bad", done: make(chan struct{})}
+	good := &call{ctx: context.Background(), op: clientv3.OpPut("/r/good", "v"), write: "/r/good", done: make(chan struct{})}
+	bt := &batch{writes: map[string]bool{}}
 	bt.add(bad)
 	bt.add(good)
 	b.send(bt)
@@ -145,4 +145,31 @@ func batchCounts(t *testing.T, reg *prometheus.Registry) (calls, batches int) {
 		}
 	}
 	return calls, batches
+}
+
+// A call whose caller gave up before its batch went out is not sent: as
+// with a request whose context ended before gRPC sent it, its caller's
+// error means it was not applied.
+func TestAnAbandonedCallIsNotSent(t *testing.T) {
+	c := startEtcd(t)
+	b := newBatcher(c, 1, prometheus.NewHistogram(prometheus.HistogramOpts{Name: "x"}))
+	gone, cancel := context.WithCancel(context.Background())
+	cancel()
+	abandoned := &call{ctx: gone, op: clientv3.OpPut("/r/abandoned", "v"), write: "/r/abandoned", done: make(chan struct{})}
+	live := &call{ctx: context.Background(), op: clientv3.OpPut("/r/live", "v"), write: "/r/live", done: make(chan struct{})}
+	bt := &batch{writes: map[string]bool{}}
+	bt.add(abandoned)
+	bt.add(live)
+	b.send(bt)
+	<-abandoned.done
+	<-live.done
+	if !errors.Is(abandoned.err, context.Canceled) || live.err != nil {
+		t.Fatalf("abandoned call: err %v (want canceled); live call: err %v", abandoned.err, live.err)
+	}
+	for key, want := range map[string]int{"/r/abandoned": 0, "/r/live": 1} {
+		resp, err := c.Get(context.Background(), key)
+		if err != nil || len(resp.Kvs) != want {
+			t.Fatalf("%s: %d keys stored (want %d), err %v", key, len(resp.Kvs), want, err)
+		}
+	}
 }
