@@ -84,7 +84,12 @@ func (b *Backend) Get(ctx context.Context, key string, revision int64, keysOnly 
 // get reads key with opts: at the latest revision in a batch, at an older
 // one (opts hold it) alone. It returns the header revision.
 func (b *Backend) get(ctx context.Context, key string, revision int64, opts ...clientv3.OpOption) (int64, *etcdserverpb.RangeResponse, error) {
-	if revision > 0 {
+	return b.read(ctx, key, revision > 0, opts...)
+}
+
+// read is get, in a batch unless alone.
+func (b *Backend) read(ctx context.Context, key string, alone bool, opts ...clientv3.OpOption) (int64, *etcdserverpb.RangeResponse, error) {
+	if alone {
 		resp, err := b.c.Get(ctx, key, opts...)
 		if err != nil {
 			return 0, nil, mapErr(err)
@@ -169,7 +174,9 @@ func (b *Backend) List(ctx context.Context, key, end string, limit, revision int
 	if end != "" {
 		opts = append(opts, clientv3.WithRange(end))
 	}
-	header, resp, err := b.get(ctx, key, revision, opts...)
+	// A list of a range goes alone: its response can be large, and in a
+	// batch every small read would wait for it.
+	header, resp, err := b.read(ctx, key, revision > 0 || end != "", opts...)
 	if err != nil {
 		return 0, nil, err
 	}

@@ -17,16 +17,18 @@ import (
 // to etcd, so the proxy paid a gRPC client call and etcd a gRPC server
 // call, a raft proposal or read index, and an apply per request, on top of
 // the proxy's own serving. The calls that arrive while earlier ones are in
-// flight now go to etcd together as one transaction: each write is a
-// nested transaction of its own (its compare decides only its own branch),
-// each read a range after the writes. With hundreds of tenants' apiservers
-// behind a few proxies, etcd sees fewer, larger requests.
+// flight now go to etcd together as one transaction, reads and writes
+// apart: each write is a nested transaction of its own (its compare
+// decides only its own branch), each read of one key or count a range of
+// a read-only transaction. Lists of a range, whose responses can be large,
+// and reads at an older revision go alone (backend.go). With hundreds of
+// tenants' apiservers behind a few proxies, etcd sees fewer, larger
+// requests.
 //
 // What stays as it was for each call: its result, its errors, and
 // linearizability (a read-only transaction waits for etcd's read index like
-// a range does). What changes: the writes of one batch share one revision
-// (as the puts of one etcd transaction do), and a read's header revision is
-// the batch's, after the batch's writes, which the reads see.
+// a range does). What changes: the writes of one batch share one revision,
+// as the puts of one etcd transaction do.
 //
 // A batch never writes one key twice (etcd refuses that), holds at most
 // maxBatchOps calls and maxBatchBytes of keys and values (a larger call

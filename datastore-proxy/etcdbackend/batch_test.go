@@ -107,15 +107,9 @@ func TestConcurrentCallsShareBatches(t *testing.T) {
 // error and the others are applied.
 func TestARefusedBatchIsRetriedAlone(t *testing.T) {
 	c := startEtcd(t)
-	b := newBatcher(c, 1, prometheus.NewHistogram(prometheus.HistogramOpts{Name: "x"}))
-	bad := &call{ctx: context.Background(), op: clientv3.OpPut("/r/bad", "v", clientv3.WithLease(424242)), write: "/r/bad", done: make(chan struct{})}
-	good := &call{ctx: context.Background(), op: clientv3.OpPut("/r/good", "v"), write: "/r/good", done: make(chan struct{})}
-	bt := &batch{writes: map[string]bool{}}
-	bt.add(bad)
-	bt.add(good)
-	b.send(bt)
-	<-bad.done
-	<-good.done
+	bad := putCall(context.Background(), "/r/bad", clientv3.WithLease(424242))
+	good := putCall(context.Background(), "/r/good")
+	sendOneBatch(c, bad, good)
 	if !errors.Is(rpctypes.Error(bad.err), rpctypes.ErrLeaseNotFound) {
 		t.Fatalf("the call with an unknown lease: err %v, want lease not found", bad.err)
 	}
@@ -125,6 +119,24 @@ func TestARefusedBatchIsRetriedAlone(t *testing.T) {
 	resp, err := c.Get(context.Background(), "/r/good")
 	if err != nil || len(resp.Kvs) != 1 {
 		t.Fatalf("the other call's key: %v, err %v", resp, err)
+	}
+}
+
+// putCall is a call that puts "v" at key.
+func putCall(ctx context.Context, key string, opts ...clientv3.OpOption) *call {
+	return &call{ctx: ctx, op: clientv3.OpPut(key, "v", opts...), write: key, done: make(chan struct{})}
+}
+
+// sendOneBatch sends calls to etcd as one batch and waits for them all.
+func sendOneBatch(c *clientv3.Client, calls ...*call) {
+	b := newBatcher(c, 1, prometheus.NewHistogram(prometheus.HistogramOpts{Name: "x"}))
+	bt := &batch{writes: map[string]bool{}}
+	for _, cl := range calls {
+		bt.add(cl)
+	}
+	b.send(bt)
+	for _, cl := range calls {
+		<-cl.done
 	}
 }
 
@@ -152,17 +164,11 @@ func batchCounts(t *testing.T, reg *prometheus.Registry) (calls, batches int) {
 // error means it was not applied.
 func TestAnAbandonedCallIsNotSent(t *testing.T) {
 	c := startEtcd(t)
-	b := newBatcher(c, 1, prometheus.NewHistogram(prometheus.HistogramOpts{Name: "x"}))
 	gone, cancel := context.WithCancel(context.Background())
 	cancel()
-	abandoned := &call{ctx: gone, op: clientv3.OpPut("/r/abandoned", "v"), write: "/r/abandoned", done: make(chan struct{})}
-	live := &call{ctx: context.Background(), op: clientv3.OpPut("/r/live", "v"), write: "/r/live", done: make(chan struct{})}
-	bt := &batch{writes: map[string]bool{}}
-	bt.add(abandoned)
-	bt.add(live)
-	b.send(bt)
-	<-abandoned.done
-	<-live.done
+	abandoned := putCall(gone, "/r/abandoned")
+	live := putCall(context.Background(), "/r/live")
+	sendOneBatch(c, abandoned, live)
 	if !errors.Is(abandoned.err, context.Canceled) || live.err != nil {
 		t.Fatalf("abandoned call: err %v (want canceled); live call: err %v", abandoned.err, live.err)
 	}
