@@ -2,6 +2,7 @@ package etcdbackend
 
 import (
 	"context"
+	"strings"
 	"sync"
 	"time"
 
@@ -11,6 +12,8 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+
+	"kplex.dev/datastore-proxy/keyspace"
 )
 
 // Why the backend batches: every tenant's request used to be one request
@@ -28,7 +31,13 @@ import (
 // What stays as it was for each call: its result, its errors, and
 // linearizability (a read-only transaction waits for etcd's read index like
 // a range does). What changes: the writes of one batch share one revision,
-// as the puts of one etcd transaction do.
+// as the puts of one etcd transaction do; so a batch holds at most one
+// write of each tenant (writeGroup). kube-apiserver's watch cache assumes
+// no two changes of its keys share a revision: a client that resumes a
+// watch from the revision of one would never see the other. Writes of
+// different tenants may share one, as no tenant sees the other's. A write
+// whose tenant already has one waiting goes alone, at once, as it would
+// without batching.
 //
 // A batch never writes one key twice (etcd refuses that), holds at most
 // maxBatchOps calls and maxBatchBytes of keys and values (a larger call
@@ -59,7 +68,7 @@ type batcher struct {
 
 type batch struct {
 	calls  []*call
-	writes map[string]bool
+	writes map[string]bool // the write groups of its calls
 	bytes  int
 }
 
@@ -67,7 +76,7 @@ type batch struct {
 type call struct {
 	ctx   context.Context // the caller's
 	op    clientv3.Op
-	write string // the key the op writes; "" for reads
+	write string // the writeGroup of the key the op writes; "" for reads
 	size  int
 
 	done chan struct{}
@@ -83,13 +92,21 @@ func newBatcher(c *clientv3.Client, maxInflight int, sizes prometheus.Observer) 
 // do runs op (writing the key write, or nothing when "") in the next batch
 // and returns its response and the batch's revision.
 func (b *batcher) do(ctx context.Context, op clientv3.Op, write string, size int) (*etcdserverpb.ResponseOp, int64, error) {
-	c := &call{ctx: ctx, op: op, write: write, size: size, done: make(chan struct{})}
+	c := &call{ctx: ctx, op: op, size: size, done: make(chan struct{})}
+	if write != "" {
+		c.write = writeGroup(write)
+	}
 	b.mu.Lock()
-	b.enqueueLocked(c)
+	queued := b.enqueueLocked(c)
 	next := b.takeLocked()
 	b.mu.Unlock()
 	if next != nil {
 		go b.run(next)
+	}
+	if !queued {
+		b.sizes.Observe(1)
+		b.sendOne(ctx, c)
+		return c.resp, c.rev, c.err
 	}
 	select {
 	case <-c.done:
@@ -102,17 +119,43 @@ func (b *batcher) do(ctx context.Context, op clientv3.Op, write string, size int
 	}
 }
 
-// enqueueLocked adds c to the first waiting batch it fits in.
-func (b *batcher) enqueueLocked(c *call) {
+// enqueueLocked adds c to the first waiting batch it fits in, or to a new
+// one. It reports false, and queues nothing, when c is a write whose group
+// already has a write waiting and no batch takes it: a new batch would only
+// wait behind that one, so c is better sent alone.
+func (b *batcher) enqueueLocked(c *call) bool {
+	waiting := false
 	for _, bt := range b.queue {
-		if len(bt.calls) < maxBatchOps && bt.bytes+c.size <= maxBatchBytes && (c.write == "" || !bt.writes[c.write]) {
-			bt.add(c)
-			return
+		if c.write != "" && bt.writes[c.write] {
+			waiting = true
+			continue
 		}
+		if len(bt.calls) < maxBatchOps && bt.bytes+c.size <= maxBatchBytes {
+			bt.add(c)
+			return true
+		}
+	}
+	if waiting {
+		return false
 	}
 	bt := &batch{writes: map[string]bool{}}
 	bt.add(c)
 	b.queue = append(b.queue, bt)
+	return true
+}
+
+// writeGroup is what no two writes of one batch may share: the tenant of a
+// key in a tenant's space (keyspace.Root + tenant + "/"), else the key.
+func writeGroup(key string) string {
+	rest, ok := strings.CutPrefix(key, keyspace.Root)
+	if !ok {
+		return key
+	}
+	i := strings.IndexByte(rest, '/')
+	if i < 0 {
+		return key
+	}
+	return key[:len(keyspace.Root)+i+1]
 }
 
 func (bt *batch) add(c *call) {
@@ -188,17 +231,20 @@ func (b *batcher) send(bt *batch) {
 func (b *batcher) sendAlone(ctx context.Context, calls []*call) {
 	var wg sync.WaitGroup
 	for _, c := range calls {
-		wg.Go(func() {
-			defer close(c.done)
-			resp, err := b.c.Txn(ctx).Then(c.op).Commit()
-			if err != nil {
-				c.err = err
-				return
-			}
-			c.resp, c.rev = resp.Responses[0], resp.Header.Revision
-		})
+		wg.Go(func() { b.sendOne(ctx, c) })
 	}
 	wg.Wait()
+}
+
+// sendOne sends c as a transaction of its own and hands it its result.
+func (b *batcher) sendOne(ctx context.Context, c *call) {
+	defer close(c.done)
+	resp, err := b.c.Txn(ctx).Then(c.op).Commit()
+	if err != nil {
+		c.err = err
+		return
+	}
+	c.resp, c.rev = resp.Responses[0], resp.Header.Revision
 }
 
 // batchContext is the context a batch is sent with: the first call's

@@ -179,3 +179,64 @@ func TestAnAbandonedCallIsNotSent(t *testing.T) {
 		}
 	}
 }
+
+// Two changes of one tenant never share a revision, as kube-apiserver's
+// watch cache assumes; changes of different tenants still share
+// transactions.
+func TestATenantsWritesNeverShareARevision(t *testing.T) {
+	c := startEtcd(t)
+	reg := prometheus.NewRegistry()
+	b := New(c, &sync.WaitGroup{}, 0, 0, reg)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+
+	const tenants, perTenant = 8, 16
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	revs := map[string]map[int64]string{} // tenant -> revision -> key
+	var errs []error
+	for tn := range tenants {
+		tenant := fmt.Sprintf("t%d", tn)
+		revs[tenant] = map[int64]string{}
+		for i := range perTenant {
+			wg.Go(func() {
+				key := fmt.Sprintf("/kplex/%s/k%d", tenant, i)
+				rev, err := b.Create(ctx, key, []byte("v"), 0)
+				mu.Lock()
+				defer mu.Unlock()
+				if err != nil {
+					errs = append(errs, err)
+					return
+				}
+				if other, ok := revs[tenant][rev]; ok {
+					errs = append(errs, fmt.Errorf("%s and %s were written at the same revision %d", other, key, rev))
+				}
+				revs[tenant][rev] = key
+			})
+		}
+	}
+	wg.Wait()
+	if len(errs) > 0 {
+		t.Fatalf("%d of %d writes: %v", len(errs), tenants*perTenant, errs[:min(len(errs), 3)])
+	}
+	calls, batches := batchCounts(t, reg)
+	t.Logf("%d writes in %d transactions", calls, batches)
+	if calls != tenants*perTenant || batches >= calls {
+		t.Fatalf("%d writes went in %d transactions: want %d writes, fewer transactions than writes", calls, batches, tenants*perTenant)
+	}
+}
+
+func TestWriteGroup(t *testing.T) {
+	for _, tc := range []struct{ key, want string }{
+		{"/kplex/a/registry/pods/x", "/kplex/a/"},
+		{"/kplex/a/", "/kplex/a/"},
+		{"/kplex/tenant-2/x/y/z", "/kplex/tenant-2/"},
+		{"/kplex/a", "/kplex/a"},
+		{"/r/same", "/r/same"},
+		{"", ""},
+	} {
+		if got := writeGroup(tc.key); got != tc.want {
+			t.Errorf("writeGroup(%q) = %q, want %q", tc.key, got, tc.want)
+		}
+	}
+}
