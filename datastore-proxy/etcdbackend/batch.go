@@ -208,6 +208,10 @@ func (b *batcher) send(bt *batch) {
 	b.sizes.Observe(float64(len(calls)))
 	ctx, cancel := batchContext(calls)
 	defer cancel()
+	if len(calls) == 1 {
+		b.sendOne(ctx, calls[0])
+		return
+	}
 	ops := make([]clientv3.Op, len(calls))
 	for i, c := range calls {
 		ops[i] = c.op
@@ -239,12 +243,27 @@ func (b *batcher) sendAlone(ctx context.Context, calls []*call) {
 // sendOne sends c as a transaction of its own and hands it its result.
 func (b *batcher) sendOne(ctx context.Context, c *call) {
 	defer close(c.done)
-	resp, err := b.c.Txn(ctx).Then(c.op).Commit()
-	if err != nil {
-		c.err = err
-		return
+	c.resp, c.rev, c.err = b.commitOne(ctx, c.op)
+}
+
+// commitOne sends op alone: a nested transaction (a write) as the
+// transaction itself rather than nested in another, which costs etcd a
+// third more CPU per write; anything else as a transaction of one.
+func (b *batcher) commitOne(ctx context.Context, op clientv3.Op) (*etcdserverpb.ResponseOp, int64, error) {
+	if op.IsTxn() {
+		cmps, thenOps, elseOps := op.Txn()
+		resp, err := b.c.Txn(ctx).If(cmps...).Then(thenOps...).Else(elseOps...).Commit()
+		if err != nil {
+			return nil, 0, err
+		}
+		txn := (*etcdserverpb.TxnResponse)(resp)
+		return &etcdserverpb.ResponseOp{Response: &etcdserverpb.ResponseOp_ResponseTxn{ResponseTxn: txn}}, resp.Header.Revision, nil
 	}
-	c.resp, c.rev = resp.Responses[0], resp.Header.Revision
+	resp, err := b.c.Txn(ctx).Then(op).Commit()
+	if err != nil {
+		return nil, 0, err
+	}
+	return resp.Responses[0], resp.Header.Revision, nil
 }
 
 // batchContext is the context a batch is sent with: the first call's
