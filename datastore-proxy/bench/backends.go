@@ -129,7 +129,7 @@ func (e *env) startProxy(profile string, flags ...string) error {
 		"--tls-cert-file=" + e.pki.serverCrt, "--tls-key-file=" + e.pki.serverKey, "--client-ca-file=" + e.pki.caFile,
 		"--shutdown-grace=1s", "--backend-slots=" + strconv.Itoa(backendSlots), "--backend-tenant-share=" + strconv.Itoa(tenantShare), "--backend-tenant-write-share=" + strconv.Itoa(tenantWriteShare), "--backend-tenant-busy-share=" + strconv.FormatFloat(tenantBusyShare, 'g', -1, 64),
 		"--backend-write-slots=" + strconv.Itoa(writeSlots)}
-	proxy, err := e.spawn("proxy", -1, append(args, flags...)...)
+	proxy, err := e.spawn("proxy", pinProxyCPU, append(args, flags...)...)
 	if err != nil {
 		return err
 	}

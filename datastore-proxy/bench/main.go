@@ -24,7 +24,6 @@ import (
 	"log"
 	"net"
 	"os"
-	"strings"
 	"time"
 )
 
@@ -42,9 +41,23 @@ func main() {
 	flag.Float64Var(&tenantBusyShare, "backend-tenant-busy-share", 0.5, "the proxy's --backend-tenant-busy-share")
 	flag.IntVar(&floodNice, "flood-nice", 0, "niceness of the fairness flood's client process (0: as the benchmark; 10: as if the flooding tenant ran on other machines), with and without the proxy alike")
 	fairOnly := flag.Bool("fairness-only", false, "measure only fairness")
+	rounds := flag.Int("rounds", 1, "run the throughput rows this many times in turn and show each figure's median")
 	cpuProfile := flag.String("cpuprofile", "", "write the proxy's CPU profile to this file (with one backend)")
 	flag.IntVar(&pinStoreCPU, "pin-store", -1, "etcd only: run etcd on this CPU alone, the clients and the proxy on the others (-1: no pinning)")
+	flag.IntVar(&pinProxyCPU, "pin-proxy", -1, "run the proxy on this CPU alone, the clients and the store on the others, in direct and proxied rows alike (-1: no pinning)")
 	flag.Parse()
+	if *rounds < 1 {
+		log.Fatal("-rounds: want at least 1")
+	}
+	if pinProxyCPU >= 0 {
+		others := otherCPUs(pinProxyCPU)
+		if pinStoreCPU >= 0 || len(others) == 0 {
+			log.Fatal("-pin-proxy: not with -pin-store, and only on a machine with more than one CPU")
+		}
+		if err := pinSelf(others); err != nil {
+			log.Fatal(err)
+		}
+	}
 	if pinStoreCPU >= 0 {
 		others := otherCPUs(pinStoreCPU)
 		if *backends != "etcd" || len(others) == 0 {
@@ -83,33 +96,10 @@ func main() {
 		}
 		fmt.Printf("### %s\n\n", b)
 		if !*fairOnly {
-			fmt.Printf("| target | put ops/s | put p50/p99 ms | get ops/s | get p50/p99 ms | list(100) ops/s | list p50/p99 ms | watch events/s |\n|---|---|---|---|---|---|---|---|\n")
-		}
-		var cpuRows, sysRows []string
-		rows := []struct {
-			name    string
-			tenants int
-		}{{env.directName, 0}, {"proxy, 1 tenant", 1}, {"proxy, 10 tenants", 10}, {"proxy, 100 tenants", 100}, {env.directName + ", again", 0}}
-		for _, r := range rows {
-			if *fairOnly {
-				break
-			}
-			clients, cleanup, err := env.clients(r.tenants)
-			if err != nil {
+			if err := throughput(ctx, env, *conc, *ops, *rounds); err != nil {
 				env.stop()
-				log.Fatalf("%s %s: %v", b, r.name, err)
+				log.Fatalf("%s: %v", b, err)
 			}
-			meters = env.meters(r.tenants > 0)
-			res := measure(ctx, clients, *conc, *ops)
-			fmt.Printf("| %s | %s |\n", r.name, res)
-			cpuRows = append(cpuRows, fmt.Sprintf("| %s | %s |", r.name, res.usageRow(false)))
-			sysRows = append(sysRows, fmt.Sprintf("| %s | %s |", r.name, res.usageRow(true)))
-			cleanup()
-		}
-		if len(cpuRows) > 0 {
-			const by = "by process: clients / proxy / store server (total). The store server is etcd, or kine in its direct row; SQLite runs inside the proxy, and PostgreSQL's server is not measured."
-			fmt.Printf("\nCPU per operation, µs, %s\n\n| target | put | get | list(100) |\n|---|---|---|---|\n%s\n", by, strings.Join(cpuRows, "\n"))
-			fmt.Printf("\nRead and write system calls per operation, %s\n\n| target | put | get | list(100) |\n|---|---|---|---|\n%s\n", by, strings.Join(sysRows, "\n"))
 		}
 		fmt.Println()
 		if b != "postgres" {

@@ -16,6 +16,14 @@ import (
 // clients.
 var pinStoreCPU = -1
 
+// pinProxyCPU, when >= 0, is the CPU that the proxy gets to itself
+// (-pin-proxy): the proxy runs only there, and the clients and the store
+// only on the other CPUs, in the direct rows as in the proxied ones. It
+// models a deployment where the proxy's replicas run on machines of their
+// own, so that the proxy adds its latency but takes no CPU from the store
+// and its clients; its CPU per operation is still counted in the tables.
+var pinProxyCPU = -1
+
 // pinSelf restricts every thread of this process to the given CPUs (new
 // threads inherit it from the thread that makes them).
 func pinSelf(cpus []int) error {

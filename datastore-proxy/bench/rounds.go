@@ -1,0 +1,132 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+	"time"
+)
+
+// This machine's speed drifts by a quarter within minutes, so one pass of
+// the rows says little about a ratio. With -rounds N the rows run N times
+// in turn, and the tables show each row's median over the rounds: every
+// figure of a cell is the median of that figure, so a cell's figures may
+// come from different rounds.
+
+// medianResult is the field-by-field median of rs.
+func medianResult(rs []result) result {
+	var out result
+	pick := func(f func(r result) stat) stat {
+		ss := make([]stat, len(rs))
+		for i, r := range rs {
+			ss[i] = f(r)
+		}
+		return medianStat(ss)
+	}
+	out.put = pick(func(r result) stat { return r.put })
+	out.get = pick(func(r result) stat { return r.get })
+	out.list = pick(func(r result) stat { return r.list })
+	out.watchPerSec = median(rs, func(r result) float64 { return r.watchPerSec })
+	return out
+}
+
+func medianStat(ss []stat) stat {
+	out := stat{
+		opsPerSec: median(ss, func(s stat) float64 { return s.opsPerSec }),
+		p50:       time.Duration(median(ss, func(s stat) float64 { return float64(s.p50) })),
+		p99:       time.Duration(median(ss, func(s stat) float64 { return float64(s.p99) })),
+		metered:   ss[0].metered,
+	}
+	for i := range out.perOp {
+		out.perOp[i] = usage{
+			cpu:      time.Duration(median(ss, func(s stat) float64 { return float64(s.perOp[i].cpu) })),
+			syscalls: median(ss, func(s stat) float64 { return s.perOp[i].syscalls }),
+		}
+	}
+	return out
+}
+
+// median of f over xs (the mean of the middle two for an even count).
+func median[T any](xs []T, f func(T) float64) float64 {
+	v := make([]float64, len(xs))
+	for i, x := range xs {
+		v[i] = f(x)
+	}
+	slices.Sort(v)
+	n := len(v)
+	if n%2 == 1 {
+		return v[n/2]
+	}
+	return (v[n/2-1] + v[n/2]) / 2
+}
+
+// ratioTable compares each proxied row with direct (the median over every
+// direct measurement): throughput as a percentage, p99 as a factor.
+func ratioTable(rows []string, proxied []result, direct result) string {
+	var b strings.Builder
+	b.WriteString("| target | puts | gets | lists | watch events | put p99 | get p99 | list p99 |\n|---|---|---|---|---|---|---|---|\n")
+	pct := func(a, d float64) string { return fmt.Sprintf("%.0f%%", 100*a/d) }
+	x := func(a, d time.Duration) string { return fmt.Sprintf("x%.2f", float64(a)/float64(d)) }
+	for i, r := range proxied {
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s | %s |\n", rows[i],
+			pct(r.put.opsPerSec, direct.put.opsPerSec), pct(r.get.opsPerSec, direct.get.opsPerSec),
+			pct(r.list.opsPerSec, direct.list.opsPerSec), pct(r.watchPerSec, direct.watchPerSec),
+			x(r.put.p99, direct.put.p99), x(r.get.p99, direct.get.p99), x(r.list.p99, direct.list.p99))
+	}
+	return b.String()
+}
+
+// benchRow is one row of the throughput table: direct (tenants 0) or
+// through the proxy with that many tenants.
+type benchRow struct {
+	name    string
+	tenants int
+}
+
+// throughput measures every row of e rounds times, in turn, and prints the
+// tables of medians: throughput and latency, against direct, CPU and
+// system calls per operation. Progress goes to stderr.
+func throughput(ctx context.Context, e *env, conc, ops, rounds int) error {
+	rows := []benchRow{{e.directName, 0}, {"proxy, 1 tenant", 1}, {"proxy, 10 tenants", 10}, {"proxy, 100 tenants", 100}, {e.directName + ", again", 0}}
+	results := make([][]result, len(rows))
+	for round := range rounds {
+		for i, r := range rows {
+			clients, cleanup, err := e.clients(r.tenants)
+			if err != nil {
+				return fmt.Errorf("%s: %w", r.name, err)
+			}
+			meters = e.meters(r.tenants > 0)
+			res := measure(ctx, clients, conc, ops)
+			cleanup()
+			results[i] = append(results[i], res)
+			fmt.Fprintf(os.Stderr, "round %d of %d, %s: %s\n", round+1, rounds, r.name, res)
+		}
+	}
+	var direct []result
+	var table, cpuRows, sysRows []string
+	var proxiedNames []string
+	var proxied []result
+	for i, r := range rows {
+		m := medianResult(results[i])
+		table = append(table, fmt.Sprintf("| %s | %s |", r.name, m))
+		cpuRows = append(cpuRows, fmt.Sprintf("| %s | %s |", r.name, m.usageRow(false)))
+		sysRows = append(sysRows, fmt.Sprintf("| %s | %s |", r.name, m.usageRow(true)))
+		if r.tenants == 0 {
+			direct = append(direct, results[i]...)
+		} else {
+			proxiedNames, proxied = append(proxiedNames, r.name), append(proxied, m)
+		}
+	}
+	of := ""
+	if rounds > 1 {
+		of = fmt.Sprintf(", median of %d rounds", rounds)
+	}
+	fmt.Printf("| target%s | put ops/s | put p50/p99 ms | get ops/s | get p50/p99 ms | list(100) ops/s | list p50/p99 ms | watch events/s |\n|---|---|---|---|---|---|---|---|\n%s\n", of, strings.Join(table, "\n"))
+	fmt.Printf("\nAgainst direct (the median of all %d direct measurements):\n\n%s", len(direct), ratioTable(proxiedNames, proxied, medianResult(direct)))
+	const by = "by process: clients / proxy / store server (total). The store server is etcd, or kine in its direct row; SQLite runs inside the proxy, and PostgreSQL's server is not measured."
+	fmt.Printf("\nCPU per operation, µs, %s\n\n| target | put | get | list(100) |\n|---|---|---|---|\n%s\n", by, strings.Join(cpuRows, "\n"))
+	fmt.Printf("\nRead and write system calls per operation, %s\n\n| target | put | get | list(100) |\n|---|---|---|---|\n%s\n", by, strings.Join(sysRows, "\n"))
+	return nil
+}
