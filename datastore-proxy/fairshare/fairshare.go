@@ -5,13 +5,15 @@
 // (has requests running or waiting, or had one within ActiveWindow: a
 // tenant sending one request at a time is active between its requests
 // too), a tenant with Cap or more requests running waits, so no tenant can
-// keep the backend to itself; waiting
-// requests queue per tenant and freed slots go round-robin to the next
-// tenant allowed to run (FIFO within a tenant). With a busy share
-// (WithBusyShare), a tenant that has used more than that share of the
-// slots' time also waits while others are active. Slots left idle because
-// every waiting tenant is at its cap or held back are the price of that
-// isolation.
+// keep the backend to itself; waiting requests queue per tenant (FIFO
+// within a tenant) and a freed slot goes to the waiting tenant, allowed to
+// run, that was served least recently: backlogged tenants take turns, and
+// a tenant that was idle goes before every tenant served since, so a
+// tenant sending one request at a time waits for at most the requests
+// already running. With a busy share (WithBusyShare), a tenant with a
+// backlog that has used more than that share of the slots' time also
+// waits while others are active. Slots left idle because every waiting
+// tenant is at its cap or held back are the price of that isolation.
 // Acquire never blocks past its context.
 package fairshare
 
@@ -33,8 +35,13 @@ type Scheduler struct {
 	cap      int // per-tenant running requests while shared; 0 = no cap
 	inflight map[string]int
 	queues   map[string][]chan struct{}
-	ring     []string // tenants with waiters, next first
+	ring     []string // tenants with waiters, in the order they queued
 	activity *Activity
+	// served is the grant number of the last grant of each tenant with
+	// requests running or waiting (idle tenants have none: 0, served
+	// before everyone); seq numbers the grants.
+	served map[string]uint64
+	seq    uint64
 
 	busyShare float64              // 0: off (WithBusyShare)
 	heldUntil map[string]time.Time // tenants held back after their last request
@@ -94,17 +101,20 @@ func New(slots, perTenant int, activity *Activity) *Scheduler {
 	if activity == nil {
 		activity = NewActivity()
 	}
-	return &Scheduler{free: slots, slots: slots, cap: perTenant, inflight: map[string]int{}, queues: map[string][]chan struct{}{}, activity: activity, heldUntil: map[string]time.Time{}}
+	return &Scheduler{free: slots, slots: slots, cap: perTenant, inflight: map[string]int{}, queues: map[string][]chan struct{}{}, activity: activity, heldUntil: map[string]time.Time{}, served: map[string]uint64{}}
 }
 
 // WithBusyShare bounds, while other tenants are active, the share of the
-// slots' time a tenant may use: each request that held a slot for d moves
-// the tenant's clock on by d/(share*slots), from the request's start or
-// the clock's last place, whichever is later, and the tenant starts no
+// slots' time a tenant with a backlog may use: each request that held a
+// slot for d while more of its tenant's requests were running or waiting
+// moves the tenant's clock on by d/(share*slots), from the request's start
+// or the clock's last place, whichever is later, and the tenant starts no
 // request while its clock is ahead of now. With one slot and a share of
-// 1/2, a tenant that just held the slot for d waits d more; with 32 slots,
-// a tenant running one request at a time is never held. A tenant alone is
-// not held back. share <= 0 or >= 1 turns it off.
+// 1/2, a flooding tenant that just held the slot for d waits d more; a
+// tenant sending one request at a time, however long, is never held (it
+// takes turns with the others), nor is a tenant alone; with 32 slots, a
+// tenant running a few requests at a time is not either. share <= 0 or >= 1
+// turns it off.
 func (s *Scheduler) WithBusyShare(share float64) *Scheduler {
 	if share <= 0 || share >= 1 {
 		share = 0
@@ -125,8 +135,7 @@ func (s *Scheduler) Acquire(ctx context.Context, tenant string) (func(), error) 
 	}
 	s.mu.Lock()
 	if s.free > 0 && len(s.ring) == 0 && s.allowed(tenant) {
-		s.free--
-		s.inflight[tenant]++
+		s.grantLocked(tenant)
 		s.mu.Unlock()
 		return granted(), nil
 	}
@@ -189,7 +198,8 @@ func (s *Scheduler) release(tenant string, start time.Time) {
 // releaseLocked frees the slot of tenant's request that started at start
 // (zero: it never ran).
 func (s *Scheduler) releaseLocked(tenant string, start time.Time) {
-	if s.busyShare > 0 && !start.IsZero() && s.activity.othersActive(tenant) {
+	backlog := s.inflight[tenant] > 1 || len(s.queues[tenant]) > 0
+	if s.busyShare > 0 && !start.IsZero() && backlog && s.activity.othersActive(tenant) {
 		from := s.heldUntil[tenant]
 		if start.After(from) {
 			from = start
@@ -199,20 +209,37 @@ func (s *Scheduler) releaseLocked(tenant string, start time.Time) {
 	}
 	if s.inflight[tenant]--; s.inflight[tenant] <= 0 {
 		delete(s.inflight, tenant)
+		s.forgetIfIdleLocked(tenant)
 	}
 	s.free++
 	s.dispatchLocked()
 }
 
-// dispatchLocked hands free slots to waiting tenants, round-robin, skipping
-// those at their cap.
+// grantLocked gives tenant a slot.
+func (s *Scheduler) grantLocked(tenant string) {
+	s.free--
+	s.inflight[tenant]++
+	s.seq++
+	s.served[tenant] = s.seq
+}
+
+// forgetIfIdleLocked drops the turn of a tenant with nothing running or
+// waiting: when it comes back, it goes before every tenant served since.
+func (s *Scheduler) forgetIfIdleLocked(tenant string) {
+	if s.inflight[tenant] == 0 && len(s.queues[tenant]) == 0 {
+		delete(s.served, tenant)
+	}
+}
+
+// dispatchLocked hands free slots to waiting tenants, each to the one
+// served least recently (the first queued among equals), skipping those at
+// their cap or held back.
 func (s *Scheduler) dispatchLocked() {
 	for s.free > 0 {
 		i := -1
 		for j, t := range s.ring {
-			if s.allowed(t) {
+			if (i < 0 || s.served[t] < s.served[s.ring[i]]) && s.allowed(t) {
 				i = j
-				break
 			}
 		}
 		if i < 0 {
@@ -223,8 +250,7 @@ func (s *Scheduler) dispatchLocked() {
 		s.ring = append(s.ring[:i:i], s.ring[i+1:]...)
 		q := s.queues[tenant]
 		close(q[0])
-		s.free--
-		s.inflight[tenant]++
+		s.grantLocked(tenant)
 		if len(q) > 1 {
 			s.queues[tenant] = q[1:]
 			s.ring = append(s.ring, tenant)
@@ -253,6 +279,7 @@ func (s *Scheduler) dropLocked(tenant string, ch chan struct{}) {
 			break
 		}
 	}
+	s.forgetIfIdleLocked(tenant)
 	// Its leaving may make another waiter's tenant the only one.
 	s.dispatchLocked()
 }

@@ -8,7 +8,8 @@ import (
 )
 
 // TestRoundRobin: with one slot, a tenant that queued 50 requests first does
-// not make a later tenant's single request wait behind all 50.
+// not make a later tenant's single request wait behind any of them: the
+// tenant served least recently goes first.
 func TestRoundRobin(t *testing.T) {
 	s := New(1, 0, nil)
 	ctx := context.Background()
@@ -44,8 +45,8 @@ func TestRoundRobin(t *testing.T) {
 	wg.Wait()
 	for i, tenant := range order {
 		if tenant == "quiet" {
-			if i > 1 {
-				t.Fatalf("quiet tenant served %dth, after %d flood requests; want within the first 2", i+1, i)
+			if i > 0 {
+				t.Fatalf("quiet tenant served %dth, after %d flood requests; want first", i+1, i)
 			}
 			return
 		}
