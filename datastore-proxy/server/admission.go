@@ -16,10 +16,10 @@ const maxRateWait = time.Second
 
 // Admit is the unary interceptor that makes tenants share the proxy: each
 // request first passes its tenant's rate limit (requestsPerSecond/burst
-// from the tenant config), then waits for a backend slot, handed out
-// round-robin among tenants (fairshare). Writes have slots of their own,
-// fewer where the backend serialises writes anyway (SQLite has one
-// writer): round-robin only helps where the queue is, so the write queue
+// from the tenant config), then waits for a backend slot, handed out to the
+// tenant served least recently (fairshare). Writes have slots of their
+// own, fewer where the backend serialises writes anyway (SQLite has one
+// writer): a fair order only helps where the queue is, so the write queue
 // is kept in the proxy rather than in the database's lock. Streams
 // (watches) hold no slot.
 func (s *Server) Admit(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {

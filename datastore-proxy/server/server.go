@@ -62,7 +62,7 @@ type Options struct {
 	// Limits are the tenants' quotas (nil: none).
 	Limits *tenantconfig.Store
 	// BackendSlots is how many reads run against the backend at once,
-	// shared among tenants round-robin (admission.go).
+	// shared among tenants least recently served first (admission.go).
 	BackendSlots int
 	// WriteSlots is the same for writes (default: BackendSlots).
 	WriteSlots int
