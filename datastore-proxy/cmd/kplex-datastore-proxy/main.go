@@ -1,5 +1,5 @@
 // Command kplex-datastore-proxy is one etcd v3 endpoint for every tenant's
-// kube-apiserver, on embedded SQLite, PostgreSQL or MySQL. See
+// kube-apiserver, on embedded SQLite, etcd, PostgreSQL or MySQL. See
 // internal/app for the flags and the main flow.
 package main
 
