@@ -34,7 +34,7 @@ func (e *env) startFlood(endpoint, name string, writers int) (stop func(), err e
 	if err := kp.WriteFiles(e.pki.dir, name); err != nil {
 		return nil, err
 	}
-	c, err := spawnNice("flood "+name, -1, floodNice, "serve-flood", e.pki.dir, name, endpoint, strconv.Itoa(writers))
+	c, err := spawnWith("flood "+name, -1, floodNice, nil, "serve-flood", e.pki.dir, name, endpoint, strconv.Itoa(writers))
 	if err != nil {
 		return nil, err
 	}

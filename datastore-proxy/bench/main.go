@@ -24,6 +24,7 @@ import (
 	"log"
 	"net"
 	"os"
+	"strings"
 	"time"
 )
 
@@ -40,12 +41,23 @@ func main() {
 	flag.IntVar(&tenantWriteShare, "backend-tenant-write-share", 1, "the proxy's --backend-tenant-write-share")
 	flag.Float64Var(&tenantBusyShare, "backend-tenant-busy-share", 0.5, "the proxy's --backend-tenant-busy-share")
 	flag.IntVar(&floodNice, "flood-nice", 0, "niceness of the fairness flood's client process (0: as the benchmark; 10: as if the flooding tenant ran on other machines), with and without the proxy alike")
+	proxyEnvFlag := flag.String("proxy-env", "", "space-separated NAME=value settings added to the proxy's environment, e.g. \"GOGC=400 GOMAXPROCS=1\"")
 	fairOnly := flag.Bool("fairness-only", false, "measure only fairness")
+	withFairness := flag.Bool("fairness", true, "measure fairness too (false: only throughput)")
 	rounds := flag.Int("rounds", 1, "run the throughput rows this many times in turn and show each figure's median")
 	cpuProfile := flag.String("cpuprofile", "", "write the proxy's CPU profile to this file (with one backend)")
 	flag.IntVar(&pinStoreCPU, "pin-store", -1, "etcd only: run etcd on this CPU alone, the clients and the proxy on the others (-1: no pinning)")
 	flag.IntVar(&pinProxyCPU, "pin-proxy", -1, "run the proxy on this CPU alone, the clients and the store on the others, in direct and proxied rows alike (-1: no pinning)")
 	flag.Parse()
+	for _, kv := range strings.Fields(*proxyEnvFlag) {
+		if name, _, ok := strings.Cut(kv, "="); !ok || name == "" {
+			log.Fatalf("-proxy-env: %q is not NAME=value", kv)
+		}
+		proxyEnv = append(proxyEnv, kv)
+	}
+	if *fairOnly && !*withFairness {
+		log.Fatal("-fairness-only and -fairness=false: nothing to measure")
+	}
 	if *rounds < 1 {
 		log.Fatal("-rounds: want at least 1")
 	}
@@ -102,7 +114,7 @@ func main() {
 			}
 		}
 		fmt.Println()
-		if b != "postgres" {
+		if b != "postgres" && *withFairness {
 			for _, f := range []struct {
 				writers int
 				direct  bool
@@ -129,6 +141,9 @@ func main() {
 
 var backendSlots, writeSlots, tenantShare, tenantWriteShare int
 var tenantBusyShare float64
+
+// proxyEnv is added to the proxy's environment (-proxy-env).
+var proxyEnv []string
 
 func reachable(addr string) bool {
 	c, err := net.DialTimeout("tcp", addr, time.Second)

@@ -25,11 +25,12 @@ type child struct {
 // spawn starts this binary as a child server and waits until it serves;
 // with pin >= 0, the child runs on that CPU only.
 func spawn(name string, pin int, args ...string) (*child, error) {
-	return spawnNice(name, pin, 0, args...)
+	return spawnWith(name, pin, 0, nil, args...)
 }
 
-// spawnNice is spawn with the child at niceness nice (0: as this process).
-func spawnNice(name string, pin, nice int, args ...string) (*child, error) {
+// spawnWith is spawn with the child at niceness nice (0: as this process)
+// and with env (NAME=value) added to this process's environment.
+func spawnWith(name string, pin, nice int, env []string, args ...string) (*child, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return nil, err
@@ -40,7 +41,10 @@ func spawnNice(name string, pin, nice int, args ...string) (*child, error) {
 	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
 	if pin >= 0 {
-		cmd.Env = append(os.Environ(), "KPLEX_BENCH_PIN="+strconv.Itoa(pin))
+		env = append(env, "KPLEX_BENCH_PIN="+strconv.Itoa(pin))
+	}
+	if len(env) > 0 {
+		cmd.Env = append(os.Environ(), env...)
 	}
 	stdin, err := cmd.StdinPipe()
 	if err != nil {

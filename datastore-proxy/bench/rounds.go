@@ -128,5 +128,8 @@ func throughput(ctx context.Context, e *env, conc, ops, rounds int) error {
 	const by = "by process: clients / proxy / store server (total). The store server is etcd, or kine in its direct row; SQLite runs inside the proxy, and PostgreSQL's server is not measured."
 	fmt.Printf("\nCPU per operation, µs, %s\n\n| target | put | get | list(100) |\n|---|---|---|---|\n%s\n", by, strings.Join(cpuRows, "\n"))
 	fmt.Printf("\nRead and write system calls per operation, %s\n\n| target | put | get | list(100) |\n|---|---|---|---|\n%s\n", by, strings.Join(sysRows, "\n"))
+	if rss := peakRSS(e.proxy.pid()); rss > 0 {
+		fmt.Printf("\nThe proxy's peak resident memory over these rows: %.0f MiB.\n", rss)
+	}
 	return nil
 }

@@ -47,3 +47,19 @@ func procUsage(pid int) usage {
 	}
 	return u
 }
+
+// peakRSS is a process's peak resident set size (VmHWM in
+// /proc/PID/status), in MiB; 0 where unreadable.
+func peakRSS(pid int) float64 {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		return 0
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "VmHWM:"); ok {
+			kib, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
+			return kib / 1024
+		}
+	}
+	return 0
+}
