@@ -19,7 +19,8 @@ func (b *Backend) Watch(ctx context.Context, revision int64) server.WatchResult 
 // key): tenants watch only the range their watch asked for, inside their own
 // space, so etcd sends each watcher those events alone.
 func (b *Backend) WatchRange(ctx context.Context, key, end string, revision int64) server.WatchResult {
-	eventc := make(chan server.EventBatch, 100)
+	// Unbuffered: the pump's queue is the buffer, counted and bounded.
+	eventc := make(chan server.EventBatch)
 	errc := make(chan error, 1)
 	cur, err := b.CurrentRevision(ctx)
 	if err != nil {
@@ -27,17 +28,12 @@ func (b *Backend) WatchRange(ctx context.Context, key, end string, revision int6
 		close(eventc)
 		return server.WatchResult{Eventc: eventc, Errorc: errc}
 	}
-	opts := []clientv3.OpOption{clientv3.WithPrevKV(), clientv3.WithProgressNotify()}
-	if end != "" {
-		opts = append(opts, clientv3.WithRange(end))
-	}
-	if revision > 0 {
-		opts = append(opts, clientv3.WithRev(revision))
-	} else {
-		opts = append(opts, clientv3.WithRev(cur+1))
+	from := revision
+	if from <= 0 {
+		from = cur + 1
 	}
 	wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
-	wc := b.c.Watch(wctx, key, opts...)
+	wc := b.c.Watch(wctx, key, watchOpts(end, from)...)
 
 	// A watch from a compacted revision fails on its first response, which
 	// then comes at once. Otherwise the first response may be a long way
@@ -55,31 +51,8 @@ func (b *Backend) WatchRange(ctx context.Context, key, end string, revision int6
 			wc = prepend(wctx, first, wc)
 		}
 	}
-	go func() {
-		defer cancel()
-		defer close(eventc)
-		for resp := range wc {
-			if err := resp.Err(); err != nil {
-				errc <- mapErr(err)
-				return
-			}
-			batch := server.EventBatch{CurrentRev: resp.Header.Revision}
-			for _, ev := range resp.Events {
-				batch.Events = append(batch.Events, toEvent(ev))
-			}
-			// etcd splits a long catch-up into responses that share one
-			// header revision; kine refuses (fatally) events sent at a
-			// revision already sent, so events carry their own.
-			if n := len(resp.Events); n > 0 {
-				batch.CurrentRev = resp.Events[n-1].Kv.ModRevision
-			}
-			select {
-			case eventc <- batch:
-			case <-ctx.Done():
-				return
-			}
-		}
-	}()
+	p := &pump{b: b, ctx: ctx, key: key, end: end, eventc: eventc, errc: errc, next: from, wc: wc, stop: cancel, watching: true}
+	go p.run()
 	return server.WatchResult{CurrentRevision: cur, Eventc: eventc, Errorc: errc}
 }
 

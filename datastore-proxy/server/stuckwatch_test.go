@@ -1,0 +1,144 @@
+package server_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"math"
+	"net/http"
+	"regexp"
+	"runtime"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"go.etcd.io/etcd/api/v3/etcdserverpb"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+
+	"kplex.dev/datastore-proxy/backend"
+	"kplex.dev/datastore-proxy/etcdbackend"
+	"kplex.dev/datastore-proxy/internal/embedetcd"
+	"kplex.dev/datastore-proxy/internal/proxytest"
+)
+
+// A tenant that opens a watch and never reads it does not grow the shared
+// proxy on etcd: while its range takes many times the watch backlog in
+// writes, the proxy holds about one backlog of its events, and the heap
+// grows little more than with no watch at all (etcd's client alone would
+// keep every event); when the tenant reads at last, it gets every event
+// once, in order.
+func TestAStuckWatchDoesNotGrowTheProxy(t *testing.T) {
+	url, stop, err := embedetcd.Start(t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(stop)
+	px := proxytest.Start(t, backend.Config{Kind: "etcd", DSN: url})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+
+	// A raw watch stream: created, then not read. Its messages may be as
+	// large as etcd's client takes them.
+	conn, err := grpc.NewClient(px.Endpoint, grpc.WithTransportCredentials(credentials.NewTLS(px.ClientTLS(t, "alpha", px.CA))),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(math.MaxInt32)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ws, err := etcdserverpb.NewWatchClient(conn).Watch(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	prefix := "/registry/stuck/"
+	if err := ws.Send(&etcdserverpb.WatchRequest{RequestUnion: &etcdserverpb.WatchRequest_CreateRequest{CreateRequest: &etcdserverpb.WatchCreateRequest{
+		Key: []byte(prefix), RangeEnd: []byte("/registry/stuck0"), PrevKv: true,
+	}}}); err != nil {
+		t.Fatal(err)
+	}
+	if created, err := ws.Recv(); err != nil || !created.Created {
+		t.Fatalf("watch create: %v, %v", created, err)
+	}
+
+	writer := px.Client(t, "alpha")
+	value := strings.Repeat("v", 64<<10)
+	const n = 640 // 40 MiB: twenty backlogs
+	write := func(under string) (revs []int64, maxHeld float64) {
+		for i := range n {
+			resp, err := writer.Put(ctx, fmt.Sprintf("%s%05d", under, i), value)
+			if err != nil {
+				t.Fatal(err)
+			}
+			revs = append(revs, resp.Header.Revision)
+			if i%16 == 15 {
+				maxHeld = max(maxHeld, heldBytes(t, px.MetricsAddress))
+			}
+		}
+		time.Sleep(300 * time.Millisecond)
+		return revs, max(maxHeld, heldBytes(t, px.MetricsAddress))
+	}
+	// What the same writes grow this process by (etcd's own raft log is
+	// in it too) without a watch, then with the stuck one.
+	heap0 := liveHeap()
+	write("/registry/free/")
+	heap1 := liveHeap()
+	revs, maxHeld := write(prefix)
+	heap2 := liveHeap()
+	written := n * len(value)
+	if limit := float64(etcdbackend.DefaultWatchBacklog + 256<<10); maxHeld > limit {
+		t.Errorf("the proxy held up to %.0f bytes of events for a watch nobody read; want at most %.0f", maxHeld, limit)
+	}
+	if extra := (heap2 - heap1) - (heap1 - heap0); extra > int64(written/4) {
+		t.Errorf("writing %d MiB grew the heap by %d MiB more with a stuck watch than without; want under a quarter of it", written>>20, extra>>20)
+	}
+	t.Logf("writing %d MiB grew the heap by %d MiB without a watch, %d MiB with a stuck one; the proxy held at most %.0f bytes of its events",
+		written>>20, (heap1-heap0)>>20, (heap2-heap1)>>20, maxHeld)
+
+	got := 0
+	for got < n {
+		resp, err := ws.Recv()
+		if err != nil {
+			t.Fatalf("after %d of %d events: %v", got, n, err)
+		}
+		if resp.Canceled {
+			t.Fatalf("watch canceled after %d of %d events: %s", got, n, resp.CancelReason)
+		}
+		for _, ev := range resp.Events {
+			if want := fmt.Sprintf("%s%05d", prefix, got); got >= n || string(ev.Kv.Key) != want || ev.Kv.ModRevision != revs[got] {
+				t.Fatalf("event %d: %s at %d; want %s at %d", got, ev.Kv.Key, ev.Kv.ModRevision, want, revs[min(got, n-1)])
+			}
+			got++
+		}
+	}
+}
+
+// liveHeap is the bytes of live heap objects of this process, after a
+// collection.
+func liveHeap() int64 {
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return int64(ms.HeapAlloc)
+}
+
+var heldMetric = regexp.MustCompile(`(?m)^kplex_datastore_proxy_etcd_watch_held_bytes (\S+)`)
+
+func heldBytes(t *testing.T, addr string) float64 {
+	t.Helper()
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	m := heldMetric.FindStringSubmatch(string(body))
+	if m == nil {
+		t.Fatal("no kplex_datastore_proxy_etcd_watch_held_bytes in the proxy's metrics")
+	}
+	v, err := strconv.ParseFloat(m[1], 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
