@@ -36,12 +36,14 @@ type Server struct {
 	scheme         string
 	notifyInterval time.Duration
 	limits         *tenantconfig.Store
-	onWatch        func(tenant string, scoped bool)
+	onWatch        func(tenant string, scoped bool) (done func())
+	onWatchRefused func(tenant string)
 	fair           *fairshare.Scheduler
 	fairWrites     *fairshare.Scheduler
 
 	mu       sync.Mutex
 	tenants  map[string]*kineserver.KVServerBridge
+	scoped   map[string]*tenantbackend.Backend
 	usage    map[string]*quota.Usage
 	limiters map[string]*rate.Limiter
 
@@ -80,8 +82,12 @@ type Options struct {
 	// (fairshare.Scheduler.WithBusyShare); 0: no bound.
 	TenantBusyShare float64
 	// OnWatch, if set, is told of every watch a tenant starts, and whether
-	// it is scoped to its key range (tenantbackend.Backend.OnWatch).
-	OnWatch func(tenant string, scoped bool)
+	// it is scoped to its key range (tenantbackend.Backend.OnWatch); it
+	// returns what to call when the watch ends.
+	OnWatch func(tenant string, scoped bool) (done func())
+	// OnWatchRefused, if set, is told of every watch refused for the
+	// tenant's maxWatches.
+	OnWatchRefused func(tenant string)
 }
 
 // New returns a server over a started backend.
@@ -101,8 +107,8 @@ func New(backend kineserver.Backend, o Options) *Server {
 	activity := fairshare.NewActivity() // a tenant reading counts as active for writes too
 	return &Server{
 		backend: backend, scheme: o.Scheme, notifyInterval: o.NotifyInterval,
-		limits: o.Limits, onWatch: o.OnWatch, fair: fairshare.New(o.BackendSlots, o.TenantShare, activity).WithBusyShare(o.TenantBusyShare), fairWrites: fairshare.New(o.WriteSlots, o.TenantWriteShare, activity).WithBusyShare(o.TenantBusyShare),
-		tenants: map[string]*kineserver.KVServerBridge{}, usage: map[string]*quota.Usage{}, limiters: map[string]*rate.Limiter{},
+		limits: o.Limits, onWatch: o.OnWatch, onWatchRefused: o.OnWatchRefused, fair: fairshare.New(o.BackendSlots, o.TenantShare, activity).WithBusyShare(o.TenantBusyShare), fairWrites: fairshare.New(o.WriteSlots, o.TenantWriteShare, activity).WithBusyShare(o.TenantBusyShare),
+		tenants: map[string]*kineserver.KVServerBridge{}, scoped: map[string]*tenantbackend.Backend{}, usage: map[string]*quota.Usage{}, limiters: map[string]*rate.Limiter{},
 	}
 }
 
@@ -148,10 +154,26 @@ func (s *Server) bridge(ctx context.Context) (*kineserver.KVServerBridge, error)
 	limits := func() tenantconfig.Limits { return s.limits.For(tenant) }
 	tb := tenantbackend.New(s.backend, space, limits, u)
 	if s.onWatch != nil {
-		tb.OnWatch = func(scoped bool) { s.onWatch(tenant, scoped) }
+		tb.OnWatch = func(scoped bool) func() { return s.onWatch(tenant, scoped) }
+	}
+	if s.onWatchRefused != nil {
+		tb.OnWatchRefused = func() { s.onWatchRefused(tenant) }
 	}
 	b := kineserver.New(tb, s.scheme, s.notifyInterval, EmulatedETCDVersion)
 	s.tenants[tenant] = b
+	s.scoped[tenant] = tb
 	s.usage[tenant] = u
 	return b, nil
+}
+
+// tenantBackend returns the caller's tenant bridge and tenant backend.
+func (s *Server) tenantBackend(ctx context.Context) (*kineserver.KVServerBridge, *tenantbackend.Backend, error) {
+	b, err := s.bridge(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	tenant, _ := TenantFromContext(ctx)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return b, s.scoped[tenant], nil
 }

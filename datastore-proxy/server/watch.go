@@ -2,9 +2,11 @@ package server
 
 import (
 	"context"
+	"slices"
 	"sync"
 
 	"go.etcd.io/etcd/api/v3/etcdserverpb"
+	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"kplex.dev/datastore-proxy/tenantbackend"
 )
@@ -14,12 +16,18 @@ import (
 // The stream is wrapped so that each create request's key range reaches the
 // tenant backend (tenantbackend.WithWatchRange): the shared store is then
 // asked for that range alone, not for every change of every tenant.
+//
+// It also reserves each create request's place among the tenant's
+// maxWatches, and refuses a create over the limit itself, as etcd refuses
+// a create it cannot serve (tenantbackend/watchlimit.go says why here).
 func (s *Server) Watch(ws etcdserverpb.Watch_WatchServer) error {
-	b, err := s.bridge(ws.Context())
+	b, tb, err := s.tenantBackend(ws.Context())
 	if err != nil {
 		return err
 	}
-	return b.Watch(&rangeStream{Watch_WatchServer: ws, ctx: ws.Context()})
+	rs := &rangeStream{Watch_WatchServer: ws, ctx: ws.Context(), tb: tb}
+	defer rs.dropReservations()
+	return b.Watch(rs)
 }
 
 // The apiserver's compaction key, which kine stores under another name
@@ -34,8 +42,13 @@ const (
 // right after, so each create's context carries its own range.
 type rangeStream struct {
 	etcdserverpb.Watch_WatchServer
+	tb  *tenantbackend.Backend
 	mu  sync.Mutex
 	ctx context.Context
+	// reserved are places reserved by this stream's create requests that
+	// a watch may not have taken yet.
+	reserved []*tenantbackend.Reservation
+	sendMu   sync.Mutex // kine's sends and this stream's refusals
 }
 
 func (r *rangeStream) Context() context.Context {
@@ -45,11 +58,15 @@ func (r *rangeStream) Context() context.Context {
 }
 
 func (r *rangeStream) Recv() (*etcdserverpb.WatchRequest, error) {
-	msg, err := r.Watch_WatchServer.Recv()
-	if err != nil {
-		return msg, err
-	}
-	if cr := msg.GetCreateRequest(); cr != nil {
+	for {
+		msg, err := r.Watch_WatchServer.Recv()
+		if err != nil {
+			return msg, err
+		}
+		cr := msg.GetCreateRequest()
+		if cr == nil {
+			return msg, nil
+		}
 		key, end := string(cr.Key), string(cr.RangeEnd)
 		switch {
 		case key == "\x00" && end == "\x00": // every key, as kine spells it
@@ -58,9 +75,50 @@ func (r *rangeStream) Recv() (*etcdserverpb.WatchRequest, error) {
 			key = compactRevAPI
 		}
 		ctx := tenantbackend.WithWatchRange(r.Watch_WatchServer.Context(), tenantbackend.WatchRange{Key: key, End: end, Revision: cr.StartRevision})
+		// kine refuses these itself, before it starts a watch.
+		if cr.WatchId == clientv3.AutoWatchID && cr.StartRevision >= 0 {
+			res, err := r.tb.ReserveWatch()
+			if err != nil {
+				if err := r.refuse(err); err != nil {
+					return nil, err
+				}
+				continue
+			}
+			ctx = tenantbackend.WithReservation(ctx, res)
+			r.mu.Lock()
+			r.reserved = append(slices.DeleteFunc(r.reserved, func(x *tenantbackend.Reservation) bool { return !x.Held() }), res)
+			r.mu.Unlock()
+		}
 		r.mu.Lock()
 		r.ctx = ctx
 		r.mu.Unlock()
+		return msg, nil
 	}
-	return msg, nil
+}
+
+// Send is the stream's Send, one at a time: kine's sends and refusals.
+func (r *rangeStream) Send(m *etcdserverpb.WatchResponse) error {
+	r.sendMu.Lock()
+	defer r.sendMu.Unlock()
+	return r.Watch_WatchServer.Send(m)
+}
+
+// refuse answers a create request with err, as etcd answers a create it
+// cannot serve: created and canceled at once, with no watch ID.
+func (r *rangeStream) refuse(err error) error {
+	rev, _ := r.tb.CurrentRevision(r.Watch_WatchServer.Context())
+	return r.Send(&etcdserverpb.WatchResponse{
+		Header:  &etcdserverpb.ResponseHeader{Revision: rev},
+		WatchId: clientv3.InvalidWatchID, Created: true, Canceled: true, CancelReason: err.Error(),
+	})
+}
+
+// dropReservations gives back the places that no watch took.
+func (r *rangeStream) dropReservations() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, res := range r.reserved {
+		res.Drop()
+	}
+	r.reserved = nil
 }

@@ -12,6 +12,7 @@ package tenantbackend
 
 import (
 	"context"
+	"sync/atomic"
 
 	"github.com/k3s-io/kine/pkg/server"
 
@@ -28,8 +29,13 @@ type Backend struct {
 	usage  *quota.Usage
 	// OnWatch, if set, is told of every watch: scoped when the shared
 	// store is asked for the watch's own range, not the whole tenant
-	// space (watchrange.go).
-	OnWatch func(scoped bool)
+	// space (watchrange.go). It returns what to call when the watch ends.
+	OnWatch func(scoped bool) (done func())
+	// OnWatchRefused, if set, is told of every watch refused for the
+	// tenant's MaxWatches (watchlimit.go).
+	OnWatchRefused func()
+
+	watches atomic.Int64 // open now
 }
 
 var _ server.Backend = (*Backend)(nil)
@@ -141,10 +147,14 @@ type RangeWatcher interface {
 
 // Watch streams the tenant's changes after revision.
 func (b *Backend) Watch(ctx context.Context, revision int64) server.WatchResult {
+	if err := b.takeWatch(ctx); err != nil {
+		return b.refuseWatch(ctx, err)
+	}
 	var in server.WatchResult
 	r, known := watchRange(ctx, revision)
+	done := func() {}
 	if b.OnWatch != nil {
-		b.OnWatch(known)
+		done = b.OnWatch(known)
 	}
 	if rw, ok := b.inner.(RangeWatcher); ok {
 		key, end := b.space.Range("", "")
@@ -157,6 +167,8 @@ func (b *Backend) Watch(ctx context.Context, revision int64) server.WatchResult 
 	}
 	out := make(chan server.EventBatch, 100)
 	go func() {
+		defer b.watches.Add(-1)
+		defer done()
 		defer close(out)
 		for batch := range in.Eventc {
 			var events []*server.Event

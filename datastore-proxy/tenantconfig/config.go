@@ -33,6 +33,10 @@ type Limits struct {
 	MaxBytes          int64   `json:"maxBytes,omitempty"`
 	RequestsPerSecond float64 `json:"requestsPerSecond,omitempty"`
 	Burst             int     `json:"burst,omitempty"`
+	// MaxWatches bounds the watches a tenant has open at once, over all
+	// its streams: each costs the shared proxy goroutines, a watch on the
+	// store, and on etcd up to its backlog of events for a slow client.
+	MaxWatches int64 `json:"maxWatches,omitempty"`
 }
 
 // Config is the whole file.
@@ -58,6 +62,9 @@ func (c *Config) For(tenant string) Limits {
 	}
 	if l.Burst == 0 {
 		l.Burst = d.Burst
+	}
+	if l.MaxWatches == 0 {
+		l.MaxWatches = d.MaxWatches
 	}
 	return l
 }
@@ -106,6 +113,8 @@ func (l Limits) validate(at string) error {
 		return fmt.Errorf("tenant config: %s.requestsPerSecond %g: must not be negative", at, l.RequestsPerSecond)
 	case l.Burst < 0:
 		return fmt.Errorf("tenant config: %s.burst %d: must not be negative", at, l.Burst)
+	case l.MaxWatches < 0:
+		return fmt.Errorf("tenant config: %s.maxWatches %d: must not be negative", at, l.MaxWatches)
 	}
 	return nil
 }

@@ -88,7 +88,7 @@ Flags:
 	fs.DurationVar(&o.Backend.CompactInterval, "compact-interval", 5*time.Minute, "how often the shared history is compacted")
 	fs.Int64Var(&o.Backend.CompactMinRetain, "compact-min-retain", 1000, "revisions of history kept by compaction")
 	fs.DurationVar(&o.NotifyInterval, "watch-progress-notify-interval", 5*time.Second, "progress notifications on idle watches")
-	fs.StringVar(&o.TenantConfig, "tenant-config", "", "YAML/JSON file of per-tenant limits (keys, bytes, requests/s), reloaded when it changes")
+	fs.StringVar(&o.TenantConfig, "tenant-config", "", "YAML/JSON file of per-tenant limits (maxKeys, maxBytes, requestsPerSecond, burst, maxWatches; defaults: and tenants:), reloaded when it changes")
 	fs.IntVar(&o.BackendSlots, "backend-slots", 32, "reads run against the backend at once; a freed slot goes to the waiting tenant served least recently")
 	fs.IntVar(&o.TenantShare, "backend-tenant-share", 2, "while several tenants are active, how many reads each may run at once (0: no cap); a tenant alone uses every slot")
 	fs.IntVar(&o.TenantWrites, "backend-tenant-write-share", 1, "the same for writes (0: --backend-tenant-share); on etcd every write in flight delays other tenants' reads until its disk sync")
@@ -178,7 +178,7 @@ func Run(ctx context.Context, o Options, log *slog.Logger) error {
 	}
 	m := metrics.New(reg, server.TenantFromContext)
 	srv := server.New(b, server.Options{Scheme: scheme, NotifyInterval: o.NotifyInterval, Limits: limits, BackendSlots: o.BackendSlots, WriteSlots: o.WriteSlots, TenantShare: o.TenantShare, TenantWriteShare: o.TenantWrites, TenantBusyShare: o.TenantBusy,
-		OnWatch: m.Watch})
+		OnWatch: m.Watch, OnWatchRefused: m.WatchRefused})
 	reg.MustRegister(metrics.NewUsageCollector(srv.Usage))
 	g := grpc.NewServer(
 		grpc.Creds(creds),

@@ -19,6 +19,8 @@ type Metrics struct {
 	latency  *prometheus.HistogramVec
 	streams  *prometheus.GaugeVec
 	watches  *prometheus.CounterVec
+	active   *prometheus.GaugeVec
+	refused  *prometheus.CounterVec
 	tenantOf func(context.Context) (string, error)
 }
 
@@ -42,9 +44,17 @@ func New(reg prometheus.Registerer, tenantOf func(context.Context) (string, erro
 			Name: "kplex_datastore_proxy_watches_total",
 			Help: "Watches started, by tenant and whether the backend was asked for the watch's own key range (scoped=true) or the whole tenant space (scoped=false: slower, a sign that watch requests and backend watches no longer line up).",
 		}, []string{"tenant", "scoped"}),
+		active: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "kplex_datastore_proxy_active_watches",
+			Help: "Watches open, by tenant (a stream may carry many).",
+		}, []string{"tenant"}),
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "kplex_datastore_proxy_watches_refused_total",
+			Help: "Watches refused because the tenant had its maxWatches open, by tenant.",
+		}, []string{"tenant"}),
 		tenantOf: tenantOf,
 	}
-	reg.MustRegister(m.requests, m.latency, m.streams, m.watches)
+	reg.MustRegister(m.requests, m.latency, m.streams, m.watches, m.active, m.refused)
 	return m
 }
 
@@ -103,7 +113,17 @@ func (c *UsageCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
-// Watch counts a watch a tenant started (server.Options.OnWatch).
-func (m *Metrics) Watch(tenant string, scoped bool) {
+// Watch counts a watch a tenant started, open until done is called
+// (server.Options.OnWatch).
+func (m *Metrics) Watch(tenant string, scoped bool) (done func()) {
 	m.watches.WithLabelValues(tenant, strconv.FormatBool(scoped)).Inc()
+	g := m.active.WithLabelValues(tenant)
+	g.Inc()
+	return g.Dec
+}
+
+// WatchRefused counts a watch refused for the tenant's maxWatches
+// (server.Options.OnWatchRefused).
+func (m *Metrics) WatchRefused(tenant string) {
+	m.refused.WithLabelValues(tenant).Inc()
 }
