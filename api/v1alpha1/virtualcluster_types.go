@@ -117,6 +117,11 @@ type DatastoreQuota struct {
 	// +kubebuilder:validation:Minimum=0
 	// +optional
 	Burst *int32 `json:"burst,omitempty"`
+	// MaxWatches is how many datastore watches the tenant may have open at
+	// once (with its watch cache off, about one per client watch).
+	// +kubebuilder:validation:Minimum=0
+	// +optional
+	MaxWatches *int32 `json:"maxWatches,omitempty"`
 }
 
 // ControlPlaneSpec sizes the tenant's control-plane components.

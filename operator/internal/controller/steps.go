@@ -191,7 +191,7 @@ func (s *run) kubeconfig(id string) ([]byte, error) {
 func (s *run) datastore(ctx context.Context) (bool, error) {
 	var l registry.Limits
 	if q := s.vc.Spec.Datastore.Quota; q != nil {
-		l = registry.Limits{MaxKeys: deref(q.MaxKeys), MaxBytes: deref(q.MaxBytes), RequestsPerSecond: float64(deref(q.RequestsPerSecond)), Burst: int(deref(q.Burst))}
+		l = registry.Limits{MaxKeys: deref(q.MaxKeys), MaxBytes: deref(q.MaxBytes), RequestsPerSecond: float64(deref(q.RequestsPerSecond)), Burst: int(deref(q.Burst)), MaxWatches: int64(deref(q.MaxWatches))}
 	}
 	if err := s.r.Quotas.Set(ctx, s.vc.Name, l); err != nil {
 		return false, err

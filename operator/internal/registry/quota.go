@@ -23,6 +23,7 @@ type Limits struct {
 	MaxBytes          int64   `json:"maxBytes,omitempty"`
 	RequestsPerSecond float64 `json:"requestsPerSecond,omitempty"`
 	Burst             int     `json:"burst,omitempty"`
+	MaxWatches        int64   `json:"maxWatches,omitempty"`
 }
 
 // Quotas is the datastore-proxy's limits file. The operator owns it: the

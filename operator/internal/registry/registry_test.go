@@ -79,7 +79,7 @@ func TestQuotas(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "limits.yaml")
 	q := &Quotas{Path: path, Defaults: Limits{RequestsPerSecond: 500}}
-	if err := q.Set(ctx, "a", Limits{MaxKeys: 10}); err != nil {
+	if err := q.Set(ctx, "a", Limits{MaxKeys: 10, MaxWatches: 300}); err != nil {
 		t.Fatal(err)
 	}
 	if err := q.Set(ctx, "b", Limits{}); err != nil {
@@ -92,7 +92,7 @@ func TestQuotas(t *testing.T) {
 	}
 	b, _ := os.ReadFile(path)
 	got := string(b)
-	if !strings.Contains(got, "maxKeys: 10") || strings.Contains(got, "b:") || !strings.Contains(got, "requestsPerSecond: 500") {
+	if !strings.Contains(got, "maxKeys: 10") || !strings.Contains(got, "maxWatches: 300") || strings.Contains(got, "b:") || !strings.Contains(got, "requestsPerSecond: 500") {
 		t.Errorf("limits file:\n%s", got)
 	}
 	if err := os.WriteFile(path, []byte("tenants: [broken"), 0o644); err != nil {
