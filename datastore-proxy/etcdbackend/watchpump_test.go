@@ -12,6 +12,7 @@ import (
 	"github.com/k3s-io/kine/pkg/server"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
 const slowPrefix, slowEnd = "/kplex/alpha/registry/", "/kplex/alpha/registry0"
@@ -62,14 +63,21 @@ func drain(t *testing.T, wr server.WatchResult, want int) ([]*server.Event, erro
 	}
 }
 
+// slowBackend is a backend on a real etcd with a 64 KiB watch backlog.
+func slowBackend(t *testing.T) (*clientv3.Client, *Backend) {
+	t.Helper()
+	c := startEtcd(t)
+	b := New(c, &sync.WaitGroup{}, 0, 0, prometheus.NewRegistry())
+	b.watchBacklog = 64 << 10
+	return c, b
+}
+
 // A watch whose client stops reading holds at most about its backlog in
 // the proxy: the watch on etcd stops, and starts again from the next
 // revision once the client reads. The client gets every event once, in
 // order.
 func TestASlowWatchIsCaughtUpFromEtcdsHistory(t *testing.T) {
-	c := startEtcd(t)
-	b := New(c, &sync.WaitGroup{}, 0, 0, prometheus.NewRegistry())
-	b.watchBacklog = 64 << 10
+	_, b := slowBackend(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	wctx, wcancel := context.WithCancel(ctx)
@@ -121,9 +129,7 @@ func TestASlowWatchIsCaughtUpFromEtcdsHistory(t *testing.T) {
 // gets the events it was held before the gap, then etcd's "compacted"
 // error: it never skips a revision silently.
 func TestASlowWatchPastCompactionGetsCompacted(t *testing.T) {
-	c := startEtcd(t)
-	b := New(c, &sync.WaitGroup{}, 0, 0, prometheus.NewRegistry())
-	b.watchBacklog = 64 << 10
+	c, b := slowBackend(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	wr := b.WatchRange(ctx, slowPrefix, slowEnd, 0)

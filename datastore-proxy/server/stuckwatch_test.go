@@ -3,9 +3,7 @@ package server_test
 import (
 	"context"
 	"fmt"
-	"io"
 	"math"
-	"net/http"
 	"regexp"
 	"runtime"
 	"strconv"
@@ -126,13 +124,7 @@ var heldMetric = regexp.MustCompile(`(?m)^kplex_datastore_proxy_etcd_watch_held_
 
 func heldBytes(t *testing.T, addr string) float64 {
 	t.Helper()
-	resp, err := http.Get("http://" + addr + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	m := heldMetric.FindStringSubmatch(string(body))
+	m := heldMetric.FindStringSubmatch(scrape(t, addr))
 	if m == nil {
 		t.Fatal("no kplex_datastore_proxy_etcd_watch_held_bytes in the proxy's metrics")
 	}

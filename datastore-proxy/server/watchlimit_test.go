@@ -93,40 +93,33 @@ func TestMaxWatchesIsPerTenantAndLive(t *testing.T) {
 
 		// An ended watch frees its place (it ends on the proxy a moment
 		// after the client cancels it).
-		cancels[0]()
-		deadline := time.Now().Add(10 * time.Second)
-		for {
-			_, c, err := watch(alpha, "/registry/again")
-			if err == nil {
-				cancels = append(cancels, c)
-				break
+		// watchSoon retries a watch for up to 10 s.
+		watchSoon := func(key, what string) {
+			deadline := time.Now().Add(10 * time.Second)
+			for {
+				_, c, err := watch(alpha, key)
+				if err == nil {
+					cancels = append(cancels, c)
+					return
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("%s: %v", what, err)
+				}
+				time.Sleep(100 * time.Millisecond)
 			}
-			if time.Now().After(deadline) {
-				t.Fatalf("alpha's watch after one ended: %v", err)
-			}
-			time.Sleep(100 * time.Millisecond)
 		}
+		cancels[0]()
+		watchSoon("/registry/again", "alpha's watch after one ended")
 
 		// A raised limit applies without a restart.
 		writeConfig(t, cfg, "tenants:\n  alpha: {maxWatches: 5}\n")
-		deadline = time.Now().Add(10 * time.Second)
-		for {
-			_, c, err := watch(alpha, "/registry/raised")
-			if err == nil {
-				cancels = append(cancels, c)
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("alpha's 4th watch under a raised limit: %v", err)
-			}
-			time.Sleep(200 * time.Millisecond)
-		}
+		watchSoon("/registry/raised", "alpha's 4th watch under a raised limit")
 
 		// Every place comes back when the watches end: none leaks.
 		for _, c := range cancels {
 			c()
 		}
-		deadline = time.Now().Add(10 * time.Second)
+		deadline := time.Now().Add(10 * time.Second)
 		for {
 			active, _ := watchGauges(t, px.MetricsAddress)
 			if active["alpha"] == 0 && active["beta"] == 0 {

@@ -3,8 +3,6 @@ package server_test
 import (
 	"context"
 	"fmt"
-	"io"
-	"net/http"
 	"regexp"
 	"strconv"
 	"sync"
@@ -95,13 +93,7 @@ var watchesMetric = regexp.MustCompile(`(?m)^kplex_datastore_proxy_watches_total
 
 func watchCounts(t *testing.T, addr string) (scoped, unscoped int) {
 	t.Helper()
-	resp, err := http.Get("http://" + addr + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	for _, m := range watchesMetric.FindAllStringSubmatch(string(body), -1) {
+	for _, m := range watchesMetric.FindAllStringSubmatch(scrape(t, addr), -1) {
 		v, _ := strconv.Atoi(m[2])
 		if m[1] == "true" {
 			scoped += v
