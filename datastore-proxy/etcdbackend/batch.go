@@ -147,15 +147,20 @@ func (b *batcher) enqueueLocked(c *call) bool {
 // writeGroup is what no two writes of one batch may share: the tenant of a
 // key in a tenant's space (keyspace.Root + tenant + "/"), else the key.
 func writeGroup(key string) string {
+	if tenant, ok := tenantOf(key); ok {
+		return key[:len(keyspace.Root)+len(tenant)+1]
+	}
+	return key
+}
+
+// tenantOf is the tenant of a key in a tenant's space.
+func tenantOf(key string) (string, bool) {
 	rest, ok := strings.CutPrefix(key, keyspace.Root)
 	if !ok {
-		return key
+		return "", false
 	}
-	i := strings.IndexByte(rest, '/')
-	if i < 0 {
-		return key
-	}
-	return key[:len(keyspace.Root)+i+1]
+	tenant, _, ok := strings.Cut(rest, "/")
+	return tenant, ok
 }
 
 func (bt *batch) add(c *call) {

@@ -51,7 +51,7 @@ func (b *Backend) WatchRange(ctx context.Context, key, end string, revision int6
 			wc = prepend(wctx, first, wc)
 		}
 	}
-	p := &pump{b: b, ctx: ctx, key: key, end: end, eventc: eventc, errc: errc, next: from, wc: wc, stop: cancel, watching: true}
+	p := &pump{b: b, ctx: ctx, key: key, end: end, eventc: eventc, errc: errc, next: from, wc: wc, stop: cancel}
 	go p.run()
 	return server.WatchResult{CurrentRevision: cur, Eventc: eventc, Errorc: errc}
 }

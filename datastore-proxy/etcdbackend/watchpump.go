@@ -3,13 +3,10 @@ package etcdbackend
 import (
 	"context"
 	"log/slog"
-	"strings"
 
 	"github.com/k3s-io/kine/pkg/server"
 	"github.com/prometheus/client_golang/prometheus"
 	clientv3 "go.etcd.io/etcd/client/v3"
-
-	"kplex.dev/datastore-proxy/keyspace"
 )
 
 // DefaultWatchBacklog is how many bytes of events one watch may hold in
@@ -73,11 +70,10 @@ type pump struct {
 	// next is the revision to watch from when the watch on etcd starts
 	// again: every event before it has been queued.
 	next int64
-	// watching: the watch on etcd is running (wc, stop).
-	wc       clientv3.WatchChan
-	stop     context.CancelFunc
-	watching bool
-	paused   int // times stopped for the backlog
+	// wc is the running watch on etcd (nil while stopped), stop stops it.
+	wc     clientv3.WatchChan
+	stop   context.CancelFunc
+	paused int // times stopped for the backlog
 }
 
 type queued struct {
@@ -92,14 +88,14 @@ func (p *pump) run() {
 	defer close(p.eventc)
 	defer func() { p.setHeld(0) }()
 	defer func() {
-		if p.watching {
+		if p.wc != nil {
 			p.stop()
 		}
 	}()
 	var failed error
 	ended := false
 	for {
-		if !p.watching && failed == nil && !ended && p.held <= p.b.watchBacklog/2 {
+		if p.wc == nil && failed == nil && !ended && p.held <= p.b.watchBacklog/2 {
 			p.start()
 		}
 		if len(p.queue) == 0 && (failed != nil || ended) {
@@ -113,12 +109,8 @@ func (p *pump) run() {
 		if len(p.queue) > 0 {
 			out, head = p.eventc, p.queue[0].batch
 		}
-		var in clientv3.WatchChan // nil while stopped: never ready
-		if p.watching {
-			in = p.wc
-		}
 		select {
-		case resp, ok := <-in:
+		case resp, ok := <-p.wc: // never ready while stopped (nil)
 			switch {
 			case !ok:
 				p.halt()
@@ -133,8 +125,9 @@ func (p *pump) run() {
 					p.paused++
 					p.b.watchMetrics.pauses.Inc()
 					if p.paused == 1 {
+						tenant, _ := tenantOf(p.key)
 						slog.Info("a watch's client fell behind; the proxy reads its events from etcd again when it catches up",
-							"tenant", tenantOf(p.key), "key", p.key, "backlog_bytes", p.b.watchBacklog)
+							"tenant", tenant, "key", p.key, "backlog_bytes", p.b.watchBacklog)
 					}
 				}
 			}
@@ -151,14 +144,14 @@ func (p *pump) run() {
 // start watches the range on etcd from p.next.
 func (p *pump) start() {
 	wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(p.ctx))
-	p.wc, p.stop, p.watching = p.b.c.Watch(wctx, p.key, watchOpts(p.end, p.next)...), cancel, true
+	p.wc, p.stop = p.b.c.Watch(wctx, p.key, watchOpts(p.end, p.next)...), cancel
 }
 
 // halt stops the watch on etcd; what it already sent is dropped unread
 // (p.next is after the last event queued, so it is sent again).
 func (p *pump) halt() {
 	p.stop()
-	p.watching = false
+	p.wc = nil
 }
 
 // push queues one response from etcd, in batches of about maxEventBatchBytes
@@ -214,11 +207,4 @@ func watchOpts(end string, revision int64) []clientv3.OpOption {
 		opts = append(opts, clientv3.WithRange(end))
 	}
 	return opts
-}
-
-// tenantOf names the tenant of a key in a tenant's space, for logs.
-func tenantOf(key string) string {
-	rest, _ := strings.CutPrefix(key, keyspace.Root)
-	tenant, _, _ := strings.Cut(rest, "/")
-	return tenant
 }
