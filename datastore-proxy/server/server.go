@@ -42,9 +42,7 @@ type Server struct {
 	fairWrites     *fairshare.Scheduler
 
 	mu       sync.Mutex
-	tenants  map[string]*kineserver.KVServerBridge
-	scoped   map[string]*tenantbackend.Backend
-	usage    map[string]*quota.Usage
+	tenants  map[string]*tenant
 	limiters map[string]*rate.Limiter
 
 	etcdserverpb.UnsafeKVServer
@@ -108,7 +106,7 @@ func New(backend kineserver.Backend, o Options) *Server {
 	return &Server{
 		backend: backend, scheme: o.Scheme, notifyInterval: o.NotifyInterval,
 		limits: o.Limits, onWatch: o.OnWatch, onWatchRefused: o.OnWatchRefused, fair: fairshare.New(o.BackendSlots, o.TenantShare, activity).WithBusyShare(o.TenantBusyShare), fairWrites: fairshare.New(o.WriteSlots, o.TenantWriteShare, activity).WithBusyShare(o.TenantBusyShare),
-		tenants: map[string]*kineserver.KVServerBridge{}, scoped: map[string]*tenantbackend.Backend{}, usage: map[string]*quota.Usage{}, limiters: map[string]*rate.Limiter{},
+		tenants: map[string]*tenant{}, limiters: map[string]*rate.Limiter{},
 	}
 }
 
@@ -126,54 +124,57 @@ func (s *Server) Register(g *grpc.Server) {
 func (s *Server) Usage() map[string][2]int64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := make(map[string][2]int64, len(s.usage))
-	for t, u := range s.usage {
-		if k, b, ok := u.Snapshot(); ok {
+	out := make(map[string][2]int64, len(s.tenants))
+	for t, st := range s.tenants {
+		if k, b, ok := st.usage.Snapshot(); ok {
 			out[t] = [2]int64{k, b}
 		}
 	}
 	return out
 }
 
+// tenant is what the proxy keeps of one tenant: kine's bridge over the
+// tenant's view of the backend, and the usage counted for its quota.
+type tenant struct {
+	bridge  *kineserver.KVServerBridge
+	backend *tenantbackend.Backend
+	usage   *quota.Usage
+}
+
 // bridge returns the caller's tenant bridge.
 func (s *Server) bridge(ctx context.Context) (*kineserver.KVServerBridge, error) {
-	tenant, err := TenantFromContext(ctx)
+	st, err := s.tenant(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return st.bridge, nil
+}
+
+// tenant returns the caller's tenant, set up at its first call.
+func (s *Server) tenant(ctx context.Context) (*tenant, error) {
+	name, err := TenantFromContext(ctx)
 	if err != nil {
 		return nil, err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if b, ok := s.tenants[tenant]; ok {
-		return b, nil
+	if st, ok := s.tenants[name]; ok {
+		return st, nil
 	}
-	space, err := keyspace.ForTenant(tenant)
+	space, err := keyspace.ForTenant(name)
 	if err != nil {
 		return nil, err
 	}
 	u := &quota.Usage{}
-	limits := func() tenantconfig.Limits { return s.limits.For(tenant) }
+	limits := func() tenantconfig.Limits { return s.limits.For(name) }
 	tb := tenantbackend.New(s.backend, space, limits, u)
 	if s.onWatch != nil {
-		tb.OnWatch = func(scoped bool) func() { return s.onWatch(tenant, scoped) }
+		tb.OnWatch = func(scoped bool) func() { return s.onWatch(name, scoped) }
 	}
 	if s.onWatchRefused != nil {
-		tb.OnWatchRefused = func() { s.onWatchRefused(tenant) }
+		tb.OnWatchRefused = func() { s.onWatchRefused(name) }
 	}
-	b := kineserver.New(tb, s.scheme, s.notifyInterval, EmulatedETCDVersion)
-	s.tenants[tenant] = b
-	s.scoped[tenant] = tb
-	s.usage[tenant] = u
-	return b, nil
-}
-
-// tenantBackend returns the caller's tenant bridge and tenant backend.
-func (s *Server) tenantBackend(ctx context.Context) (*kineserver.KVServerBridge, *tenantbackend.Backend, error) {
-	b, err := s.bridge(ctx)
-	if err != nil {
-		return nil, nil, err
-	}
-	tenant, _ := TenantFromContext(ctx)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return b, s.scoped[tenant], nil
+	st := &tenant{bridge: kineserver.New(tb, s.scheme, s.notifyInterval, EmulatedETCDVersion), backend: tb, usage: u}
+	s.tenants[name] = st
+	return st, nil
 }

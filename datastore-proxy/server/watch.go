@@ -21,13 +21,13 @@ import (
 // maxWatches, and refuses a create over the limit itself, as etcd refuses
 // a create it cannot serve (tenantbackend/watchlimit.go says why here).
 func (s *Server) Watch(ws etcdserverpb.Watch_WatchServer) error {
-	b, tb, err := s.tenantBackend(ws.Context())
+	st, err := s.tenant(ws.Context())
 	if err != nil {
 		return err
 	}
-	rs := &rangeStream{Watch_WatchServer: ws, ctx: ws.Context(), tb: tb}
+	rs := &rangeStream{Watch_WatchServer: ws, ctx: ws.Context(), tb: st.backend}
 	defer rs.dropReservations()
-	return b.Watch(rs)
+	return st.bridge.Watch(rs)
 }
 
 // The apiserver's compaction key, which kine stores under another name
