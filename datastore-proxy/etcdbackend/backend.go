@@ -147,6 +147,23 @@ func (b *Backend) Update(ctx context.Context, key string, value []byte, revision
 	return rev, kv, txn.Succeeded, nil
 }
 
+// Put writes key whatever it holds, as etcd's Put, and returns what it
+// held before (nil: nothing); tenantbackend.Putter.
+func (b *Backend) Put(ctx context.Context, key string, value []byte, ttl int64) (int64, *server.KeyValue, error) {
+	put, err := b.putOp(ctx, key, value, ttl, clientv3.WithPrevKV())
+	if err != nil {
+		return 0, nil, err
+	}
+	r, rev, err := b.writes.do(ctx, put, key, len(key)+len(value))
+	if err != nil {
+		return 0, nil, mapErr(err)
+	}
+	if p := r.GetResponsePut(); p != nil && p.PrevKv != nil {
+		return rev, toKV(p.PrevKv), nil
+	}
+	return rev, nil, nil
+}
+
 // Delete deletes key if it is at revision (any revision when 0).
 func (b *Backend) Delete(ctx context.Context, key string, revision int64) (int64, *server.KeyValue, bool, error) {
 	var cmps []clientv3.Cmp
@@ -277,15 +294,15 @@ func (b *Backend) write(ctx context.Context, key string, size int, txn clientv3.
 	return rev, r.GetResponseTxn(), nil
 }
 
-func (b *Backend) putOp(ctx context.Context, key string, value []byte, ttl int64) (clientv3.Op, error) {
-	if ttl <= 0 {
-		return clientv3.OpPut(key, string(value)), nil
+func (b *Backend) putOp(ctx context.Context, key string, value []byte, ttl int64, opts ...clientv3.OpOption) (clientv3.Op, error) {
+	if ttl > 0 {
+		id, err := b.leases.get(ctx, ttl)
+		if err != nil {
+			return clientv3.Op{}, err
+		}
+		opts = append(opts, clientv3.WithLease(id))
 	}
-	id, err := b.leases.get(ctx, ttl)
-	if err != nil {
-		return clientv3.Op{}, err
-	}
-	return clientv3.OpPut(key, string(value), clientv3.WithLease(id)), nil
+	return clientv3.OpPut(key, string(value), opts...), nil
 }
 
 func readOpts(revision int64, keysOnly bool) []clientv3.OpOption {

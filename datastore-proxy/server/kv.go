@@ -3,7 +3,11 @@ package server
 import (
 	"context"
 
+	kineserver "github.com/k3s-io/kine/pkg/server"
 	"go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.etcd.io/etcd/api/v3/mvccpb"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 // Range reads the tenant's keys.
@@ -24,13 +28,47 @@ func (s *Server) RangeStream(r *etcdserverpb.RangeRequest, rs etcdserverpb.KV_Ra
 	return b.RangeStream(r, rs)
 }
 
-// Put writes a tenant key.
+// Put writes a tenant key whatever it holds. It does not go through kine's
+// bridge, whose put can acknowledge a write it lost to another
+// (tenantbackend.Backend.Put says how).
 func (s *Server) Put(ctx context.Context, r *etcdserverpb.PutRequest) (*etcdserverpb.PutResponse, error) {
-	b, err := s.bridge(ctx)
+	st, err := s.tenant(ctx)
 	if err != nil {
 		return nil, err
 	}
-	return b.Put(ctx, r)
+	// What kine's put refuses, refused alike.
+	switch {
+	case r.IgnoreValue:
+		return nil, status.Error(codes.Unimplemented, "ignoreValue is not implemented by kine")
+	case r.IgnoreLease:
+		return nil, status.Error(codes.Unimplemented, "ignoreLease is not implemented by kine")
+	}
+	key := string(r.Key)
+	if key == compactRevKey { // kine keeps it under another name
+		key = compactRevAPI
+	}
+	rev, prev, err := st.backend.Put(ctx, key, r.Value, r.Lease)
+	if err != nil {
+		return nil, err
+	}
+	resp := &etcdserverpb.PutResponse{Header: &etcdserverpb.ResponseHeader{Revision: rev}}
+	if r.PrevKv && prev != nil {
+		resp.PrevKv = toPB(prev)
+	}
+	return resp, nil
+}
+
+// toPB is kv as etcd's API has it (kine's toKV, which is not exported).
+func toPB(kv *kineserver.KeyValue) *mvccpb.KeyValue {
+	out := &mvccpb.KeyValue{
+		Key: []byte(kv.Key), Value: kv.Value, Version: kv.Version, Lease: kv.Lease,
+		CreateRevision: kv.CreateRevision, ModRevision: kv.ModRevision,
+	}
+	if kv.Key == compactRevAPI {
+		out.Key = []byte(compactRevKey)
+		out.Version, out.Value = kineserver.DecodeVersion(kv.Value)
+	}
+	return out
 }
 
 // DeleteRange deletes tenant keys.

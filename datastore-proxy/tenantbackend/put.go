@@ -1,0 +1,90 @@
+package tenantbackend
+
+import (
+	"context"
+	"errors"
+
+	"github.com/k3s-io/kine/pkg/server"
+)
+
+// Putter is implemented by shared backends that write a key whatever it
+// holds in one step, as etcd's Put does (etcd).
+type Putter interface {
+	// Put writes key and returns the revision of the write and what the
+	// key held before it (nil: nothing).
+	Put(ctx context.Context, key string, value []byte, lease int64) (int64, *server.KeyValue, error)
+}
+
+// Put writes the tenant's key whatever it holds, within its quota, and
+// returns the revision of the write and what the key held before it.
+//
+// kine's bridge answers a put with Create, then, if the key exists, Get
+// and Update at the revision read, and reports success even when Update
+// lost a race with another write to the key: a put acknowledged and never
+// applied. Here a put is etcd's own put where the shared backend has one,
+// and otherwise such steps again until one applies.
+func (b *Backend) Put(ctx context.Context, key string, value []byte, lease int64) (int64, *server.KeyValue, error) {
+	p, ok := b.inner.(Putter)
+	if !ok {
+		return b.putByUpdate(ctx, key, value, lease)
+	}
+	keys, size := int64(1), int64(len(key)+len(value))
+	// Only a limit needs to know whether the key exists (one extra read).
+	if l := b.limits(); l.MaxKeys > 0 || l.MaxBytes > 0 {
+		_, old, err := b.Get(ctx, key, 0, false)
+		if err != nil {
+			return 0, nil, err
+		}
+		if old != nil {
+			keys, size = 0, int64(len(value)-len(old.Value))
+		}
+	}
+	if err := b.admit(ctx, keys, size); err != nil {
+		return 0, nil, err
+	}
+	rev, prev, err := p.Put(ctx, b.space.Key(key), value, lease)
+	if err != nil {
+		return 0, nil, err
+	}
+	prev = b.own(prev)
+	if prev == nil {
+		b.usage.Add(1, int64(len(key)+len(value)))
+	} else {
+		b.usage.Add(0, int64(len(value)-len(prev.Value)))
+	}
+	return rev, prev, nil
+}
+
+// putByUpdate puts with the compare-and-swap steps every kine backend has:
+// read the key, then update it at the revision read, or create it if it
+// was not there, until one of them applies (another write in between
+// means reading it again). Reading first keeps an overwrite from being
+// checked against the key limit as a new key.
+func (b *Backend) putByUpdate(ctx context.Context, key string, value []byte, lease int64) (int64, *server.KeyValue, error) {
+	for {
+		_, cur, err := b.Get(ctx, key, 0, false)
+		if err != nil {
+			return 0, nil, err
+		}
+		if cur == nil {
+			rev, err := b.Create(ctx, key, value, lease)
+			if err == nil {
+				return rev, nil, nil
+			}
+			if !errors.Is(err, server.ErrKeyExists) {
+				return 0, nil, err
+			}
+		} else {
+			rev, _, ok, err := b.Update(ctx, key, value, cur.ModRevision, lease)
+			if err != nil {
+				return 0, nil, err
+			}
+			if ok {
+				return rev, cur, nil
+			}
+		}
+		if err := ctx.Err(); err != nil {
+			return 0, nil, err
+		}
+	}
+}
