@@ -56,17 +56,15 @@ func (b *Backend) Put(ctx context.Context, key string, value []byte, lease int64
 }
 
 // putByUpdate puts with the compare-and-swap steps every kine backend has:
-// read the key, then update it at the revision read, or create it if it
-// was not there, until one of them applies (another write in between
-// means reading it again). Reading first keeps an overwrite from being
-// checked against the key limit as a new key.
+// create the key, or update it at the revision it was just read at, until
+// one of them applies (another write in between means reading it again).
+// A tenant with a key limit has the key read first, so that an overwrite
+// is not checked against the limit as a new key; otherwise a new key, the
+// common case, costs one write.
 func (b *Backend) putByUpdate(ctx context.Context, key string, value []byte, lease int64) (int64, *server.KeyValue, error) {
+	create := b.limits().MaxKeys == 0
 	for {
-		_, cur, err := b.Get(ctx, key, 0, false)
-		if err != nil {
-			return 0, nil, err
-		}
-		if cur == nil {
+		if create {
 			rev, err := b.Create(ctx, key, value, lease)
 			if err == nil {
 				return rev, nil, nil
@@ -74,7 +72,13 @@ func (b *Backend) putByUpdate(ctx context.Context, key string, value []byte, lea
 			if !errors.Is(err, server.ErrKeyExists) {
 				return 0, nil, err
 			}
-		} else {
+		}
+		_, cur, err := b.Get(ctx, key, 0, false)
+		if err != nil {
+			return 0, nil, err
+		}
+		create = cur == nil
+		if cur != nil {
 			rev, _, ok, err := b.Update(ctx, key, value, cur.ModRevision, lease)
 			if err != nil {
 				return 0, nil, err
