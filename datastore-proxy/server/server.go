@@ -5,7 +5,8 @@
 // tenant; identity.go) and is served by that tenant's kine KVServerBridge
 // over a tenantbackend.Backend: kine translates the etcd API into backend
 // calls, and the tenant backend confines them to the tenant's keyspace.
-// One file per service: kv.go, watch.go, lease.go, maintenance.go,
+// Put is the exception: the tenant backend serves it itself (kv.go says
+// why). One file per service: kv.go, watch.go, lease.go, maintenance.go,
 // cluster.go.
 package server
 
