@@ -43,11 +43,7 @@ func (s *Server) Put(ctx context.Context, r *etcdserverpb.PutRequest) (*etcdserv
 	case r.IgnoreLease:
 		return nil, status.Error(codes.Unimplemented, "ignoreLease is not implemented by kine")
 	}
-	key := string(r.Key)
-	if key == compactRevKey { // kine keeps it under another name
-		key = compactRevAPI
-	}
-	rev, prev, err := st.backend.Put(ctx, key, r.Value, r.Lease)
+	rev, prev, err := st.backend.Put(ctx, storedKey(string(r.Key)), r.Value, r.Lease)
 	if err != nil {
 		return nil, err
 	}

@@ -37,6 +37,15 @@ const (
 	compactRevAPI = "compact_rev_key_apiserver"
 )
 
+// storedKey is the key kine stores a tenant's key under: the key itself,
+// but for the compaction key (toPB turns it back).
+func storedKey(key string) string {
+	if key == compactRevKey {
+		return compactRevAPI
+	}
+	return key
+}
+
 // rangeStream's Context carries the range of the create request it last
 // received: kine reads a request and calls Create(ws.Context(), request)
 // right after, so each create's context carries its own range.
@@ -68,12 +77,10 @@ func (r *rangeStream) Recv() (*etcdserverpb.WatchRequest, error) {
 			return msg, nil
 		}
 		key, end := string(cr.Key), string(cr.RangeEnd)
-		switch {
-		case key == "\x00" && end == "\x00": // every key, as kine spells it
+		if key == "\x00" && end == "\x00" { // every key, as kine spells it
 			key, end = "", ""
-		case key == compactRevKey: // kine watches its own substitute key
-			key = compactRevAPI
 		}
+		key = storedKey(key) // kine watches its own substitute key
 		ctx := tenantbackend.WithWatchRange(r.Watch_WatchServer.Context(), tenantbackend.WatchRange{Key: key, End: end, Revision: cr.StartRevision})
 		// kine refuses these itself, before it starts a watch.
 		if cr.WatchId == clientv3.AutoWatchID && cr.StartRevision >= 0 {

@@ -28,16 +28,14 @@ func (b *Backend) Put(ctx context.Context, key string, value []byte, lease int64
 	if !ok {
 		return b.putByUpdate(ctx, key, value, lease)
 	}
-	keys, size := int64(1), int64(len(key)+len(value))
+	keys, size := usageChange(key, value, nil)
 	// Only a limit needs to know whether the key exists (one extra read).
 	if l := b.limits(); l.MaxKeys > 0 || l.MaxBytes > 0 {
 		_, old, err := b.Get(ctx, key, 0, false)
 		if err != nil {
 			return 0, nil, err
 		}
-		if old != nil {
-			keys, size = 0, int64(len(value)-len(old.Value))
-		}
+		keys, size = usageChange(key, value, old)
 	}
 	if err := b.admit(ctx, keys, size); err != nil {
 		return 0, nil, err
@@ -47,11 +45,7 @@ func (b *Backend) Put(ctx context.Context, key string, value []byte, lease int64
 		return 0, nil, err
 	}
 	prev = b.own(prev)
-	if prev == nil {
-		b.usage.Add(1, int64(len(key)+len(value)))
-	} else {
-		b.usage.Add(0, int64(len(value)-len(prev.Value)))
-	}
+	b.usage.Add(usageChange(key, value, prev))
 	return rev, prev, nil
 }
 

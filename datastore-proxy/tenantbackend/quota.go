@@ -3,6 +3,8 @@ package tenantbackend
 import (
 	"context"
 	"fmt"
+
+	"github.com/k3s-io/kine/pkg/server"
 )
 
 // admit checks a write that adds keys and bytes against the tenant's
@@ -16,6 +18,15 @@ func (b *Backend) admit(ctx context.Context, keys, bytes int64) error {
 		return nil
 	}
 	return err
+}
+
+// usageChange is what writing value to the tenant's key adds to its usage
+// when the key held old (nil: nothing, so a new key).
+func usageChange(key string, value []byte, old *server.KeyValue) (keys, bytes int64) {
+	if old == nil {
+		return 1, int64(len(key) + len(value))
+	}
+	return 0, int64(len(value) - len(old.Value))
 }
 
 // scan counts the tenant's keys and bytes in the shared store.
