@@ -29,6 +29,7 @@ import (
 // Backend is kine's backend contract on etcd.
 type Backend struct {
 	c      *clientv3.Client
+	kv     etcdserverpb.KVClient // c's, for answers left undecoded (rawlist.go)
 	leases *leaseCache
 	counts countCache
 	// reads and writes at the latest revision go to etcd in batches
@@ -52,7 +53,7 @@ var _ server.Backend = (*Backend)(nil)
 func New(c *clientv3.Client, wg *sync.WaitGroup, compactInterval time.Duration, minRetain int64, reg prometheus.Registerer) *Backend {
 	sizes := newBatchMetrics(reg)
 	return &Backend{
-		c: c, leases: newLeaseCache(c), wg: wg, compactInterval: compactInterval, minRetain: minRetain,
+		c: c, kv: clientv3.RetryKVClient(c), leases: newLeaseCache(c), wg: wg, compactInterval: compactInterval, minRetain: minRetain,
 		reads:        newBatcher(c, maxInflightReads, sizes.WithLabelValues("read")),
 		writes:       newBatcher(c, maxInflightWrites, sizes.WithLabelValues("write")),
 		watchBacklog: DefaultWatchBacklog, watchMetrics: newWatchMetrics(reg),

@@ -10,13 +10,17 @@ import (
 	"google.golang.org/grpc/status"
 )
 
-// Range reads the tenant's keys.
+// Range reads the tenant's keys: a list straight from the store's answer
+// where the backend can (rawlist.go), the rest through kine's bridge.
 func (s *Server) Range(ctx context.Context, r *etcdserverpb.RangeRequest) (*etcdserverpb.RangeResponse, error) {
-	b, err := s.bridge(ctx)
+	st, err := s.tenant(ctx)
 	if err != nil {
 		return nil, err
 	}
-	return b.Range(ctx, r)
+	if resp, ok, err := listRaw(ctx, st.backend, r); ok {
+		return resp, err
+	}
+	return st.bridge.Range(ctx, r)
 }
 
 // RangeStream streams the tenant's keys.

@@ -5,9 +5,10 @@
 // tenant; identity.go) and is served by that tenant's kine KVServerBridge
 // over a tenantbackend.Backend: kine translates the etcd API into backend
 // calls, and the tenant backend confines them to the tenant's keyspace.
-// Put is the exception: the tenant backend serves it itself (kv.go says
-// why). One file per service: kv.go, watch.go, lease.go, maintenance.go,
-// cluster.go.
+// Two exceptions: the tenant backend serves Put itself (kv.go says why),
+// and on etcd a list is etcd's own answer with the keys rewritten, never
+// decoded (rawlist.go). One file per service: kv.go, watch.go, lease.go,
+// maintenance.go, cluster.go.
 package server
 
 import (

@@ -1,0 +1,63 @@
+package server
+
+import (
+	"context"
+
+	"go.etcd.io/etcd/api/v3/etcdserverpb"
+	"google.golang.org/protobuf/reflect/protoreflect"
+
+	"kplex.dev/datastore-proxy/tenantbackend"
+)
+
+// listRaw serves a list whose answer kine's bridge would build from the
+// same store reads, as the backend's encoded answer with the tenant's keys
+// (tenantbackend.Backend.ListRaw). ok is false for every other request, and
+// on backends that cannot: then the bridge serves it.
+//
+// What the bridge does, listRaw does alike: it takes the range the same way
+// ("\x00" to "\x00" is every key), and its answer has the same keys,
+// values, count, more and header revision (etcd's Range with the limit
+// asked, where kine reads one more key than the limit and counts apart).
+// Requests the bridge refuses (sorting, revision filters, serializable) and
+// ranges holding the key kine keeps the compaction revision under, whose
+// answer the bridge rewrites, go to the bridge.
+func listRaw(ctx context.Context, tb *tenantbackend.Backend, r *etcdserverpb.RangeRequest) (resp *etcdserverpb.RangeResponse, ok bool, err error) {
+	if len(r.RangeEnd) == 0 || !plainRange(r) {
+		return nil, false, nil
+	}
+	key, end := string(r.Key), string(r.RangeEnd)
+	if key == "\x00" && end == "\x00" {
+		key, end = "", "" // kine's spelling of every key
+	}
+	if holdsCompactKey(key, end) {
+		return nil, false, nil
+	}
+	raw, ok, err := tb.ListRaw(ctx, key, end, r.Limit, r.Revision, r.KeysOnly, r.CountOnly)
+	if !ok || err != nil {
+		return nil, ok, err
+	}
+	resp = &etcdserverpb.RangeResponse{}
+	// Sent as it is: the fields are encoded already.
+	resp.ProtoReflect().SetUnknown(protoreflect.RawFields(raw))
+	return resp, true, nil
+}
+
+// plainRange reports whether r asks for none of what kine's bridge refuses.
+func plainRange(r *etcdserverpb.RangeRequest) bool {
+	return r.SortOrder == 0 && r.SortTarget == 0 && !r.Serializable &&
+		r.MinModRevision == 0 && r.MaxModRevision == 0 &&
+		r.MinCreateRevision == 0 && r.MaxCreateRevision == 0
+}
+
+// holdsCompactKey reports whether the tenant range [key, end), in
+// keyspace.Space.Range's spelling, holds kine's compaction key.
+func holdsCompactKey(key, end string) bool {
+	switch {
+	case key == "" && end == "":
+		return true
+	case end == "\x00":
+		return key <= compactRevAPI
+	default:
+		return key <= compactRevAPI && compactRevAPI < end
+	}
+}
