@@ -119,20 +119,27 @@ func TestListRawAnswersAsTheBridge(t *testing.T) {
 				}
 				return
 			}
-			// Decoded from the wire, as a client sees them.
-			enc, err := proto.Marshal(raw)
-			if err != nil {
-				t.Fatal(err)
-			}
-			var got etcdserverpb.RangeResponse
-			if err := proto.Unmarshal(enc, &got); err != nil {
-				t.Fatal(err)
-			}
-			if !proto.Equal(&got, kine) {
-				t.Fatalf("request %v\nlistRaw:    %v\nthe bridge: %v", r, &got, kine)
+			// Both as the server's codec sends them and a client decodes them.
+			got, want := sent(t, raw), sent(t, kine)
+			if !proto.Equal(got, want) || !proto.Equal(want, kine) {
+				t.Fatalf("request %v\nlistRaw:    %v\nthe bridge: %v (sent: %v)", r, got, kine, want)
 			}
 		})
 	}
+}
+
+// sent is r encoded by the server's codec and decoded by a client.
+func sent(t *testing.T, r *etcdserverpb.RangeResponse) *etcdserverpb.RangeResponse {
+	t.Helper()
+	enc, err := Codec{}.Marshal(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out etcdserverpb.RangeResponse
+	if err := proto.Unmarshal(enc.Materialize(), &out); err != nil {
+		t.Fatal(err)
+	}
+	return &out
 }
 
 // compactTxn is the transaction kube-apiserver writes its compaction

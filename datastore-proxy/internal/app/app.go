@@ -186,6 +186,7 @@ func Run(ctx context.Context, o Options, log *slog.Logger) error {
 		grpc.ChainUnaryInterceptor(server.IdentifyUnary, m.Unary, srv.Admit),
 		grpc.ChainStreamInterceptor(server.IdentifyStream, m.Stream),
 		grpc.MaxRecvMsgSize(2<<20),
+		grpc.ForceServerCodecV2(server.Codec{}), // lists sent as etcd encoded them (server/rawlist.go)
 		// Reused handler goroutines keep their grown stacks: a new one per
 		// request spent 7% of the proxy's CPU growing its stack (interceptors,
 		// kine and the etcd client make deep calls). Long watch streams keep
