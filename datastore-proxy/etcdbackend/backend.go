@@ -338,3 +338,22 @@ func mapErr(err error) error {
 	}
 	return err
 }
+
+// DeleteRange deletes [key, end) (the single key when end is "") as etcd
+// does, at one revision, and returns the keys deleted as they were;
+// tenantbackend.RangeDeleter. It goes to etcd alone, not in a batch.
+func (b *Backend) DeleteRange(ctx context.Context, key, end string) (int64, []*server.KeyValue, error) {
+	opts := []clientv3.OpOption{clientv3.WithPrevKV()}
+	if end != "" {
+		opts = append(opts, clientv3.WithRange(end))
+	}
+	resp, err := b.c.Delete(ctx, key, opts...)
+	if err != nil {
+		return 0, nil, mapErr(err)
+	}
+	kvs := make([]*server.KeyValue, 0, len(resp.PrevKvs))
+	for _, kv := range resp.PrevKvs {
+		kvs = append(kvs, toKV(kv))
+	}
+	return resp.Header.Revision, kvs, nil
+}

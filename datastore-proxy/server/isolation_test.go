@@ -91,9 +91,17 @@ func TestIsolation(t *testing.T) {
 			if err != nil || !del.Succeeded {
 				t.Fatalf("beta's txn delete of its own key: %v (%v)", del, err)
 			}
-			// A plain range delete is refused (kine supports the txn form only).
-			if _, err := beta.Delete(ctx, "", clientv3.WithFromKey()); err == nil {
-				t.Fatal("delete of everything was accepted")
+			// A range delete of everything deletes everything of beta's.
+			if _, err := beta.Put(ctx, "/registry/configmaps/default/c", "beta"); err != nil {
+				t.Fatal(err)
+			}
+			for _, end := range []clientv3.OpOption{clientv3.WithFromKey(), clientv3.WithRange("\x7f"), clientv3.WithPrefix()} {
+				if _, err := beta.Delete(ctx, "", end); err != nil {
+					t.Fatalf("beta's delete of everything: %v", err)
+				}
+			}
+			if r, err := beta.Get(ctx, "", clientv3.WithFromKey(), clientv3.WithCountOnly()); err != nil || r.Count != 0 {
+				t.Fatalf("beta's keys after its delete of everything: %v (%v)", r, err)
 			}
 			r, err := alpha.Get(ctx, "/registry/secrets/default/s")
 			if err != nil || len(r.Kvs) != 1 || string(r.Kvs[0].Value) != "alpha-secret" {

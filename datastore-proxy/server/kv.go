@@ -6,6 +6,7 @@ import (
 	kineserver "github.com/k3s-io/kine/pkg/server"
 	"go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/mvccpb"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
@@ -71,13 +72,33 @@ func toPB(kv *kineserver.KeyValue) *mvccpb.KeyValue {
 	return out
 }
 
-// DeleteRange deletes tenant keys.
+// DeleteRange deletes tenant keys (tenantbackend.Backend.DeleteRange: kine
+// has no range delete, and on its SQL backends the keys go one at a time).
 func (s *Server) DeleteRange(ctx context.Context, r *etcdserverpb.DeleteRangeRequest) (*etcdserverpb.DeleteRangeResponse, error) {
-	b, err := s.bridge(ctx)
+	st, err := s.tenant(ctx)
 	if err != nil {
 		return nil, err
 	}
-	return b.DeleteRange(ctx, r)
+	key, end := string(r.Key), string(r.RangeEnd)
+	switch {
+	case key == "" && end == "":
+		return nil, rpctypes.ErrGRPCEmptyKey // as etcd answers
+	case key == "\x00" && end == "\x00":
+		key, end = "", "" // every key (keyspace.Space.Range)
+	case end == "":
+		key = storedKey(key)
+	}
+	rev, deleted, err := st.backend.DeleteRange(ctx, key, end)
+	if err != nil {
+		return nil, err
+	}
+	resp := &etcdserverpb.DeleteRangeResponse{Header: &etcdserverpb.ResponseHeader{Revision: rev}, Deleted: int64(len(deleted))}
+	if r.PrevKv {
+		for _, kv := range deleted {
+			resp.PrevKvs = append(resp.PrevKvs, toPB(kv))
+		}
+	}
+	return resp, nil
 }
 
 // Txn runs a transaction on tenant keys (the shapes kube-apiserver uses).

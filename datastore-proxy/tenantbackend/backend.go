@@ -71,6 +71,13 @@ func (b *Backend) Create(ctx context.Context, key string, value []byte, lease in
 // Delete deletes the tenant's key.
 func (b *Backend) Delete(ctx context.Context, key string, revision int64) (int64, *server.KeyValue, bool, error) {
 	rev, kv, ok, err := b.inner.Delete(ctx, b.space.Key(key), revision)
+	if ok && err == nil && kv != nil && kv.CreateRevision == 0 {
+		// kine's SQL backends answer with the key alone: what it held, and
+		// so the bytes the delete freed, is at the revision before.
+		if _, old, err := b.inner.Get(ctx, kv.Key, rev-1, false); err == nil && old != nil {
+			kv = old
+		}
+	}
 	kv = b.own(kv)
 	if ok && kv != nil {
 		b.usage.Add(-1, -int64(len(kv.Key)+len(kv.Value)))

@@ -1,0 +1,94 @@
+package tenantbackend
+
+import (
+	"context"
+
+	"github.com/k3s-io/kine/pkg/server"
+)
+
+// RangeDeleter is implemented by shared backends that delete a key range in
+// one step, as etcd's DeleteRange does (etcd).
+type RangeDeleter interface {
+	// DeleteRange deletes the stored keys in [key, end) (end "": key
+	// alone) and returns the revision of the deletion and the keys it
+	// deleted, as they were.
+	DeleteRange(ctx context.Context, key, end string) (int64, []*server.KeyValue, error)
+}
+
+// DeleteRange deletes the tenant's keys in [key, end) (Space.Range's
+// spelling) and returns the revision and the keys it deleted, as they
+// were (kine's bridge has no range delete).
+//
+// On etcd it is etcd's DeleteRange: every key at one revision. kine's SQL
+// backends delete a key at a time, each at a revision of its own as kine
+// records every change, so there a reader can see the range half deleted,
+// a failure midway leaves the keys not reached yet, and the revision
+// returned is the last deletion's. A key written meanwhile is deleted as
+// it is then.
+func (b *Backend) DeleteRange(ctx context.Context, key, end string) (int64, []*server.KeyValue, error) {
+	k, e := b.space.Range(key, end)
+	if d, ok := b.inner.(RangeDeleter); ok {
+		rev, prev, err := d.DeleteRange(ctx, k, e)
+		if err != nil {
+			return 0, nil, err
+		}
+		prev = b.ownAll(prev)
+		for _, kv := range prev {
+			b.usage.Add(-1, -int64(len(kv.Key)+len(kv.Value)))
+		}
+		return rev, prev, nil
+	}
+	var rev int64
+	var found []*server.KeyValue
+	var err error
+	if e == "" {
+		var kv *server.KeyValue
+		rev, kv, err = b.inner.Get(ctx, k, 0, false)
+		if kv != nil {
+			found = append(found, kv)
+		}
+	} else {
+		rev, found, err = b.inner.List(ctx, k, e, 0, 0, false)
+	}
+	if err != nil {
+		return 0, nil, err
+	}
+	var deleted []*server.KeyValue
+	for _, kv := range found {
+		r, gone, err := b.deleteAsIs(ctx, kv)
+		if err != nil {
+			return 0, nil, err
+		}
+		if gone != nil {
+			rev = max(rev, r)
+			deleted = append(deleted, gone)
+		}
+	}
+	return rev, deleted, nil
+}
+
+// deleteAsIs deletes the stored kv at its mod revision, and again at the
+// next one while other writes change it first. It returns the revision of
+// the deletion and the tenant's key as it was, or nil when someone else
+// deleted it first.
+func (b *Backend) deleteAsIs(ctx context.Context, kv *server.KeyValue) (int64, *server.KeyValue, error) {
+	for {
+		rev, cur, ok, err := b.inner.Delete(ctx, kv.Key, kv.ModRevision)
+		switch {
+		case err != nil:
+			return 0, nil, err
+		case ok:
+			own := b.own(kv)
+			if own != nil {
+				b.usage.Add(-1, -int64(len(own.Key)+len(own.Value)))
+			}
+			return rev, own, nil
+		case cur == nil:
+			return rev, nil, nil
+		}
+		if err := ctx.Err(); err != nil {
+			return 0, nil, err
+		}
+		kv = cur
+	}
+}
