@@ -3,8 +3,11 @@
 //
 // Contract: Usage counts a tenant's keys and bytes (key + value length).
 // It is loaded by scanning the tenant's space the first time a write needs
-// it and rescanned when older than RescanAfter (keys can also vanish
-// without passing through the proxy: kine expires TTL keys itself). Admit
+// it, and rescanned when older than RescanAfter (keys can also vanish
+// without passing through the proxy: kine expires TTL keys itself). The
+// rescan runs in the background: a large tenant's scan reads all its
+// values, and the write that finds the count stale should not wait for it
+// (it is checked against the count it has, at most RescanAfter old). Admit
 // is asked before a write with what it adds; concurrent writers can
 // overshoot a limit by what is in flight between Admit and Add, never
 // more. A refused write gets etcd's "database space exceeded", which
@@ -32,11 +35,15 @@ type Scan func(ctx context.Context) (keys, bytes int64, err error)
 
 // Usage is one tenant's stored keys and bytes.
 type Usage struct {
-	mu      sync.Mutex
-	scanned time.Time
-	keys    int64
-	bytes   int64
+	mu       sync.Mutex
+	scanned  time.Time
+	scanning bool // a rescan is running
+	keys     int64
+	bytes    int64
 }
+
+// rescanTimeout bounds a background rescan.
+const rescanTimeout = time.Minute
 
 // Snapshot returns the counts and whether they were ever loaded.
 func (u *Usage) Snapshot() (keys, bytes int64, loaded bool) {
@@ -49,15 +56,21 @@ func (u *Usage) Snapshot() (keys, bytes int64, loaded bool) {
 // keys and bytes stays within l.
 func (u *Usage) Admit(ctx context.Context, l tenantconfig.Limits, scan Scan, keys, bytes int64) error {
 	u.mu.Lock()
-	stale := time.Since(u.scanned) > RescanAfter
+	loaded := !u.scanned.IsZero()
+	if loaded && time.Since(u.scanned) > RescanAfter && !u.scanning {
+		u.scanning = true
+		go u.rescan(context.WithoutCancel(ctx), scan)
+	}
 	u.mu.Unlock()
-	if stale {
+	if !loaded {
 		k, b, err := scan(ctx)
 		if err != nil {
 			return err
 		}
 		u.mu.Lock()
-		u.keys, u.bytes, u.scanned = k, b, time.Now()
+		if u.scanned.IsZero() { // a concurrent first write may have loaded it
+			u.keys, u.bytes, u.scanned = k, b, time.Now()
+		}
 		u.mu.Unlock()
 	}
 	u.mu.Lock()
@@ -69,6 +82,20 @@ func (u *Usage) Admit(ctx context.Context, l tenantconfig.Limits, scan Scan, key
 		return ErrNoSpace
 	}
 	return nil
+}
+
+// rescan replaces the counts with a new scan. On failure the old counts
+// stay, and the next write past RescanAfter tries again.
+func (u *Usage) rescan(ctx context.Context, scan Scan) {
+	ctx, cancel := context.WithTimeout(ctx, rescanTimeout)
+	defer cancel()
+	k, b, err := scan(ctx)
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.scanning = false
+	if err == nil {
+		u.keys, u.bytes, u.scanned = k, b, time.Now()
+	}
 }
 
 // Add records a write that happened.

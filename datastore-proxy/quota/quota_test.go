@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"testing"
+	"time"
 
 	"kplex.dev/datastore-proxy/tenantconfig"
 )
@@ -47,5 +48,53 @@ func TestAdmit(t *testing.T) {
 	u.Add(1, 10)
 	if k, b, _ := u.Snapshot(); k != 9 || b != 810 {
 		t.Fatalf("after Add: %d keys %d bytes, want 9 and 810", k, b)
+	}
+}
+
+// A stale count is rescanned in the background: the write that finds it
+// stale is checked against the count it has and does not wait, one rescan
+// runs however many writes come meanwhile, and its result replaces the
+// count.
+func TestStaleCountRescansInTheBackground(t *testing.T) {
+	ctx := context.Background()
+	var u Usage
+	if err := u.Admit(ctx, tenantconfig.Limits{}, func(context.Context) (int64, int64, error) { return 3, 30, nil }, 1, 10); err != nil {
+		t.Fatal(err)
+	}
+	u.mu.Lock()
+	u.scanned = u.scanned.Add(-RescanAfter - time.Second)
+	u.mu.Unlock()
+
+	release, started := make(chan struct{}), make(chan struct{}, 10)
+	slow := func(context.Context) (int64, int64, error) {
+		started <- struct{}{}
+		<-release
+		return 7, 70, nil
+	}
+	limits := tenantconfig.Limits{MaxKeys: 4}
+	for i := range 5 {
+		// Checked against the old count, 3 keys: one more fits, two do not.
+		if err := u.Admit(ctx, limits, slow, 1, 10); err != nil {
+			t.Fatalf("write %d during the rescan: %v", i, err)
+		}
+		if err := u.Admit(ctx, limits, slow, 2, 10); !errors.Is(err, ErrNoSpace) {
+			t.Fatalf("two keys over 3 of 4 during the rescan: err = %v", err)
+		}
+	}
+	<-started
+	close(release)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if k, b, _ := u.Snapshot(); k == 7 && b == 70 {
+			break
+		}
+		if time.Now().After(deadline) {
+			k, b, _ := u.Snapshot()
+			t.Fatalf("after the rescan: %d keys %d bytes, want 7 and 70", k, b)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := len(started); n != 0 {
+		t.Fatalf("%d more rescans started, want one in all", n)
 	}
 }
