@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -141,6 +142,64 @@ func TestTxnDeleteFreesBytes(t *testing.T) {
 				Then(clientv3.OpDelete(key)).Else(clientv3.OpGet(key)).Commit()
 			if err != nil || !del.Succeeded {
 				t.Fatalf("txn delete %s: %v (%v)", key, del, err)
+			}
+		}
+	})
+}
+
+// A range delete racing with writers to the same keys: each call succeeds,
+// and once the writers stop, a last delete leaves nothing, and the tenant's
+// usage is what it stores (its key limit lets it fill the range again).
+func TestDeleteRangeWithConcurrentWriters(t *testing.T) {
+	proxytest.ForEachBackend(t, func(t *testing.T, b backend.Config) {
+		const keys = 10
+		cfg := filepath.Join(t.TempDir(), "tenants.yaml")
+		writeConfig(t, cfg, fmt.Sprintf("tenants:\n  alpha: {maxKeys: %d}\n", keys))
+		px := proxytest.StartWith(t, b, func(o *app.Options) { o.TenantConfig = cfg })
+		alpha := px.Client(t, "alpha")
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+
+		// Writers finish the put they are in before they stop, so none is
+		// still in flight when the last delete runs.
+		var stopped atomic.Bool
+		stop := func() { stopped.Store(true) }
+		defer stop()
+		errc := make(chan error, 4)
+		for w := range 4 {
+			go func() {
+				for i := 0; !stopped.Load(); i++ {
+					_, err := alpha.Put(ctx, fmt.Sprintf("/r/%d", (w+i)%keys), strings.Repeat("w", i%50))
+					// A put over the key limit is refused while the range
+					// is full; anything else is a failure.
+					if err != nil && !errors.Is(rpctypes.Error(err), rpctypes.ErrNoSpace) {
+						errc <- fmt.Errorf("writer %d: %w", w, err)
+						return
+					}
+				}
+				errc <- nil
+			}()
+		}
+		for range 20 {
+			if _, err := alpha.Delete(ctx, "/r/", clientv3.WithPrefix()); err != nil {
+				t.Fatalf("delete during writes: %v", err)
+			}
+		}
+		stop()
+		for range 4 {
+			if err := <-errc; err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := alpha.Delete(ctx, "/r/", clientv3.WithPrefix()); err != nil {
+			t.Fatal(err)
+		}
+		if r, err := alpha.Get(ctx, "/r/", clientv3.WithPrefix(), clientv3.WithCountOnly()); err != nil || r.Count != 0 {
+			t.Fatalf("keys after the last delete: %v (%v)", r, err)
+		}
+		for i := range keys {
+			if _, err := alpha.Put(ctx, fmt.Sprintf("/r/%d", i), "v"); err != nil {
+				t.Fatalf("put %d of %d after the deletes: %v", i+1, keys, err)
 			}
 		}
 	})
