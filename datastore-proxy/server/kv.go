@@ -79,13 +79,11 @@ func (s *Server) DeleteRange(ctx context.Context, r *etcdserverpb.DeleteRangeReq
 	if err != nil {
 		return nil, err
 	}
-	key, end := string(r.Key), string(r.RangeEnd)
-	switch {
-	case key == "" && end == "":
+	if len(r.Key) == 0 && len(r.RangeEnd) == 0 {
 		return nil, rpctypes.ErrGRPCEmptyKey // as etcd answers
-	case key == "\x00" && end == "\x00":
-		key, end = "", "" // every key (keyspace.Space.Range)
-	case end == "":
+	}
+	key, end := tenantRange(r.Key, r.RangeEnd)
+	if end == "" {
 		key = storedKey(key)
 	}
 	rev, deleted, err := st.backend.DeleteRange(ctx, key, end)

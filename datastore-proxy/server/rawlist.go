@@ -28,10 +28,7 @@ func listRaw(ctx context.Context, tb *tenantbackend.Backend, r *etcdserverpb.Ran
 	if len(r.RangeEnd) == 0 || !plainRange(r) {
 		return nil, false, nil
 	}
-	key, end := string(r.Key), string(r.RangeEnd)
-	if key == "\x00" && end == "\x00" {
-		key, end = "", "" // kine's spelling of every key
-	}
+	key, end := tenantRange(r.Key, r.RangeEnd)
 	if holdsCompactKey(key, end) {
 		return nil, false, nil
 	}

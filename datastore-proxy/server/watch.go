@@ -46,6 +46,16 @@ func storedKey(key string) string {
 	return key
 }
 
+// tenantRange is the range [key, end) of an etcd request as the tenant
+// backend takes it (keyspace.Space.Range's spelling): "\x00" to "\x00",
+// etcd's every key, is "" to "".
+func tenantRange(key, end []byte) (string, string) {
+	if string(key) == "\x00" && string(end) == "\x00" {
+		return "", ""
+	}
+	return string(key), string(end)
+}
+
 // rangeStream's Context carries the range of the create request it last
 // received: kine reads a request and calls Create(ws.Context(), request)
 // right after, so each create's context carries its own range.
@@ -76,10 +86,7 @@ func (r *rangeStream) Recv() (*etcdserverpb.WatchRequest, error) {
 		if cr == nil {
 			return msg, nil
 		}
-		key, end := string(cr.Key), string(cr.RangeEnd)
-		if key == "\x00" && end == "\x00" { // every key, as kine spells it
-			key, end = "", ""
-		}
+		key, end := tenantRange(cr.Key, cr.RangeEnd)
 		key = storedKey(key) // kine watches its own substitute key
 		ctx := tenantbackend.WithWatchRange(r.Watch_WatchServer.Context(), tenantbackend.WatchRange{Key: key, End: end, Revision: cr.StartRevision})
 		// kine refuses these itself, before it starts a watch.

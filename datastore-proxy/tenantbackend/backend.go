@@ -80,7 +80,7 @@ func (b *Backend) Delete(ctx context.Context, key string, revision int64) (int64
 	}
 	kv = b.own(kv)
 	if ok && kv != nil {
-		b.usage.Add(-1, -int64(len(kv.Key)+len(kv.Value)))
+		b.countDeleted(kv)
 	}
 	return rev, kv, ok, err
 }

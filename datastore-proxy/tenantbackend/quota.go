@@ -29,6 +29,12 @@ func usageChange(key string, value []byte, old *server.KeyValue) (keys, bytes in
 	return 0, int64(len(value) - len(old.Value))
 }
 
+// keySize is what a tenant key holding kv counts for in its usage bytes.
+func keySize(kv *server.KeyValue) int64 { return int64(len(kv.Key) + len(kv.Value)) }
+
+// countDeleted takes kv, a tenant key just deleted, off the tenant's usage.
+func (b *Backend) countDeleted(kv *server.KeyValue) { b.usage.Add(-1, -keySize(kv)) }
+
 // scan counts the tenant's keys and bytes in the shared store.
 func (b *Backend) scan(ctx context.Context) (int64, int64, error) {
 	k, e := b.space.Range("", "")
@@ -37,7 +43,7 @@ func (b *Backend) scan(ctx context.Context) (int64, int64, error) {
 	for kv := range res.KVc {
 		if own := b.own(kv); own != nil {
 			keys++
-			bytes += int64(len(own.Key) + len(own.Value))
+			bytes += keySize(own)
 		}
 	}
 	if err := <-res.Errorc; err != nil {
