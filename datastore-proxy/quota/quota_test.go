@@ -3,6 +3,8 @@ package quota
 import (
 	"context"
 	"errors"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -10,8 +12,7 @@ import (
 )
 
 func TestAdmit(t *testing.T) {
-	scans := 0
-	scan := func(context.Context) (int64, int64, error) { scans++; return 8, 800, nil }
+	scan := func(context.Context) (int64, int64, error) { return 8, 800, nil }
 	tests := []struct {
 		name        string
 		l           tenantconfig.Limits
@@ -39,11 +40,13 @@ func TestAdmit(t *testing.T) {
 	if _, _, loaded := u.Snapshot(); loaded {
 		t.Fatal("loaded before any scan")
 	}
-	before := scans
-	_ = u.Admit(context.Background(), tenantconfig.Limits{}, scan, 0, 0)
-	_ = u.Admit(context.Background(), tenantconfig.Limits{}, scan, 0, 0)
-	if scans != before+1 {
-		t.Fatalf("scanned %d times, want once until RescanAfter", scans-before)
+	var scans atomic.Int64
+	counted := func(ctx context.Context) (int64, int64, error) { scans.Add(1); return scan(ctx) }
+	_ = u.Admit(context.Background(), tenantconfig.Limits{}, counted, 0, 0)
+	waitLoaded(t, &u)
+	_ = u.Admit(context.Background(), tenantconfig.Limits{}, counted, 0, 0)
+	if n := scans.Load(); n != 1 {
+		t.Fatalf("scanned %d times, want once until RescanAfter", n)
 	}
 	u.Add(1, 10)
 	if k, b, _ := u.Snapshot(); k != 9 || b != 810 {
@@ -61,6 +64,7 @@ func TestStaleCountRescansInTheBackground(t *testing.T) {
 	if err := u.Admit(ctx, tenantconfig.Limits{}, func(context.Context) (int64, int64, error) { return 3, 30, nil }, 1, 10); err != nil {
 		t.Fatal(err)
 	}
+	waitLoaded(t, &u)
 	u.mu.Lock()
 	u.scanned = u.scanned.Add(-RescanAfter - time.Second)
 	u.mu.Unlock()
@@ -96,5 +100,128 @@ func TestStaleCountRescansInTheBackground(t *testing.T) {
 	}
 	if n := len(started); n != 0 {
 		t.Fatalf("%d more rescans started, want one in all", n)
+	}
+}
+
+// waitLoaded waits until u holds counts.
+func waitLoaded(t *testing.T, u *Usage) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if _, _, loaded := u.Snapshot(); loaded {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the counts were never loaded")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// A tenant with limits waits for its first count, and all its writes that
+// arrive meanwhile wait for the same one scan; a writer that gives up
+// gets its context's error and the scan goes on for the others.
+func TestFirstCountIsSharedByTheWritesWaitingForIt(t *testing.T) {
+	var u Usage
+	var scans atomic.Int64
+	release := make(chan struct{})
+	scan := func(context.Context) (int64, int64, error) {
+		scans.Add(1)
+		<-release
+		return 9, 90, nil
+	}
+	limits := tenantconfig.Limits{MaxKeys: 10}
+
+	gone, cancel := context.WithCancel(context.Background())
+	goneErr := make(chan error, 1)
+	go func() { goneErr <- u.Admit(gone, limits, scan, 1, 1) }()
+	errs := make(chan error, 8)
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() { errs <- u.Admit(context.Background(), limits, scan, 1, 1) })
+	}
+	time.Sleep(50 * time.Millisecond)
+	select {
+	case err := <-errs:
+		t.Fatalf("a write of a tenant with limits went ahead of its first count: %v", err)
+	default:
+	}
+	cancel()
+	if err := <-goneErr; !errors.Is(err, context.Canceled) {
+		t.Fatalf("the writer that gave up: err = %v, want context.Canceled", err)
+	}
+	close(release)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		// 9 keys and one more fits the limit of 10 for each writer, as
+		// none of them has recorded its write (Add) yet.
+		if err != nil {
+			t.Fatalf("a write after the count: %v", err)
+		}
+	}
+	if n := scans.Load(); n != 1 {
+		t.Fatalf("%d scans for 9 waiting writes, want 1", n)
+	}
+	if k, b, _ := u.Snapshot(); k != 9 || b != 90 {
+		t.Fatalf("counts %d keys %d bytes, want 9 and 90", k, b)
+	}
+}
+
+// A failed first count is the waiting writes' error, and the next write
+// scans again.
+func TestFailedFirstCountIsTheWritesError(t *testing.T) {
+	var u Usage
+	down := errors.New("backend down")
+	limits := tenantconfig.Limits{MaxBytes: 100}
+	if err := u.Admit(context.Background(), limits, func(context.Context) (int64, int64, error) { return 0, 0, down }, 1, 1); !errors.Is(err, down) {
+		t.Fatalf("err = %v, want the scan's", err)
+	}
+	if err := u.Admit(context.Background(), limits, func(context.Context) (int64, int64, error) { return 1, 100, nil }, 1, 1); !errors.Is(err, ErrNoSpace) {
+		t.Fatalf("after a second, successful scan (100 of 100 bytes): err = %v, want no space", err)
+	}
+}
+
+// Tenants without limits do not wait for their counts, and at most
+// MaxBackgroundScans of their scans run at once.
+func TestBackgroundScansAreBounded(t *testing.T) {
+	const tenants = 6
+	var running, most atomic.Int64
+	release := make(chan struct{})
+	scan := func(context.Context) (int64, int64, error) {
+		n := running.Add(1)
+		for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
+		}
+		<-release
+		running.Add(-1)
+		return 1, 1, nil
+	}
+	us := make([]Usage, tenants)
+	for i := range us {
+		done := make(chan error, 1)
+		go func() { done <- us[i].Admit(context.Background(), tenantconfig.Limits{}, scan, 1, 1) }()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatal(err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("tenant %d without limits waited for its count", i)
+		}
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for running.Load() < MaxBackgroundScans && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	time.Sleep(50 * time.Millisecond)
+	if n := running.Load(); n != MaxBackgroundScans {
+		t.Fatalf("%d background scans running, want %d", n, MaxBackgroundScans)
+	}
+	close(release)
+	for i := range us {
+		waitLoaded(t, &us[i])
+	}
+	if m := most.Load(); m != MaxBackgroundScans {
+		t.Fatalf("at most %d background scans ran at once, want %d", m, MaxBackgroundScans)
 	}
 }
