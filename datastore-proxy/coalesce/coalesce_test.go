@@ -1,0 +1,135 @@
+package coalesce
+
+import (
+	"bytes"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"io"
+	"net"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc/credentials"
+
+	"kplex.dev/cli/pki"
+)
+
+// countingConn counts the writes that reach the socket.
+type countingConn struct {
+	net.Conn
+	writes atomic.Int64
+}
+
+func (c *countingConn) Write(p []byte) (int, error) {
+	c.writes.Add(1)
+	return c.Conn.Write(p)
+}
+
+// A write of many records reaches the socket in one system call; the
+// client reads exactly what was written; the handshake, with a client
+// certificate, and the peer's identity are TLS's own; writes TLS makes
+// outside a write (close_notify on Close) still go out.
+func TestAWritesRecordsGoOutTogether(t *testing.T) {
+	ca, err := pki.NewCA("test-ca")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := ca.Issue(pki.CertSpec{CommonName: "proxy", IPs: []net.IP{net.IPv4(127, 0, 0, 1)}, Server: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cli, err := ca.Issue(pki.CertSpec{CommonName: "tenant-a", Client: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(ca.Cert)
+	creds := Server(credentials.NewTLS(&tls.Config{
+		Certificates: []tls.Certificate{{Certificate: [][]byte{srv.Cert.Raw}, PrivateKey: srv.Key}},
+		ClientCAs:    pool,
+		ClientAuth:   tls.RequireAndVerifyClientCert,
+	}))
+
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lis.Close()
+	client := make(chan *tls.Conn, 1)
+	go func() {
+		c, err := tls.Dial("tcp", lis.Addr().String(), &tls.Config{
+			RootCAs:      pool,
+			Certificates: []tls.Certificate{{Certificate: [][]byte{cli.Cert.Raw}, PrivateKey: cli.Key}},
+			NextProtos:   []string{"h2"}, // as gRPC clients ask
+		})
+		if err != nil {
+			t.Error(err)
+			client <- nil
+			return
+		}
+		client <- c
+	}()
+	raw, err := lis.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	counted := &countingConn{Conn: raw}
+	conn, info, err := creds.ServerHandshake(counted)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := <-client
+	if c == nil {
+		t.FailNow()
+	}
+	defer c.Close()
+	tlsInfo, ok := info.(credentials.TLSInfo)
+	if !ok || len(tlsInfo.State.PeerCertificates) == 0 || tlsInfo.State.PeerCertificates[0].Subject.CommonName != "tenant-a" {
+		t.Fatalf("auth info %#v: want TLS info with the client's certificate", info)
+	}
+
+	// Enough TLS traffic first that TLS uses full-size records.
+	for range 2 {
+		data := make([]byte, 200<<10)
+		if _, err := rand.Read(data); err != nil {
+			t.Fatal(err)
+		}
+		read := make(chan []byte, 1)
+		go func() {
+			got := make([]byte, len(data))
+			if _, err := io.ReadFull(c, got); err != nil {
+				t.Error(err)
+			}
+			read <- got
+		}()
+		before := counted.writes.Load()
+		if n, err := conn.Write(data); err != nil || n != len(data) {
+			t.Fatalf("write: %d of %d bytes, err %v", n, len(data), err)
+		}
+		if w := counted.writes.Load() - before; w != 1 {
+			t.Fatalf("a %d KiB write (%d or more TLS records) took %d socket writes, want 1", len(data)>>10, len(data)/(16<<10), w)
+		}
+		select {
+		case got := <-read:
+			if !bytes.Equal(got, data) {
+				t.Fatal("the client read other bytes than were written")
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("the client did not get the write")
+		}
+	}
+
+	before := counted.writes.Load()
+	if err := conn.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if counted.writes.Load() == before {
+		t.Fatal("close wrote nothing: TLS's close_notify was held back")
+	}
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := c.Read(make([]byte, 1)); err != io.EOF {
+		t.Fatalf("the client's read after close: err %v, want EOF (close_notify received)", err)
+	}
+}
