@@ -94,6 +94,16 @@ func startBackend(work, kind string, p *benchPKI, proxyProfile string) (*env, er
 		}
 		e.directName, e.direct, e.directEndpoint = "kine direct (postgres)", kine, kine.endpoint
 		return e, e.startProxy(proxyProfile, "--backend=postgres", "--datastore-endpoint="+dsn(proxied))
+	case "mysql":
+		dsn := func(db string) string { return "mysql://root@tcp(127.0.0.1:3306)/" + db }
+		direct, proxied := fmt.Sprintf("kplex_bench_%d", rand.Uint32()), fmt.Sprintf("kplex_bench_%d", rand.Uint32())
+		e.stops = append(e.stops, func() { dropMySQL(direct); dropMySQL(proxied) })
+		kine, err := e.spawn("kine", -1, "serve-kine", p.dir, "mysql", dsn(direct))
+		if err != nil {
+			return e, err
+		}
+		e.directName, e.direct, e.directEndpoint = "kine direct (mysql)", kine, kine.endpoint
+		return e, e.startProxy(proxyProfile, "--backend=mysql", "--datastore-endpoint="+dsn(proxied))
 	}
 	return nil, fmt.Errorf("unknown backend %q", kind)
 }
@@ -115,6 +125,15 @@ func dropPostgres(db string) {
 	}
 	defer c.Close()
 	_, _ = c.Exec(`DROP DATABASE IF EXISTS "` + db + `" WITH (FORCE)`)
+}
+
+func dropMySQL(db string) {
+	c, err := sql.Open("mysql", "root@tcp(127.0.0.1:3306)/")
+	if err != nil {
+		return
+	}
+	defer c.Close()
+	_, _ = c.Exec("DROP DATABASE IF EXISTS `" + db + "`")
 }
 
 // startProxy runs the proxy, with its default settings but for the

@@ -34,7 +34,7 @@ func main() {
 	}
 	ops := flag.Int("ops", 2000, "operations per measurement")
 	conc := flag.Int("clients", 16, "concurrent clients")
-	backends := flag.String("backends", "etcd,sqlite,postgres", "backends to measure")
+	backends := flag.String("backends", "etcd,sqlite,postgres", "backends to measure (etcd, sqlite, postgres, mysql)")
 	flag.IntVar(&backendSlots, "backend-slots", 32, "the proxy's --backend-slots")
 	flag.IntVar(&writeSlots, "backend-write-slots", 0, "the proxy's --backend-write-slots (0: its default)")
 	flag.IntVar(&tenantShare, "backend-tenant-share", 2, "the proxy's --backend-tenant-share")
@@ -95,8 +95,8 @@ func main() {
 
 	fmt.Printf("## datastore-proxy benchmark (%s, %d clients, %d ops per cell)\n\n", time.Now().UTC().Format("2006-01-02"), *conc, *ops)
 	for _, b := range splitComma(*backends) {
-		if b == "postgres" && !reachable("127.0.0.1:5432") {
-			fmt.Printf("### %s: SKIPPED (no server at 127.0.0.1:5432)\n\n", b)
+		if addr := sqlServers[b]; addr != "" && !reachable(addr) {
+			fmt.Printf("### %s: SKIPPED (no server at %s)\n\n", b, addr)
 			continue
 		}
 		env, err := startBackend(work, b, pki, *cpuProfile)
@@ -146,6 +146,9 @@ func main() {
 		env.stop()
 	}
 }
+
+// sqlServers are the database servers the SQL backends need.
+var sqlServers = map[string]string{"postgres": "127.0.0.1:5432", "mysql": "127.0.0.1:3306"}
 
 var backendSlots, writeSlots, tenantShare, tenantWriteShare int
 var tenantBusyShare float64
