@@ -84,26 +84,16 @@ func startBackend(work, kind string, p *benchPKI, proxyProfile string) (*env, er
 		}
 		e.store = e.proxy
 		return e, nil
-	case "postgres":
-		dsn := func(db string) string { return "postgres://postgres@127.0.0.1:5432/" + db + "?sslmode=disable" }
+	case "postgres", "mysql":
+		srv := sqlServers[kind]
 		direct, proxied := fmt.Sprintf("kplex_bench_%d", rand.Uint32()), fmt.Sprintf("kplex_bench_%d", rand.Uint32())
-		e.stops = append(e.stops, func() { dropPostgres(direct); dropPostgres(proxied) })
-		kine, err := e.spawn("kine", -1, "serve-kine", p.dir, "postgres", dsn(direct))
+		e.stops = append(e.stops, func() { srv.dropDB(direct); srv.dropDB(proxied) })
+		kine, err := e.spawn("kine", -1, "serve-kine", p.dir, kind, srv.dsn(direct))
 		if err != nil {
 			return e, err
 		}
-		e.directName, e.direct, e.directEndpoint = "kine direct (postgres)", kine, kine.endpoint
-		return e, e.startProxy(proxyProfile, "--backend=postgres", "--datastore-endpoint="+dsn(proxied))
-	case "mysql":
-		dsn := func(db string) string { return "mysql://root@tcp(127.0.0.1:3306)/" + db }
-		direct, proxied := fmt.Sprintf("kplex_bench_%d", rand.Uint32()), fmt.Sprintf("kplex_bench_%d", rand.Uint32())
-		e.stops = append(e.stops, func() { dropMySQL(direct); dropMySQL(proxied) })
-		kine, err := e.spawn("kine", -1, "serve-kine", p.dir, "mysql", dsn(direct))
-		if err != nil {
-			return e, err
-		}
-		e.directName, e.direct, e.directEndpoint = "kine direct (mysql)", kine, kine.endpoint
-		return e, e.startProxy(proxyProfile, "--backend=mysql", "--datastore-endpoint="+dsn(proxied))
+		e.directName, e.direct, e.directEndpoint = "kine direct ("+kind+")", kine, kine.endpoint
+		return e, e.startProxy(proxyProfile, "--backend="+kind, "--datastore-endpoint="+srv.dsn(proxied))
 	}
 	return nil, fmt.Errorf("unknown backend %q", kind)
 }
@@ -118,22 +108,33 @@ func (e *env) spawn(name string, pin int, args ...string) (*child, error) {
 	return c, nil
 }
 
-func dropPostgres(db string) {
-	c, err := sql.Open("pgx", "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable")
-	if err != nil {
-		return
-	}
-	defer c.Close()
-	_, _ = c.Exec(`DROP DATABASE IF EXISTS "` + db + `" WITH (FORCE)`)
+// sqlServer is a database server a SQL backend needs; each run gets
+// databases of its own on it, dropped when the run ends.
+type sqlServer struct {
+	addr    string
+	driver  string // database/sql driver of admin
+	admin   string // DSN of the server itself, for dropping databases
+	dsnFmt  string // kine's DSN of a database, %s its name
+	dropFmt string // the statement that drops a database, %s its name
 }
 
-func dropMySQL(db string) {
-	c, err := sql.Open("mysql", "root@tcp(127.0.0.1:3306)/")
+var sqlServers = map[string]sqlServer{
+	"postgres": {addr: "127.0.0.1:5432", driver: "pgx", admin: "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable",
+		dsnFmt: "postgres://postgres@127.0.0.1:5432/%s?sslmode=disable", dropFmt: `DROP DATABASE IF EXISTS "%s" WITH (FORCE)`},
+	"mysql": {addr: "127.0.0.1:3306", driver: "mysql", admin: "root@tcp(127.0.0.1:3306)/",
+		dsnFmt: "mysql://root@tcp(127.0.0.1:3306)/%s", dropFmt: "DROP DATABASE IF EXISTS `%s`"},
+}
+
+func (s sqlServer) dsn(db string) string { return fmt.Sprintf(s.dsnFmt, db) }
+
+// dropDB drops database db, best effort (a run's cleanup).
+func (s sqlServer) dropDB(db string) {
+	c, err := sql.Open(s.driver, s.admin)
 	if err != nil {
 		return
 	}
 	defer c.Close()
-	_, _ = c.Exec("DROP DATABASE IF EXISTS `" + db + "`")
+	_, _ = c.Exec(fmt.Sprintf(s.dropFmt, db))
 }
 
 // startProxy runs the proxy, with its default settings but for the

@@ -95,8 +95,8 @@ func main() {
 
 	fmt.Printf("## datastore-proxy benchmark (%s, %d clients, %d ops per cell)\n\n", time.Now().UTC().Format("2006-01-02"), *conc, *ops)
 	for _, b := range splitComma(*backends) {
-		if addr := sqlServers[b]; addr != "" && !reachable(addr) {
-			fmt.Printf("### %s: SKIPPED (no server at %s)\n\n", b, addr)
+		if srv, ok := sqlServers[b]; ok && !reachable(srv.addr) {
+			fmt.Printf("### %s: SKIPPED (no server at %s)\n\n", b, srv.addr)
 			continue
 		}
 		env, err := startBackend(work, b, pki, *cpuProfile)
@@ -146,9 +146,6 @@ func main() {
 		env.stop()
 	}
 }
-
-// sqlServers are the database servers the SQL backends need.
-var sqlServers = map[string]string{"postgres": "127.0.0.1:5432", "mysql": "127.0.0.1:3306"}
 
 var backendSlots, writeSlots, tenantShare, tenantWriteShare int
 var tenantBusyShare float64
