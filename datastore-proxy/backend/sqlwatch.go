@@ -75,6 +75,12 @@ func field[T any](v reflect.Value, name string) (T, error) {
 	return reflect.NewAt(f.Type(), unsafe.Pointer(f.UnsafeAddr())).Elem().Interface().(T), nil
 }
 
+// sqlWatchSlack is how many batches a range watch on SQL holds for a slow
+// reader, on top of the 100 of kine's broadcaster, which drops a
+// subscriber whose buffer is full (the watch then ends and its client
+// watches again from its last revision).
+const sqlWatchSlack = 200
+
 // WatchRange is kine's LogStructured.Watch with the catch-up read and the
 // live events limited to [key, end) (end "": the single key).
 func (b *sqlBackend) WatchRange(ctx context.Context, key, end string, revision int64) server.WatchResult {
@@ -82,7 +88,7 @@ func (b *sqlBackend) WatchRange(ctx context.Context, key, end string, revision i
 	ctx, cancel := context.WithCancel(ctx)
 	live := b.log.Watch(ctx)
 
-	result := make(chan server.EventBatch, 100)
+	result := make(chan server.EventBatch, sqlWatchSlack)
 	errc := make(chan error, 1)
 	wr := server.WatchResult{Eventc: result, Errorc: errc}
 

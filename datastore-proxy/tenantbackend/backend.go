@@ -152,6 +152,12 @@ type RangeWatcher interface {
 	WatchRange(ctx context.Context, key, end string, revision int64) server.WatchResult
 }
 
+// watchHandoff is how many batches a watch passes on ahead of its reader.
+// Few: what a slow reader leaves unread is held where it is bounded (the
+// etcd backend's backlog, the SQL backend's slack), not here; 100 batches
+// of 64 KiB values held 11 MiB past the etcd backlog of a watch nobody read.
+const watchHandoff = 4
+
 // Watch streams the tenant's changes after revision.
 func (b *Backend) Watch(ctx context.Context, revision int64) server.WatchResult {
 	if err := b.takeWatch(ctx); err != nil {
@@ -172,7 +178,7 @@ func (b *Backend) Watch(ctx context.Context, revision int64) server.WatchResult 
 	} else {
 		in = b.inner.Watch(ctx, revision)
 	}
-	out := make(chan server.EventBatch, 100)
+	out := make(chan server.EventBatch, watchHandoff)
 	go func() {
 		defer b.watches.Add(-1)
 		defer done()
