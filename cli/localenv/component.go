@@ -20,6 +20,11 @@ type component struct {
 	// ready is one readiness probe; nil error means ready.
 	ready        func(context.Context) error
 	readyTimeout time.Duration
+	// startRetries is how many times a process that exits before it is
+	// ready is started again (0: its exit fails the up). Only for a
+	// process known to crash at start now and then for a reason of its
+	// own; the log keeps every attempt.
+	startRetries int
 }
 
 // env is an environment being brought up or inspected.

@@ -68,6 +68,11 @@ func (k *kwokNodes) components() []component {
 		},
 		ready:        k.nodesReady,
 		readyTimeout: 60 * time.Second,
+		// KWOK v0.8.0 can die at start with "concurrent map writes": its
+		// controllers build CEL environments in parallel, and easycel
+		// (types.go) caches types in a plain map. Seen about once in ten
+		// runs; a second start is fine.
+		startRetries: 2,
 	}}
 }
 

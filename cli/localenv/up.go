@@ -67,27 +67,47 @@ func Up(ctx context.Context, opts Options) error {
 				return fmt.Errorf("prepare %s: %w", c.name, err)
 			}
 		}
-		var proc *supervise.Process
 		if states[i] == supervise.Running {
 			_, pf, _ := supervise.Inspect(l.Pid(c.name))
 			fmt.Fprintf(out, "  running: %-26s pid %d\n", c.name, pf.PID)
-		} else {
-			path, args, env, err := c.command()
-			if err != nil {
-				return fmt.Errorf("%s: %w", c.name, err)
-			}
-			fmt.Fprintf(out, "starting %s (log: %s)\n", c.name, l.Log(c.name))
-			proc, err = supervise.Start(e.spec(c, path, args, env))
-			if err != nil {
+			if err := waitReady(ctx, out, c.name, nil, l.Log(c.name), c.readyTimeout, c.ready); err != nil {
 				return err
 			}
+			continue
 		}
-		if err := waitReady(ctx, out, c.name, proc, l.Log(c.name), c.readyTimeout, c.ready); err != nil {
+		if err := e.start(ctx, c); err != nil {
 			return err
 		}
 	}
 	fmt.Fprintf(out, "kplex local environment up in %.1fs\n", time.Since(start).Seconds())
 	return nil
+}
+
+// start starts c's process and waits for it to be ready, starting it
+// again up to c.startRetries times if it exits first.
+func (e *env) start(ctx context.Context, c component) error {
+	out, logPath := e.opts.Progress, e.layout.Log(c.name)
+	for attempt := 0; ; attempt++ {
+		path, args, env, err := c.command()
+		if err != nil {
+			return fmt.Errorf("%s: %w", c.name, err)
+		}
+		fmt.Fprintf(out, "starting %s (log: %s)\n", c.name, logPath)
+		proc, err := supervise.Start(e.spec(c, path, args, env))
+		if err != nil {
+			return err
+		}
+		err = waitReady(ctx, out, c.name, proc, logPath, c.readyTimeout, c.ready)
+		var early *exitedEarlyError
+		if !errors.As(err, &early) || attempt >= c.startRetries {
+			return err
+		}
+		fmt.Fprintf(out, "  %s exited (%v) before it was ready; starting it again (retry %d of %d); last lines of %s:\n%s",
+			c.name, early.exit, attempt+1, c.startRetries, logPath, early.tail)
+		if err := supervise.Stop(e.layout.Pid(c.name), time.Second); err != nil {
+			return err
+		}
+	}
 }
 
 // checkPorts fails, naming each busy port and its owner, if a component

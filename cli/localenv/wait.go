@@ -38,12 +38,21 @@ func waitReady(ctx context.Context, out io.Writer, name string, proc *supervise.
 		}
 		select {
 		case <-exited:
-			return fmt.Errorf("%s exited (%v) before it was ready; last lines of %s:\n%s",
-				name, proc.ExitErr(), logPath, supervise.Tail(logPath, 25))
+			return &exitedEarlyError{name: name, exit: proc.ExitErr(), logPath: logPath, tail: supervise.Tail(logPath, 25)}
 		case <-ctx.Done():
 			return fmt.Errorf("%s not ready after %s: %v; last lines of %s:\n%s",
 				name, timeout, lastErr, logPath, supervise.Tail(logPath, 25))
 		case <-tick.C:
 		}
 	}
+}
+
+// exitedEarlyError: the process exited before it was ready.
+type exitedEarlyError struct {
+	name, logPath, tail string
+	exit                error
+}
+
+func (e *exitedEarlyError) Error() string {
+	return fmt.Sprintf("%s exited (%v) before it was ready; last lines of %s:\n%s", e.name, e.exit, e.logPath, e.tail)
 }
