@@ -39,7 +39,7 @@ func main() {
 	flag.IntVar(&writeSlots, "backend-write-slots", 0, "the proxy's --backend-write-slots (0: its default)")
 	flag.IntVar(&tenantShare, "backend-tenant-share", 2, "the proxy's --backend-tenant-share")
 	flag.IntVar(&tenantWriteShare, "backend-tenant-write-share", 1, "the proxy's --backend-tenant-write-share")
-	flag.Float64Var(&tenantBusyShare, "backend-tenant-busy-share", 0.25, "the proxy's --backend-tenant-busy-share")
+	flag.Float64Var(&tenantBusyShare, "backend-tenant-busy-share", -1, "the proxy's --backend-tenant-busy-share (-1: its default for the backend)")
 	flag.IntVar(&floodNice, "flood-nice", 0, "niceness of the fairness flood's client process (0: as the benchmark; 10: as if the flooding tenant ran on other machines), with and without the proxy alike")
 	proxyEnvFlag := flag.String("proxy-env", "", "space-separated NAME=value settings added to the proxy's environment, e.g. \"GOGC=400 GOMAXPROCS=1\"")
 	fairOnly := flag.Bool("fairness-only", false, "measure only fairness")

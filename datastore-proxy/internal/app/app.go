@@ -93,7 +93,7 @@ Flags:
 	fs.IntVar(&o.BackendSlots, "backend-slots", 32, "reads run against the backend at once; a freed slot goes to the waiting tenant served least recently")
 	fs.IntVar(&o.TenantShare, "backend-tenant-share", 2, "while several tenants are active, how many reads each may run at once (0: no cap); a tenant alone uses every slot")
 	fs.IntVar(&o.TenantWrites, "backend-tenant-write-share", 1, "the same for writes (0: --backend-tenant-share); on etcd every write in flight delays other tenants' reads until its disk sync")
-	fs.Float64Var(&o.TenantBusy, "backend-tenant-busy-share", 0.25, "while several tenants are active, the share (0-1) of the backend slots' time one tenant with a backlog may use, so that its neighbours find the backend and the proxy's CPU with room; bites where slots are few (SQLite's one write slot); 0: no bound")
+	fs.Float64Var(&o.TenantBusy, "backend-tenant-busy-share", -1, "while several tenants are active, the share (0-1) of the backend slots' time one tenant with a backlog may use, so that its neighbours find the backend and the proxy's CPU with room; bites where slots are few (SQLite's one write slot); 0: no bound (default: 0.0625 for mysql, half a write slot's time of its 8; 0.25 elsewhere)")
 	fs.IntVar(&o.WriteSlots, "backend-write-slots", 0, "writes run against the backend at once, shared as reads are (default: 1 for sqlite, which has one writer; 8 for postgres and mysql; --backend-slots for etcd)")
 	fs.DurationVar(&o.ShutdownGrace, "shutdown-grace", 10*time.Second, "how long open requests and watches may drain on SIGTERM")
 	if err := fs.Parse(args); err != nil {
@@ -176,6 +176,9 @@ func Run(ctx context.Context, o Options, log *slog.Logger) error {
 
 	if o.WriteSlots == 0 {
 		o.WriteSlots = defaultWriteSlots(o.Backend.Kind, o.BackendSlots)
+	}
+	if o.TenantBusy < 0 {
+		o.TenantBusy = defaultBusyShare(o.Backend.Kind)
 	}
 	m := metrics.New(reg, server.TenantFromContext)
 	srv := server.New(b, server.Options{Scheme: scheme, NotifyInterval: o.NotifyInterval, Limits: limits, BackendSlots: o.BackendSlots, WriteSlots: o.WriteSlots, TenantShare: o.TenantShare, TenantWriteShare: o.TenantWrites, TenantBusyShare: o.TenantBusy,
@@ -264,8 +267,10 @@ func serverTLS(o Options) (credentials.TransportCredentials, error) {
 // 64-writer flood, which runs alone on every slot until another tenant
 // shows up, a quiet tenant's get p99 rose x12-x19 (x3.2 with 16 slots,
 // x2.1 with 8, x1.4 with 2), and the proxy's own put throughput with 16
-// clients was half of what 8 slots give (docs/benchmarks.md). On MySQL
-// (MariaDB) 4, 8 and 32 slots measured alike; it gets PostgreSQL's 8.
+// clients was half of what 8 slots give (docs/benchmarks.md). MySQL
+// (MariaDB) gets PostgreSQL's 8: on 2 its puts with 16 clients fell to
+// 65-73% of kine direct (8: 82-93%); what fewer slots did for its
+// fairness, defaultBusyShare does without that cost.
 // etcd batches concurrent writes itself.
 func defaultWriteSlots(kind string, backendSlots int) int {
 	switch kind {
@@ -275,6 +280,23 @@ func defaultWriteSlots(kind string, backendSlots int) int {
 		return min(8, backendSlots)
 	}
 	return backendSlots
+}
+
+// defaultBusyShare is --backend-tenant-busy-share unless set.
+//
+// The share is of all slots' time, and a flood runs one write at a time
+// while others are active (--backend-tenant-write-share 1): with 8 write
+// slots, 0.25 (2 slots' time) never held it back. On MySQL (MariaDB) one
+// write after another still cost a quiet tenant's gets x2.5-x2.9 in p99;
+// at 0.0625 (half a slot's time) x1.5, puts x1.0, with the proxy's
+// throughput as before (docs/benchmarks.md, session 15). PostgreSQL
+// measured x1.7 at both, and keeps 0.25 with the others. On reads (32
+// slots, 2 per tenant while shared) 0.0625 is what the cap allows anyway.
+func defaultBusyShare(kind string) float64 {
+	if kind == "mysql" {
+		return 0.0625
+	}
+	return 0.25
 }
 
 type revisioner interface {

@@ -21,3 +21,11 @@ func TestDefaultWriteSlots(t *testing.T) {
 		}
 	}
 }
+
+func TestDefaultBusyShare(t *testing.T) {
+	for kind, want := range map[string]float64{"mysql": 0.0625, "postgres": 0.25, "sqlite": 0.25, "": 0.25, "etcd": 0.25} {
+		if got := defaultBusyShare(kind); got != want {
+			t.Errorf("defaultBusyShare(%q) = %g, want %g", kind, got, want)
+		}
+	}
+}
