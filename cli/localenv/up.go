@@ -94,13 +94,16 @@ func (e *env) start(ctx context.Context, c component) error {
 		}
 		fmt.Fprintf(out, "starting %s (log: %s)\n", c.name, logPath)
 		proc, err := supervise.Start(e.spec(c, path, args, env))
-		if err != nil {
+		if err == nil {
+			err = waitReady(ctx, out, c.name, proc, logPath, c.readyTimeout, c.ready)
+		}
+		var early *exitedEarlyError
+		atOnce := errors.Is(err, supervise.ErrExitedAtOnce)
+		if !atOnce && !errors.As(err, &early) || attempt >= c.startRetries {
 			return err
 		}
-		err = waitReady(ctx, out, c.name, proc, logPath, c.readyTimeout, c.ready)
-		var early *exitedEarlyError
-		if !errors.As(err, &early) || attempt >= c.startRetries {
-			return err
+		if atOnce {
+			early = &exitedEarlyError{exit: err, tail: supervise.Tail(logPath, 25)}
 		}
 		fmt.Fprintf(out, "  %s exited (%v) before it was ready; starting it again (retry %d of %d); last lines of %s:\n%s",
 			c.name, early.exit, attempt+1, c.startRetries, logPath, early.tail)

@@ -21,7 +21,8 @@ import (
 func TestStartRetriesAProcessThatExitsBeforeReady(t *testing.T) {
 	for _, tc := range []struct {
 		name      string
-		crashes   int // times the process dies at start before it stays up
+		crashes   int  // times the process dies at start before it stays up
+		atOnce    bool // it dies at once, maybe before its pid file is written
 		retries   int
 		wantErr   bool
 		wantStart int
@@ -30,6 +31,7 @@ func TestStartRetriesAProcessThatExitsBeforeReady(t *testing.T) {
 		{name: "crash without retries", crashes: 1, retries: 0, wantErr: true, wantStart: 1},
 		{name: "crash then up", crashes: 1, retries: 2, wantStart: 2},
 		{name: "crashes past the retries", crashes: 3, retries: 2, wantErr: true, wantStart: 3},
+		{name: "dies at once then up", crashes: 2, atOnce: true, retries: 2, wantStart: 3},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
@@ -40,7 +42,11 @@ func TestStartRetriesAProcessThatExitsBeforeReady(t *testing.T) {
 			// Each start appends a line to counter; the first `crashes`
 			// starts exit 3 after a moment, a later one marks itself up
 			// and stays.
-			script := `echo x >> "$1"; if [ $(wc -l < "$1") -le ` + strconv.Itoa(tc.crashes) + ` ]; then sleep 0.2; echo "boom"; exit 3; fi; touch "$2"; exec sleep 60`
+			pause := "sleep 0.2; "
+			if tc.atOnce {
+				pause = ""
+			}
+			script := `echo x >> "$1"; if [ $(wc -l < "$1") -le ` + strconv.Itoa(tc.crashes) + ` ]; then ` + pause + `echo "boom"; exit 3; fi; touch "$2"; exec sleep 60`
 			c := component{
 				name: "flaky",
 				command: func() (string, []string, []string, error) {

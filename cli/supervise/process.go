@@ -32,6 +32,10 @@ type Process struct {
 	err    error         // exit error, valid after exited is closed
 }
 
+// ErrExitedAtOnce is Start's error when the process died before its pid
+// file could be written.
+var ErrExitedAtOnce = errors.New("exited immediately")
+
 // Start launches the process described by spec and writes its pid file. It
 // refuses to start when the pid file names a live process.
 func Start(spec Spec) (*Process, error) {
@@ -67,7 +71,7 @@ func Start(spec Spec) (*Process, error) {
 	if err != nil {
 		// It died at once; report how.
 		<-proc.exited
-		return nil, fmt.Errorf("%s exited immediately (%v); log: %s", spec.Name, proc.err, spec.LogPath)
+		return nil, fmt.Errorf("%s %w (%v); log: %s", spec.Name, ErrExitedAtOnce, proc.err, spec.LogPath)
 	}
 	proc.PidFile = PidFile{PID: cmd.Process.Pid, StartTime: st.StartTime}
 	if err := proc.PidFile.write(spec.PidPath); err != nil {

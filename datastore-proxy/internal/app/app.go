@@ -93,7 +93,7 @@ Flags:
 	fs.IntVar(&o.BackendSlots, "backend-slots", 32, "reads run against the backend at once; a freed slot goes to the waiting tenant served least recently")
 	fs.IntVar(&o.TenantShare, "backend-tenant-share", 2, "while several tenants are active, how many reads each may run at once (0: no cap); a tenant alone uses every slot")
 	fs.IntVar(&o.TenantWrites, "backend-tenant-write-share", 1, "the same for writes (0: --backend-tenant-share); on etcd every write in flight delays other tenants' reads until its disk sync")
-	fs.Float64Var(&o.TenantBusy, "backend-tenant-busy-share", -1, "while several tenants are active, the share (0-1) of the backend slots' time one tenant with a backlog may use, so that its neighbours find the backend and the proxy's CPU with room; bites where slots are few (SQLite's one write slot); 0: no bound (default: 0.0625 for mysql, half a write slot's time of its 8; 0.25 elsewhere)")
+	fs.Float64Var(&o.TenantBusy, "backend-tenant-busy-share", -1, "while several tenants are active, the share (0-1) of the backend slots' time one tenant with a backlog may use, so that its neighbours find the backend and the proxy's CPU with room; bites where slots are few (SQLite's one write slot); 0: no bound; -1: the backend's default, 0.0625 for mysql (half a write slot's time of its 8), 0.25 elsewhere")
 	fs.IntVar(&o.WriteSlots, "backend-write-slots", 0, "writes run against the backend at once, shared as reads are (default: 1 for sqlite, which has one writer; 8 for postgres and mysql; --backend-slots for etcd)")
 	fs.DurationVar(&o.ShutdownGrace, "shutdown-grace", 10*time.Second, "how long open requests and watches may drain on SIGTERM")
 	if err := fs.Parse(args); err != nil {
