@@ -98,12 +98,15 @@ func (e *env) start(ctx context.Context, c component) error {
 			err = waitReady(ctx, out, c.name, proc, logPath, c.readyTimeout, c.ready)
 		}
 		var early *exitedEarlyError
-		atOnce := errors.Is(err, supervise.ErrExitedAtOnce)
-		if !atOnce && !errors.As(err, &early) || attempt >= c.startRetries {
+		switch {
+		case errors.As(err, &early):
+		case errors.Is(err, supervise.ErrExitedAtOnce):
+			early = &exitedEarlyError{name: c.name, exit: err, logPath: logPath, tail: supervise.Tail(logPath, 25)}
+		default: // ready, or failed otherwise
 			return err
 		}
-		if atOnce {
-			early = &exitedEarlyError{exit: err, tail: supervise.Tail(logPath, 25)}
+		if attempt >= c.startRetries {
+			return err
 		}
 		fmt.Fprintf(out, "  %s exited (%v) before it was ready; starting it again (retry %d of %d); last lines of %s:\n%s",
 			c.name, early.exit, attempt+1, c.startRetries, logPath, early.tail)

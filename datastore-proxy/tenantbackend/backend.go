@@ -155,7 +155,8 @@ type RangeWatcher interface {
 // watchHandoff is how many batches a watch passes on ahead of its reader.
 // Few: what a slow reader leaves unread is held where it is bounded (the
 // etcd backend's backlog, the SQL backend's slack), not here; 100 batches
-// of 64 KiB values held 11 MiB past the etcd backlog of a watch nobody read.
+// of 128 KiB events (64 KiB values and their previous values) held 11 MiB
+// past the etcd backlog of a watch nobody read.
 const watchHandoff = 4
 
 // Watch streams the tenant's changes after revision.
