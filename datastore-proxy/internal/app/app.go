@@ -93,7 +93,7 @@ Flags:
 	fs.IntVar(&o.BackendSlots, "backend-slots", 32, "reads run against the backend at once; a freed slot goes to the waiting tenant served least recently")
 	fs.IntVar(&o.TenantShare, "backend-tenant-share", 2, "while several tenants are active, how many reads each may run at once (0: no cap); a tenant alone uses every slot")
 	fs.IntVar(&o.TenantWrites, "backend-tenant-write-share", 1, "the same for writes (0: --backend-tenant-share); on etcd every write in flight delays other tenants' reads until its disk sync")
-	fs.Float64Var(&o.TenantBusy, "backend-tenant-busy-share", -1, "while several tenants are active, the share (0-1) of the backend slots' time one tenant with a backlog may use, so that its neighbours find the backend and the proxy's CPU with room; bites where slots are few (SQLite's one write slot); 0: no bound; -1: the backend's default, 0.0625 for mysql (half a write slot's time of its 8), 0.25 elsewhere")
+	fs.Float64Var(&o.TenantBusy, "backend-tenant-busy-share", -1, "while several tenants are active, the share (0-1) of the backend slots' time one tenant with a backlog may use, so that its neighbours find the backend and the proxy's CPU with room; bites where slots are few (SQLite's one write slot); 0: no bound; -1: the backend's default, half a write slot's time for postgres and mysql (0.0625 of their 8 slots, at most 0.25), 0.25 elsewhere")
 	fs.IntVar(&o.WriteSlots, "backend-write-slots", 0, "writes run against the backend at once, shared as reads are (default: 1 for sqlite, which has one writer; 8 for postgres and mysql; --backend-slots for etcd)")
 	fs.DurationVar(&o.ShutdownGrace, "shutdown-grace", 10*time.Second, "how long open requests and watches may drain on SIGTERM")
 	if err := fs.Parse(args); err != nil {
@@ -178,7 +178,7 @@ func Run(ctx context.Context, o Options, log *slog.Logger) error {
 		o.WriteSlots = defaultWriteSlots(o.Backend.Kind, o.BackendSlots)
 	}
 	if o.TenantBusy < 0 {
-		o.TenantBusy = defaultBusyShare(o.Backend.Kind)
+		o.TenantBusy = defaultBusyShare(o.Backend.Kind, o.WriteSlots)
 	}
 	m := metrics.New(reg, server.TenantFromContext)
 	srv := server.New(b, server.Options{Scheme: scheme, NotifyInterval: o.NotifyInterval, Limits: limits, BackendSlots: o.BackendSlots, WriteSlots: o.WriteSlots, TenantShare: o.TenantShare, TenantWriteShare: o.TenantWrites, TenantBusyShare: o.TenantBusy,
@@ -282,19 +282,22 @@ func defaultWriteSlots(kind string, backendSlots int) int {
 	return backendSlots
 }
 
-// defaultBusyShare is --backend-tenant-busy-share unless set.
+// defaultBusyShare is --backend-tenant-busy-share unless set, for a
+// backend of kind with writeSlots write slots.
 //
 // The share is of all slots' time, and a flood runs one write at a time
 // while others are active (--backend-tenant-write-share 1): with 8 write
-// slots, 0.25 (2 slots' time) never held it back. On MySQL (MariaDB) one
-// write after another still cost a quiet tenant's gets x2.5-x2.9 in p99;
-// at 0.0625 (half a slot's time) x1.5, puts x1.0, with the proxy's
-// throughput as before (docs/benchmarks.md, session 15). PostgreSQL
-// measured x1.7 at both, and keeps 0.25 with the others. On reads (32
-// slots, 2 per tenant while shared) 0.0625 is what the cap allows anyway.
-func defaultBusyShare(kind string) float64 {
-	if kind == "mysql" {
-		return 0.0625
+// slots, 0.25 (2 slots' time) never held it back. On PostgreSQL and MySQL
+// (MariaDB) one write after another still cost a quiet tenant's gets up
+// to x2.6 (PostgreSQL) and x2.5-x2.9 (MySQL) in p99; at half a write
+// slot's time (0.0625 of 8) x1.4-x1.8, puts x1.0-x1.5, with the proxy's
+// throughput as before (docs/benchmarks.md, sessions 15 and 16). SQLite
+// (one write slot: half of it measured x2.2-x3.0) and etcd (which batches
+// writes and seldom comes near its share) keep 0.25. On reads (32 slots,
+// 2 per tenant while shared) 0.0625 is what the cap allows anyway.
+func defaultBusyShare(kind string, writeSlots int) float64 {
+	if (kind == "postgres" || kind == "mysql") && writeSlots > 0 {
+		return min(0.25, 0.5/float64(writeSlots))
 	}
 	return 0.25
 }

@@ -23,9 +23,22 @@ func TestDefaultWriteSlots(t *testing.T) {
 }
 
 func TestDefaultBusyShare(t *testing.T) {
-	for kind, want := range map[string]float64{"mysql": 0.0625, "postgres": 0.25, "sqlite": 0.25, "": 0.25, "etcd": 0.25} {
-		if got := defaultBusyShare(kind); got != want {
-			t.Errorf("defaultBusyShare(%q) = %g, want %g", kind, got, want)
+	for _, tc := range []struct {
+		kind       string
+		writeSlots int
+		want       float64
+	}{
+		{"mysql", 8, 0.0625},
+		{"postgres", 8, 0.0625},
+		{"postgres", 4, 0.125}, // half a slot of fewer slots
+		{"mysql", 1, 0.25},     // never more than elsewhere
+		{"sqlite", 1, 0.25},    // half of its one slot measured worse
+		{"", 1, 0.25},          // sqlite by default
+		{"etcd", 32, 0.25},     // batches writes; seldom near its share
+		{"postgres", 0, 0.25},  // slots not known
+	} {
+		if got := defaultBusyShare(tc.kind, tc.writeSlots); got != tc.want {
+			t.Errorf("defaultBusyShare(%q, %d) = %g, want %g", tc.kind, tc.writeSlots, got, tc.want)
 		}
 	}
 }
