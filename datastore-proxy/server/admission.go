@@ -20,9 +20,21 @@ const maxRateWait = time.Second
 // tenant served least recently (fairshare). Writes have slots of their
 // own, fewer where the backend serialises writes anyway (SQLite has one
 // writer): a fair order only helps where the queue is, so the write queue
-// is kept in the proxy rather than in the database's lock. Streams
-// (watches) hold no slot.
+// is kept in the proxy rather than in the database's lock. Watches and
+// lease keep-alives hold no slot; a RangeStream, a list in chunks, is
+// admitted as a read (rangestream.go).
 func (s *Server) Admit(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	release, err := s.admit(ctx, isWrite(info.FullMethod))
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	return handler(ctx, req)
+}
+
+// admit passes the caller's tenant through its rate limit and waits for a
+// read or write slot, which release gives back.
+func (s *Server) admit(ctx context.Context, write bool) (release func(), err error) {
 	tenant, err := TenantFromContext(ctx)
 	if err != nil {
 		return nil, err
@@ -36,15 +48,10 @@ func (s *Server) Admit(ctx context.Context, req any, info *grpc.UnaryServerInfo,
 		}
 	}
 	sched := s.fair
-	if isWrite(info.FullMethod) {
+	if write {
 		sched = s.fairWrites
 	}
-	release, err := sched.Acquire(ctx, tenant)
-	if err != nil {
-		return nil, err
-	}
-	defer release()
-	return handler(ctx, req)
+	return sched.Acquire(ctx, tenant)
 }
 
 // limiter is the tenant's rate limiter under the current limits, or nil

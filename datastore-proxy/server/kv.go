@@ -24,15 +24,6 @@ func (s *Server) Range(ctx context.Context, r *etcdserverpb.RangeRequest) (*etcd
 	return st.bridge.Range(ctx, r)
 }
 
-// RangeStream streams the tenant's keys.
-func (s *Server) RangeStream(r *etcdserverpb.RangeRequest, rs etcdserverpb.KV_RangeStreamServer) error {
-	b, err := s.bridge(rs.Context())
-	if err != nil {
-		return err
-	}
-	return b.RangeStream(r, rs)
-}
-
 // Put writes a tenant key whatever it holds. It does not go through kine's
 // bridge, whose put can acknowledge a write it lost to another
 // (tenantbackend.Backend.Put says how).

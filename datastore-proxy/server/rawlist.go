@@ -7,6 +7,7 @@ import (
 	"google.golang.org/grpc/encoding"
 	grpcproto "google.golang.org/grpc/encoding/proto"
 	"google.golang.org/grpc/mem"
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"kplex.dev/datastore-proxy/tenantbackend"
@@ -63,23 +64,41 @@ func holdsCompactKey(key, end string) bool {
 }
 
 // Codec is the proxy server's gRPC codec: gRPC's proto codec, except that a
-// response that is only encoded bytes (listRaw's) is sent as those bytes.
-// The proto codec would copy them into a pooled buffer, which gRPC clears
-// whole first: 1 MiB for a 100 KiB list. The bytes sent are the same
-// either way, since a message with no fields but unknown ones encodes as
-// exactly those.
+// response that is only encoded bytes (listRaw's), alone or as a
+// RangeStream's chunk, is sent as those bytes. The proto codec would copy
+// them into a pooled buffer, which gRPC clears whole first: 1 MiB for a
+// 100 KiB list. The bytes sent are the same either way, since a message
+// with no fields but unknown ones encodes as exactly those.
 type Codec struct{}
 
 var protoCodec = encoding.GetCodecV2(grpcproto.Name)
 
+// rangeStreamField is RangeStreamResponse's range_response field.
+const rangeStreamField protowire.Number = 1
+
 // Marshal encodes v.
 func (Codec) Marshal(v any) (mem.BufferSlice, error) {
-	if r, ok := v.(*etcdserverpb.RangeResponse); ok && r.Header == nil && r.Kvs == nil && !r.More && r.Count == 0 {
-		if raw := r.ProtoReflect().GetUnknown(); len(raw) > 0 {
+	switch r := v.(type) {
+	case *etcdserverpb.RangeResponse:
+		if raw := rawOnly(r); len(raw) > 0 {
 			return mem.BufferSlice{mem.SliceBuffer(raw)}, nil
+		}
+	case *etcdserverpb.RangeStreamResponse:
+		if raw := rawOnly(r.RangeResponse); len(raw) > 0 && len(r.ProtoReflect().GetUnknown()) == 0 {
+			head := protowire.AppendTag(nil, rangeStreamField, protowire.BytesType)
+			head = protowire.AppendVarint(head, uint64(len(raw)))
+			return mem.BufferSlice{mem.SliceBuffer(head), mem.SliceBuffer(raw)}, nil
 		}
 	}
 	return protoCodec.Marshal(v)
+}
+
+// rawOnly is r's encoded bytes when r holds nothing else, or nil.
+func rawOnly(r *etcdserverpb.RangeResponse) []byte {
+	if r == nil || r.Header != nil || r.Kvs != nil || r.More || r.Count != 0 {
+		return nil
+	}
+	return r.ProtoReflect().GetUnknown()
 }
 
 // Unmarshal decodes data into v.
