@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"slices"
+	"strings"
 	"sync"
 
 	"go.etcd.io/etcd/api/v3/etcdserverpb"
@@ -56,6 +57,32 @@ func tenantRange(key, end []byte) (string, string) {
 	return string(key), string(end)
 }
 
+// etcdWatchRange spells cr's range as etcd's watch server takes it: an
+// empty key is "\x00", the smallest key (so an empty key alone watches
+// that key, not every key).
+func etcdWatchRange(cr *etcdserverpb.WatchCreateRequest) {
+	if len(cr.Key) == 0 {
+		cr.Key = []byte{0}
+	}
+}
+
+// fromKeyEnd stands for "no end" in the range kine filters a watch's
+// events by. kine (server.Event.InRange) takes an end of "\x00", etcd's
+// "every key from this one on", as the key alone, so a from-key watch
+// would see only its first key; the backend already watches the whole
+// range (keyspace.Range), and kine's filter needs an end past every key.
+// A key that starts with 64 bytes of 0xff is past it; PostgreSQL and MySQL
+// cannot store one at all (not UTF-8).
+var fromKeyEnd = []byte(strings.Repeat("\xff", 64))
+
+// kineFromKey gives a from-key watch (end "\x00", key not "\x00")
+// fromKeyEnd for kine's filter, once the backend's range is taken.
+func kineFromKey(cr *etcdserverpb.WatchCreateRequest) {
+	if string(cr.RangeEnd) == "\x00" && string(cr.Key) != "\x00" {
+		cr.RangeEnd = fromKeyEnd
+	}
+}
+
 // rangeStream's Context carries the range of the create request it last
 // received: kine reads a request and calls Create(ws.Context(), request)
 // right after, so each create's context carries its own range.
@@ -86,8 +113,10 @@ func (r *rangeStream) Recv() (*etcdserverpb.WatchRequest, error) {
 		if cr == nil {
 			return msg, nil
 		}
+		etcdWatchRange(cr)
 		key, end := tenantRange(cr.Key, cr.RangeEnd)
 		key = storedKey(key) // kine watches its own substitute key
+		kineFromKey(cr)
 		ctx := tenantbackend.WithWatchRange(r.Watch_WatchServer.Context(), tenantbackend.WatchRange{Key: key, End: end, Revision: cr.StartRevision})
 		// kine refuses these itself, before it starts a watch.
 		if cr.WatchId == clientv3.AutoWatchID && cr.StartRevision >= 0 {
