@@ -3,10 +3,12 @@ package server_test
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"strings"
 	"testing"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"kplex.dev/cli/pki"
@@ -95,10 +97,23 @@ func TestIsolation(t *testing.T) {
 			if _, err := beta.Put(ctx, "/registry/configmaps/default/c", "beta"); err != nil {
 				t.Fatal(err)
 			}
-			for _, end := range []clientv3.OpOption{clientv3.WithFromKey(), clientv3.WithRange("\x7f"), clientv3.WithPrefix()} {
-				if _, err := beta.Delete(ctx, "", end); err != nil {
+			for _, end := range []clientv3.OpOption{clientv3.WithFromKey(), clientv3.WithPrefix()} {
+				if _, err := beta.Delete(ctx, "", end); err != nil { // "\x00".."\x00"
 					t.Fatalf("beta's delete of everything: %v", err)
 				}
+			}
+			if _, err := beta.Delete(ctx, "/", clientv3.WithRange("\x7f")); err != nil {
+				t.Fatalf("beta's delete of / to \\x7f: %v", err)
+			}
+			// An empty key with an end of its own is refused, as etcd does.
+			if _, err := beta.Delete(ctx, "", clientv3.WithRange("\x7f")); !errors.Is(rpctypes.Error(err), rpctypes.ErrEmptyKey) {
+				t.Fatalf("beta's delete from the empty key: err = %v, want %v", err, rpctypes.ErrEmptyKey)
+			}
+			if _, err := beta.Put(ctx, "", "x"); !errors.Is(rpctypes.Error(err), rpctypes.ErrEmptyKey) {
+				t.Fatalf("beta's put of the empty key: err = %v, want %v", err, rpctypes.ErrEmptyKey)
+			}
+			if _, err := beta.Get(ctx, ""); !errors.Is(rpctypes.Error(err), rpctypes.ErrEmptyKey) {
+				t.Fatalf("beta's get of the empty key: err = %v, want %v", err, rpctypes.ErrEmptyKey)
 			}
 			if r, err := beta.Get(ctx, "", clientv3.WithFromKey(), clientv3.WithCountOnly()); err != nil || r.Count != 0 {
 				t.Fatalf("beta's keys after its delete of everything: %v (%v)", r, err)

@@ -18,6 +18,9 @@ func (s *Server) Range(ctx context.Context, r *etcdserverpb.RangeRequest) (*etcd
 	if err != nil {
 		return nil, err
 	}
+	if len(r.Key) == 0 {
+		return nil, rpctypes.ErrGRPCEmptyKey // as etcd answers ("\x00" is the smallest key)
+	}
 	if resp, ok, err := listRaw(ctx, st.backend, r); ok {
 		return resp, err
 	}
@@ -32,8 +35,10 @@ func (s *Server) Put(ctx context.Context, r *etcdserverpb.PutRequest) (*etcdserv
 	if err != nil {
 		return nil, err
 	}
-	// What kine's put refuses, refused alike.
+	// What etcd and kine's put refuse, refused alike.
 	switch {
+	case len(r.Key) == 0:
+		return nil, rpctypes.ErrGRPCEmptyKey
 	case r.IgnoreValue:
 		return nil, status.Error(codes.Unimplemented, "ignoreValue is not implemented by kine")
 	case r.IgnoreLease:
@@ -70,8 +75,8 @@ func (s *Server) DeleteRange(ctx context.Context, r *etcdserverpb.DeleteRangeReq
 	if err != nil {
 		return nil, err
 	}
-	if len(r.Key) == 0 && len(r.RangeEnd) == 0 {
-		return nil, rpctypes.ErrGRPCEmptyKey // as etcd answers
+	if len(r.Key) == 0 {
+		return nil, rpctypes.ErrGRPCEmptyKey // as etcd answers, with or without an end
 	}
 	key, end := tenantRange(r.Key, r.RangeEnd)
 	if end == "" {
