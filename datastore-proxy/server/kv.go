@@ -24,7 +24,19 @@ func (s *Server) Range(ctx context.Context, r *etcdserverpb.RangeRequest) (*etcd
 	if resp, ok, err := listRaw(ctx, st.backend, r); ok {
 		return resp, err
 	}
-	return st.bridge.Range(ctx, r)
+	if len(r.RangeEnd) > 0 {
+		return st.bridge.Range(ctx, r)
+	}
+	// One key, as etcd answers for it: kine refuses a limit above 1 (one
+	// key is at most one anyway) and answers a count with the key too.
+	if r.Limit > 1 {
+		r.Limit = 0
+	}
+	resp, err := st.bridge.Range(ctx, r)
+	if err == nil && r.CountOnly {
+		resp.Kvs = nil
+	}
+	return resp, err
 }
 
 // Put writes a tenant key whatever it holds. It does not go through kine's
