@@ -4,10 +4,13 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net"
+	"net/http"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -177,6 +180,14 @@ func testAPIServerThroughProxy(t *testing.T, dir string, backendArgs []string) {
 		}, nil)
 	}
 	waitCount(100, "100 writes before the restart")
+	// kube-apiserver v1.37 lists with RangeStream where the server has
+	// it (EtcdRangeStream); a list the proxy refused would fall back to
+	// paged ranges, silently.
+	if n := metricSum(t, ctx, "http://"+metricsAddr+"/metrics", "kplex_datastore_proxy_requests_total", `method="/etcdserverpb.KV/RangeStream"`, `code="OK"`); n == 0 {
+		t.Errorf("the proxy served no RangeStream to the apiserver")
+	} else {
+		t.Logf("the proxy served the apiserver %.0f RangeStream lists", n)
+	}
 	proxy.Stop(t, 5*time.Second)
 	proxy.Start(t)
 	proxy.WaitHTTP(t, "http://"+metricsAddr+"/readyz", nil, 60*time.Second)
@@ -213,6 +224,44 @@ func testAPIServerThroughProxy(t *testing.T, dir string, backendArgs []string) {
 		return nil
 	}, nil)
 	t.Logf("%d writes acknowledged (%d before the restart), all stored and watched", len(acked), before)
+}
+
+// metricSum is the sum of the samples of metric at url whose labels
+// include every one of labels (name="value").
+func metricSum(t *testing.T, ctx context.Context, url, metric string, labels ...string) float64 {
+	t.Helper()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("scrape %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("scrape %s: %v", url, err)
+	}
+	var sum float64
+lines:
+	for _, line := range strings.Split(string(body), "\n") {
+		if !strings.HasPrefix(line, metric+"{") {
+			continue
+		}
+		for _, l := range labels {
+			if !strings.Contains(line, l) {
+				continue lines
+			}
+		}
+		fields := strings.Fields(line)
+		v, err := strconv.ParseFloat(fields[len(fields)-1], 64)
+		if err != nil {
+			t.Fatalf("%s: sample %q: %v", url, line, err)
+		}
+		sum += v
+	}
+	return sum
 }
 
 func mustCA(t *testing.T, dir, name string) *pki.CA {

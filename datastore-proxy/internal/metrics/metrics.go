@@ -33,7 +33,7 @@ func New(reg prometheus.Registerer, tenantOf func(context.Context) (string, erro
 		}, []string{"tenant", "method", "code"}),
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "kplex_datastore_proxy_request_duration_seconds",
-			Help:    "etcd API unary request latency by tenant and method.",
+			Help:    "etcd API request latency by tenant and method: unary calls, and RangeStream (the lists of kube-apiserver v1.37) whole.",
 			Buckets: prometheus.ExponentialBuckets(0.0002, 2, 16),
 		}, []string{"tenant", "method"}),
 		streams: prometheus.NewGaugeVec(prometheus.GaugeOpts{
@@ -76,16 +76,24 @@ func (m *Metrics) Unary(ctx context.Context, req any, info *grpc.UnaryServerInfo
 	return resp, err
 }
 
-// Stream records streams.
+// Stream records streams. A RangeStream is a request in chunks, and its
+// latency is recorded as a unary call's; a watch's or keep-alive's
+// duration is how long it stayed open, which is not.
 func (m *Metrics) Stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+	start := time.Now()
 	t := m.tenant(ss.Context())
 	g := m.streams.WithLabelValues(t, info.FullMethod)
 	g.Inc()
 	defer g.Dec()
 	err := handler(srv, ss)
+	if info.FullMethod == rangeStreamMethod {
+		m.latency.WithLabelValues(t, info.FullMethod).Observe(time.Since(start).Seconds())
+	}
 	m.requests.WithLabelValues(t, info.FullMethod, status.Code(err).String()).Inc()
 	return err
 }
+
+const rangeStreamMethod = "/etcdserverpb.KV/RangeStream"
 
 // UsageCollector reports each tenant's stored keys and bytes.
 type UsageCollector struct {
