@@ -45,6 +45,7 @@ func main() {
 	fairOnly := flag.Bool("fairness-only", false, "measure only fairness")
 	withFairness := flag.Bool("fairness", true, "measure fairness too (false: only throughput)")
 	fairDirect := flag.Bool("fairness-direct", true, "measure fairness straight to the store too, the floor the proxy's figure compares with (false: through the proxy only, for quicker A/B runs)")
+	flag.BoolVar(&listStream, "list-stream", false, "list with RangeStream, as kube-apiserver v1.37 does, instead of Range, in direct and proxied rows alike")
 	rounds := flag.Int("rounds", 1, "run the throughput rows this many times in turn and show each figure's median")
 	cpuProfile := flag.String("cpuprofile", "", "write the proxy's CPU profile to this file (with one backend)")
 	flag.IntVar(&pinStoreCPU, "pin-store", -1, "etcd only: run etcd on this CPU alone, the clients and the proxy on the others (-1: no pinning)")

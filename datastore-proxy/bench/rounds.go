@@ -123,11 +123,15 @@ func throughput(ctx context.Context, e *env, conc, ops, rounds int) error {
 	if rounds > 1 {
 		of = fmt.Sprintf(", median of %d rounds", rounds)
 	}
-	fmt.Printf("| target%s | put ops/s | put p50/p99 ms | get ops/s | get p50/p99 ms | list(100) ops/s | list p50/p99 ms | watch events/s |\n|---|---|---|---|---|---|---|---|\n%s\n", of, strings.Join(table, "\n"))
+	listName := "list(100)"
+	if listStream {
+		listName = "list(100) by RangeStream"
+	}
+	fmt.Printf("| target%s | put ops/s | put p50/p99 ms | get ops/s | get p50/p99 ms | %s ops/s | list p50/p99 ms | watch events/s |\n|---|---|---|---|---|---|---|---|\n%s\n", of, listName, strings.Join(table, "\n"))
 	fmt.Printf("\nAgainst direct (the median of all %d direct measurements):\n\n%s", len(direct), ratioTable(proxiedNames, proxied, medianResult(direct)))
 	const by = "by process: clients / proxy / store server (total). The store server is etcd, or kine in its direct row; SQLite runs inside the proxy, and PostgreSQL's server is not measured."
-	fmt.Printf("\nCPU per operation, µs, %s\n\n| target | put | get | list(100) |\n|---|---|---|---|\n%s\n", by, strings.Join(cpuRows, "\n"))
-	fmt.Printf("\nRead and write system calls per operation, %s\n\n| target | put | get | list(100) |\n|---|---|---|---|\n%s\n", by, strings.Join(sysRows, "\n"))
+	fmt.Printf("\nCPU per operation, µs, %s\n\n| target | put | get | %s |\n|---|---|---|---|\n%s\n", by, listName, strings.Join(cpuRows, "\n"))
+	fmt.Printf("\nRead and write system calls per operation, %s\n\n| target | put | get | %s |\n|---|---|---|---|\n%s\n", by, listName, strings.Join(sysRows, "\n"))
 	if rss := peakRSS(e.proxy.pid()); rss > 0 {
 		fmt.Printf("\nThe proxy's peak resident memory over these rows: %.0f MiB.\n", rss)
 	}
