@@ -18,7 +18,7 @@ const streamChunkBytes = 1 << 20
 // streamChunkBytes; the last chunk carries the header, count and more, as
 // etcd's does. It is admitted as a read: it passes the tenant's rate limit
 // and waits for a read slot, as a Range does (a stream skips the unary
-// Admit interceptor).
+// Admit interceptor), and gives the slot back before it sends.
 //
 // Not kine's bridge: its RangeStream (kine v0.17.5 rangestream.go) counts
 // a limited range at the latest revision, not the one it read the keys at,
@@ -35,8 +35,10 @@ func (s *Server) RangeStream(r *etcdserverpb.RangeRequest, rs etcdserverpb.KV_Ra
 	if err != nil {
 		return err
 	}
-	defer release()
 	resp, err := s.Range(ctx, r)
+	// The slot is the store's; a slow reader of the chunks holds none (as
+	// a Range's answer is sent after its slot is given back).
+	release()
 	if err != nil {
 		return err
 	}
