@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
@@ -34,7 +35,15 @@ func reuseWindow(ttl int64) time.Duration {
 	return min(w, time.Minute)
 }
 
+// maxLeaseTTL is etcd's longest lease (lease.MaxLeaseTTL, about 285
+// years); a longer TTL, such as a real lease ID a client sent where kine
+// takes a TTL, is refused before the window arithmetic overflows.
+const maxLeaseTTL = 9_000_000_000
+
 func (l *leaseCache) get(ctx context.Context, ttl int64) (clientv3.LeaseID, error) {
+	if ttl > maxLeaseTTL {
+		return 0, fmt.Errorf("lease ttl %ds: %w", ttl, rpctypes.ErrGRPCLeaseTTLTooLarge)
+	}
 	window := reuseWindow(ttl)
 	l.mu.Lock()
 	defer l.mu.Unlock()
