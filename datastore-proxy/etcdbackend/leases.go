@@ -42,7 +42,7 @@ const maxLeaseTTL = 9_000_000_000
 
 func (l *leaseCache) get(ctx context.Context, ttl int64) (clientv3.LeaseID, error) {
 	if ttl > maxLeaseTTL {
-		return 0, fmt.Errorf("lease ttl %ds: %w", ttl, rpctypes.ErrGRPCLeaseTTLTooLarge)
+		return 0, rpctypes.ErrGRPCLeaseTTLTooLarge // as it is: its code and message reach the client
 	}
 	window := reuseWindow(ttl)
 	l.mu.Lock()

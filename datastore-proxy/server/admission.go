@@ -35,17 +35,35 @@ func (s *Server) Admit(ctx context.Context, req any, info *grpc.UnaryServerInfo,
 // admit passes the caller's tenant through its rate limit and waits for a
 // read or write slot, which release gives back.
 func (s *Server) admit(ctx context.Context, write bool) (release func(), err error) {
+	if err := s.rateLimit(ctx); err != nil {
+		return nil, err
+	}
+	return s.slot(ctx, write)
+}
+
+// rateLimit waits for a token of the caller's tenant's rate, at most
+// maxRateWait, or refuses with "too many requests".
+func (s *Server) rateLimit(ctx context.Context) error {
 	tenant, err := TenantFromContext(ctx)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if lim := s.limiter(tenant); lim != nil {
 		wctx, cancel := context.WithTimeout(ctx, maxRateWait)
 		err := lim.Wait(wctx)
 		cancel()
 		if err != nil {
-			return nil, rpctypes.ErrGRPCRequestTooManyRequests
+			return rpctypes.ErrGRPCRequestTooManyRequests
 		}
+	}
+	return nil
+}
+
+// slot waits for a read or write slot for the caller's tenant.
+func (s *Server) slot(ctx context.Context, write bool) (release func(), err error) {
+	tenant, err := TenantFromContext(ctx)
+	if err != nil {
+		return nil, err
 	}
 	sched := s.fair
 	if write {

@@ -115,6 +115,9 @@ func TestIsolation(t *testing.T) {
 			if _, err := beta.Get(ctx, ""); !errors.Is(rpctypes.Error(err), rpctypes.ErrEmptyKey) {
 				t.Fatalf("beta's get of the empty key: err = %v, want %v", err, rpctypes.ErrEmptyKey)
 			}
+			if _, err := beta.Txn(ctx).If(clientv3.Compare(clientv3.ModRevision(""), "=", 0)).Then(clientv3.OpPut("", "x")).Commit(); !errors.Is(rpctypes.Error(err), rpctypes.ErrEmptyKey) {
+				t.Fatalf("beta's txn create of the empty key: err = %v, want %v", err, rpctypes.ErrEmptyKey)
+			}
 			if r, err := beta.Get(ctx, "", clientv3.WithFromKey(), clientv3.WithCountOnly()); err != nil || r.Count != 0 {
 				t.Fatalf("beta's keys after its delete of everything: %v (%v)", r, err)
 			}

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"slices"
 
 	kineserver "github.com/k3s-io/kine/pkg/server"
 	"go.etcd.io/etcd/api/v3/etcdserverpb"
@@ -31,6 +32,9 @@ func (s *Server) Range(ctx context.Context, r *etcdserverpb.RangeRequest) (*etcd
 	// key is at most one anyway) and answers a count with the key too.
 	if r.Limit > 1 {
 		r.Limit = 0
+	}
+	if r.CountOnly {
+		r.KeysOnly = true // the value is not needed to count it
 	}
 	resp, err := st.bridge.Range(ctx, r)
 	if err == nil && r.CountOnly {
@@ -113,7 +117,30 @@ func (s *Server) Txn(ctx context.Context, r *etcdserverpb.TxnRequest) (*etcdserv
 	if err != nil {
 		return nil, err
 	}
+	if hasEmptyKey(r) {
+		return nil, rpctypes.ErrGRPCEmptyKey // as etcd answers
+	}
 	return b.Txn(ctx, r)
+}
+
+// hasEmptyKey reports whether a compare or operation of r, nested ones
+// included, has an empty key (kine would take it for the tenant's prefix).
+func hasEmptyKey(r *etcdserverpb.TxnRequest) bool {
+	for _, c := range r.Compare {
+		if len(c.Key) == 0 {
+			return true
+		}
+	}
+	for _, op := range append(slices.Clip(r.Success), r.Failure...) {
+		switch {
+		case op.GetRequestRange() != nil && len(op.GetRequestRange().Key) == 0,
+			op.GetRequestPut() != nil && len(op.GetRequestPut().Key) == 0,
+			op.GetRequestDeleteRange() != nil && len(op.GetRequestDeleteRange().Key) == 0,
+			op.GetRequestTxn() != nil && hasEmptyKey(op.GetRequestTxn()):
+			return true
+		}
+	}
+	return false
 }
 
 // Compact is accepted and does not compact the shared store

@@ -1,24 +1,36 @@
 package server
 
 import (
+	"context"
+
 	"go.etcd.io/etcd/api/v3/etcdserverpb"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 )
 
-// streamChunkBytes is about the most bytes of keys and values one chunk of
-// a RangeStream answer holds (a chunk holds at least one key). kine's
-// bridge aims at etcd's request limit, 1.5 MiB, too.
-const streamChunkBytes = 1 << 20
+// A RangeStream reads the store a page at a time, pinned to the first
+// page's revision, and sends each page as a chunk as it comes, so that a
+// list of a whole resource (kube-apiserver's watch cache asks for one, with
+// no limit) holds one page in the proxy, not the list. Pages start at
+// firstPageKeys keys and grow or shrink towards about pageBytes.
+const (
+	firstPageKeys = 100
+	minPageKeys   = 10
+	maxPageKeys   = 10000
+	pageBytes     = 1 << 20
+)
 
 // RangeStream is Range in chunks: what kube-apiserver v1.37 lists every
-// resource with (the EtcdRangeStream feature, on by default). The answer
-// is Range's, for the same request, cut into chunks of at most about
-// streamChunkBytes; the last chunk carries the header, count and more, as
-// etcd's does. It is admitted as a read: it passes the tenant's rate limit
-// and waits for a read slot, as a Range does (a stream skips the unary
-// Admit interceptor), and gives the slot back before it sends.
+// resource with (the EtcdRangeStream feature, on by default). Its answer
+// is the one Range gives for the same request, as etcd's is: the same
+// keys, count and more; the header, count and more on the last chunk
+// only. A list that fits in one page is that Range's answer, whole; a
+// longer one is read in pages of Range at the first page's revision (so
+// it is one revision's list, as etcd streams it), each page a chunk.
+// Each page is admitted as a read: the tenant's rate limit once, a read
+// slot per page, given back before the page is sent (a slow reader holds
+// none).
 //
 // Not kine's bridge: its RangeStream (kine v0.17.5 rangestream.go) counts
 // a limited range at the latest revision, not the one it read the keys at,
@@ -31,55 +43,98 @@ const streamChunkBytes = 1 << 20
 // in the last chunk (limits of 10, 30, 70...).
 func (s *Server) RangeStream(r *etcdserverpb.RangeRequest, rs etcdserverpb.KV_RangeStreamServer) error {
 	ctx := rs.Context()
-	release, err := s.admit(ctx, false)
+	if err := s.rateLimit(ctx); err != nil {
+		return err
+	}
+	limit := max(r.Limit, 0)
+	req := proto.Clone(r).(*etcdserverpb.RangeRequest)
+	pageKeys := int64(firstPageKeys)
+	if !r.CountOnly && (limit == 0 || limit > pageKeys) {
+		req.Limit = pageKeys
+	}
+	resp, err := s.rangePage(ctx, req)
 	if err != nil {
 		return err
 	}
-	resp, err := s.Range(ctx, r)
-	// The slot is the store's; a slow reader of the chunks holds none (as
-	// a Range's answer is sent after its slot is given back).
-	release()
+	p, err := parsePage(encoded(resp))
 	if err != nil {
-		return err
+		return status.Errorf(codes.Internal, "kplex: %v", err)
 	}
-	if raw := resp.ProtoReflect().GetUnknown(); len(raw) > 0 {
-		// listRaw's answer, still encoded: sent as one chunk unless large.
-		if len(raw) <= streamChunkBytes {
-			return rs.Send(&etcdserverpb.RangeStreamResponse{RangeResponse: resp})
-		}
-		resp = new(etcdserverpb.RangeResponse)
-		if err := proto.Unmarshal(raw, resp); err != nil {
-			return status.Errorf(codes.Internal, "kplex: decode the store's list: %v", err)
-		}
+	sent := int64(p.n)
+	if r.CountOnly || !p.more || (limit > 0 && sent >= limit) {
+		// One page holds the answer: Range's, as it is.
+		return rs.Send(&etcdserverpb.RangeStreamResponse{RangeResponse: resp})
 	}
-	for _, chunk := range chunks(resp) {
-		if err := rs.Send(&etcdserverpb.RangeStreamResponse{RangeResponse: chunk}); err != nil {
+	header, count := p.header, p.count
+	if req.Revision == 0 {
+		req.Revision = headerRevision(header)
+	}
+	for {
+		if err := rs.Send(&etcdserverpb.RangeStreamResponse{RangeResponse: encodedRange(p.kvs)}); err != nil {
 			return err
 		}
+		pageKeys = nextPageKeys(pageKeys, len(p.kvs))
+		// A copy: p.last is in the page's bytes, which gRPC may still be
+		// sending.
+		req.Key = append(append([]byte(nil), nextPageStart(p.last)...), 0)
+		req.Limit = pageKeys
+		if limit > 0 {
+			req.Limit = min(pageKeys, limit-sent)
+		}
+		if resp, err = s.rangePage(ctx, req); err != nil {
+			return err
+		}
+		if p, err = parsePage(encoded(resp)); err != nil {
+			return status.Errorf(codes.Internal, "kplex: %v", err)
+		}
+		sent += int64(p.n)
+		if p.n == 0 && p.more {
+			return status.Error(codes.Internal, "kplex: the store answered a page with no keys and more to come")
+		}
+		if !p.more || (limit > 0 && sent >= limit) {
+			return rs.Send(&etcdserverpb.RangeStreamResponse{RangeResponse: finalChunk(header, p.kvs, p.more, count)})
+		}
 	}
-	return nil
 }
 
-// chunks cuts resp into chunks of at most about streamChunkBytes of keys
-// and values, in order; the last holds resp's header, more and count.
-func chunks(resp *etcdserverpb.RangeResponse) []*etcdserverpb.RangeResponse {
-	var out []*etcdserverpb.RangeResponse
-	kvs := resp.Kvs
-	for {
-		n, size := 0, 0
-		for n < len(kvs) {
-			kvSize := len(kvs[n].Key) + len(kvs[n].Value)
-			if n > 0 && size+kvSize > streamChunkBytes {
-				break
-			}
-			size += kvSize
-			n++
-		}
-		if n == len(kvs) {
-			break
-		}
-		out = append(out, &etcdserverpb.RangeResponse{Kvs: kvs[:n]})
-		kvs = kvs[n:]
+// rangePage reads one page as Range, holding a read slot meanwhile.
+func (s *Server) rangePage(ctx context.Context, r *etcdserverpb.RangeRequest) (*etcdserverpb.RangeResponse, error) {
+	release, err := s.slot(ctx, false)
+	if err != nil {
+		return nil, err
 	}
-	return append(out, &etcdserverpb.RangeResponse{Header: resp.Header, Kvs: kvs, More: resp.More, Count: resp.Count})
+	defer release()
+	return s.Range(ctx, r)
+}
+
+// nextPageKeys is the next page's size after a page of n keys took size
+// bytes: doubled under half of pageBytes, halved over twice of it.
+func nextPageKeys(n int64, size int) int64 {
+	switch {
+	case size < pageBytes/2:
+		n *= 2
+	case size > 2*pageBytes:
+		n /= 2
+	}
+	return min(max(n, minPageKeys), maxPageKeys)
+}
+
+// nextPageStart is the stored key a page that ended with the client key
+// last ends at: the client sees kine's compaction key under the
+// apiserver's name (toPB), which sorts before where kine keeps it.
+func nextPageStart(last []byte) []byte {
+	if string(last) == compactRevKey {
+		return []byte(compactRevAPI)
+	}
+	return last
+}
+
+// encoded is resp's encoding: listRaw's bytes as they are, anything else
+// marshalled.
+func encoded(resp *etcdserverpb.RangeResponse) []byte {
+	if raw := rawOnly(resp); len(raw) > 0 {
+		return raw
+	}
+	b, _ := proto.Marshal(resp) // a RangeResponse always marshals
+	return b
 }

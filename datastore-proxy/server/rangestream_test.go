@@ -41,32 +41,44 @@ func streamed(ctx context.Context, c *clientv3.Client, key string, opts ...clien
 
 // A RangeStream (kube-apiserver v1.37 lists every resource with one)
 // answers what a Range answers: the same keys, count, more and revision,
-// for limits that end anywhere in a chunk, counts, older revisions and
-// lists of several chunks. Every chunk but the last has no header.
+// for limits that end anywhere in a chunk or page, counts, older
+// revisions and lists of several pages, while another tenant's keys
+// interleave. Every chunk but the last has no header.
 func TestRangeStreamAnswersAsRange(t *testing.T) {
 	proxytest.ForEachBackend(t, func(t *testing.T, b backend.Config) {
 		px := proxytest.Start(t, b)
 		alpha, beta := px.Client(t, "alpha"), px.Client(t, "beta")
 		ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 		defer cancel()
-		for i := range 35 {
-			key := fmt.Sprintf("/registry/pods/p%02d", i)
-			for _, c := range []*clientv3.Client{alpha, beta} {
-				if _, err := c.Put(ctx, key, "v"+key); err != nil {
-					t.Fatal(err)
+		// 250 keys each, written 8 at a time: pages of 100, then 200.
+		var wg sync.WaitGroup
+		for w := range 8 {
+			wg.Go(func() {
+				for i := w; i < 250; i += 8 {
+					key := fmt.Sprintf("/registry/pods/p%03d", i)
+					for _, c := range []*clientv3.Client{alpha, beta} {
+						if _, err := c.Put(ctx, key, "v"+key); err != nil {
+							t.Error(err)
+							return
+						}
+					}
 				}
-			}
+			})
 		}
-		first, err := alpha.Get(ctx, "/registry/pods/p00")
+		wg.Wait()
+		if t.Failed() {
+			return
+		}
+		first, err := alpha.Get(ctx, "/registry/pods/p000")
 		if err != nil {
 			t.Fatal(err)
 		}
 		for i := range 2 {
-			if _, err := alpha.Put(ctx, fmt.Sprintf("/registry/pods/p%02d", i), "later"); err != nil {
+			if _, err := alpha.Put(ctx, fmt.Sprintf("/registry/pods/p%03d", i*150), "later"); err != nil {
 				t.Fatal(err)
 			}
 		}
-		// 24 values of 64 KiB: a list of two chunks or more.
+		// 24 values of 64 KiB, 1.5 MiB.
 		big := strings.Repeat("b", 64<<10)
 		for i := range 24 {
 			if _, err := alpha.Put(ctx, fmt.Sprintf("/registry/big/b%02d", i), big); err != nil {
@@ -80,20 +92,23 @@ func TestRangeStreamAnswersAsRange(t *testing.T) {
 			opts      []clientv3.OpOption
 			minChunks int
 		}{
-			{"all", "/registry/pods/", pods, 1},
+			{"all", "/registry/pods/", pods, 2},
 			// kine's bridge sent 11 keys and more=false here: the
 			// eleventh was alone in its last chunk.
 			{"limit 10", "/registry/pods/", append(pods, clientv3.WithLimit(10)), 1},
 			{"limit 30", "/registry/pods/", append(pods, clientv3.WithLimit(30)), 1},
-			{"limit 5", "/registry/pods/", append(pods, clientv3.WithLimit(5)), 1},
-			{"limit 35", "/registry/pods/", append(pods, clientv3.WithLimit(35)), 1},
-			{"keys only", "/registry/pods/", append(pods, clientv3.WithKeysOnly(), clientv3.WithLimit(3)), 1},
+			{"limit 100", "/registry/pods/", append(pods, clientv3.WithLimit(100)), 1},
+			{"limit 150", "/registry/pods/", append(pods, clientv3.WithLimit(150)), 2},
+			{"limit 250", "/registry/pods/", append(pods, clientv3.WithLimit(250)), 2},
+			{"limit 300", "/registry/pods/", append(pods, clientv3.WithLimit(300)), 2},
+			{"keys only", "/registry/pods/", append(pods, clientv3.WithKeysOnly(), clientv3.WithLimit(120)), 2},
 			{"count only", "/registry/pods/", append(pods, clientv3.WithCountOnly()), 1},
-			{"older revision", "/registry/pods/", append(pods, clientv3.WithRev(first.Header.Revision), clientv3.WithLimit(10)), 1},
-			{"from a key", "/registry/pods/p30", []clientv3.OpOption{clientv3.WithFromKey()}, 1},
-			{"one key", "/registry/pods/p07", nil, 1},
-			{"several chunks", "/registry/big/", []clientv3.OpOption{clientv3.WithPrefix()}, 2},
-			{"several chunks, limited", "/registry/big/", []clientv3.OpOption{clientv3.WithPrefix(), clientv3.WithLimit(20)}, 2},
+			{"older revision", "/registry/pods/", append(pods, clientv3.WithRev(first.Header.Revision)), 2},
+			{"older revision, limited", "/registry/pods/", append(pods, clientv3.WithRev(first.Header.Revision), clientv3.WithLimit(160)), 2},
+			{"from a key", "/registry/pods/p200", []clientv3.OpOption{clientv3.WithFromKey()}, 1},
+			{"every key", "", []clientv3.OpOption{clientv3.WithFromKey()}, 2},
+			{"one key", "/registry/pods/p007", nil, 1},
+			{"large values", "/registry/big/", []clientv3.OpOption{clientv3.WithPrefix()}, 1},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
 				// Nothing writes meanwhile, so both read one revision.
@@ -128,9 +143,9 @@ func TestRangeStreamAnswersAsRange(t *testing.T) {
 	})
 }
 
-// A limited RangeStream reads its keys, counts them and reports its
-// revision all at one revision, while the tenant's keys change: a list
-// taken at the header's revision is the one streamed. (kine's bridge
+// A RangeStream, of one page or several, reads its keys, counts them and
+// reports its revision all at one revision, while the tenant's keys
+// change: a list taken at the header's revision is the one streamed. (kine's bridge
 // counted at the latest revision and reported that one: kube-apiserver's
 // list would then claim a revision whose changes it never saw.)
 func TestRangeStreamIsOneRevision(t *testing.T) {
@@ -139,25 +154,39 @@ func TestRangeStreamIsOneRevision(t *testing.T) {
 		alpha := px.Client(t, "alpha")
 		ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 		defer cancel()
-		for i := range 20 {
-			if _, err := alpha.Put(ctx, fmt.Sprintf("/registry/cm/c%02d", i), "0"); err != nil {
-				t.Fatal(err)
-			}
+		const keys = 250 // a whole list is three pages
+		var wg sync.WaitGroup
+		for w := range 8 {
+			wg.Go(func() {
+				for i := w; i < keys; i += 8 {
+					if _, err := alpha.Put(ctx, fmt.Sprintf("/registry/cm/c%03d", i), "0"); err != nil {
+						t.Error(err)
+						return
+					}
+				}
+			})
+		}
+		wg.Wait()
+		if t.Failed() {
+			return
 		}
 		wctx, stop := context.WithCancel(ctx)
-		var wg sync.WaitGroup
 		wg.Go(func() {
 			for i := 0; wctx.Err() == nil; i++ {
-				_, _ = alpha.Put(wctx, fmt.Sprintf("/registry/cm/c%02d", i%20), fmt.Sprint(i))
+				_, _ = alpha.Put(wctx, fmt.Sprintf("/registry/cm/c%03d", (i*37)%keys), fmt.Sprint(i))
 			}
 		})
 		defer func() { stop(); wg.Wait() }()
-		for range 40 {
-			got, _, err := streamed(ctx, alpha, "/registry/cm/", clientv3.WithPrefix(), clientv3.WithLimit(5))
+		for i := range 30 {
+			opts := []clientv3.OpOption{clientv3.WithPrefix()}
+			if i%3 != 0 { // one page of 5, or every page
+				opts = append(opts, clientv3.WithLimit(5))
+			}
+			got, _, err := streamed(ctx, alpha, "/registry/cm/", opts...)
 			if err != nil {
 				t.Fatalf("range stream: %v", err)
 			}
-			at, err := alpha.Get(ctx, "/registry/cm/", clientv3.WithPrefix(), clientv3.WithLimit(5), clientv3.WithRev(got.Header.Revision))
+			at, err := alpha.Get(ctx, "/registry/cm/", append(opts, clientv3.WithRev(got.Header.Revision))...)
 			if err != nil {
 				t.Fatalf("range at %d: %v", got.Header.Revision, err)
 			}

@@ -33,12 +33,12 @@ func New(reg prometheus.Registerer, tenantOf func(context.Context) (string, erro
 		}, []string{"tenant", "method", "code"}),
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "kplex_datastore_proxy_request_duration_seconds",
-			Help:    "etcd API request latency by tenant and method: unary calls, and RangeStream (the lists of kube-apiserver v1.37) whole.",
+			Help:    "etcd API request latency by tenant and method: unary calls until their answer is ready, a RangeStream (the lists of kube-apiserver v1.37) until its last chunk is sent.",
 			Buckets: prometheus.ExponentialBuckets(0.0002, 2, 16),
 		}, []string{"tenant", "method"}),
 		streams: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "kplex_datastore_proxy_active_streams",
-			Help: "Open streams (watches, lease keep-alives) by tenant and method.",
+			Help: "Open streams (watches, lease keep-alives, RangeStreams) by tenant and method.",
 		}, []string{"tenant", "method"}),
 		watches: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "kplex_datastore_proxy_watches_total",
