@@ -8,6 +8,8 @@
 // prefix, the header keeps only the revision (as kine's answers do: the
 // shared store's cluster and member IDs are not the tenant's business), and
 // every other byte (values, revisions, count, more) is copied as it is.
+// A RangeStream's pages are taken apart and put together the same way
+// (page.go).
 package rangewire
 
 import (

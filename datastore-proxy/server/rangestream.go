@@ -7,6 +7,9 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+
+	"kplex.dev/datastore-proxy/rangewire"
 )
 
 // A RangeStream reads the store a page at a time, pinned to the first
@@ -56,27 +59,27 @@ func (s *Server) RangeStream(r *etcdserverpb.RangeRequest, rs etcdserverpb.KV_Ra
 	if err != nil {
 		return err
 	}
-	p, err := parsePage(encoded(resp))
+	p, err := rangewire.Split(encoded(resp))
 	if err != nil {
 		return status.Errorf(codes.Internal, "kplex: %v", err)
 	}
-	sent := int64(p.n)
-	if r.CountOnly || !p.more || (limit > 0 && sent >= limit) {
+	sent := int64(p.N)
+	if r.CountOnly || !p.More || (limit > 0 && sent >= limit) {
 		// One page holds the answer: Range's, as it is.
 		return rs.Send(&etcdserverpb.RangeStreamResponse{RangeResponse: resp})
 	}
-	header, count := p.header, p.count
+	header, count := p.Header, p.Count
 	if req.Revision == 0 {
-		req.Revision = headerRevision(header)
+		req.Revision = p.Revision()
 	}
 	for {
-		if err := rs.Send(&etcdserverpb.RangeStreamResponse{RangeResponse: encodedRange(p.kvs)}); err != nil {
+		if err := rs.Send(&etcdserverpb.RangeStreamResponse{RangeResponse: encodedRange(p.Kvs)}); err != nil {
 			return err
 		}
-		pageKeys = nextPageKeys(pageKeys, len(p.kvs))
-		// A copy: p.last is in the page's bytes, which gRPC may still be
+		pageKeys = nextPageKeys(pageKeys, len(p.Kvs))
+		// A copy: p.Last is in the page's bytes, which gRPC may still be
 		// sending.
-		req.Key = append(append([]byte(nil), nextPageStart(p.last)...), 0)
+		req.Key = append(append([]byte(nil), nextPageStart(p.Last)...), 0)
 		req.Limit = pageKeys
 		if limit > 0 {
 			req.Limit = min(pageKeys, limit-sent)
@@ -84,15 +87,15 @@ func (s *Server) RangeStream(r *etcdserverpb.RangeRequest, rs etcdserverpb.KV_Ra
 		if resp, err = s.rangePage(ctx, req); err != nil {
 			return err
 		}
-		if p, err = parsePage(encoded(resp)); err != nil {
+		if p, err = rangewire.Split(encoded(resp)); err != nil {
 			return status.Errorf(codes.Internal, "kplex: %v", err)
 		}
-		sent += int64(p.n)
-		if p.n == 0 && p.more {
+		sent += int64(p.N)
+		if p.N == 0 && p.More {
 			return status.Error(codes.Internal, "kplex: the store answered a page with no keys and more to come")
 		}
-		if !p.more || (limit > 0 && sent >= limit) {
-			return rs.Send(&etcdserverpb.RangeStreamResponse{RangeResponse: finalChunk(header, p.kvs, p.more, count)})
+		if !p.More || (limit > 0 && sent >= limit) {
+			return rs.Send(&etcdserverpb.RangeStreamResponse{RangeResponse: encodedRange(rangewire.Final(header, p.Kvs, p.More, count))})
 		}
 	}
 }
@@ -127,6 +130,14 @@ func nextPageStart(last []byte) []byte {
 		return []byte(compactRevAPI)
 	}
 	return last
+}
+
+// encodedRange is a RangeResponse that is b, already encoded (Codec sends
+// it as it is).
+func encodedRange(b []byte) *etcdserverpb.RangeResponse {
+	r := &etcdserverpb.RangeResponse{}
+	r.ProtoReflect().SetUnknown(protoreflect.RawFields(b))
+	return r
 }
 
 // encoded is resp's encoding: listRaw's bytes as they are, anything else
