@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"slices"
 
 	kineserver "github.com/k3s-io/kine/pkg/server"
 	"go.etcd.io/etcd/api/v3/etcdserverpb"
@@ -131,13 +130,15 @@ func hasEmptyKey(r *etcdserverpb.TxnRequest) bool {
 			return true
 		}
 	}
-	for _, op := range append(slices.Clip(r.Success), r.Failure...) {
-		switch {
-		case op.GetRequestRange() != nil && len(op.GetRequestRange().Key) == 0,
-			op.GetRequestPut() != nil && len(op.GetRequestPut().Key) == 0,
-			op.GetRequestDeleteRange() != nil && len(op.GetRequestDeleteRange().Key) == 0,
-			op.GetRequestTxn() != nil && hasEmptyKey(op.GetRequestTxn()):
-			return true
+	for _, ops := range [2][]*etcdserverpb.RequestOp{r.Success, r.Failure} {
+		for _, op := range ops {
+			switch {
+			case op.GetRequestRange() != nil && len(op.GetRequestRange().Key) == 0,
+				op.GetRequestPut() != nil && len(op.GetRequestPut().Key) == 0,
+				op.GetRequestDeleteRange() != nil && len(op.GetRequestDeleteRange().Key) == 0,
+				op.GetRequestTxn() != nil && hasEmptyKey(op.GetRequestTxn()):
+				return true
+			}
 		}
 	}
 	return false

@@ -55,24 +55,32 @@ func (s *Server) RangeStream(r *etcdserverpb.RangeRequest, rs etcdserverpb.KV_Ra
 	if !r.CountOnly && (limit == 0 || limit > pageKeys) {
 		req.Limit = pageKeys
 	}
-	resp, err := s.rangePage(ctx, req)
-	if err != nil {
-		return err
-	}
-	p, err := rangewire.Split(encoded(resp))
-	if err != nil {
-		return status.Errorf(codes.Internal, "kplex: %v", err)
-	}
-	sent := int64(p.N)
-	if r.CountOnly || !p.More || (limit > 0 && sent >= limit) {
-		// One page holds the answer: Range's, as it is.
-		return rs.Send(&etcdserverpb.RangeStreamResponse{RangeResponse: resp})
-	}
-	header, count := p.Header, p.Count
-	if req.Revision == 0 {
-		req.Revision = p.Revision()
-	}
-	for {
+	var header []byte
+	var count, sent int64
+	for first := true; ; first = false {
+		resp, err := s.rangePage(ctx, req)
+		if err != nil {
+			return err
+		}
+		p, err := rangewire.Split(encoded(resp))
+		if err != nil {
+			return status.Errorf(codes.Internal, "kplex: %v", err)
+		}
+		sent += int64(p.N)
+		switch {
+		case first && (r.CountOnly || !p.More || (limit > 0 && sent >= limit)):
+			// One page holds the answer: Range's, as it is.
+			return rs.Send(&etcdserverpb.RangeStreamResponse{RangeResponse: resp})
+		case p.N == 0 && p.More:
+			return status.Error(codes.Internal, "kplex: the store answered a page with no keys and more to come")
+		case !p.More || (limit > 0 && sent >= limit):
+			return rs.Send(&etcdserverpb.RangeStreamResponse{RangeResponse: encodedRange(rangewire.Final(header, p.Kvs, p.More, count))})
+		case first:
+			header, count = p.Header, p.Count
+			if req.Revision == 0 {
+				req.Revision = p.Revision()
+			}
+		}
 		if err := rs.Send(&etcdserverpb.RangeStreamResponse{RangeResponse: encodedRange(p.Kvs)}); err != nil {
 			return err
 		}
@@ -83,19 +91,6 @@ func (s *Server) RangeStream(r *etcdserverpb.RangeRequest, rs etcdserverpb.KV_Ra
 		req.Limit = pageKeys
 		if limit > 0 {
 			req.Limit = min(pageKeys, limit-sent)
-		}
-		if resp, err = s.rangePage(ctx, req); err != nil {
-			return err
-		}
-		if p, err = rangewire.Split(encoded(resp)); err != nil {
-			return status.Errorf(codes.Internal, "kplex: %v", err)
-		}
-		sent += int64(p.N)
-		if p.N == 0 && p.More {
-			return status.Error(codes.Internal, "kplex: the store answered a page with no keys and more to come")
-		}
-		if !p.More || (limit > 0 && sent >= limit) {
-			return rs.Send(&etcdserverpb.RangeStreamResponse{RangeResponse: encodedRange(rangewire.Final(header, p.Kvs, p.More, count))})
 		}
 	}
 }

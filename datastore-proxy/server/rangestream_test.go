@@ -39,6 +39,30 @@ func streamed(ctx context.Context, c *clientv3.Client, key string, opts ...clien
 	return all, chunks, nil
 }
 
+// putKeys writes n keys, named by format from 0 to n-1, to each client's
+// tenant, 8 at a time, each holding "v" and its name.
+func putKeys(t *testing.T, ctx context.Context, n int, format string, clients ...*clientv3.Client) {
+	t.Helper()
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Go(func() {
+			for i := w; i < n; i += 8 {
+				key := fmt.Sprintf(format, i)
+				for _, c := range clients {
+					if _, err := c.Put(ctx, key, "v"+key); err != nil {
+						t.Error(err)
+						return
+					}
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if t.Failed() {
+		t.FailNow()
+	}
+}
+
 // A RangeStream (kube-apiserver v1.37 lists every resource with one)
 // answers what a Range answers: the same keys, count, more and revision,
 // for limits that end anywhere in a chunk or page, counts, older
@@ -50,25 +74,7 @@ func TestRangeStreamAnswersAsRange(t *testing.T) {
 		alpha, beta := px.Client(t, "alpha"), px.Client(t, "beta")
 		ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 		defer cancel()
-		// 250 keys each, written 8 at a time: pages of 100, then 200.
-		var wg sync.WaitGroup
-		for w := range 8 {
-			wg.Go(func() {
-				for i := w; i < 250; i += 8 {
-					key := fmt.Sprintf("/registry/pods/p%03d", i)
-					for _, c := range []*clientv3.Client{alpha, beta} {
-						if _, err := c.Put(ctx, key, "v"+key); err != nil {
-							t.Error(err)
-							return
-						}
-					}
-				}
-			})
-		}
-		wg.Wait()
-		if t.Failed() {
-			return
-		}
+		putKeys(t, ctx, 250, "/registry/pods/p%03d", alpha, beta) // pages of 100, then 200
 		first, err := alpha.Get(ctx, "/registry/pods/p000")
 		if err != nil {
 			t.Fatal(err)
@@ -155,21 +161,8 @@ func TestRangeStreamIsOneRevision(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 		defer cancel()
 		const keys = 250 // a whole list is three pages
+		putKeys(t, ctx, keys, "/registry/cm/c%03d", alpha)
 		var wg sync.WaitGroup
-		for w := range 8 {
-			wg.Go(func() {
-				for i := w; i < keys; i += 8 {
-					if _, err := alpha.Put(ctx, fmt.Sprintf("/registry/cm/c%03d", i), "0"); err != nil {
-						t.Error(err)
-						return
-					}
-				}
-			})
-		}
-		wg.Wait()
-		if t.Failed() {
-			return
-		}
 		wctx, stop := context.WithCancel(ctx)
 		wg.Go(func() {
 			for i := 0; wctx.Err() == nil; i++ {
