@@ -24,6 +24,8 @@ import (
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"kplex.dev/datastore-proxy/leaseid"
 )
 
 // Backend is kine's backend contract on etcd.
@@ -324,7 +326,7 @@ func toKV(kv *mvccpb.KeyValue) *server.KeyValue {
 		Version:        kv.Version,
 		CreateRevision: kv.CreateRevision,
 		ModRevision:    kv.ModRevision,
-		Lease:          kv.Lease,
+		Lease:          leaseid.TTL(kv.Lease), // the TTL class, as kine's lease (leaseid)
 	}
 }
 

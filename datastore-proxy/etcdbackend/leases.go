@@ -2,22 +2,42 @@ package etcdbackend
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"math/bits"
+	"math/rand/v2"
 	"sync"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"kplex.dev/datastore-proxy/leaseid"
 )
 
 // leaseCache turns kine's lease argument (a TTL in seconds) into real etcd
-// leases, reusing one lease per TTL for a short window as kube-apiserver's
-// own lease manager does: a key attached late in the window expires up to
-// that window early, so the lease is granted for TTL plus the window.
+// leases, reusing one lease per TTL class for a window, as kube-apiserver's
+// own lease manager reuses one per TTL: a key attached late in the window
+// would expire up to that window early, so the lease is granted for the
+// class plus the window, and a key lives from its TTL to its TTL plus
+// 1/32 (the class) plus the window.
+//
+// The leases in etcd are shared by every tenant and so must stay bounded
+// whatever tenants do. A TTL is one of about 960 classes (ttlClass), and
+// each class has at most about 101 leases alive at once (reuseWindow), so
+// however many distinct TTLs tenants put keys with, the proxy holds at
+// most about 960 cached leases and keeps at most about 97,000 alive in
+// etcd. Before classes, every distinct TTL was a lease of its own, and a
+// TTL of years a new one each minute: a tenant could fill the shared etcd
+// with leases.
+//
+// The IDs are the proxy's own (leaseid), so a key's lease reads as its
+// TTL class, never as an ID that other tenants' keys share.
 type leaseCache struct {
-	c  *clientv3.Client
+	lc etcdserverpb.LeaseClient
 	mu sync.Mutex
-	by map[int64]cachedLease
+	by map[int64]cachedLease // by TTL class
 }
 
 type cachedLease struct {
@@ -26,13 +46,11 @@ type cachedLease struct {
 }
 
 func newLeaseCache(c *clientv3.Client) *leaseCache {
-	return &leaseCache{c: c, by: map[int64]cachedLease{}}
-}
-
-// reuseWindow is 5% of the TTL, at most a minute.
-func reuseWindow(ttl int64) time.Duration {
-	w := time.Duration(ttl) * time.Second / 20
-	return min(w, time.Minute)
+	l := &leaseCache{by: map[int64]cachedLease{}}
+	if c != nil {
+		l.lc = clientv3.RetryLeaseClient(c)
+	}
+	return l
 }
 
 // maxLeaseTTL is etcd's longest lease (lease.MaxLeaseTTL, about 285
@@ -40,20 +58,56 @@ func reuseWindow(ttl int64) time.Duration {
 // takes a TTL, is refused before the window arithmetic overflows.
 const maxLeaseTTL = 9_000_000_000
 
+// topClass is the longest TTL class: its lease, granted for it plus its
+// window, is etcd's longest. A TTL above it (282 years) gets it.
+const topClass = maxLeaseTTL - maxLeaseTTL/100
+
+// ttlClass rounds ttl (seconds, > 0) up to one of 32 steps per doubling,
+// at most 1/32 more; TTLs below 64 s are their own class.
+func ttlClass(ttl int64) int64 {
+	n := bits.Len64(uint64(ttl))
+	if n <= 6 {
+		return ttl
+	}
+	step := int64(1) << (n - 6)
+	return min((ttl+step-1)&^(step-1), topClass)
+}
+
+// reuseWindow is how long one lease serves a TTL class: 5% of it, at most
+// a minute as kube-apiserver's lease manager has it, but at least 1%, so
+// that a class never has more than about 101 leases alive.
+func reuseWindow(class int64) time.Duration {
+	w := min(time.Duration(class)*time.Second/20, time.Minute)
+	return max(w, time.Duration(class)*time.Second/100)
+}
+
+// grantAttempts is how often an ID is drawn before giving up: a random ID
+// meets one in use about once in 2^29.
+const grantAttempts = 3
+
 func (l *leaseCache) get(ctx context.Context, ttl int64) (clientv3.LeaseID, error) {
 	if ttl > maxLeaseTTL {
 		return 0, rpctypes.ErrGRPCLeaseTTLTooLarge // as it is: its code and message reach the client
 	}
-	window := reuseWindow(ttl)
+	class := ttlClass(ttl)
+	window := reuseWindow(class)
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if cl, ok := l.by[ttl]; ok && time.Since(cl.granted) < window {
+	if cl, ok := l.by[class]; ok && time.Since(cl.granted) < window {
 		return cl.id, nil
 	}
-	resp, err := l.c.Grant(ctx, ttl+int64(window/time.Second))
-	if err != nil {
-		return 0, fmt.Errorf("etcd lease for ttl %ds: %w", ttl, mapErr(err))
+	grant := class + int64((window+time.Second-1)/time.Second)
+	var err error
+	for range grantAttempts {
+		id := leaseid.New(class, rand.Uint64())
+		_, err = l.lc.LeaseGrant(ctx, &etcdserverpb.LeaseGrantRequest{ID: id, TTL: grant})
+		if err == nil {
+			l.by[class] = cachedLease{id: clientv3.LeaseID(id), granted: time.Now()}
+			return clientv3.LeaseID(id), nil
+		}
+		if !errors.Is(rpctypes.Error(err), rpctypes.ErrLeaseExist) {
+			break
+		}
 	}
-	l.by[ttl] = cachedLease{id: resp.ID, granted: time.Now()}
-	return resp.ID, nil
+	return 0, fmt.Errorf("etcd lease for ttl %ds: %w", ttl, mapErr(err))
 }

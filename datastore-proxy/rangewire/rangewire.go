@@ -7,7 +7,9 @@
 // response is walked once at the wire level: each key loses the tenant's
 // prefix, the header keeps only the revision (as kine's answers do: the
 // shared store's cluster and member IDs are not the tenant's business), and
-// every other byte (values, revisions, count, more) is copied as it is.
+// a lease reads as the TTL its ID stands for (leaseid: the ID is shared
+// with other tenants' keys), and every other byte (values, revisions,
+// count, more) is copied as it is.
 // A RangeStream's pages are taken apart and put together the same way
 // (page.go).
 package rangewire
@@ -17,6 +19,8 @@ import (
 	"fmt"
 
 	"google.golang.org/protobuf/encoding/protowire"
+
+	"kplex.dev/datastore-proxy/leaseid"
 )
 
 // Field numbers of etcdserverpb.RangeResponse, ResponseHeader and
@@ -26,6 +30,7 @@ const (
 	rangeKvs       protowire.Number = 2
 	headerRevision protowire.Number = 3
 	kvKey          protowire.Number = 1
+	kvLease        protowire.Number = 6
 )
 
 // ErrForeignKey is returned for a response holding a key outside the
@@ -36,10 +41,11 @@ var ErrForeignKey = errors.New("rangewire: a key outside the tenant's space")
 var errNotAKey = errors.New("a KeyValue without exactly one key")
 
 // Own rewrites raw, an encoded RangeResponse of stored keys, into the
-// tenant's response: every key has prefix removed, the header only its
-// revision. It works in place: the result shares raw's memory, and raw is
+// tenant's response: every key has prefix removed, every lease is its TTL
+// (leaseid.TTL), the header only its revision. It works in place: the result shares raw's memory, and raw is
 // overwritten. (In place is safe because no part of the output is longer
-// than the input it comes from, so writing never overtakes reading; the
+// than the input it comes from (a lease's TTL is at most its ID), so
+// writing never overtakes reading; the
 // fuzz test checks the result against a decode, strip and encode.)
 func Own(raw []byte, prefix string) ([]byte, error) {
 	out := raw[:0]
@@ -102,6 +108,10 @@ func appendKV(out, kv []byte, prefix string) ([]byte, error) {
 	// First the new size, which the KeyValue's length prefix needs.
 	size, keys := 0, 0
 	err := eachField(kv, func(num protowire.Number, typ protowire.Type, field, value []byte) error {
+		if lease, ok := leaseField(num, typ, value); ok {
+			size += protowire.SizeTag(kvLease) + protowire.SizeVarint(lease)
+			return nil
+		}
 		if num != kvKey {
 			size += len(field)
 			return nil
@@ -127,6 +137,11 @@ func appendKV(out, kv []byte, prefix string) ([]byte, error) {
 	out = protowire.AppendVarint(out, uint64(size))
 	// eachField cannot fail now: it walked the same bytes above.
 	_ = eachField(kv, func(num protowire.Number, typ protowire.Type, field, value []byte) error {
+		if lease, ok := leaseField(num, typ, value); ok {
+			out = protowire.AppendTag(out, kvLease, protowire.VarintType)
+			out = protowire.AppendVarint(out, lease)
+			return nil
+		}
 		if num != kvKey {
 			out = append(out, field...)
 			return nil
@@ -137,6 +152,16 @@ func appendKV(out, kv []byte, prefix string) ([]byte, error) {
 		return nil
 	})
 	return out, nil
+}
+
+// leaseField returns the TTL of a KeyValue's lease field (num, typ, value),
+// and whether it is one.
+func leaseField(num protowire.Number, typ protowire.Type, value []byte) (uint64, bool) {
+	if num != kvLease || typ != protowire.VarintType {
+		return 0, false
+	}
+	id, _ := protowire.ConsumeVarint(value)
+	return uint64(leaseid.TTL(int64(id))), true
 }
 
 // eachField calls f with each field of the message msg: its number, wire

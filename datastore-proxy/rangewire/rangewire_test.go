@@ -9,6 +9,8 @@ import (
 	"go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	"google.golang.org/protobuf/proto"
+
+	"kplex.dev/datastore-proxy/leaseid"
 )
 
 const prefix = "/kplex/a/"
@@ -37,6 +39,14 @@ func TestOwn(t *testing.T) {
 			kv(prefix+"registry/pods/x", "v1", 10), kv(prefix, "root", 11), kv(prefix+"k", string(make([]byte, 300)), 12)}},
 		want: &etcdserverpb.RangeResponse{Header: &etcdserverpb.ResponseHeader{Revision: 300}, More: true, Count: 3, Kvs: []*mvccpb.KeyValue{
 			kv("registry/pods/x", "v1", 10), kv("", "root", 11), kv("k", string(make([]byte, 300)), 12)}},
+	}, {
+		name: "a lease reads as its TTL, not the ID other tenants' keys share",
+		in: &etcdserverpb.RangeResponse{Header: header, Count: 2, Kvs: []*mvccpb.KeyValue{
+			{Key: []byte(prefix + "events/a"), Value: []byte("e"), ModRevision: 5, Lease: leaseid.New(3712, 0xdead_beef_0000_0000)},
+			{Key: []byte(prefix + "leases/b"), ModRevision: 6, Lease: leaseid.New(15, 1<<63)}}},
+		want: &etcdserverpb.RangeResponse{Header: &etcdserverpb.ResponseHeader{Revision: 300}, Count: 2, Kvs: []*mvccpb.KeyValue{
+			{Key: []byte("events/a"), Value: []byte("e"), ModRevision: 5, Lease: 3712},
+			{Key: []byte("leases/b"), ModRevision: 6, Lease: 15}}},
 	}, {
 		name:    "another tenant's key is refused",
 		in:      &etcdserverpb.RangeResponse{Header: header, Kvs: []*mvccpb.KeyValue{kv(prefix+"x", "", 1), kv("/kplex/b/x", "secret", 2)}},
@@ -98,7 +108,7 @@ func FuzzOwn(f *testing.F) {
 		for i := range int(n % 16) {
 			key := append([]byte(prefix), seed[:min(len(seed), i*13)]...)
 			value := bytes.Repeat(seed, i)
-			in.Kvs = append(in.Kvs, &mvccpb.KeyValue{Key: key, Value: value, CreateRevision: rev - int64(i), ModRevision: int64(i), Version: int64(n), Lease: int64(i)})
+			in.Kvs = append(in.Kvs, &mvccpb.KeyValue{Key: key, Value: value, CreateRevision: rev - int64(i), ModRevision: int64(i), Version: int64(n), Lease: leaseid.New(int64(i)+rev&0xffff, uint64(rev)*uint64(i+1))})
 		}
 		raw, err := proto.Marshal(in)
 		if err != nil {
@@ -112,6 +122,7 @@ func FuzzOwn(f *testing.F) {
 		want.Header = &etcdserverpb.ResponseHeader{Revision: rev}
 		for _, kv := range want.Kvs {
 			kv.Key = kv.Key[len(prefix):]
+			kv.Lease = leaseid.TTL(kv.Lease)
 		}
 		var resp etcdserverpb.RangeResponse
 		if err := proto.Unmarshal(got, &resp); err != nil {

@@ -200,6 +200,57 @@ func TestIsolation(t *testing.T) {
 				t.Fatal("beta listed leases")
 			}
 		})
+
+		// On etcd the tenants' keys share real leases; what a key's lease
+		// reads is its TTL, as on kine, never an ID another tenant's key
+		// shares, on every path a key reaches a tenant by.
+		t.Run("a key's lease reads as its TTL", func(t *testing.T) {
+			wctx, stop := context.WithCancel(ctx)
+			defer stop()
+			w := alpha.Watch(wctx, "/registry/events/", clientv3.WithPrefix(), clientv3.WithCreatedNotify())
+			<-w
+			for _, c := range []*clientv3.Client{beta, alpha} {
+				l, err := c.Grant(ctx, 60)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, err := c.Put(ctx, "/registry/events/default/e", "event", clientv3.WithLease(l.ID)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			check := func(what string, leases ...int64) {
+				t.Helper()
+				if len(leases) != 1 || leases[0] != 60 {
+					t.Errorf("%s: the key's lease reads %v, want [60]", what, leases)
+				}
+			}
+			get, err := alpha.Get(ctx, "/registry/events/default/e")
+			if err != nil {
+				t.Fatal(err)
+			}
+			list, err := alpha.Get(ctx, "/registry/events/", clientv3.WithPrefix())
+			if err != nil {
+				t.Fatal(err)
+			}
+			leasesOf := func(r *clientv3.GetResponse) (l []int64) {
+				for _, kv := range r.Kvs {
+					l = append(l, kv.Lease)
+				}
+				return l
+			}
+			check("get", leasesOf(get)...)
+			check("list", leasesOf(list)...)
+			select {
+			case ev := <-w:
+				var l []int64
+				for _, e := range ev.Events {
+					l = append(l, e.Kv.Lease)
+				}
+				check("watch", l...)
+			case <-time.After(10 * time.Second):
+				t.Error("watch: no event in 10 s")
+			}
+		})
 	})
 }
 
