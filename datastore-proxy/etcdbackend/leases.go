@@ -24,10 +24,10 @@ import (
 // 1/32 (the class) plus the window.
 //
 // The leases in etcd are shared by every tenant and so must stay bounded
-// whatever tenants do. A TTL is one of about 960 classes (ttlClass), and
+// whatever tenants do. A TTL is one of 930 classes (ttlClass), and
 // each class has at most about 101 leases alive at once (reuseWindow), so
 // however many distinct TTLs tenants put keys with, the proxy holds at
-// most about 960 cached leases and keeps at most about 97,000 alive in
+// most 930 cached leases and keeps at most about 94,000 alive in
 // etcd. Before classes, every distinct TTL was a lease of its own, and a
 // TTL of years a new one each minute: a tenant could fill the shared etcd
 // with leases.
