@@ -100,9 +100,13 @@ func (l *leaseCache) get(ctx context.Context, ttl int64) (clientv3.LeaseID, erro
 	var err error
 	for range grantAttempts {
 		id := leaseid.New(class, rand.Uint64())
+		// The window runs from before the request: etcd starts the
+		// lease's time no earlier, so a key attached at the window's end
+		// still has its whole TTL.
+		start := time.Now()
 		_, err = l.lc.LeaseGrant(ctx, &etcdserverpb.LeaseGrantRequest{ID: id, TTL: grant})
 		if err == nil {
-			l.by[class] = cachedLease{id: clientv3.LeaseID(id), granted: time.Now()}
+			l.by[class] = cachedLease{id: clientv3.LeaseID(id), granted: start}
 			return clientv3.LeaseID(id), nil
 		}
 		if !errors.Is(rpctypes.Error(err), rpctypes.ErrLeaseExist) {
