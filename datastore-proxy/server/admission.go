@@ -24,7 +24,14 @@ const maxRateWait = time.Second
 // lease keep-alives hold no slot; a RangeStream, a list in chunks, is
 // admitted as a read (rangestream.go).
 func (s *Server) Admit(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-	release, err := s.admit(ctx, isWrite(info.FullMethod))
+	tenant, err := TenantFromContext(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.rateLimit(ctx, tenant); err != nil {
+		return nil, err
+	}
+	release, err := s.slot(ctx, tenant, isWrite(info.FullMethod))
 	if err != nil {
 		return nil, err
 	}
@@ -32,22 +39,9 @@ func (s *Server) Admit(ctx context.Context, req any, info *grpc.UnaryServerInfo,
 	return handler(ctx, req)
 }
 
-// admit passes the caller's tenant through its rate limit and waits for a
-// read or write slot, which release gives back.
-func (s *Server) admit(ctx context.Context, write bool) (release func(), err error) {
-	if err := s.rateLimit(ctx); err != nil {
-		return nil, err
-	}
-	return s.slot(ctx, write)
-}
-
-// rateLimit waits for a token of the caller's tenant's rate, at most
-// maxRateWait, or refuses with "too many requests".
-func (s *Server) rateLimit(ctx context.Context) error {
-	tenant, err := TenantFromContext(ctx)
-	if err != nil {
-		return err
-	}
+// rateLimit waits for a token of tenant's rate, at most maxRateWait, or
+// refuses with "too many requests".
+func (s *Server) rateLimit(ctx context.Context, tenant string) error {
 	if lim := s.limiter(tenant); lim != nil {
 		wctx, cancel := context.WithTimeout(ctx, maxRateWait)
 		err := lim.Wait(wctx)
@@ -59,12 +53,8 @@ func (s *Server) rateLimit(ctx context.Context) error {
 	return nil
 }
 
-// slot waits for a read or write slot for the caller's tenant.
-func (s *Server) slot(ctx context.Context, write bool) (release func(), err error) {
-	tenant, err := TenantFromContext(ctx)
-	if err != nil {
-		return nil, err
-	}
+// slot waits for a read or write slot for tenant; release gives it back.
+func (s *Server) slot(ctx context.Context, tenant string, write bool) (release func(), err error) {
 	sched := s.fair
 	if write {
 		sched = s.fairWrites

@@ -7,7 +7,6 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"kplex.dev/datastore-proxy/rangewire"
 )
@@ -46,7 +45,11 @@ const (
 // in the last chunk (limits of 10, 30, 70...).
 func (s *Server) RangeStream(r *etcdserverpb.RangeRequest, rs etcdserverpb.KV_RangeStreamServer) error {
 	ctx := rs.Context()
-	if err := s.rateLimit(ctx); err != nil {
+	tenant, err := TenantFromContext(ctx)
+	if err != nil {
+		return err
+	}
+	if err := s.rateLimit(ctx, tenant); err != nil {
 		return err
 	}
 	limit := max(r.Limit, 0)
@@ -58,7 +61,7 @@ func (s *Server) RangeStream(r *etcdserverpb.RangeRequest, rs etcdserverpb.KV_Ra
 	var header []byte
 	var count, sent int64
 	for first := true; ; first = false {
-		resp, err := s.rangePage(ctx, req)
+		resp, err := s.rangePage(ctx, tenant, req)
 		if err != nil {
 			return err
 		}
@@ -95,9 +98,10 @@ func (s *Server) RangeStream(r *etcdserverpb.RangeRequest, rs etcdserverpb.KV_Ra
 	}
 }
 
-// rangePage reads one page as Range, holding a read slot meanwhile.
-func (s *Server) rangePage(ctx context.Context, r *etcdserverpb.RangeRequest) (*etcdserverpb.RangeResponse, error) {
-	release, err := s.slot(ctx, false)
+// rangePage reads one page as Range, holding a read slot of tenant's
+// meanwhile.
+func (s *Server) rangePage(ctx context.Context, tenant string, r *etcdserverpb.RangeRequest) (*etcdserverpb.RangeResponse, error) {
+	release, err := s.slot(ctx, tenant, false)
 	if err != nil {
 		return nil, err
 	}
@@ -125,14 +129,6 @@ func nextPageStart(last []byte) []byte {
 		return []byte(compactRevAPI)
 	}
 	return last
-}
-
-// encodedRange is a RangeResponse that is b, already encoded (Codec sends
-// it as it is).
-func encodedRange(b []byte) *etcdserverpb.RangeResponse {
-	r := &etcdserverpb.RangeResponse{}
-	r.ProtoReflect().SetUnknown(protoreflect.RawFields(b))
-	return r
 }
 
 // encoded is resp's encoding: listRaw's bytes as they are, anything else

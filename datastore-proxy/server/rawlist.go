@@ -37,10 +37,7 @@ func listRaw(ctx context.Context, tb *tenantbackend.Backend, r *etcdserverpb.Ran
 	if !ok || err != nil {
 		return nil, ok, err
 	}
-	resp = &etcdserverpb.RangeResponse{}
-	// Sent as it is: the fields are encoded already.
-	resp.ProtoReflect().SetUnknown(protoreflect.RawFields(raw))
-	return resp, true, nil
+	return encodedRange(raw), true, nil // sent as it is: the fields are encoded already
 }
 
 // plainRange reports whether r asks for none of what kine's bridge refuses.
@@ -91,6 +88,14 @@ func (Codec) Marshal(v any) (mem.BufferSlice, error) {
 		}
 	}
 	return protoCodec.Marshal(v)
+}
+
+// encodedRange is a RangeResponse that is b, already encoded (Codec sends
+// it as it is).
+func encodedRange(b []byte) *etcdserverpb.RangeResponse {
+	r := &etcdserverpb.RangeResponse{}
+	r.ProtoReflect().SetUnknown(protoreflect.RawFields(b))
+	return r
 }
 
 // rawOnly is r's encoded bytes when r holds nothing else, or nil.
