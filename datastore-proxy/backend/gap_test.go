@@ -63,7 +63,7 @@ func TestWatchSeesARowCommittedIntoAGap(t *testing.T) {
 			t.Fatal(err)
 		}
 
-		w := b.(tenantbackend.RangeWatcher).WatchRange(ctx, "/t/", "/t0", start+1)
+		w := b.(tenantbackend.RangeWatcher).WatchRange(ctx, "/t/", "/t0", start+1, tenantbackend.WatchHooks{})
 		if err := tx.Commit(); err != nil {
 			t.Fatalf("commit the held row: %v", err)
 		}

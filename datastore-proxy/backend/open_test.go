@@ -64,7 +64,7 @@ func TestSQLiteWatchesOneRange(t *testing.T) {
 	start := put("/a/1")
 	put("/b/1")
 	put("/a/2")
-	w := rw.WatchRange(ctx, "/a/", "/a0", start)
+	w := rw.WatchRange(ctx, "/a/", "/a0", start, tenantbackend.WatchHooks{})
 	got := keys(t, w.Eventc, 2)
 	put("/b/2")
 	put("/a/3")
@@ -72,7 +72,7 @@ func TestSQLiteWatchesOneRange(t *testing.T) {
 	if want := "/a/1 /a/2 /a/3"; strings.Join(got, " ") != want {
 		t.Fatalf("watch of /a/ from revision %d saw %v, want %s", start, got, want)
 	}
-	single := rw.WatchRange(ctx, "/b/1", "", start)
+	single := rw.WatchRange(ctx, "/b/1", "", start, tenantbackend.WatchHooks{})
 	if got := keys(t, single.Eventc, 1); got[0] != "/b/1" {
 		t.Fatalf("watch of the single key /b/1 saw %v", got)
 	}

@@ -11,6 +11,8 @@ import (
 	"github.com/k3s-io/kine/pkg/drivers/generic"
 	"github.com/k3s-io/kine/pkg/logstructured"
 	"github.com/k3s-io/kine/pkg/server"
+
+	"kplex.dev/datastore-proxy/tenantbackend"
 )
 
 // sqlBackend is one of kine's SQL backends that can also watch a single
@@ -82,8 +84,10 @@ func field[T any](v reflect.Value, name string) (T, error) {
 const sqlWatchSlack = 200
 
 // WatchRange is kine's LogStructured.Watch with the catch-up read and the
-// live events limited to [key, end) (end "": the single key).
-func (b *sqlBackend) WatchRange(ctx context.Context, key, end string, revision int64) server.WatchResult {
+// live events limited to [key, end) (end "": the single key), made the
+// tenant's with h.Own on the way (kine's broadcaster hands every
+// subscriber the same events; h.Own copies what it changes).
+func (b *sqlBackend) WatchRange(ctx context.Context, key, end string, revision int64, h tenantbackend.WatchHooks) server.WatchResult {
 	// Subscribe first so that nothing written during the catch-up is missed.
 	ctx, cancel := context.WithCancel(ctx)
 	live := b.log.Watch(ctx)
@@ -115,15 +119,16 @@ func (b *sqlBackend) WatchRange(ctx context.Context, key, end string, revision i
 		}
 		cancel()
 	}
-	result <- batch
+	result <- tenantbackend.OwnBatch(batch, h.Own)
 
 	rev := wr.CurrentRevision
 	go func() {
+		defer h.Ended()
 		defer cancel()
 		defer close(result)
 		for in := range live { // read to the end: the broadcaster closes it
 			select {
-			case result <- inRange(in.After(rev), key, end):
+			case result <- tenantbackend.OwnBatch(inRange(in.After(rev), key, end), h.Own):
 			case <-ctx.Done():
 				return
 			}

@@ -8,17 +8,20 @@ import (
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"kplex.dev/datastore-proxy/tenantbackend"
 )
 
 // Watch streams every change from revision (0: from now) on.
 func (b *Backend) Watch(ctx context.Context, revision int64) server.WatchResult {
-	return b.WatchRange(ctx, "\x00", "\x00", revision)
+	return b.WatchRange(ctx, "\x00", "\x00", revision, tenantbackend.WatchHooks{})
 }
 
 // WatchRange streams the changes of keys in [key, end) (end "": the single
 // key): tenants watch only the range their watch asked for, inside their own
-// space, so etcd sends each watcher those events alone.
-func (b *Backend) WatchRange(ctx context.Context, key, end string, revision int64) server.WatchResult {
+// space, so etcd sends each watcher those events alone. The pump makes
+// them the tenant's with h.Own as it reads them from etcd.
+func (b *Backend) WatchRange(ctx context.Context, key, end string, revision int64, h tenantbackend.WatchHooks) server.WatchResult {
 	// Unbuffered: the pump's queue is the buffer, counted and bounded.
 	eventc := make(chan server.EventBatch)
 	errc := make(chan error, 1)
@@ -26,6 +29,7 @@ func (b *Backend) WatchRange(ctx context.Context, key, end string, revision int6
 	if err != nil {
 		errc <- err
 		close(eventc)
+		h.Ended()
 		return server.WatchResult{Eventc: eventc, Errorc: errc}
 	}
 	from := revision
@@ -45,13 +49,14 @@ func (b *Backend) WatchRange(ctx context.Context, key, end string, revision int6
 		if ok && first.CompactRevision != 0 {
 			cancel()
 			close(eventc)
+			h.Ended()
 			return server.WatchResult{CurrentRevision: cur, CompactRevision: first.CompactRevision, Eventc: eventc, Errorc: errc}
 		}
 		if ok {
 			wc = prepend(wctx, first, wc)
 		}
 	}
-	p := &pump{b: b, ctx: ctx, key: key, end: end, eventc: eventc, errc: errc, next: from, wc: wc, stop: cancel}
+	p := &pump{b: b, ctx: ctx, key: key, end: end, hooks: h, eventc: eventc, errc: errc, next: from, wc: wc, stop: cancel}
 	go p.run()
 	return server.WatchResult{CurrentRevision: cur, Eventc: eventc, Errorc: errc}
 }

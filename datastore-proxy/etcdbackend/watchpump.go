@@ -7,6 +7,8 @@ import (
 	"github.com/k3s-io/kine/pkg/server"
 	"github.com/prometheus/client_golang/prometheus"
 	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"kplex.dev/datastore-proxy/tenantbackend"
 )
 
 // DefaultWatchBacklog is how many bytes of events one watch may hold in
@@ -62,6 +64,7 @@ type pump struct {
 	b        *Backend
 	ctx      context.Context
 	key, end string
+	hooks    tenantbackend.WatchHooks // events made the tenant's as they are queued
 	eventc   chan<- server.EventBatch
 	errc     chan<- error
 
@@ -85,6 +88,7 @@ type queued struct {
 // errc once the events before it are delivered) or ends; it then closes
 // eventc.
 func (p *pump) run() {
+	defer p.hooks.Ended()
 	defer close(p.eventc)
 	defer func() { p.setHeld(0) }()
 	defer func() {
@@ -176,7 +180,9 @@ func (p *pump) push(resp clientv3.WatchResponse) {
 			p.add(q)
 			q = queued{}
 		}
-		q.batch.Events = append(q.batch.Events, toEvent(ev))
+		if e := p.own(toEvent(ev)); e != nil {
+			q.batch.Events = append(q.batch.Events, e)
+		}
 		q.batch.CurrentRev = rev
 		q.bytes += 64 + len(ev.Kv.Key) + len(ev.Kv.Value)
 		if ev.PrevKv != nil {
@@ -187,6 +193,14 @@ func (p *pump) push(resp clientv3.WatchResponse) {
 		}
 	}
 	p.next = resp.Events[len(resp.Events)-1].Kv.ModRevision + 1
+}
+
+// own is ev as the watch's tenant sees it (nil: not the tenant's).
+func (p *pump) own(ev *server.Event) *server.Event {
+	if p.hooks.Own == nil {
+		return ev
+	}
+	return p.hooks.Own(ev)
 }
 
 func (p *pump) add(q queued) {

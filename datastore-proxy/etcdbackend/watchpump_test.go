@@ -13,6 +13,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"kplex.dev/datastore-proxy/tenantbackend"
 )
 
 const slowPrefix, slowEnd = "/kplex/alpha/registry/", "/kplex/alpha/registry0"
@@ -82,7 +84,7 @@ func TestASlowWatchIsCaughtUpFromEtcdsHistory(t *testing.T) {
 	defer cancel()
 	wctx, wcancel := context.WithCancel(ctx)
 	defer wcancel()
-	wr := b.WatchRange(wctx, slowPrefix, slowEnd, 0)
+	wr := b.WatchRange(wctx, slowPrefix, slowEnd, 0, tenantbackend.WatchHooks{})
 
 	const n = 300 // 1.2 MiB of values, about 19 backlogs
 	revs, maxHeld := writeWhileStuck(ctx, t, b, n)
@@ -132,7 +134,7 @@ func TestASlowWatchPastCompactionGetsCompacted(t *testing.T) {
 	c, b := slowBackend(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	wr := b.WatchRange(ctx, slowPrefix, slowEnd, 0)
+	wr := b.WatchRange(ctx, slowPrefix, slowEnd, 0, tenantbackend.WatchHooks{})
 
 	const n = 100
 	revs, _ := writeWhileStuck(ctx, t, b, n)

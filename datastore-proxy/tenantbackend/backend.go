@@ -12,6 +12,7 @@ package tenantbackend
 
 import (
 	"context"
+	"sync"
 	"sync/atomic"
 
 	"github.com/k3s-io/kine/pkg/server"
@@ -142,59 +143,49 @@ func (b *Backend) Update(ctx context.Context, key string, value []byte, revision
 	return rev, b.own(kv), ok, err
 }
 
-// RangeWatcher is implemented by shared backends that can watch one key
-// range (etcd, the SQL backends): a tenant's watch then reads and carries
-// only the events of the range it asked for (watchrange.go), instead of
-// everyone's, filtered here.
-type RangeWatcher interface {
-	// WatchRange streams the changes of stored keys in [key, end) (end "":
-	// the single key) after revision, like Backend.Watch.
-	WatchRange(ctx context.Context, key, end string, revision int64) server.WatchResult
-}
-
-// watchHandoff is how many batches a watch passes on ahead of its reader.
-// Few: what a slow reader leaves unread is held where it is bounded (the
-// etcd backend's backlog, the SQL backend's slack), not here; 100 batches
-// of 128 KiB events (64 KiB values and their previous values) held 11 MiB
-// past the etcd backlog of a watch nobody read.
+// watchHandoff is how many batches a watch of a shared backend without
+// range watches passes on ahead of its reader, here (Watch). Few: what a
+// slow reader leaves unread is held where it is bounded, not here; 100
+// batches of 128 KiB events (64 KiB values and their previous values)
+// held 11 MiB past the etcd backlog of a watch nobody read.
 const watchHandoff = 4
 
 // Watch streams the tenant's changes after revision.
+//
+// A shared backend that watches key ranges (RangeWatcher) passes the
+// events on as the tenant's itself (WatchHooks), to kine's bridge with no
+// goroutine or channel of this layer in between; a watch is otherwise
+// relayed here, its events made the tenant's on the way.
 func (b *Backend) Watch(ctx context.Context, revision int64) server.WatchResult {
 	if err := b.takeWatch(ctx); err != nil {
 		return b.refuseWatch(ctx, err)
 	}
-	var in server.WatchResult
 	r, known := watchRange(ctx, revision)
 	done := func() {}
 	if b.OnWatch != nil {
 		done = b.OnWatch(known)
+	}
+	ended := func() {
+		b.watches.Add(-1)
+		done()
 	}
 	if rw, ok := b.inner.(RangeWatcher); ok {
 		key, end := b.space.Range("", "")
 		if known {
 			key, end = b.space.Range(r.Key, r.End)
 		}
-		in = rw.WatchRange(ctx, key, end, revision)
-	} else {
-		in = b.inner.Watch(ctx, revision)
+		return rw.WatchRange(ctx, key, end, revision, WatchHooks{Own: b.ownEvent, Done: sync.OnceFunc(ended)})
 	}
+	in := b.inner.Watch(ctx, revision)
 	out := make(chan server.EventBatch, watchHandoff)
 	go func() {
-		defer b.watches.Add(-1)
-		defer done()
+		defer ended()
 		defer close(out)
 		for batch := range in.Eventc {
-			var events []*server.Event
-			for _, ev := range batch.Events {
-				if own := b.ownEvent(ev); own != nil {
-					events = append(events, own)
-				}
-			}
 			// A batch with no events of this tenant still carries the
 			// revision, so progress notifications stay current.
 			select {
-			case out <- server.EventBatch{Events: events, CurrentRev: batch.CurrentRev}:
+			case out <- OwnBatch(batch, b.ownEvent):
 			case <-ctx.Done():
 				return
 			}
