@@ -3,11 +3,14 @@ package etcdbackend
 import (
 	"context"
 	"errors"
+	"math"
 
 	"github.com/k3s-io/kine/pkg/server"
+	"go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"google.golang.org/grpc"
 
 	"kplex.dev/datastore-proxy/tenantbackend"
 )
@@ -99,4 +102,15 @@ func prepend(ctx context.Context, first clientv3.WatchResponse, rest clientv3.Wa
 func compacted(ctx context.Context, c *clientv3.Client, key string, revision int64) bool {
 	_, err := c.Get(ctx, key, clientv3.WithRev(revision), clientv3.WithKeysOnly())
 	return errors.Is(err, rpctypes.ErrCompacted)
+}
+
+// WatchStream opens a watch stream of its own on etcd, over the client's
+// connection (tenantbackend.WatchStreamer): a tenant's watches are then
+// etcd's, with etcd's answers to progress requests. etcd ends the stream
+// when it has no leader, as it does its own clients' streams.
+func (b *Backend) WatchStream(ctx context.Context) (etcdserverpb.Watch_WatchClient, error) {
+	// Any size etcd sends, as etcd's own client takes (gRPC's default is
+	// 4 MiB): a watch that fell behind is caught up in responses of up to
+	// 1000 revisions.
+	return etcdserverpb.NewWatchClient(b.c.ActiveConnection()).Watch(clientv3.WithRequireLeader(ctx), grpc.MaxCallRecvMsgSize(math.MaxInt32))
 }

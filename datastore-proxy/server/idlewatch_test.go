@@ -18,15 +18,15 @@ import (
 	"kplex.dev/datastore-proxy/internal/proxytest"
 )
 
-// An idle watch costs the shared proxy three goroutines: kine's bridge
-// (one per watch), the shared backend's (etcd: the pump that bounds what a
-// slow client holds; SQL: the range filter) and etcd's client's (SQL:
-// kine's broadcaster's). A tenant apiserver keeps about 70 watches open,
-// one per resource, so hundreds of tenants are tens of thousands of idle
-// watches; a fourth goroutine per watch, only to copy events across, held
-// a sixth of their memory.
-func TestAnIdleWatchCostsTheProxyThreeGoroutines(t *testing.T) {
-	for _, kind := range []string{"etcd", "sqlite"} {
+// A tenant apiserver keeps about 70 watches open, one per resource, so
+// hundreds of tenants are tens of thousands of idle watches. On etcd a
+// watch costs the proxy no goroutine (its stream's relay has two, whatever
+// it holds) and a few hundred bytes; it was four goroutines and 17 KiB
+// through kine's bridge. On SQL it costs three: kine's bridge, the range
+// filter and kine's broadcaster's (a fourth, only to copy events across,
+// held a sixth of their memory).
+func TestAnIdleWatchCostsTheProxyLittle(t *testing.T) {
+	for kind, most := range map[string]float64{"etcd": 0.05, "sqlite": 3} {
 		t.Run(kind, func(t *testing.T) {
 			b := backend.Config{Kind: kind}
 			if kind == "etcd" {
@@ -75,10 +75,10 @@ func TestAnIdleWatchCostsTheProxyThreeGoroutines(t *testing.T) {
 			g1, heap1 := settledGoroutines(), liveHeap()
 			per := float64(g1-g0) / n
 			t.Logf("%d idle watches: %.2f goroutines and %.1f KiB of live heap each", n, per, float64(heap1-heap0)/1024/n)
-			if per > 3.1 {
+			if per > most+0.05 {
 				var dump bytes.Buffer
 				_ = pprof.Lookup("goroutine").WriteTo(&dump, 1)
-				t.Errorf("an idle watch costs the proxy %.2f goroutines; want 3\n%s", per, dump.Bytes()[:min(dump.Len(), 20000)])
+				t.Errorf("an idle watch costs the proxy %.2f goroutines; want %.0f\n%s", per, most, dump.Bytes()[:min(dump.Len(), 20000)])
 			}
 		})
 	}

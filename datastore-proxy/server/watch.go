@@ -21,10 +21,21 @@ import (
 // It also reserves each create request's place among the tenant's
 // maxWatches, and refuses a create over the limit itself, as etcd refuses
 // a create it cannot serve (tenantbackend/watchlimit.go says why here).
+//
+// On etcd the stream is relayed to an etcd watch stream of its own instead
+// (watchrelay.go says why).
 func (s *Server) Watch(ws etcdserverpb.Watch_WatchServer) error {
 	st, err := s.tenant(ws.Context())
 	if err != nil {
 		return err
+	}
+	ctx, cancel := context.WithCancel(ws.Context())
+	defer cancel()
+	if es, ok, err := st.backend.WatchStream(ctx); ok {
+		if err != nil {
+			return err
+		}
+		return relayWatch(ctx, cancel, ws, st.backend, es)
 	}
 	rs := &rangeStream{Watch_WatchServer: ws, ctx: ws.Context(), tb: st.backend}
 	defer rs.dropReservations()

@@ -39,6 +39,15 @@ func (r *Reservation) Drop() {
 	}
 }
 
+// Release gives the place back, once, whether or not a watch took it: a
+// watch relayed to an etcd stream (Stream) holds its reservation itself
+// until it ends.
+func (r *Reservation) Release() {
+	if r.state.CompareAndSwap(0, 2) || r.state.CompareAndSwap(1, 2) {
+		r.b.watches.Add(-1)
+	}
+}
+
 // Held reports whether the place is still held for a watch to take.
 func (r *Reservation) Held() bool { return r.state.Load() == 0 }
 

@@ -1,0 +1,109 @@
+package server_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"go.etcd.io/etcd/api/v3/etcdserverpb"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+
+	"kplex.dev/datastore-proxy/backend"
+	"kplex.dev/datastore-proxy/internal/proxytest"
+)
+
+// kube-apiserver's watch cache serves a consistent list once it has seen
+// the store's current revision, and asks its watch stream for progress to
+// learn it, every 100 ms for up to 3 s. The answer (watch ID -1, at a
+// revision every watch of the stream has sent every event up to) is due
+// even when one of the watches has seen nothing for a while and other
+// tenants have written since. On etcd it never came: every consistent list
+// of an apiserver with its watch cache waited 3 s and then read the store.
+// (etcd answers the first request once its watches have caught up; kine's
+// bridge, on SQL, answers one that comes when they have.)
+func TestAProgressRequestIsAnsweredWhileAWatchIsIdle(t *testing.T) {
+	proxytest.ForEachBackend(t, func(t *testing.T, b backend.Config) {
+		px := proxytest.Start(t, b)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		conn, err := grpc.NewClient(px.Endpoint, grpc.WithTransportCredentials(credentials.NewTLS(px.ClientTLS(t, "alpha", px.CA))))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		ws, err := etcdserverpb.NewWatchClient(conn).Watch(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		recv := func(what string) *etcdserverpb.WatchResponse {
+			t.Helper()
+			resp, err := ws.Recv()
+			if err != nil {
+				t.Fatalf("%s: %v", what, err)
+			}
+			return resp
+		}
+		// Two watches, as an apiserver has one per resource: pods get a
+		// write, secrets stay idle.
+		for _, prefix := range []string{"/registry/pods/", "/registry/secrets/"} {
+			if err := ws.Send(&etcdserverpb.WatchRequest{RequestUnion: &etcdserverpb.WatchRequest_CreateRequest{CreateRequest: &etcdserverpb.WatchCreateRequest{
+				Key: []byte(prefix), RangeEnd: []byte(clientv3.GetPrefixRangeEnd(prefix)), PrevKv: true, ProgressNotify: true,
+			}}}); err != nil {
+				t.Fatal(err)
+			}
+			if resp := recv("create " + prefix); !resp.Created || resp.Canceled {
+				t.Fatalf("create %s: %v", prefix, resp)
+			}
+		}
+		if _, err := px.Client(t, "alpha").Put(ctx, "/registry/pods/a", "1"); err != nil {
+			t.Fatal(err)
+		}
+		if resp := recv("the pod's event"); len(resp.Events) != 1 {
+			t.Fatalf("the pod's event: %v", resp)
+		}
+		// Another tenant's write moves the store's revision on.
+		other, err := px.Client(t, "beta").Put(ctx, "/registry/pods/b", "1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		progress := func() {
+			if err := ws.Send(&etcdserverpb.WatchRequest{RequestUnion: &etcdserverpb.WatchRequest_ProgressRequest{ProgressRequest: &etcdserverpb.WatchProgressRequest{}}}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		progress()
+		again := time.NewTicker(100 * time.Millisecond)
+		defer again.Stop()
+		got := make(chan *etcdserverpb.WatchResponse)
+		go func() {
+			defer close(got)
+			for {
+				resp, err := ws.Recv()
+				if err != nil {
+					return
+				}
+				got <- resp
+			}
+		}()
+		var seen []*etcdserverpb.WatchResponse
+		timeout := time.After(3 * time.Second)
+		for {
+			select {
+			case <-again.C:
+				progress()
+			case resp := <-got:
+				seen = append(seen, resp)
+				if len(resp.Events) > 0 {
+					t.Fatalf("an event of another tenant's key or an idle range: %v", resp)
+				}
+				if resp.WatchId == clientv3.InvalidWatchID && resp.Header.Revision >= other.Header.Revision {
+					return
+				}
+			case <-timeout:
+				t.Fatalf("no answer to progress requests every 100 ms at revision %d or later within 3 s; got %v", other.Header.Revision, seen)
+			}
+		}
+	})
+}

@@ -1,0 +1,102 @@
+package tenantbackend
+
+import (
+	"context"
+
+	"go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.etcd.io/etcd/api/v3/mvccpb"
+
+	"kplex.dev/datastore-proxy/leaseid"
+)
+
+// WatchStreamer is implemented by shared backends that are etcd itself:
+// a tenant's watch stream is then a watch stream of its own on etcd, its
+// requests and responses passed on with the keys rewritten (Stream), and
+// kine's bridge, which cannot answer a progress request on a shared store
+// (server/watchrelay.go says why), is not in the way.
+type WatchStreamer interface {
+	// WatchStream opens a watch stream on the store, until ctx ends.
+	WatchStream(ctx context.Context) (etcdserverpb.Watch_WatchClient, error)
+}
+
+// Stream is one tenant watch stream on the store: create requests are
+// confined to the tenant's space and events come back in the tenant's
+// keys. Send and Recv may be called from two goroutines, each from one.
+type Stream struct {
+	b  *Backend
+	es etcdserverpb.Watch_WatchClient
+}
+
+// WatchStream opens a watch stream for the tenant on the store; ok is false
+// when the shared backend has none (kine's bridge serves watches).
+func (b *Backend) WatchStream(ctx context.Context) (s *Stream, ok bool, err error) {
+	ws, ok := b.inner.(WatchStreamer)
+	if !ok {
+		return nil, false, nil
+	}
+	es, err := ws.WatchStream(ctx)
+	if err != nil {
+		return nil, true, err
+	}
+	return &Stream{b: b, es: es}, true, nil
+}
+
+// Create asks the store to watch the tenant's [key, end) (Space.Range's
+// spelling) in place of cr's range; the rest of cr (start revision, watch
+// ID, filters, previous values, progress notifications, fragments) is
+// etcd's own.
+func (s *Stream) Create(cr *etcdserverpb.WatchCreateRequest, key, end string) error {
+	k, e := s.b.space.Range(key, end)
+	cr.Key, cr.RangeEnd = []byte(k), []byte(e)
+	return s.es.Send(&etcdserverpb.WatchRequest{RequestUnion: &etcdserverpb.WatchRequest_CreateRequest{CreateRequest: cr}})
+}
+
+// Send passes on a request that names no key: a cancel or a progress
+// request (a create goes through Create).
+func (s *Stream) Send(r *etcdserverpb.WatchRequest) error {
+	if r.GetCreateRequest() != nil {
+		panic("tenantbackend: a watch create request is sent with Create")
+	}
+	return s.es.Send(r)
+}
+
+// Recv returns the store's next response with its events in the tenant's
+// keys, and leases as the TTLs they stand for (leaseid); an event of a key
+// outside the tenant's space, which its ranges never ask for, is dropped.
+// The header keeps the revision only, as kine's bridge answers.
+func (s *Stream) Recv() (*etcdserverpb.WatchResponse, error) {
+	r, err := s.es.Recv()
+	if err != nil {
+		return nil, err
+	}
+	if r.Header != nil {
+		r.Header = &etcdserverpb.ResponseHeader{Revision: r.Header.Revision}
+	}
+	events := r.Events[:0]
+	for _, ev := range r.Events {
+		if !s.own(ev.Kv) || (ev.PrevKv != nil && !s.own(ev.PrevKv)) {
+			continue
+		}
+		events = append(events, ev)
+	}
+	r.Events = events
+	return r, nil
+}
+
+// own rewrites a stored key value as the tenant's, in place; false when
+// it is not the tenant's.
+func (s *Stream) own(kv *mvccpb.KeyValue) bool {
+	if kv == nil {
+		return false
+	}
+	key, ok := s.b.space.Strip(string(kv.Key))
+	if !ok {
+		return false
+	}
+	kv.Key = []byte(key)
+	kv.Lease = leaseid.TTL(kv.Lease)
+	return true
+}
+
+// CloseSend ends the requests of the stream; the store then ends it.
+func (s *Stream) CloseSend() error { return s.es.CloseSend() }
