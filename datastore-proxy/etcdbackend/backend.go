@@ -37,10 +37,6 @@ type Backend struct {
 	// reads and writes at the latest revision go to etcd in batches
 	// (batch.go).
 	reads, writes *batcher
-	// watchBacklog bounds what one watch holds for a slow client
-	// (watchpump.go).
-	watchBacklog int
-	watchMetrics watchMetrics
 
 	compactInterval time.Duration
 	minRetain       int64
@@ -51,14 +47,13 @@ var _ server.Backend = (*Backend)(nil)
 
 // New wraps a connected etcd client. Compaction runs every compactInterval
 // (0: never), keeping minRetain revisions. reg, if not nil, gets the
-// batches' and watches' metrics.
+// batches' metrics.
 func New(c *clientv3.Client, wg *sync.WaitGroup, compactInterval time.Duration, minRetain int64, reg prometheus.Registerer) *Backend {
 	sizes := newBatchMetrics(reg)
 	return &Backend{
 		c: c, kv: clientv3.RetryKVClient(c), leases: newLeaseCache(c), wg: wg, compactInterval: compactInterval, minRetain: minRetain,
-		reads:        newBatcher(c, maxInflightReads, sizes.WithLabelValues("read")),
-		writes:       newBatcher(c, maxInflightWrites, sizes.WithLabelValues("write")),
-		watchBacklog: DefaultWatchBacklog, watchMetrics: newWatchMetrics(reg),
+		reads:  newBatcher(c, maxInflightReads, sizes.WithLabelValues("read")),
+		writes: newBatcher(c, maxInflightWrites, sizes.WithLabelValues("write")),
 	}
 }
 

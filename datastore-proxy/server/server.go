@@ -5,9 +5,10 @@
 // tenant; identity.go) and is served by that tenant's kine KVServerBridge
 // over a tenantbackend.Backend: kine translates the etcd API into backend
 // calls, and the tenant backend confines them to the tenant's keyspace.
-// Two exceptions: the tenant backend serves Put itself (kv.go says why),
-// and on etcd a list is etcd's own answer with the keys rewritten, never
-// decoded (rawlist.go). One file per service: kv.go, watch.go, lease.go,
+// Exceptions: the tenant backend serves Put itself (kv.go says why), on
+// etcd a list is etcd's own answer with the keys rewritten, never decoded
+// (rawlist.go), and on etcd a watch stream is an etcd stream of its own
+// (watchrelay.go). One file per service: kv.go, watch.go, lease.go,
 // maintenance.go, cluster.go.
 package server
 
@@ -59,7 +60,8 @@ type Options struct {
 	// Scheme names the backend driver (kine uses it for driver-specific
 	// behaviour).
 	Scheme string
-	// NotifyInterval is how often idle watches get progress notifications.
+	// NotifyInterval is how often idle watches get progress notifications
+	// from kine's bridge (the SQL backends; on etcd, etcd's own).
 	NotifyInterval time.Duration
 	// Limits are the tenants' quotas (nil: none).
 	Limits *tenantconfig.Store

@@ -147,7 +147,7 @@ func (b *Backend) Update(ctx context.Context, key string, value []byte, revision
 // range watches passes on ahead of its reader, here (Watch). Few: what a
 // slow reader leaves unread is held where it is bounded, not here; 100
 // batches of 128 KiB events (64 KiB values and their previous values)
-// held 11 MiB past the etcd backlog of a watch nobody read.
+// held 11 MiB for a watch nobody read.
 const watchHandoff = 4
 
 // Watch streams the tenant's changes after revision.

@@ -45,7 +45,7 @@ func watchRange(ctx context.Context, revision int64) (WatchRange, bool) {
 }
 
 // RangeWatcher is implemented by shared backends that can watch one key
-// range (etcd, the SQL backends): a tenant's watch then reads and carries
+// range (the SQL backends): a tenant's watch then reads and carries
 // only the events of the range it asked for, instead of everyone's,
 // filtered here.
 type RangeWatcher interface {

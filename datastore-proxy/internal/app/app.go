@@ -88,7 +88,7 @@ Flags:
 	fs.StringVar(&o.Backend.KeyFile, "datastore-keyfile", "", "etcd backend: client key")
 	fs.DurationVar(&o.Backend.CompactInterval, "compact-interval", 5*time.Minute, "how often the shared history is compacted")
 	fs.Int64Var(&o.Backend.CompactMinRetain, "compact-min-retain", 1000, "revisions of history kept by compaction")
-	fs.DurationVar(&o.NotifyInterval, "watch-progress-notify-interval", 5*time.Second, "progress notifications on idle watches")
+	fs.DurationVar(&o.NotifyInterval, "watch-progress-notify-interval", 5*time.Second, "how often idle watches get progress notifications on the SQL backends (on etcd, etcd's own --experimental-watch-progress-notify-interval)")
 	fs.StringVar(&o.TenantConfig, "tenant-config", "", "YAML/JSON file of per-tenant limits (maxKeys, maxBytes, requestsPerSecond, burst, maxWatches; defaults: and tenants:), reloaded when it changes")
 	fs.IntVar(&o.BackendSlots, "backend-slots", 32, "reads run against the backend at once; a freed slot goes to the waiting tenant served least recently")
 	fs.IntVar(&o.TenantShare, "backend-tenant-share", 2, "while several tenants are active, how many reads each may run at once (0: no cap); a tenant alone uses every slot")
