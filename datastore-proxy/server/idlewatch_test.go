@@ -10,8 +10,6 @@ import (
 	"time"
 
 	"go.etcd.io/etcd/api/v3/etcdserverpb"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials"
 
 	"kplex.dev/datastore-proxy/backend"
 	"kplex.dev/datastore-proxy/internal/embedetcd"
@@ -44,15 +42,7 @@ func TestAnIdleWatchCostsTheProxyLittle(t *testing.T) {
 			defer cancel()
 			// A raw watch stream: etcd's client would add a goroutine of its
 			// own per watch to this process's count.
-			conn, err := grpc.NewClient(px.Endpoint, grpc.WithTransportCredentials(credentials.NewTLS(px.ClientTLS(t, "alpha", px.CA))))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer conn.Close()
-			ws, err := etcdserverpb.NewWatchClient(conn).Watch(ctx)
-			if err != nil {
-				t.Fatal(err)
-			}
+			ws := px.WatchStream(t, ctx, "alpha")
 			watch := func(i int) {
 				t.Helper()
 				prefix := fmt.Sprintf("/registry/resource%03d/", i)

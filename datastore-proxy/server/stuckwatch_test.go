@@ -11,7 +11,6 @@ import (
 
 	"go.etcd.io/etcd/api/v3/etcdserverpb"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials"
 
 	"kplex.dev/datastore-proxy/backend"
 	"kplex.dev/datastore-proxy/internal/embedetcd"
@@ -41,17 +40,8 @@ func TestAStuckWatchDoesNotGrowTheProxy(t *testing.T) {
 	// default, BDP estimation may let this client's transport (in this
 	// process too) buffer up to 16 MiB that the proxy no longer holds, and
 	// the heap figure below would measure the client.
-	conn, err := grpc.NewClient(px.Endpoint, grpc.WithTransportCredentials(credentials.NewTLS(px.ClientTLS(t, "alpha", px.CA))),
-		grpc.WithInitialWindowSize(64<<10), grpc.WithInitialConnWindowSize(64<<10),
+	ws := px.WatchStream(t, ctx, "alpha", grpc.WithInitialWindowSize(64<<10), grpc.WithInitialConnWindowSize(64<<10),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(math.MaxInt32)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	ws, err := etcdserverpb.NewWatchClient(conn).Watch(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
 	prefix := "/registry/stuck/"
 	if err := ws.Send(&etcdserverpb.WatchRequest{RequestUnion: &etcdserverpb.WatchRequest_CreateRequest{CreateRequest: &etcdserverpb.WatchCreateRequest{
 		Key: []byte(prefix), RangeEnd: []byte("/registry/stuck0"), PrevKv: true,

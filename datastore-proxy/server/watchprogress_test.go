@@ -7,8 +7,6 @@ import (
 
 	"go.etcd.io/etcd/api/v3/etcdserverpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials"
 
 	"kplex.dev/datastore-proxy/backend"
 	"kplex.dev/datastore-proxy/internal/proxytest"
@@ -28,15 +26,7 @@ func TestAProgressRequestIsAnsweredWhileAWatchIsIdle(t *testing.T) {
 		px := proxytest.Start(t, b)
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
-		conn, err := grpc.NewClient(px.Endpoint, grpc.WithTransportCredentials(credentials.NewTLS(px.ClientTLS(t, "alpha", px.CA))))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer conn.Close()
-		ws, err := etcdserverpb.NewWatchClient(conn).Watch(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
+		ws := px.WatchStream(t, ctx, "alpha")
 		recv := func(what string) *etcdserverpb.WatchResponse {
 			t.Helper()
 			resp, err := ws.Recv()

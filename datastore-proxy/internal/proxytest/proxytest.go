@@ -14,7 +14,10 @@ import (
 	"testing"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/etcdserverpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 
 	"kplex.dev/cli/pki"
 	"kplex.dev/cli/ports"
@@ -153,4 +156,23 @@ func (px *Proxy) ClientWithTLS(t testing.TB, cfg *tls.Config) *clientv3.Client {
 	}
 	t.Cleanup(func() { _ = c.Close() })
 	return c
+}
+
+// WatchStream is a raw etcd watch stream to the proxy as tenant, over a
+// connection of its own with extra dial options, closed when the test
+// ends. Unlike etcd's client, it adds no goroutine or buffer per watch, and
+// leaves every request and response to the test.
+func (px *Proxy) WatchStream(t testing.TB, ctx context.Context, tenant string, opts ...grpc.DialOption) etcdserverpb.Watch_WatchClient {
+	t.Helper()
+	opts = append([]grpc.DialOption{grpc.WithTransportCredentials(credentials.NewTLS(px.ClientTLS(t, tenant, px.CA)))}, opts...)
+	conn, err := grpc.NewClient(px.Endpoint, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = conn.Close() })
+	ws, err := etcdserverpb.NewWatchClient(conn).Watch(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ws
 }
