@@ -13,12 +13,12 @@ import (
 
 // errWatchByStream is what a watch through kine's backend contract ends
 // with: on etcd a tenant's watches go by WatchStream.
-var errWatchByStream = errors.New("kplex: watches on etcd are etcd watch streams of their own (etcdbackend.Backend.WatchStream), not kine's")
+var errWatchByStream = errors.New("kplex: watches on etcd go by a tenant's etcd watch stream (etcdbackend.Backend.WatchStream), not kine's bridge")
 
 // Watch is kine's backend contract for a watch, which the proxy does not
 // use on etcd: kine's bridge cannot answer a progress request on a store
-// that every tenant writes to (server/watchrelay.go), so a tenant's watch
-// stream is an etcd stream of its own (WatchStream). Called anyway, the
+// that every tenant writes to (watchhub), so a tenant's watch streams
+// share an etcd stream of the tenant's own (WatchStream). Called anyway, the
 // watch ends at once with errWatchByStream, which kine passes to its
 // client as the reason the watch was canceled.
 func (b *Backend) Watch(ctx context.Context, _ int64) server.WatchResult {

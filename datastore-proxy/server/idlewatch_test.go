@@ -18,9 +18,9 @@ import (
 
 // A tenant apiserver keeps about 70 watches open, one per resource, so
 // hundreds of tenants are tens of thousands of idle watches. On etcd a
-// watch costs the proxy no goroutine (its stream's relay has two, whatever
-// it holds) and a few hundred bytes; it was four goroutines and 17 KiB
-// through kine's bridge. On SQL it costs three: kine's bridge, the range
+// watch costs the proxy no goroutine (a tenant stream has two, and the
+// tenant one reader of its etcd stream, whatever they hold) and a few
+// hundred bytes; it was four goroutines and 17 KiB through kine's bridge. On SQL it costs three: kine's bridge, the range
 // filter and kine's broadcaster's (a fourth, only to copy events across,
 // held a sixth of their memory).
 func TestAnIdleWatchCostsTheProxyLittle(t *testing.T) {

@@ -7,8 +7,8 @@
 // calls, and the tenant backend confines them to the tenant's keyspace.
 // Exceptions: the tenant backend serves Put itself (kv.go says why), on
 // etcd a list is etcd's own answer with the keys rewritten, never decoded
-// (rawlist.go), and on etcd a watch stream is an etcd stream of its own
-// (watchrelay.go). One file per service: kv.go, watch.go, lease.go,
+// (rawlist.go), and on etcd a tenant's watch streams share an etcd watch
+// stream of the tenant's own (watchhub). One file per service: kv.go, watch.go, lease.go,
 // maintenance.go, cluster.go.
 package server
 
@@ -28,6 +28,7 @@ import (
 	"kplex.dev/datastore-proxy/quota"
 	"kplex.dev/datastore-proxy/tenantbackend"
 	"kplex.dev/datastore-proxy/tenantconfig"
+	"kplex.dev/datastore-proxy/watchhub"
 )
 
 // EmulatedETCDVersion is the etcd version the proxy reports.
@@ -143,6 +144,7 @@ type tenant struct {
 	bridge  *kineserver.KVServerBridge
 	backend *tenantbackend.Backend
 	usage   *quota.Usage
+	hub     *watchhub.Hub // the tenant's watch streams on etcd; nil elsewhere
 }
 
 // bridge returns the caller's tenant bridge.
@@ -179,6 +181,9 @@ func (s *Server) tenant(ctx context.Context) (*tenant, error) {
 		tb.OnWatchRefused = func() { s.onWatchRefused(name) }
 	}
 	st := &tenant{bridge: kineserver.New(tb, s.scheme, s.notifyInterval, EmulatedETCDVersion), backend: tb, usage: u}
+	if tb.StreamsWatches() {
+		st.hub = watchhub.New(watchhub.Config{Tenant: tb, Range: hubRange, FixKV: compactKeyAsAPI})
+	}
 	s.tenants[name] = st
 	return st, nil
 }

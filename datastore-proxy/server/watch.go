@@ -6,7 +6,9 @@ import (
 	"strings"
 	"sync"
 
+	kineserver "github.com/k3s-io/kine/pkg/server"
 	"go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"kplex.dev/datastore-proxy/tenantbackend"
@@ -22,20 +24,15 @@ import (
 // maxWatches, and refuses a create over the limit itself, as etcd refuses
 // a create it cannot serve (tenantbackend/watchlimit.go says why here).
 //
-// On etcd the stream is relayed to an etcd watch stream of its own instead
-// (watchrelay.go says why).
+// On etcd the tenant's watch streams share an etcd watch stream of its own
+// instead (watchhub says why).
 func (s *Server) Watch(ws etcdserverpb.Watch_WatchServer) error {
 	st, err := s.tenant(ws.Context())
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithCancel(ws.Context())
-	defer cancel()
-	if es, ok, err := st.backend.WatchStream(ctx); ok {
-		if err != nil {
-			return err
-		}
-		return relayWatch(ctx, cancel, ws, st.backend, es)
+	if st.hub != nil {
+		return st.hub.Serve(ws)
 	}
 	rs := &rangeStream{Watch_WatchServer: ws, ctx: ws.Context(), tb: st.backend}
 	defer rs.dropReservations()
@@ -66,6 +63,23 @@ func tenantRange(key, end []byte) (string, string) {
 		return "", ""
 	}
 	return string(key), string(end)
+}
+
+// hubRange is the tenant range a create request asks for, as kine's bridge
+// would take it (watchhub.Config.Range).
+func hubRange(cr *etcdserverpb.WatchCreateRequest) (string, string) {
+	etcdWatchRange(cr)
+	key, end := tenantRange(cr.Key, cr.RangeEnd)
+	return storedKey(key), end // the apiserver's compaction key, as kine stores it
+}
+
+// compactKeyAsAPI turns kine's stored compaction key back into the
+// apiserver's, as toPB does for reads (watchhub.Config.FixKV).
+func compactKeyAsAPI(kv *mvccpb.KeyValue) {
+	if string(kv.Key) == compactRevAPI {
+		kv.Key = []byte(compactRevKey)
+		kv.Version, kv.Value = kineserver.DecodeVersion(kv.Value)
+	}
 }
 
 // etcdWatchRange spells cr's range as etcd's watch server takes it: an

@@ -13,7 +13,7 @@ import (
 // a tenant's watch stream is then a watch stream of its own on etcd, its
 // requests and responses passed on with the keys rewritten (Stream), and
 // kine's bridge, which cannot answer a progress request on a shared store
-// (server/watchrelay.go says why), is not in the way.
+// (watchhub says why), is not in the way.
 type WatchStreamer interface {
 	// WatchStream opens a watch stream on the store, until ctx ends.
 	WatchStream(ctx context.Context) (etcdserverpb.Watch_WatchClient, error)
@@ -21,10 +21,18 @@ type WatchStreamer interface {
 
 // Stream is one tenant watch stream on the store: create requests are
 // confined to the tenant's space and events come back in the tenant's
-// keys. Send and Recv may be called from two goroutines, each from one.
+// keys. Create and Send may be called from one goroutine at a time, and
+// Recv from another.
 type Stream struct {
 	b  *Backend
 	es etcdserverpb.Watch_WatchClient
+}
+
+// StreamsWatches reports whether the shared backend has watch streams of
+// its own (WatchStream).
+func (b *Backend) StreamsWatches() bool {
+	_, ok := b.inner.(WatchStreamer)
+	return ok
 }
 
 // WatchStream opens a watch stream for the tenant on the store; ok is false

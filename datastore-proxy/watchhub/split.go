@@ -1,16 +1,16 @@
-package server
+package watchhub
 
 import (
 	"go.etcd.io/etcd/api/v3/etcdserverpb"
 	"google.golang.org/protobuf/proto"
 )
 
-// maxWatchResponseBytes is about the largest watch response the relay
+// maxResponseBytes is about the largest watch response the hub
 // sends a tenant. etcd answers a watch that fell behind with up to 1000
 // revisions in one response, tens of megabytes with large values, larger
-// than a gRPC client takes by default (4 MiB); the relay passes it on in
+// than a gRPC client takes by default (4 MiB); the hub passes it on in
 // responses of about this size instead, never splitting a revision.
-const maxWatchResponseBytes = 1 << 20
+const maxResponseBytes = 1 << 20
 
 // splitEvents returns resp as responses of at most about max bytes of
 // events each, cut between revisions only, with resp's header and watch

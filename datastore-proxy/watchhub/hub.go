@@ -1,0 +1,277 @@
+// Package watchhub serves every watch stream of one tenant on etcd over a
+// single etcd watch stream of the tenant's own.
+//
+// Why etcd's own stream: kube-apiserver's watch cache serves a consistent
+// list once it has seen the store's current revision, and asks its watch
+// stream for progress to learn it; the answer is due when every watch of
+// the stream has sent every event up to a revision. kine's bridge answers
+// only when each watch's last batch is at the store's current revision,
+// and on a store every tenant writes to, an idle watch (etcd sends it its
+// own range's events only) never is: every consistent list waited 3 s and
+// then read the store. etcd answers it for the watches of one stream.
+//
+// Why one stream per tenant, not per tenant stream: an apiserver without
+// its watch cache opens dozens of watch streams (54 for an idle kplex
+// tenant), and an etcd stream costs etcd about 32 KiB; one per tenant
+// costs etcd little more than the watches themselves. The hub gives each
+// watch an etcd ID of its own and keeps each tenant stream's IDs as etcd
+// would have assigned them, routes responses back by ID, and answers a
+// stream's progress request with etcd's answer for the tenant's stream,
+// which comes once every watch of the tenant, so every watch of the
+// asking stream, has sent every event up to its revision.
+//
+// What the hub keeps of the proxy's: a watch holds a place among the
+// tenant's maxWatches from its create request to its end, and a create
+// over the limit is refused in etcd's way (created and canceled) in its
+// turn among its stream's create responses. One reader passes etcd's
+// responses on to the tenant's streams in order: a stream whose client
+// stops reading holds up the tenant's other streams, never another
+// tenant's, and etcd keeps what the tenant's stream has not taken, as for
+// its own clients. The proxy holds the flow-control windows and the
+// response it is passing on, cut into parts of about 1 MiB (split.go).
+package watchhub
+
+import (
+	"context"
+	"errors"
+	"sync"
+
+	"go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.etcd.io/etcd/api/v3/mvccpb"
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"kplex.dev/datastore-proxy/tenantbackend"
+)
+
+// Config is what a hub needs of its tenant.
+type Config struct {
+	// Tenant is the tenant's view of the shared backend, which is etcd
+	// (tenantbackend.Backend.WatchStream).
+	Tenant *tenantbackend.Backend
+	// Range is the tenant's range that a create request asks for
+	// (keyspace.Space.Range's spelling).
+	Range func(*etcdserverpb.WatchCreateRequest) (key, end string)
+	// FixKV, if set, turns an event's key value, as the tenant stored it,
+	// into what the tenant wrote (kine's compaction key).
+	FixKV func(*mvccpb.KeyValue)
+}
+
+// Hub is one tenant's etcd watch stream, shared by its watch streams.
+type Hub struct {
+	cfg Config
+
+	mu sync.Mutex // guards everything below, in every upstream and stream
+	up *upstream  // nil: none open
+}
+
+// New returns the hub of a tenant; it opens its etcd stream when a watch
+// stream first needs it, and closes it when the last one ends.
+func New(cfg Config) *Hub { return &Hub{cfg: cfg} }
+
+// upstream is one etcd watch stream of the tenant.
+type upstream struct {
+	es      *tenantbackend.Stream
+	cancel  context.CancelFunc
+	done    chan struct{} // closed when the stream has ended, err set
+	err     error
+	nextID  int64            // etcd watch IDs, the hub's own
+	watches map[int64]*route // by etcd watch ID
+	pending []*pendingCreate // create requests sent, oldest first
+	streams map[*stream]bool // joined
+	asked   map[*stream]bool // waiting for an answer to a progress request
+	ended   bool             // nothing more is sent to etcd
+	sendErr error            // the first failed send to etcd
+}
+
+type route struct {
+	s     *stream
+	id    int64 // the tenant stream's watch ID
+	res   *tenantbackend.Reservation
+	done  func() // the watch metrics' end
+	ended bool
+}
+
+func (r *route) end() {
+	if !r.ended {
+		r.ended = true
+		r.res.Release()
+		r.done()
+	}
+}
+
+type pendingCreate struct {
+	s   *stream
+	id  int64
+	res *tenantbackend.Reservation
+}
+
+// join adds s to the open etcd stream, opening one when there is none.
+func (h *Hub) join(s *stream) (*upstream, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.up == nil {
+		ctx, cancel := context.WithCancel(context.Background())
+		es, _, err := h.cfg.Tenant.WatchStream(ctx)
+		if err != nil {
+			cancel()
+			return nil, err
+		}
+		h.up = &upstream{
+			es: es, cancel: cancel, done: make(chan struct{}),
+			watches: map[int64]*route{}, streams: map[*stream]bool{}, asked: map[*stream]bool{},
+		}
+		go h.read(h.up)
+	}
+	h.up.streams[s] = true
+	return h.up, nil
+}
+
+// leave takes s off up: its watches are canceled on etcd and give their
+// places back; the etcd stream closes with its last tenant stream.
+func (h *Hub) leave(up *upstream, s *stream) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	s.gone = true
+	delete(up.streams, s)
+	delete(up.asked, s)
+	for eid, r := range up.watches {
+		if r.s == s {
+			delete(up.watches, eid)
+			r.end()
+			up.send(cancelRequest(eid))
+		}
+	}
+	if len(up.streams) == 0 && h.up == up {
+		h.up = nil
+		up.ended = true
+		up.cancel()
+	}
+}
+
+// read passes etcd's responses on until the stream ends, then gives back
+// what its watches held and ends the tenant streams still on it.
+func (h *Hub) read(up *upstream) {
+	var err error
+	for {
+		var resp *etcdserverpb.WatchResponse
+		if resp, err = up.es.Recv(); err != nil {
+			break
+		}
+		h.mu.Lock()
+		h.route(up, resp)
+		h.mu.Unlock()
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.up == up {
+		h.up = nil
+	}
+	up.ended = true
+	up.cancel()
+	for eid, r := range up.watches {
+		delete(up.watches, eid)
+		r.end()
+	}
+	for _, p := range up.pending {
+		p.res.Release()
+	}
+	up.pending = nil
+	up.err = err
+	if up.sendErr != nil {
+		up.err = up.sendErr
+	}
+	close(up.done)
+}
+
+// route passes one response of etcd on to the stream it is for; h.mu is
+// held.
+func (h *Hub) route(up *upstream, resp *etcdserverpb.WatchResponse) {
+	if h.cfg.FixKV != nil {
+		for _, ev := range resp.Events {
+			h.cfg.FixKV(ev.Kv)
+			if ev.PrevKv != nil {
+				h.cfg.FixKV(ev.PrevKv)
+			}
+		}
+	}
+	switch {
+	case resp.Created:
+		if len(up.pending) == 0 {
+			up.fail(errors.New("kplex: etcd answered a watch create request that was not sent"))
+			return
+		}
+		p := up.pending[0]
+		up.pending = up.pending[1:]
+		h.created(up, p, resp)
+	case resp.WatchId == clientv3.InvalidWatchID:
+		// etcd's answer to progress requests: every watch of the tenant
+		// has sent every event up to its revision.
+		for s := range up.asked {
+			s.send(&etcdserverpb.WatchResponse{Header: resp.Header, WatchId: clientv3.InvalidWatchID})
+		}
+		clear(up.asked)
+	default:
+		r, ok := up.watches[resp.WatchId]
+		if !ok {
+			return // a watch of a stream that has left, canceled on its way
+		}
+		if resp.Canceled {
+			delete(up.watches, resp.WatchId)
+			delete(r.s.ids, r.id)
+			r.end()
+		}
+		resp.WatchId = r.id
+		for _, part := range splitEvents(resp, maxResponseBytes) {
+			r.s.send(part)
+		}
+	}
+}
+
+// created answers a create request with etcd's answer.
+func (h *Hub) created(up *upstream, p *pendingCreate, resp *etcdserverpb.WatchResponse) {
+	if p.s.gone {
+		p.res.Release()
+		if !resp.Canceled {
+			up.send(cancelRequest(resp.WatchId))
+		}
+		return
+	}
+	if resp.Canceled {
+		p.res.Release()
+		delete(p.s.ids, p.id)
+		resp.WatchId = clientv3.InvalidWatchID
+	} else {
+		r := &route{s: p.s, id: p.id, res: p.res, done: func() {}}
+		if h.cfg.Tenant.OnWatch != nil {
+			r.done = h.cfg.Tenant.OnWatch(true)
+		}
+		up.watches[resp.WatchId] = r
+		resp.WatchId = p.id
+	}
+	p.s.answered(resp)
+}
+
+// send sends a cancel or progress request to etcd (tenantbackend.Stream),
+// unless the stream has ended or a send has failed (the reader then ends
+// it too); h.mu is held.
+func (up *upstream) send(r *etcdserverpb.WatchRequest) {
+	if up.ended || up.sendErr != nil {
+		return
+	}
+	if err := up.es.Send(r); err != nil {
+		up.fail(err)
+	}
+}
+
+// fail ends the etcd stream after an error; the reader then ends its
+// tenant streams with it.
+func (up *upstream) fail(err error) {
+	if up.sendErr == nil {
+		up.sendErr = err
+	}
+	up.cancel()
+}
+
+func cancelRequest(eid int64) *etcdserverpb.WatchRequest {
+	return &etcdserverpb.WatchRequest{RequestUnion: &etcdserverpb.WatchRequest_CancelRequest{CancelRequest: &etcdserverpb.WatchCancelRequest{WatchId: eid}}}
+}

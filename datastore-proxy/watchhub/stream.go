@@ -1,0 +1,159 @@
+package watchhub
+
+import (
+	"context"
+	"errors"
+
+	"go.etcd.io/etcd/api/v3/etcdserverpb"
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// errDuplicateID refuses a create request with a watch ID its stream has
+// in use, as etcd does (mvcc.ErrWatcherDuplicateID).
+var errDuplicateID = errors.New("mvcc: duplicate watch ID provided on the WatchStream")
+
+// stream is one watch stream of the tenant; its fields are guarded by the
+// hub's mu.
+type stream struct {
+	ws   etcdserverpb.Watch_WatchServer
+	gone bool
+	// ids are the stream's watch IDs in use (open or being created), with
+	// their etcd IDs; nextID is the next one etcd would assign.
+	ids    map[int64]int64
+	nextID int64
+	// queue holds the stream's create requests not yet answered, in order
+	// (nil), and refusals waiting for the answers before them.
+	queue []*etcdserverpb.WatchResponse
+}
+
+// Serve serves one watch stream of the tenant until it ends, or the
+// tenant's etcd stream does (its error is returned; etcd's client then
+// watches again from where it was).
+func (h *Hub) Serve(ws etcdserverpb.Watch_WatchServer) error {
+	s := &stream{ws: ws, ids: map[int64]int64{}}
+	up, err := h.join(s)
+	if err != nil {
+		return err
+	}
+	defer h.leave(up, s)
+	reqErr := make(chan error, 1)
+	go func() { reqErr <- h.requests(up, s) }()
+	select {
+	case err := <-reqErr:
+		return err
+	case <-up.done:
+		return up.err
+	}
+}
+
+// requests passes the stream's requests on until it ends.
+func (h *Hub) requests(up *upstream, s *stream) error {
+	ctx := s.ws.Context()
+	for {
+		msg, err := s.ws.Recv()
+		if err != nil {
+			return err
+		}
+		switch {
+		case msg.GetCreateRequest() != nil:
+			h.create(ctx, up, s, msg.GetCreateRequest())
+		case msg.GetCancelRequest() != nil:
+			h.cancel(up, s, msg.GetCancelRequest().WatchId)
+		case msg.GetProgressRequest() != nil:
+			h.mu.Lock()
+			up.asked[s] = true
+			up.send(msg)
+			h.mu.Unlock()
+		}
+	}
+}
+
+// create sends a create request to etcd with an etcd ID of the hub's, or
+// refuses it as etcd would (a watch ID in use) or for the tenant's
+// maxWatches.
+func (h *Hub) create(ctx context.Context, up *upstream, s *stream, cr *etcdserverpb.WatchCreateRequest) {
+	key, end := h.cfg.Range(cr)
+	res, refusal := h.cfg.Tenant.ReserveWatch()
+	var rev int64 // for a refusal's header
+	if refusal != nil || cr.WatchId != clientv3.AutoWatchID {
+		rev, _ = h.cfg.Tenant.CurrentRevision(ctx)
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	id := cr.WatchId
+	switch {
+	case refusal != nil:
+	case id == clientv3.AutoWatchID:
+		for id = s.nextID; s.used(id); id++ {
+		}
+		s.nextID = id + 1
+	case s.used(id):
+		res.Release()
+		refusal = errDuplicateID
+	}
+	if refusal != nil {
+		s.refuse(&etcdserverpb.WatchResponse{
+			Header:  &etcdserverpb.ResponseHeader{Revision: rev},
+			WatchId: clientv3.InvalidWatchID, Created: true, Canceled: true, CancelReason: refusal.Error(),
+		})
+		return
+	}
+	if up.ended || up.sendErr != nil {
+		res.Release()
+		return // the stream ends with the etcd stream's error
+	}
+	eid := up.nextID
+	up.nextID++
+	s.ids[id] = eid
+	s.queue = append(s.queue, nil)
+	up.pending = append(up.pending, &pendingCreate{s: s, id: id, res: res})
+	cr.WatchId = eid
+	if err := up.es.Create(cr, key, end); err != nil {
+		up.fail(err)
+	}
+}
+
+// cancel cancels one of the stream's watches on etcd (an ID not in use is
+// ignored, as etcd ignores it).
+func (h *Hub) cancel(up *upstream, s *stream, id int64) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if eid, ok := s.ids[id]; ok {
+		up.send(cancelRequest(eid))
+	}
+}
+
+func (s *stream) used(id int64) bool {
+	_, ok := s.ids[id]
+	return ok
+}
+
+// refuse answers a create request with a refusal, in its turn.
+func (s *stream) refuse(r *etcdserverpb.WatchResponse) {
+	if len(s.queue) > 0 {
+		s.queue = append(s.queue, r)
+		return
+	}
+	s.send(r)
+}
+
+// answered sends the answer to the stream's oldest create request, then
+// the refusals that waited for it.
+func (s *stream) answered(r *etcdserverpb.WatchResponse) {
+	if len(s.queue) > 0 {
+		s.queue = s.queue[1:]
+	}
+	s.send(r)
+	for len(s.queue) > 0 && s.queue[0] != nil {
+		s.send(s.queue[0])
+		s.queue = s.queue[1:]
+	}
+}
+
+// send sends to the tenant; a failed send means the stream is ending (its
+// Serve returns with the Recv error).
+func (s *stream) send(r *etcdserverpb.WatchResponse) {
+	if !s.gone {
+		_ = s.ws.Send(r)
+	}
+}
