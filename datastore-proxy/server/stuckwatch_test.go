@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"go.etcd.io/etcd/api/v3/etcdserverpb"
+	clientv3 "go.etcd.io/etcd/client/v3"
 	"google.golang.org/grpc"
 
 	"kplex.dev/datastore-proxy/backend"
@@ -21,8 +22,9 @@ import (
 // proxy on etcd: while its range takes 40 MiB of writes, the proxy's heap
 // grows by a few MiB at most (etcd keeps what the tenant's stream has not
 // taken, as it does for its own clients; the proxy holds the stream's
-// flow-control windows and the response it is passing on); when the
-// tenant reads at last, it gets every event once, in order.
+// flow-control windows and the response it is passing on); another
+// tenant's watch meanwhile gets its events at once; when the tenant reads
+// at last, it gets every event once, in order.
 func TestAStuckWatchDoesNotGrowTheProxy(t *testing.T) {
 	// etcd in a process of its own: its raft log would be most of this
 	// process's heap growth, and the growth measured is the proxy's.
@@ -51,6 +53,10 @@ func TestAStuckWatchDoesNotGrowTheProxy(t *testing.T) {
 	if created, err := ws.Recv(); err != nil || !created.Created {
 		t.Fatalf("watch create: %v, %v", created, err)
 	}
+
+	// Another tenant's watch, read as a client reads.
+	beta := px.Client(t, "beta")
+	betaWatch := beta.Watch(ctx, "/registry/pods/", clientv3.WithPrefix())
 
 	writer := px.Client(t, "alpha")
 	value := strings.Repeat("v", 64<<10)
@@ -82,6 +88,19 @@ func TestAStuckWatchDoesNotGrowTheProxy(t *testing.T) {
 	}
 	t.Logf("writing %d MiB grew the heap by %d KiB without a watch, %d KiB with a stuck one",
 		written>>20, (heap1-heap0)>>10, (heap2-heap1)>>10)
+
+	put, err := beta.Put(ctx, "/registry/pods/p", "v")
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case resp := <-betaWatch:
+		if len(resp.Events) != 1 || resp.Events[0].Kv.ModRevision != put.Header.Revision {
+			t.Fatalf("another tenant's watch got %+v; want its put at %d", resp, put.Header.Revision)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("another tenant's watch got nothing within 5 s of its put, while alpha's watch was stuck")
+	}
 
 	got := 0
 	for got < n {

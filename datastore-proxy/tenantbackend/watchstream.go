@@ -21,8 +21,8 @@ type WatchStreamer interface {
 
 // Stream is one tenant watch stream on the store: create requests are
 // confined to the tenant's space and events come back in the tenant's
-// keys. Create and Send may be called from one goroutine at a time, and
-// Recv from another.
+// keys. Send may be called from one goroutine at a time, and Recv from
+// another.
 type Stream struct {
 	b  *Backend
 	es etcdserverpb.Watch_WatchClient
@@ -49,24 +49,18 @@ func (b *Backend) WatchStream(ctx context.Context) (s *Stream, ok bool, err erro
 	return &Stream{b: b, es: es}, true, nil
 }
 
-// Create asks the store to watch the tenant's [key, end) (Space.Range's
-// spelling) in place of cr's range; the rest of cr (start revision, watch
-// ID, filters, previous values, progress notifications, fragments) is
-// etcd's own.
-func (s *Stream) Create(cr *etcdserverpb.WatchCreateRequest, key, end string) error {
+// Confine sets cr's range to the tenant's [key, end) (Space.Range's
+// spelling) in the store; the rest of cr (start revision, watch ID,
+// filters, previous values, progress notifications, fragments) is etcd's
+// own.
+func (s *Stream) Confine(cr *etcdserverpb.WatchCreateRequest, key, end string) {
 	k, e := s.b.space.Range(key, end)
 	cr.Key, cr.RangeEnd = []byte(k), []byte(e)
-	return s.es.Send(&etcdserverpb.WatchRequest{RequestUnion: &etcdserverpb.WatchRequest_CreateRequest{CreateRequest: cr}})
 }
 
-// Send passes on a request that names no key: a cancel or a progress
-// request (a create goes through Create).
-func (s *Stream) Send(r *etcdserverpb.WatchRequest) error {
-	if r.GetCreateRequest() != nil {
-		panic("tenantbackend: a watch create request is sent with Create")
-	}
-	return s.es.Send(r)
-}
+// Send sends a request to the store: a cancel, a progress request, or a
+// create request whose range Confine set.
+func (s *Stream) Send(r *etcdserverpb.WatchRequest) error { return s.es.Send(r) }
 
 // Recv returns the store's next response with its events in the tenant's
 // keys, and leases as the TTLs they stand for (leaseid); an event of a key

@@ -69,10 +69,19 @@ type Hub struct {
 func New(cfg Config) *Hub { return &Hub{cfg: cfg} }
 
 // upstream is one etcd watch stream of the tenant.
+//
+// Its requests go to etcd from a goroutine of their own (write): one that
+// waited for etcd to take a request while holding the hub's lock would
+// keep the reader from taking etcd's responses, and etcd, once its
+// responses fill the stream's window, stops taking requests.
 type upstream struct {
 	es      *tenantbackend.Stream
+	ctx     context.Context
 	cancel  context.CancelFunc
-	done    chan struct{} // closed when the stream has ended, err set
+	out     []*etcdserverpb.WatchRequest // for write, in order
+	wake    chan struct{}                // out has requests
+	asking  bool                         // a progress request is in out
+	done    chan struct{}                // closed when the stream has ended, err set
 	err     error
 	nextID  int64            // etcd watch IDs, the hub's own
 	watches map[int64]*route // by etcd watch ID
@@ -109,6 +118,9 @@ type pendingCreate struct {
 func (h *Hub) join(s *stream) (*upstream, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	if h.up != nil && h.up.sendErr != nil {
+		h.up = nil // ending: its reader lets its streams know
+	}
 	if h.up == nil {
 		ctx, cancel := context.WithCancel(context.Background())
 		es, _, err := h.cfg.Tenant.WatchStream(ctx)
@@ -117,10 +129,11 @@ func (h *Hub) join(s *stream) (*upstream, error) {
 			return nil, err
 		}
 		h.up = &upstream{
-			es: es, cancel: cancel, done: make(chan struct{}),
+			es: es, ctx: ctx, cancel: cancel, wake: make(chan struct{}, 1), done: make(chan struct{}),
 			watches: map[int64]*route{}, streams: map[*stream]bool{}, asked: map[*stream]bool{},
 		}
 		go h.read(h.up)
+		go h.write(h.up)
 	}
 	h.up.streams[s] = true
 	return h.up, nil
@@ -251,15 +264,46 @@ func (h *Hub) created(up *upstream, p *pendingCreate, resp *etcdserverpb.WatchRe
 	p.s.answered(resp)
 }
 
-// send sends a cancel or progress request to etcd (tenantbackend.Stream),
-// unless the stream has ended or a send has failed (the reader then ends
-// it too); h.mu is held.
+// send queues a request for etcd, unless the stream has ended or a send
+// has failed (the reader then ends it too); a progress request already
+// queued stands for a second one. h.mu is held.
 func (up *upstream) send(r *etcdserverpb.WatchRequest) {
 	if up.ended || up.sendErr != nil {
 		return
 	}
-	if err := up.es.Send(r); err != nil {
-		up.fail(err)
+	if r.GetProgressRequest() != nil {
+		if up.asking {
+			return
+		}
+		up.asking = true
+	}
+	up.out = append(up.out, r)
+	select {
+	case up.wake <- struct{}{}:
+	default:
+	}
+}
+
+// write sends the queued requests to etcd, in order, until the stream ends.
+func (h *Hub) write(up *upstream) {
+	for {
+		select {
+		case <-up.wake:
+		case <-up.ctx.Done():
+			return
+		}
+		h.mu.Lock()
+		out := up.out
+		up.out, up.asking = nil, false
+		h.mu.Unlock()
+		for _, r := range out {
+			if err := up.es.Send(r); err != nil {
+				h.mu.Lock()
+				up.fail(err)
+				h.mu.Unlock()
+				return
+			}
+		}
 	}
 }
 

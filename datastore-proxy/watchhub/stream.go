@@ -108,9 +108,8 @@ func (h *Hub) create(ctx context.Context, up *upstream, s *stream, cr *etcdserve
 	s.queue = append(s.queue, nil)
 	up.pending = append(up.pending, &pendingCreate{s: s, id: id, res: res})
 	cr.WatchId = eid
-	if err := up.es.Create(cr, key, end); err != nil {
-		up.fail(err)
-	}
+	up.es.Confine(cr, key, end)
+	up.send(&etcdserverpb.WatchRequest{RequestUnion: &etcdserverpb.WatchRequest_CreateRequest{CreateRequest: cr}})
 }
 
 // cancel cancels one of the stream's watches on etcd (an ID not in use is
