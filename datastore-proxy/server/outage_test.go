@@ -14,7 +14,9 @@ import (
 
 // TestBackendOutage: the etcd behind the proxy goes away mid-run. Requests
 // fail with an error (not a hang), /readyz says not ready, and once etcd is
-// back on the same address the proxy serves again with nothing lost.
+// back on the same address the proxy serves again with nothing lost; a
+// watch opened before goes on with the writes after (etcd's client watches
+// again from where it was, as the proxy ends its stream as unavailable).
 func TestBackendOutage(t *testing.T) {
 	p, err := ports.Free(2)
 	if err != nil {
@@ -37,6 +39,9 @@ func TestBackendOutage(t *testing.T) {
 	if err := create(ctx, c, "/before", "v"); err != nil {
 		t.Fatal(err)
 	}
+	wctx, wcancel := context.WithCancel(ctx)
+	defer wcancel()
+	watch := c.Watch(wctx, "/after")
 	ready := func() int {
 		resp, err := http.Get("http://" + px.MetricsAddress + "/readyz")
 		if err != nil {
@@ -82,6 +87,14 @@ func TestBackendOutage(t *testing.T) {
 	}
 	if err := create(ctx, c, "/after", "v"); err != nil {
 		t.Fatalf("write after recovery: %v", err)
+	}
+	select {
+	case resp, ok := <-watch:
+		if !ok || resp.Err() != nil || len(resp.Events) != 1 || string(resp.Events[0].Kv.Key) != "/after" {
+			t.Fatalf("the watch opened before the outage got %+v (open: %v), want the write of /after", resp, ok)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("the watch opened before the outage did not see the write after it within 15 s")
 	}
 	if code := ready(); code != http.StatusOK {
 		t.Fatalf("/readyz = %d after recovery", code)

@@ -6,6 +6,8 @@ import (
 
 	"go.etcd.io/etcd/api/v3/etcdserverpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 // errDuplicateID refuses a create request with a watch ID its stream has
@@ -42,8 +44,18 @@ func (h *Hub) Serve(ws etcdserverpb.Watch_WatchServer) error {
 	case err := <-reqErr:
 		return err
 	case <-up.done:
-		return up.err
+		return retriable(up.err)
 	}
+}
+
+// retriable is why the tenant's etcd stream ended, as an error that etcd's
+// client answers by watching again from where it was (Unavailable),
+// unless etcd's own status already says what to do.
+func retriable(err error) error {
+	if st, ok := status.FromError(err); ok && st.Code() != codes.Unknown && st.Code() != codes.Canceled {
+		return err
+	}
+	return status.Errorf(codes.Unavailable, "kplex: the tenant's watch stream on etcd ended: %v", err)
 }
 
 // requests passes the stream's requests on until it ends.
