@@ -28,7 +28,8 @@ func TestATenantsWatchStreamsShareOneEtcdStream(t *testing.T) {
 	px := proxytest.Start(t, backend.Config{Kind: "etcd", DSN: url})
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	a, b := px.WatchStream(t, ctx, "alpha"), px.WatchStream(t, ctx, "alpha")
+	bctx, bcancel := context.WithCancel(ctx)
+	a, b := px.WatchStream(t, ctx, "alpha"), px.WatchStream(t, bctx, "alpha")
 	send := func(ws etcdserverpb.Watch_WatchClient, r *etcdserverpb.WatchRequest) {
 		t.Helper()
 		if err := ws.Send(r); err != nil {
@@ -101,9 +102,7 @@ func TestATenantsWatchStreamsShareOneEtcdStream(t *testing.T) {
 	}
 
 	// b's watches end with it; a's go on.
-	if err := b.CloseSend(); err != nil {
-		t.Fatal(err)
-	}
+	bcancel()
 	rev = put("/registry/pods/q")
 	if r := recv(a, "the second pod's event"); r.WatchId != 0 || len(r.Events) != 1 || r.Events[0].Kv.ModRevision != rev {
 		t.Fatalf("the second pod's event on a: %v", r)
@@ -121,5 +120,94 @@ func TestATenantsWatchStreamsShareOneEtcdStream(t *testing.T) {
 	rev = put(fmt.Sprintf("/registry/configmaps/%d", 1))
 	if r := recv(a, "the configmap's event"); r.WatchId != 1 || r.Events[0].Kv.ModRevision != rev {
 		t.Fatalf("after watch 7 was canceled, a got %v; want the configmap's event on watch 1", r)
+	}
+}
+
+// etcd keeps a watch it canceled for compaction until it is asked to
+// cancel it, and answers no progress request on its stream meanwhile; the
+// hub asks, so the tenant's other watches still get answers. (Without it,
+// an apiserver whose watch cache once re-watched from a compacted
+// revision would wait 3 s for every consistent list from then on.)
+func TestAProgressRequestIsAnsweredAfterACompactedWatch(t *testing.T) {
+	url, stop, err := embedetcd.Start(t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(stop)
+	direct, err := clientv3.New(clientv3.Config{Endpoints: []string{url}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer direct.Close()
+	px := proxytest.Start(t, backend.Config{Kind: "etcd", DSN: url})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	c := px.Client(t, "alpha")
+	var rev int64
+	for i := range 3 {
+		r, err := c.Put(ctx, fmt.Sprintf("/registry/pods/%d", i), "v")
+		if err != nil {
+			t.Fatal(err)
+		}
+		rev = r.Header.Revision
+	}
+	if _, err := direct.Compact(ctx, rev); err != nil {
+		t.Fatal(err)
+	}
+	ws := px.WatchStream(t, ctx, "alpha")
+	// A watch that stays (etcd answers no progress request on a stream
+	// without watches), then one from a compacted revision.
+	for _, cr := range []*etcdserverpb.WatchCreateRequest{
+		{Key: []byte("/registry/secrets/"), RangeEnd: []byte("/registry/secrets0")},
+		{Key: []byte("/registry/pods/"), RangeEnd: []byte("/registry/pods0"), StartRevision: 1},
+	} {
+		if err := ws.Send(&etcdserverpb.WatchRequest{RequestUnion: &etcdserverpb.WatchRequest_CreateRequest{CreateRequest: cr}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	resps := make(chan *etcdserverpb.WatchResponse)
+	go func() {
+		defer close(resps)
+		for {
+			r, err := ws.Recv()
+			if err != nil {
+				return
+			}
+			resps <- r
+		}
+	}()
+	var seen []*etcdserverpb.WatchResponse
+	compacted := false
+	timeout := time.After(5 * time.Second)
+	for !compacted {
+		select {
+		case r := <-resps:
+			seen = append(seen, r)
+			compacted = r.Canceled && r.CompactRevision > 0
+		case <-timeout:
+			t.Fatalf("no compacted cancel for a watch from revision 1 within 5 s; got %v", seen)
+		}
+	}
+	ask := func() {
+		if err := ws.Send(&etcdserverpb.WatchRequest{RequestUnion: &etcdserverpb.WatchRequest_ProgressRequest{ProgressRequest: &etcdserverpb.WatchProgressRequest{}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ask()
+	again := time.NewTicker(100 * time.Millisecond)
+	defer again.Stop()
+	timeout = time.After(3 * time.Second)
+	for {
+		select {
+		case <-again.C:
+			ask()
+		case r := <-resps:
+			seen = append(seen, r)
+			if r.WatchId == clientv3.InvalidWatchID && !r.Created {
+				return
+			}
+		case <-timeout:
+			t.Fatalf("no answer to progress requests within 3 s after a watch was canceled for compaction; got %v", seen)
+		}
 	}
 }

@@ -75,21 +75,26 @@ func New(cfg Config) *Hub { return &Hub{cfg: cfg} }
 // keep the reader from taking etcd's responses, and etcd, once its
 // responses fill the stream's window, stops taking requests.
 type upstream struct {
-	es      *tenantbackend.Stream
-	ctx     context.Context
-	cancel  context.CancelFunc
-	out     []*etcdserverpb.WatchRequest // for write, in order
-	wake    chan struct{}                // out has requests
-	asking  bool                         // a progress request is in out
-	done    chan struct{}                // closed when the stream has ended, err set
-	err     error
-	nextID  int64            // etcd watch IDs, the hub's own
-	watches map[int64]*route // by etcd watch ID
-	pending []*pendingCreate // create requests sent, oldest first
-	streams map[*stream]bool // joined
-	asked   map[*stream]bool // waiting for an answer to a progress request
-	ended   bool             // nothing more is sent to etcd
-	sendErr error            // the first failed send to etcd
+	es     *tenantbackend.Stream
+	ctx    context.Context
+	cancel context.CancelFunc
+	out    []*etcdserverpb.WatchRequest // for write, in order
+	wake   chan struct{}                // out has requests
+	seq    int64                        // requests queued so far (progress.go)
+	// outstanding are the numbers of progress requests sent and not
+	// answered, oldest first; answered is the one the last answer was put
+	// down to (progress.go).
+	outstanding []int64
+	answered    int64
+	done        chan struct{} // closed when the stream has ended, err set
+	err         error
+	nextID      int64            // etcd watch IDs, the hub's own
+	watches     map[int64]*route // by etcd watch ID
+	pending     []*pendingCreate // create requests sent, oldest first
+	streams     map[*stream]bool // joined
+	asked       map[*stream]bool // waiting for an answer to a progress request
+	ended       bool             // nothing more is sent to etcd
+	sendErr     error            // the first failed send to etcd
 }
 
 type route struct {
@@ -109,9 +114,9 @@ func (r *route) end() {
 }
 
 type pendingCreate struct {
-	s   *stream
-	id  int64
-	res *tenantbackend.Reservation
+	s       *stream
+	id, eid int64 // the tenant stream's watch ID, and etcd's
+	res     *tenantbackend.Reservation
 }
 
 // join adds s to the open etcd stream, opening one when there is none.
@@ -217,21 +222,24 @@ func (h *Hub) route(up *upstream, resp *etcdserverpb.WatchResponse) {
 		up.pending = up.pending[1:]
 		h.created(up, p, resp)
 	case resp.WatchId == clientv3.InvalidWatchID:
-		// etcd's answer to progress requests: every watch of the tenant
-		// has sent every event up to its revision.
-		for s := range up.asked {
-			s.send(&etcdserverpb.WatchResponse{Header: resp.Header, WatchId: clientv3.InvalidWatchID})
-		}
-		clear(up.asked)
+		up.answer(resp) // to progress requests
 	default:
 		r, ok := up.watches[resp.WatchId]
 		if !ok {
 			return // a watch of a stream that has left, canceled on its way
 		}
-		if resp.Canceled {
-			delete(up.watches, resp.WatchId)
-			delete(r.s.ids, r.id)
+		if eid := resp.WatchId; resp.Canceled {
+			delete(up.watches, eid)
+			if r.s.ids[r.id] == eid {
+				delete(r.s.ids, r.id)
+			}
 			r.end()
+			// etcd keeps a watch it canceled itself (compacted) until it
+			// is asked to cancel it, and answers no progress request
+			// while it has it; etcd's client asks, but the ID is free
+			// here by then. (A watch the tenant canceled is gone, and
+			// this one is ignored.)
+			up.send(cancelRequest(eid))
 		}
 		resp.WatchId = r.id
 		for _, part := range splitEvents(resp, maxResponseBytes) {
@@ -251,37 +259,35 @@ func (h *Hub) created(up *upstream, p *pendingCreate, resp *etcdserverpb.WatchRe
 	}
 	if resp.Canceled {
 		p.res.Release()
-		delete(p.s.ids, p.id)
+		if p.s.ids[p.id] == p.eid {
+			delete(p.s.ids, p.id)
+		}
 		resp.WatchId = clientv3.InvalidWatchID
 	} else {
 		r := &route{s: p.s, id: p.id, res: p.res, done: func() {}}
 		if h.cfg.Tenant.OnWatch != nil {
 			r.done = h.cfg.Tenant.OnWatch(true)
 		}
-		up.watches[resp.WatchId] = r
+		up.watches[p.eid] = r
 		resp.WatchId = p.id
 	}
 	p.s.answered(resp)
 }
 
-// send queues a request for etcd, unless the stream has ended or a send
-// has failed (the reader then ends it too); a progress request already
-// queued stands for a second one. h.mu is held.
-func (up *upstream) send(r *etcdserverpb.WatchRequest) {
+// send queues a request for etcd, numbered up.seq, unless the stream has
+// ended or a send has failed (the reader then ends it too); it reports
+// whether it did. h.mu is held.
+func (up *upstream) send(r *etcdserverpb.WatchRequest) bool {
 	if up.ended || up.sendErr != nil {
-		return
+		return false
 	}
-	if r.GetProgressRequest() != nil {
-		if up.asking {
-			return
-		}
-		up.asking = true
-	}
+	up.seq++
 	up.out = append(up.out, r)
 	select {
 	case up.wake <- struct{}{}:
 	default:
 	}
+	return true
 }
 
 // write sends the queued requests to etcd, in order, until the stream ends.
@@ -294,7 +300,7 @@ func (h *Hub) write(up *upstream) {
 		}
 		h.mu.Lock()
 		out := up.out
-		up.out, up.asking = nil, false
+		up.out = nil
 		h.mu.Unlock()
 		for _, r := range out {
 			if err := up.es.Send(r); err != nil {

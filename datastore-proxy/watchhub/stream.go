@@ -3,6 +3,7 @@ package watchhub
 import (
 	"context"
 	"errors"
+	"io"
 
 	"go.etcd.io/etcd/api/v3/etcdserverpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -23,6 +24,9 @@ type stream struct {
 	// their etcd IDs; nextID is the next one etcd would assign.
 	ids    map[int64]int64
 	nextID int64
+	// lastCreate is the number of its last create request on the etcd
+	// stream (progress.go).
+	lastCreate int64
 	// queue holds the stream's create requests not yet answered, in order
 	// (nil), and refusals waiting for the answers before them.
 	queue []*etcdserverpb.WatchResponse
@@ -42,7 +46,16 @@ func (h *Hub) Serve(ws etcdserverpb.Watch_WatchServer) error {
 	go func() { reqErr <- h.requests(up, s) }()
 	select {
 	case err := <-reqErr:
-		return err
+		if !errors.Is(err, io.EOF) {
+			return err
+		}
+		// The client sends no more, and still reads, as from etcd.
+		select {
+		case <-ws.Context().Done():
+			return nil
+		case <-up.done:
+			return retriable(up.err)
+		}
 	case <-up.done:
 		return retriable(up.err)
 	}
@@ -73,8 +86,7 @@ func (h *Hub) requests(up *upstream, s *stream) error {
 			h.cancel(up, s, msg.GetCancelRequest().WatchId)
 		case msg.GetProgressRequest() != nil:
 			h.mu.Lock()
-			up.asked[s] = true
-			up.send(msg)
+			up.ask(s)
 			h.mu.Unlock()
 		}
 	}
@@ -118,10 +130,11 @@ func (h *Hub) create(ctx context.Context, up *upstream, s *stream, cr *etcdserve
 	up.nextID++
 	s.ids[id] = eid
 	s.queue = append(s.queue, nil)
-	up.pending = append(up.pending, &pendingCreate{s: s, id: id, res: res})
+	up.pending = append(up.pending, &pendingCreate{s: s, id: id, eid: eid, res: res})
 	cr.WatchId = eid
 	up.es.Confine(cr, key, end)
 	up.send(&etcdserverpb.WatchRequest{RequestUnion: &etcdserverpb.WatchRequest_CreateRequest{CreateRequest: cr}})
+	s.lastCreate = up.seq
 }
 
 // cancel cancels one of the stream's watches on etcd (an ID not in use is
@@ -130,6 +143,7 @@ func (h *Hub) cancel(up *upstream, s *stream, id int64) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if eid, ok := s.ids[id]; ok {
+		delete(s.ids, id) // free at once, as etcd frees it when it reads the cancel
 		up.send(cancelRequest(eid))
 	}
 }
