@@ -18,7 +18,10 @@
 // would have assigned them, routes responses back by ID, and answers a
 // stream's progress request with etcd's answer for the tenant's stream,
 // which comes once every watch of the tenant, so every watch of the
-// asking stream, has sent every event up to its revision.
+// asking stream, has sent every event up to its revision (progress.go says
+// which streams an answer is for). The cost: a watch still catching up on
+// one stream holds back the answers of the tenant's other streams too,
+// which ask again (kube-apiserver asks every 100 ms while it waits).
 //
 // What the hub keeps of the proxy's: a watch holds a place among the
 // tenant's maxWatches from its create request to its end, and a create
