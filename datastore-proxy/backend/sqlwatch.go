@@ -80,7 +80,9 @@ func field[T any](v reflect.Value, name string) (T, error) {
 // sqlWatchSlack is how many batches a range watch on SQL holds for a slow
 // reader, on top of the 100 of kine's broadcaster, which drops a
 // subscriber whose buffer is full (the watch then ends and its client
-// watches again from its last revision).
+// watches again from its last revision). They are held in a queue that
+// grows as it needs: a channel of that many held 6.4 KiB for every idle
+// watch.
 const sqlWatchSlack = 200
 
 // WatchRange is kine's LogStructured.Watch with the catch-up read and the
@@ -92,7 +94,8 @@ func (b *sqlBackend) WatchRange(ctx context.Context, key, end string, revision i
 	ctx, cancel := context.WithCancel(ctx)
 	live := b.log.Watch(ctx)
 
-	result := make(chan server.EventBatch, sqlWatchSlack)
+	// Room for the first batch only: the queue below is the buffer.
+	result := make(chan server.EventBatch, 1)
 	errc := make(chan error, 1)
 	wr := server.WatchResult{Eventc: result, Errorc: errc}
 
@@ -120,15 +123,33 @@ func (b *sqlBackend) WatchRange(ctx context.Context, key, end string, revision i
 		cancel()
 	}
 	result <- tenantbackend.OwnBatch(batch, h.Own)
-
 	rev := wr.CurrentRevision
 	go func() {
 		defer h.Ended()
 		defer cancel()
 		defer close(result)
-		for in := range live { // read to the end: the broadcaster closes it
+		var queue []server.EventBatch
+		in := live // read to the end: the broadcaster closes it
+		for in != nil || len(queue) > 0 {
+			recv := in
+			if len(queue) >= sqlWatchSlack {
+				recv = nil // kine's broadcaster holds the next, up to its limit
+			}
+			var out chan<- server.EventBatch
+			var head server.EventBatch
+			if len(queue) > 0 {
+				out, head = result, queue[0]
+			}
 			select {
-			case result <- tenantbackend.OwnBatch(inRange(in.After(rev), key, end), h.Own):
+			case batch, ok := <-recv:
+				if !ok {
+					in = nil
+					continue
+				}
+				queue = append(queue, tenantbackend.OwnBatch(inRange(batch.After(rev), key, end), h.Own))
+			case out <- head:
+				queue[0] = server.EventBatch{}
+				queue = queue[1:]
 			case <-ctx.Done():
 				return
 			}
