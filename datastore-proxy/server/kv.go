@@ -76,10 +76,7 @@ func toPB(kv *kineserver.KeyValue) *mvccpb.KeyValue {
 		Key: []byte(kv.Key), Value: kv.Value, Version: kv.Version, Lease: kv.Lease,
 		CreateRevision: kv.CreateRevision, ModRevision: kv.ModRevision,
 	}
-	if kv.Key == compactRevAPI {
-		out.Key = []byte(compactRevKey)
-		out.Version, out.Value = kineserver.DecodeVersion(kv.Value)
-	}
+	compactKeyAsAPI(out)
 	return out
 }
 

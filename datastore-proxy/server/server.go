@@ -182,7 +182,7 @@ func (s *Server) tenant(ctx context.Context) (*tenant, error) {
 	}
 	st := &tenant{bridge: kineserver.New(tb, s.scheme, s.notifyInterval, EmulatedETCDVersion), backend: tb, usage: u}
 	if tb.StreamsWatches() {
-		st.hub = watchhub.New(watchhub.Config{Tenant: tb, Range: hubRange, FixKV: compactKeyAsAPI})
+		st.hub = watchhub.New(watchhub.Config{Tenant: tb, Range: createRange, FixKV: compactKeyAsAPI})
 	}
 	s.tenants[name] = st
 	return st, nil

@@ -65,16 +65,17 @@ func tenantRange(key, end []byte) (string, string) {
 	return string(key), string(end)
 }
 
-// hubRange is the tenant range a create request asks for, as kine's bridge
-// would take it (watchhub.Config.Range).
-func hubRange(cr *etcdserverpb.WatchCreateRequest) (string, string) {
+// createRange is the tenant range a create request asks for, in kine's
+// spelling and with the apiserver's compaction key as kine stores it
+// (watchhub.Config.Range, and kine's bridge's watches).
+func createRange(cr *etcdserverpb.WatchCreateRequest) (string, string) {
 	etcdWatchRange(cr)
 	key, end := tenantRange(cr.Key, cr.RangeEnd)
 	return storedKey(key), end // the apiserver's compaction key, as kine stores it
 }
 
 // compactKeyAsAPI turns kine's stored compaction key back into the
-// apiserver's, as toPB does for reads (watchhub.Config.FixKV).
+// apiserver's, in reads (toPB) and watch events (watchhub.Config.FixKV).
 func compactKeyAsAPI(kv *mvccpb.KeyValue) {
 	if string(kv.Key) == compactRevAPI {
 		kv.Key = []byte(compactRevKey)
@@ -138,9 +139,7 @@ func (r *rangeStream) Recv() (*etcdserverpb.WatchRequest, error) {
 		if cr == nil {
 			return msg, nil
 		}
-		etcdWatchRange(cr)
-		key, end := tenantRange(cr.Key, cr.RangeEnd)
-		key = storedKey(key) // kine watches its own substitute key
+		key, end := createRange(cr)
 		kineFromKey(cr)
 		ctx := tenantbackend.WithWatchRange(r.Watch_WatchServer.Context(), tenantbackend.WatchRange{Key: key, End: end, Revision: cr.StartRevision})
 		// kine refuses these itself, before it starts a watch.

@@ -2,6 +2,7 @@ package tenantbackend
 
 import (
 	"context"
+	"fmt"
 
 	"go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/mvccpb"
@@ -35,18 +36,18 @@ func (b *Backend) StreamsWatches() bool {
 	return ok
 }
 
-// WatchStream opens a watch stream for the tenant on the store; ok is false
-// when the shared backend has none (kine's bridge serves watches).
-func (b *Backend) WatchStream(ctx context.Context) (s *Stream, ok bool, err error) {
+// WatchStream opens a watch stream for the tenant on the store, which
+// must have them (StreamsWatches).
+func (b *Backend) WatchStream(ctx context.Context) (*Stream, error) {
 	ws, ok := b.inner.(WatchStreamer)
 	if !ok {
-		return nil, false, nil
+		return nil, fmt.Errorf("kplex: the shared backend (%T) has no watch streams of its own", b.inner)
 	}
 	es, err := ws.WatchStream(ctx)
 	if err != nil {
-		return nil, true, err
+		return nil, err
 	}
-	return &Stream{b: b, es: es}, true, nil
+	return &Stream{b: b, es: es}, nil
 }
 
 // Confine sets cr's range to the tenant's [key, end) (Space.Range's
@@ -99,6 +100,3 @@ func (s *Stream) own(kv *mvccpb.KeyValue) bool {
 	kv.Lease = leaseid.TTL(kv.Lease)
 	return true
 }
-
-// CloseSend ends the requests of the stream; the store then ends it.
-func (s *Stream) CloseSend() error { return s.es.CloseSend() }

@@ -101,19 +101,17 @@ type upstream struct {
 }
 
 type route struct {
-	s     *stream
-	id    int64 // the tenant stream's watch ID
-	res   *tenantbackend.Reservation
-	done  func() // the watch metrics' end
-	ended bool
+	s    *stream
+	id   int64 // the tenant stream's watch ID
+	res  *tenantbackend.Reservation
+	done func() // the watch metrics' end
 }
 
+// end gives the watch's place back and ends its metrics; it is called
+// once, as the route leaves up.watches.
 func (r *route) end() {
-	if !r.ended {
-		r.ended = true
-		r.res.Release()
-		r.done()
-	}
+	r.res.Release()
+	r.done()
 }
 
 type pendingCreate struct {
@@ -131,7 +129,7 @@ func (h *Hub) join(s *stream) (*upstream, error) {
 	}
 	if h.up == nil {
 		ctx, cancel := context.WithCancel(context.Background())
-		es, _, err := h.cfg.Tenant.WatchStream(ctx)
+		es, err := h.cfg.Tenant.WatchStream(ctx)
 		if err != nil {
 			cancel()
 			return nil, err
