@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -58,42 +59,58 @@ func TestAProgressRequestIsAnsweredWhileAWatchIsIdle(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		progress := func() {
-			if err := ws.Send(&etcdserverpb.WatchRequest{RequestUnion: &etcdserverpb.WatchRequest_ProgressRequest{ProgressRequest: &etcdserverpb.WatchProgressRequest{}}}); err != nil {
-				t.Fatal(err)
+		askProgress(t, ws, responses(ws), fmt.Sprintf("answer at revision %d or later", other.Header.Revision), func(resp *etcdserverpb.WatchResponse) bool {
+			if len(resp.Events) > 0 {
+				t.Fatalf("an event of another tenant's key or an idle range: %v", resp)
 			}
-		}
-		progress()
-		again := time.NewTicker(100 * time.Millisecond)
-		defer again.Stop()
-		got := make(chan *etcdserverpb.WatchResponse)
-		go func() {
-			defer close(got)
-			for {
-				resp, err := ws.Recv()
-				if err != nil {
-					return
-				}
-				got <- resp
-			}
-		}()
-		var seen []*etcdserverpb.WatchResponse
-		timeout := time.After(3 * time.Second)
-		for {
-			select {
-			case <-again.C:
-				progress()
-			case resp := <-got:
-				seen = append(seen, resp)
-				if len(resp.Events) > 0 {
-					t.Fatalf("an event of another tenant's key or an idle range: %v", resp)
-				}
-				if resp.WatchId == clientv3.InvalidWatchID && resp.Header.Revision >= other.Header.Revision {
-					return
-				}
-			case <-timeout:
-				t.Fatalf("no answer to progress requests every 100 ms at revision %d or later within 3 s; got %v", other.Header.Revision, seen)
-			}
-		}
+			return resp.WatchId == clientv3.InvalidWatchID && resp.Header.Revision >= other.Header.Revision
+		})
 	})
+}
+
+// responses passes on what ws receives until it ends.
+func responses(ws etcdserverpb.Watch_WatchClient) <-chan *etcdserverpb.WatchResponse {
+	c := make(chan *etcdserverpb.WatchResponse)
+	go func() {
+		defer close(c)
+		for {
+			resp, err := ws.Recv()
+			if err != nil {
+				return
+			}
+			c <- resp
+		}
+	}()
+	return c
+}
+
+// askProgress asks ws for progress every 100 ms, as kube-apiserver does
+// while a consistent list waits for its watch cache, until answered takes
+// one of resps (ws's responses) for the answer; after 3 s, as long as the
+// apiserver waits, the test fails with what came.
+func askProgress(t *testing.T, ws etcdserverpb.Watch_WatchClient, resps <-chan *etcdserverpb.WatchResponse, what string, answered func(*etcdserverpb.WatchResponse) bool) {
+	t.Helper()
+	ask := func() {
+		if err := ws.Send(&etcdserverpb.WatchRequest{RequestUnion: &etcdserverpb.WatchRequest_ProgressRequest{ProgressRequest: &etcdserverpb.WatchProgressRequest{}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ask()
+	again := time.NewTicker(100 * time.Millisecond)
+	defer again.Stop()
+	var seen []*etcdserverpb.WatchResponse
+	timeout := time.After(3 * time.Second)
+	for {
+		select {
+		case <-again.C:
+			ask()
+		case resp := <-resps:
+			seen = append(seen, resp)
+			if answered(resp) {
+				return
+			}
+		case <-timeout:
+			t.Fatalf("no %s to progress requests every 100 ms within 3 s; got %v", what, seen)
+		}
+	}
 }

@@ -165,17 +165,7 @@ func TestAProgressRequestIsAnsweredAfterACompactedWatch(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	resps := make(chan *etcdserverpb.WatchResponse)
-	go func() {
-		defer close(resps)
-		for {
-			r, err := ws.Recv()
-			if err != nil {
-				return
-			}
-			resps <- r
-		}
-	}()
+	resps := responses(ws)
 	var seen []*etcdserverpb.WatchResponse
 	compacted := false
 	timeout := time.After(5 * time.Second)
@@ -188,26 +178,7 @@ func TestAProgressRequestIsAnsweredAfterACompactedWatch(t *testing.T) {
 			t.Fatalf("no compacted cancel for a watch from revision 1 within 5 s; got %v", seen)
 		}
 	}
-	ask := func() {
-		if err := ws.Send(&etcdserverpb.WatchRequest{RequestUnion: &etcdserverpb.WatchRequest_ProgressRequest{ProgressRequest: &etcdserverpb.WatchProgressRequest{}}}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	ask()
-	again := time.NewTicker(100 * time.Millisecond)
-	defer again.Stop()
-	timeout = time.After(3 * time.Second)
-	for {
-		select {
-		case <-again.C:
-			ask()
-		case r := <-resps:
-			seen = append(seen, r)
-			if r.WatchId == clientv3.InvalidWatchID && !r.Created {
-				return
-			}
-		case <-timeout:
-			t.Fatalf("no answer to progress requests within 3 s after a watch was canceled for compaction; got %v", seen)
-		}
-	}
+	askProgress(t, ws, resps, "answer after a watch was canceled for compaction", func(r *etcdserverpb.WatchResponse) bool {
+		return r.WatchId == clientv3.InvalidWatchID && !r.Created
+	})
 }
