@@ -12,6 +12,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"kplex.dev/cli/ports"
+	"kplex.dev/datastore-proxy/keyspace"
 )
 
 // env is one backend with a direct endpoint and a proxy in front of an
@@ -34,31 +35,39 @@ func (e *env) stop() {
 	}
 }
 
-// clients returns one client per tenant at the proxy, or (tenants == 0)
-// one client of the direct endpoint.
-func (e *env) clients(tenants int) ([]*clientv3.Client, func(), error) {
-	endpoint, names := e.directEndpoint, []string{"direct"}
-	if tenants > 0 {
-		endpoint, names = e.proxyEndpoint, nil
-		for i := range tenants {
-			names = append(names, fmt.Sprintf("bench-%d-%d", tenants, i))
-		}
+// clients returns one client per tenant, each with the prefix its keys
+// take: at the proxy, a client of each tenant and no prefix (the proxy
+// puts each tenant's keys in its own space); direct, as many clients of
+// the direct endpoint, each with the prefix the proxy would have given its
+// tenant's keys, so that the store holds the same keys, each client's
+// watch sees its own keys only, and the clients hold as many connections
+// as at the proxy (ten tenants are ten apiservers, whether they share a
+// store through the proxy or not).
+func (e *env) clients(tenants int, direct bool) ([]*clientv3.Client, []string, func(), error) {
+	endpoint := e.proxyEndpoint
+	if direct {
+		endpoint = e.directEndpoint
 	}
 	var out []*clientv3.Client
+	var prefixes []string
 	closeAll := func() {
 		for _, c := range out {
 			_ = c.Close()
 		}
 	}
-	for _, n := range names {
-		c, _, err := e.client(endpoint, n)
+	for i := range tenants {
+		name, prefix := fmt.Sprintf("bench-%d-%d", tenants, i), ""
+		if direct {
+			name, prefix = "direct", keyspace.Root+name+"/"
+		}
+		c, _, err := e.client(endpoint, name)
 		if err != nil {
 			closeAll()
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
-		out = append(out, c)
+		out, prefixes = append(out, c), append(prefixes, prefix)
 	}
-	return out, closeAll, nil
+	return out, prefixes, closeAll, nil
 }
 
 func startBackend(work, kind string, p *benchPKI, proxyProfile string) (*env, error) {
@@ -66,7 +75,14 @@ func startBackend(work, kind string, p *benchPKI, proxyProfile string) (*env, er
 	dir := filepath.Join(work, kind)
 	switch kind {
 	case "etcd":
-		etcd, err := e.spawn("etcd", pinStoreCPU, "serve-etcd", dir, p.dir)
+		var env []string
+		if storeProfile != "" {
+			env = append(env, storeProfileEnv+"="+storeProfile)
+		}
+		etcd, err := spawnWith("etcd", pinStoreCPU, 0, env, "serve-etcd", dir, p.dir)
+		if err == nil {
+			e.stops = append(e.stops, etcd.stop)
+		}
 		if err != nil {
 			return nil, err
 		}

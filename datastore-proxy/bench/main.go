@@ -3,8 +3,9 @@
 //
 //   - put/get/list/watch-event throughput and p50/p99 latency with 16
 //     concurrent clients, through the proxy with 1, 10 and 100 tenants vs
-//     directly to the same backend (etcd direct; kine direct for SQLite and
-//     PostgreSQL), all over mutual TLS on loopback;
+//     directly to the same backend with as many clients, each with its
+//     own key prefix (etcd direct; kine direct for SQLite and PostgreSQL),
+//     all over mutual TLS on loopback;
 //   - the CPU time and the read and write system calls per operation of
 //     the clients, the proxy and the store server, each in its own
 //     process;
@@ -24,6 +25,7 @@ import (
 	"log"
 	"net"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -48,9 +50,25 @@ func main() {
 	flag.BoolVar(&listStream, "list-stream", false, "list with RangeStream, as kube-apiserver v1.37 does, instead of Range, in direct and proxied rows alike")
 	rounds := flag.Int("rounds", 1, "run the throughput rows this many times in turn and show each figure's median")
 	cpuProfile := flag.String("cpuprofile", "", "write the proxy's CPU profile to this file (with one backend)")
+	tenants := flag.String("tenants", "1,10,100", "the throughput rows' numbers of tenants, each with a direct row of as many clients")
+	flag.StringVar(&storeProfile, "store-cpuprofile", "", "etcd only: profile etcd in each throughput row apart, to PREFIX-N.prof (N: the rows in the order run, as logged)")
 	flag.IntVar(&pinStoreCPU, "pin-store", -1, "etcd only: run etcd on this CPU alone, the clients and the proxy on the others (-1: no pinning)")
 	flag.IntVar(&pinProxyCPU, "pin-proxy", -1, "run the proxy on this CPU alone, the clients and the store on the others, in direct and proxied rows alike (-1: no pinning)")
 	flag.Parse()
+	tenantCounts = nil
+	for _, t := range splitComma(*tenants) {
+		n, err := strconv.Atoi(t)
+		if err != nil || n < 1 {
+			log.Fatalf("-tenants: want positive numbers separated by commas, got %q", *tenants)
+		}
+		tenantCounts = append(tenantCounts, n)
+	}
+	if len(tenantCounts) == 0 {
+		log.Fatal("-tenants: name at least one number of tenants")
+	}
+	if storeProfile != "" && *backends != "etcd" {
+		log.Fatal("-store-cpuprofile: only with -backends etcd")
+	}
 	for _, kv := range strings.Fields(*proxyEnvFlag) {
 		if name, _, ok := strings.Cut(kv, "="); !ok || name == "" {
 			log.Fatalf("-proxy-env: %q is not NAME=value", kv)

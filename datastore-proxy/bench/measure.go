@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -44,11 +45,13 @@ func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond)
 
 type result struct {
 	put, get, list stat
-	watchPerSec    float64
+	// watch is events/s, the latency from a put's start to its event's
+	// arrival, and the usage per event (watchThroughput).
+	watch stat
 }
 
 func (r result) String() string {
-	return fmt.Sprintf("%s | %s | %s | %.0f", r.put, r.get, r.list, r.watchPerSec)
+	return fmt.Sprintf("%s | %s | %s | %s", r.put, r.get, r.list, r.watch)
 }
 
 // usageRow is the CPU (µs) or the read and write system calls per
@@ -75,22 +78,25 @@ func (r result) usageRow(syscalls bool) string {
 		}
 		return fmt.Sprintf(f, strings.Join(parts, " / "), total)
 	}
-	return fmt.Sprintf("%s | %s | %s", cell(r.put), cell(r.get), cell(r.list))
+	return fmt.Sprintf("%s | %s | %s | %s", cell(r.put), cell(r.get), cell(r.list), cell(r.watch))
 }
 
 var runSeq atomic.Int64
 
 // measure runs each operation ops times over conc workers; worker w uses
-// clients[w % len(clients)], so tenants share the load evenly.
-func measure(ctx context.Context, clients []*clientv3.Client, conc, ops int) result {
+// clients[w % len(clients)], so tenants share the load evenly, and puts
+// its keys under prefixes[w % len(clients)].
+func measure(ctx context.Context, clients []*clientv3.Client, prefixes []string, conc, ops int) result {
 	run := runSeq.Add(1)
-	key := func(w, i int) string { return fmt.Sprintf("/registry/bench/%d/w%d/%06d", run, w, i) }
+	key := func(w, i int) string {
+		return fmt.Sprintf("%s/registry/bench/%d/w%d/%06d", prefixes[w%len(clients)], run, w, i)
+	}
 	per := ops / conc
 	var r result
 	// Connections first (TLS handshakes are not what is measured: an
 	// apiserver keeps its connection).
-	for _, c := range clients {
-		if _, err := c.Get(ctx, "/registry/warmup"); err != nil {
+	for i, c := range clients {
+		if _, err := c.Get(ctx, prefixes[i]+"/registry/warmup"); err != nil {
 			panic(fmt.Sprintf("warm-up: %v", err))
 		}
 	}
@@ -106,10 +112,10 @@ func measure(ctx context.Context, clients []*clientv3.Client, conc, ops int) res
 		return err
 	})
 	r.list = parallel(conc, per, func(w, i int) error {
-		prefix := fmt.Sprintf("/registry/bench/%d/w%d/", run, w)
+		prefix := fmt.Sprintf("%s/registry/bench/%d/w%d/", prefixes[w%len(clients)], run, w)
 		return list(ctx, clients[w%len(clients)], prefix, 100)
 	})
-	r.watchPerSec = watchThroughput(ctx, clients, conc, per, run)
+	r.watch = watchThroughput(ctx, clients, prefixes, conc, per, run)
 	return r
 }
 
@@ -186,28 +192,38 @@ func parallel(conc, per int, f func(w, i int) error) stat {
 }
 
 // watchThroughput: one watch per client on its own prefix; conc writers
-// put per keys each; events/s is how fast all of them reach the watchers.
-// The watches ask for previous values, as kube-apiserver's do (its etcd3
-// watcher always sets WithPrevKV), so that etcd direct does the work it
-// would do for an apiserver.
-func watchThroughput(ctx context.Context, clients []*clientv3.Client, conc, per int, run int64) float64 {
-	prefix := fmt.Sprintf("/registry/watchbench/%d/", run)
+// put per keys each; events/s is how fast all of them reach the watchers,
+// and the latency of an event is from the start of its put (the value
+// holds it) to its arrival. The watches ask for previous values, as
+// kube-apiserver's do (its etcd3 watcher always sets WithPrevKV), so that
+// etcd direct does the work it would do for an apiserver.
+func watchThroughput(ctx context.Context, clients []*clientv3.Client, prefixes []string, conc, per int, run int64) stat {
+	prefix := func(c int) string { return fmt.Sprintf("%s/registry/watchbench/%d/", prefixes[c], run) }
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var got atomic.Int64
 	want := int64(conc * per)
 	done := make(chan struct{})
 	var once sync.Once
-	var ready sync.WaitGroup
-	for _, c := range clients {
+	var ready, drained sync.WaitGroup
+	lat := make([][]time.Duration, len(clients))
+	for i, c := range clients {
 		ready.Add(1)
-		wc := c.Watch(wctx, prefix, clientv3.WithPrefix(), clientv3.WithCreatedNotify(), clientv3.WithPrevKV())
+		drained.Add(1)
+		wc := c.Watch(wctx, prefix(i), clientv3.WithPrefix(), clientv3.WithCreatedNotify(), clientv3.WithPrevKV())
 		go func() {
+			defer drained.Done()
 			first := true
 			for resp := range wc {
 				if first {
 					ready.Done()
 					first = false
+				}
+				now := time.Now()
+				for _, ev := range resp.Events {
+					if start, err := strconv.ParseInt(string(ev.Kv.Value), 10, 64); err == nil {
+						lat[i] = append(lat[i], now.Sub(time.Unix(0, start)))
+					}
 				}
 				if got.Add(int64(len(resp.Events))) >= want {
 					once.Do(func() { close(done) })
@@ -216,15 +232,27 @@ func watchThroughput(ctx context.Context, clients []*clientv3.Client, conc, per 
 		}()
 	}
 	ready.Wait()
-	start := time.Now()
+	use0, start := readMeters(), time.Now()
 	parallel(conc, per, func(w, i int) error {
-		_, err := clients[w%len(clients)].Put(ctx, fmt.Sprintf("%sw%d/%06d", prefix, w, i), "v")
+		v := strconv.FormatInt(time.Now().UnixNano(), 10)
+		c := w % len(clients)
+		_, err := clients[c].Put(ctx, fmt.Sprintf("%sw%d/%06d", prefix(c), w, i), v)
 		return err
 	})
 	select {
 	case <-done:
 	case <-time.After(2 * time.Minute):
-		return 0
+		panic(fmt.Sprintf("watch: %d of %d events in 2 minutes", got.Load(), want))
 	}
-	return float64(want) / time.Since(start).Seconds()
+	elapsed, use1 := time.Since(start), readMeters()
+	cancel()
+	drained.Wait()
+	all := slices.Concat(lat...)
+	slices.Sort(all)
+	st := stat{opsPerSec: float64(want) / elapsed.Seconds(), p50: all[len(all)/2], p99: all[len(all)*99/100]}
+	for i := range use1 {
+		st.perOp[i] = use1[i].sub(use0[i]).per(int(want))
+		st.metered[i] = meters[i] != 0
+	}
+	return st
 }

@@ -97,6 +97,9 @@ func serveEtcd(ctx context.Context, dir, pkiDir string) error {
 		return err
 	}
 	defer stop()
+	if prefix := os.Getenv(storeProfileEnv); prefix != "" {
+		defer profileOnSignal(prefix)()
+	}
 	announce(strings.TrimPrefix(u, "https://"))
 	<-ctx.Done()
 	return nil
