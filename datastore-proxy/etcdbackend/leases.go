@@ -34,10 +34,18 @@ import (
 //
 // The IDs are the proxy's own (leaseid), so a key's lease reads as its
 // TTL class, never as an ID that other tenants' keys share.
+//
+// A class's grant is one at a time, and no lock is held while it runs:
+// the callers of that class wait for it, each no longer than its own
+// context, and every other class goes on. (A lock held across the grant
+// made every tenant's TTL writes wait for one slow grant, even after
+// their own deadlines.) The grant does not end with the caller that
+// started it: it has a context of its own, grantTimeout long.
 type leaseCache struct {
-	lc etcdserverpb.LeaseClient
-	mu sync.Mutex
-	by map[int64]cachedLease // by TTL class
+	lc       etcdserverpb.LeaseClient
+	mu       sync.Mutex
+	by       map[int64]cachedLease // by TTL class
+	granting map[int64]*grantCall  // the grant running for a class
 }
 
 type cachedLease struct {
@@ -45,8 +53,19 @@ type cachedLease struct {
 	granted time.Time
 }
 
+// grantCall is one grant of a class's lease; id and err are set when done
+// is closed.
+type grantCall struct {
+	done chan struct{}
+	id   clientv3.LeaseID
+	err  error
+}
+
+// grantTimeout bounds one grant, whoever waits for it.
+const grantTimeout = 30 * time.Second
+
 func newLeaseCache(c *clientv3.Client) *leaseCache {
-	l := &leaseCache{by: map[int64]cachedLease{}}
+	l := &leaseCache{by: map[int64]cachedLease{}, granting: map[int64]*grantCall{}}
 	if c != nil {
 		l.lc = clientv3.RetryLeaseClient(c)
 	}
@@ -85,6 +104,8 @@ func reuseWindow(class int64) time.Duration {
 // meets one in use about once in 2^29.
 const grantAttempts = 3
 
+// get returns a lease that keeps a key at least ttl seconds: its class's
+// lease, granted now unless one granted within the class's window serves.
 func (l *leaseCache) get(ctx context.Context, ttl int64) (clientv3.LeaseID, error) {
 	if ttl > maxLeaseTTL {
 		return 0, rpctypes.ErrGRPCLeaseTTLTooLarge // as it is: its code and message reach the client
@@ -92,11 +113,44 @@ func (l *leaseCache) get(ctx context.Context, ttl int64) (clientv3.LeaseID, erro
 	class := ttlClass(ttl)
 	window := reuseWindow(class)
 	l.mu.Lock()
-	defer l.mu.Unlock()
 	if cl, ok := l.by[class]; ok && time.Since(cl.granted) < window {
+		l.mu.Unlock()
 		return cl.id, nil
 	}
-	grant := class + int64((window+time.Second-1)/time.Second)
+	g := l.granting[class]
+	if g == nil {
+		g = &grantCall{done: make(chan struct{})}
+		l.granting[class] = g
+		go l.grant(context.WithoutCancel(ctx), class, window, g)
+	}
+	l.mu.Unlock()
+	select {
+	case <-g.done:
+		return g.id, g.err
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
+}
+
+// grant grants class's lease for the class plus its window, caches it,
+// and hands it to g's waiters.
+func (l *leaseCache) grant(ctx context.Context, class int64, window time.Duration, g *grantCall) {
+	ctx, cancel := context.WithTimeout(ctx, grantTimeout)
+	defer cancel()
+	id, start, err := l.grantOnce(ctx, class+int64((window+time.Second-1)/time.Second), class)
+	l.mu.Lock()
+	if err == nil {
+		l.by[class] = cachedLease{id: id, granted: start}
+	}
+	delete(l.granting, class)
+	l.mu.Unlock()
+	g.id, g.err = id, err
+	close(g.done)
+}
+
+// grantOnce grants a lease of ttl seconds with an ID of class, drawing
+// another ID if the one drawn is taken; start is when the request went.
+func (l *leaseCache) grantOnce(ctx context.Context, ttl, class int64) (clientv3.LeaseID, time.Time, error) {
 	var err error
 	for range grantAttempts {
 		id := leaseid.New(class, rand.Uint64())
@@ -104,14 +158,13 @@ func (l *leaseCache) get(ctx context.Context, ttl int64) (clientv3.LeaseID, erro
 		// lease's time no earlier, so a key attached at the window's end
 		// still has its whole TTL.
 		start := time.Now()
-		_, err = l.lc.LeaseGrant(ctx, &etcdserverpb.LeaseGrantRequest{ID: id, TTL: grant})
+		_, err = l.lc.LeaseGrant(ctx, &etcdserverpb.LeaseGrantRequest{ID: id, TTL: ttl})
 		if err == nil {
-			l.by[class] = cachedLease{id: clientv3.LeaseID(id), granted: start}
-			return clientv3.LeaseID(id), nil
+			return clientv3.LeaseID(id), start, nil
 		}
 		if !errors.Is(rpctypes.Error(err), rpctypes.ErrLeaseExist) {
 			break
 		}
 	}
-	return 0, fmt.Errorf("etcd lease for ttl %ds: %w", ttl, mapErr(err))
+	return 0, time.Time{}, fmt.Errorf("etcd lease for TTL class %ds: %w", class, mapErr(err))
 }

@@ -9,8 +9,10 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"google.golang.org/grpc"
 
 	"kplex.dev/datastore-proxy/leaseid"
 )
@@ -150,5 +152,112 @@ func TestAKeyExpiresWithItsTTL(t *testing.T) {
 	}
 	if took := time.Since(start); took < 2*time.Second {
 		t.Errorf("a key with a TTL of 2 s was gone after %v", took)
+	}
+}
+
+// gatedLeases is etcd's lease API with the grants of one TTL (held)
+// waiting until gate is closed; entered is closed when the first of them
+// has arrived.
+type gatedLeases struct {
+	etcdserverpb.LeaseClient
+	held    int64
+	gate    chan struct{}
+	entered chan struct{}
+	once    sync.Once
+}
+
+func (g *gatedLeases) LeaseGrant(ctx context.Context, r *etcdserverpb.LeaseGrantRequest, opts ...grpc.CallOption) (*etcdserverpb.LeaseGrantResponse, error) {
+	if r.TTL == g.held {
+		g.once.Do(func() { close(g.entered) })
+		select {
+		case <-g.gate:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	return g.LeaseClient.LeaseGrant(ctx, r, opts...)
+}
+
+// A slow grant of one TTL class holds up no other class, and a caller of
+// its own class no longer than that caller's deadline; the caller that
+// started the grant giving up does not fail it for the others, who all
+// get its lease. (The cache's lock was held across the grant: every TTL
+// write of every tenant waited for it, deadline or not.)
+func TestASlowLeaseGrantHoldsUpNoOtherCaller(t *testing.T) {
+	c := startEtcd(t)
+	l := newLeaseCache(c)
+	const ttl = 3600
+	class := ttlClass(ttl)
+	gated := &gatedLeases{LeaseClient: l.lc, held: class + int64(reuseWindow(class)/time.Second), gate: make(chan struct{}), entered: make(chan struct{})}
+	l.lc = gated
+	var opened sync.Once
+	open := func() { opened.Do(func() { close(gated.gate) }) }
+	t.Cleanup(open) // whatever fails, nothing stays waiting
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	// within runs get and fails the test if it still waits after d.
+	within := func(what string, d time.Duration, get func() error) error {
+		t.Helper()
+		done := make(chan error, 1)
+		go func() { done <- get() }()
+		select {
+		case err := <-done:
+			return err
+		case <-time.After(d):
+			t.Fatalf("%s: still waiting after %v", what, d)
+			return nil
+		}
+	}
+
+	// The first caller starts the grant, which etcd holds.
+	firstCtx, firstGiveUp := context.WithCancel(ctx)
+	first := make(chan error, 1)
+	go func() { _, err := l.get(firstCtx, ttl); first <- err }()
+	select {
+	case <-gated.entered:
+	case <-ctx.Done():
+		t.Fatal("the first grant never reached etcd")
+	}
+
+	// Another class goes on meanwhile.
+	if err := within("a lease of another class", 5*time.Second, func() error {
+		_, err := l.get(ctx, 60)
+		return err
+	}); err != nil {
+		t.Fatalf("a lease of another class while one grant waits: %v", err)
+	}
+
+	// A caller of the held class waits no longer than its deadline.
+	err := within("a caller of the held class with 100 ms to wait", 2*time.Second, func() error {
+		shortCtx, shortCancel := context.WithTimeout(ctx, 100*time.Millisecond)
+		defer shortCancel()
+		_, err := l.get(shortCtx, ttl)
+		return err
+	})
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("a caller with 100 ms to wait got %v, want %v", err, context.DeadlineExceeded)
+	}
+
+	// The first caller gives up; the grant goes on for the others.
+	firstGiveUp()
+	if err := <-first; !errors.Is(err, context.Canceled) {
+		t.Fatalf("the caller that gave up got %v, want %v", err, context.Canceled)
+	}
+	var wg sync.WaitGroup
+	ids := make([]clientv3.LeaseID, 3)
+	errs := make([]error, 3)
+	for i := range ids {
+		wg.Go(func() { ids[i], errs[i] = l.get(ctx, ttl-int64(i)) })
+	}
+	time.Sleep(50 * time.Millisecond) // let them wait for the grant
+	open()
+	wg.Wait()
+	for i := range ids {
+		if errs[i] != nil || ids[i] != ids[0] {
+			t.Fatalf("callers of one class after the grant: ids %v, errors %v; want one lease", ids, errs)
+		}
+	}
+	if ttlLeft, err := c.TimeToLive(ctx, ids[0]); err != nil || ttlLeft.TTL < class {
+		t.Fatalf("the class's lease in etcd: %+v, %v; want at least %d s", ttlLeft, err, class)
 	}
 }
