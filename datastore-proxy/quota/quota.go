@@ -9,21 +9,29 @@
 // waits for its first one, and one scan serves every write that waits for
 // it; a tenant without limits is counted in the background (for its
 // metrics), as is every rescan, and at most MaxBackgroundScans of those
-// run at once in the proxy: a restart under load does not send every
-// tenant's whole space through the proxy at the same moment. A write that
-// finds the count stale is checked against the count it has, at most
-// RescanAfter old. Admit is asked before a write with what it adds;
-// concurrent writers can overshoot a limit by what is in flight between
-// Admit and Add, never more. A refused write gets etcd's "database space
-// exceeded", which kube-apiserver reports for that tenant's request only.
+// run at once in the proxy, reading no more than the background scan rate
+// (SetBackgroundScanRate) between them: a restart under load does not send
+// every tenant's whole space through the proxy at the same moment, and
+// hundreds of tenants' rescans cost the store a bounded read rate however
+// much they hold (a count then gets older than RescanAfter). A write that
+// finds the count stale is checked against the count it has. A scan reads
+// at one revision, and the writes recorded (Add) while it runs with a
+// later revision are added to its result: a long scan loses none and
+// counts none twice. Admit is asked before a write with
+// what it adds; concurrent writers can overshoot a limit by what is in
+// flight between Admit and Add, never more. A refused write gets etcd's
+// "database space exceeded", which kube-apiserver reports for that
+// tenant's request only.
 package quota
 
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	"golang.org/x/time/rate"
 
 	"kplex.dev/datastore-proxy/tenantconfig"
 )
@@ -34,8 +42,51 @@ const RescanAfter = 2 * time.Minute
 // ErrNoSpace is what a write past a limit gets.
 var ErrNoSpace = rpctypes.ErrGRPCNoSpace
 
-// Scan counts the keys and bytes a tenant stores.
-type Scan func(ctx context.Context) (keys, bytes int64, err error)
+// Scan counts the keys and bytes a tenant stores at revision rev, calling
+// pace with the bytes of each part it has read before it reads the next.
+type Scan func(ctx context.Context, pace Pace) (keys, bytes, rev int64, err error)
+
+// Pace holds a scan back until it may read on after n more bytes; an
+// error (its context's) ends the scan.
+type Pace func(ctx context.Context, n int) error
+
+// DefaultBackgroundScanRate is the bytes per second that background scans
+// read between them unless SetBackgroundScanRate says otherwise.
+const DefaultBackgroundScanRate = 8 << 20
+
+// backgroundRate paces every background scan of the proxy (nil: no bound).
+var backgroundRate atomic.Pointer[rate.Limiter]
+
+func init() { SetBackgroundScanRate(DefaultBackgroundScanRate) }
+
+// SetBackgroundScanRate sets the bytes per second that background scans
+// read between them, with a burst of as many; <= 0: no bound.
+func SetBackgroundScanRate(bytesPerSecond int) {
+	if bytesPerSecond <= 0 {
+		backgroundRate.Store(nil)
+		return
+	}
+	backgroundRate.Store(rate.NewLimiter(rate.Limit(bytesPerSecond), bytesPerSecond))
+}
+
+// paceBackground waits for n bytes of the background scan rate.
+func paceBackground(ctx context.Context, n int) error {
+	lim := backgroundRate.Load()
+	if lim == nil {
+		return ctx.Err()
+	}
+	for n > 0 {
+		step := min(n, lim.Burst())
+		if err := lim.WaitN(ctx, step); err != nil {
+			return err
+		}
+		n -= step
+	}
+	return nil
+}
+
+// paceNone lets a scan read on at once (a writer waits for it).
+func paceNone(ctx context.Context, _ int) error { return ctx.Err() }
 
 // MaxBackgroundScans is how many background scans run at once, over all
 // tenants.
@@ -53,14 +104,33 @@ type Usage struct {
 	bytes   int64
 }
 
-// scanRun is one scan; done is closed when err is set.
+// scanRun is one scan; done is closed when err is set. adds are the
+// writes recorded while it ran (Usage.mu).
 type scanRun struct {
 	done chan struct{}
 	err  error
+	adds []add
 }
 
-// scanTimeout bounds a scan.
-const scanTimeout = time.Minute
+// add is one write's change to the counts, at its revision.
+type add struct{ rev, keys, bytes int64 }
+
+// after sums the adds later than rev.
+func (r *scanRun) after(rev int64) (keys, bytes int64) {
+	for _, a := range r.adds {
+		if a.rev > rev {
+			keys, bytes = keys+a.keys, bytes+a.bytes
+		}
+	}
+	return keys, bytes
+}
+
+// scanTimeout bounds a scan that a write waits for; a background scan,
+// paced, has longer.
+const (
+	scanTimeout           = time.Minute
+	backgroundScanTimeout = 30 * time.Minute
+)
 
 // Snapshot returns the counts and whether they were ever loaded.
 func (u *Usage) Snapshot() (keys, bytes int64, loaded bool) {
@@ -115,13 +185,18 @@ func (u *Usage) startLocked(ctx context.Context, scan Scan, background bool) *sc
 			backgroundScans <- struct{}{}
 			defer func() { <-backgroundScans }()
 		}
-		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), scanTimeout)
-		k, b, err := scan(sctx)
+		pace, timeout := Pace(paceNone), scanTimeout
+		if background {
+			pace, timeout = paceBackground, backgroundScanTimeout
+		}
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
+		k, b, rev, err := scan(sctx, pace)
 		cancel()
 		u.mu.Lock()
 		u.run = nil
 		if err == nil {
-			u.keys, u.bytes, u.scanned = k, b, time.Now()
+			dk, db := run.after(rev)
+			u.keys, u.bytes, u.scanned = k+dk, b+db, time.Now()
 		}
 		run.err = err
 		u.mu.Unlock()
@@ -130,12 +205,15 @@ func (u *Usage) startLocked(ctx context.Context, scan Scan, background bool) *sc
 	return run
 }
 
-// Add records a write that happened.
-func (u *Usage) Add(keys, bytes int64) {
+// Add records a write that happened at revision rev.
+func (u *Usage) Add(keys, bytes, rev int64) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
+	if u.run != nil {
+		u.run.adds = append(u.run.adds, add{rev, keys, bytes})
+	}
 	if u.scanned.IsZero() {
-		return // not loaded: the first scan will count it
+		return // not loaded: the first scan counts it, or its run adds it
 	}
 	u.keys += keys
 	u.bytes += bytes

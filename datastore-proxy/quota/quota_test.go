@@ -12,7 +12,7 @@ import (
 )
 
 func TestAdmit(t *testing.T) {
-	scan := func(context.Context) (int64, int64, error) { return 8, 800, nil }
+	scan := func(context.Context, Pace) (int64, int64, int64, error) { return 8, 800, 1, nil }
 	tests := []struct {
 		name        string
 		l           tenantconfig.Limits
@@ -36,19 +36,19 @@ func TestAdmit(t *testing.T) {
 		})
 	}
 	var u Usage
-	u.Add(5, 5) // ignored before the first scan
+	u.Add(5, 5, 1) // ignored before the first scan
 	if _, _, loaded := u.Snapshot(); loaded {
 		t.Fatal("loaded before any scan")
 	}
 	var scans atomic.Int64
-	counted := func(ctx context.Context) (int64, int64, error) { scans.Add(1); return scan(ctx) }
+	counted := func(ctx context.Context, p Pace) (int64, int64, int64, error) { scans.Add(1); return scan(ctx, p) }
 	_ = u.Admit(context.Background(), tenantconfig.Limits{}, counted, 0, 0)
 	waitLoaded(t, &u)
 	_ = u.Admit(context.Background(), tenantconfig.Limits{}, counted, 0, 0)
 	if n := scans.Load(); n != 1 {
 		t.Fatalf("scanned %d times, want once until RescanAfter", n)
 	}
-	u.Add(1, 10)
+	u.Add(1, 10, 2)
 	if k, b, _ := u.Snapshot(); k != 9 || b != 810 {
 		t.Fatalf("after Add: %d keys %d bytes, want 9 and 810", k, b)
 	}
@@ -61,7 +61,7 @@ func TestAdmit(t *testing.T) {
 func TestStaleCountRescansInTheBackground(t *testing.T) {
 	ctx := context.Background()
 	var u Usage
-	if err := u.Admit(ctx, tenantconfig.Limits{}, func(context.Context) (int64, int64, error) { return 3, 30, nil }, 1, 10); err != nil {
+	if err := u.Admit(ctx, tenantconfig.Limits{}, func(context.Context, Pace) (int64, int64, int64, error) { return 3, 30, 1, nil }, 1, 10); err != nil {
 		t.Fatal(err)
 	}
 	waitLoaded(t, &u)
@@ -70,10 +70,10 @@ func TestStaleCountRescansInTheBackground(t *testing.T) {
 	u.mu.Unlock()
 
 	release, started := make(chan struct{}), make(chan struct{}, 10)
-	slow := func(context.Context) (int64, int64, error) {
+	slow := func(context.Context, Pace) (int64, int64, int64, error) {
 		started <- struct{}{}
 		<-release
-		return 7, 70, nil
+		return 7, 70, 1, nil
 	}
 	limits := tenantconfig.Limits{MaxKeys: 4}
 	for i := range 5 {
@@ -125,10 +125,10 @@ func TestFirstCountIsSharedByTheWritesWaitingForIt(t *testing.T) {
 	var u Usage
 	var scans atomic.Int64
 	release := make(chan struct{})
-	scan := func(context.Context) (int64, int64, error) {
+	scan := func(context.Context, Pace) (int64, int64, int64, error) {
 		scans.Add(1)
 		<-release
-		return 9, 90, nil
+		return 9, 90, 1, nil
 	}
 	limits := tenantconfig.Limits{MaxKeys: 10}
 
@@ -174,10 +174,10 @@ func TestFailedFirstCountIsTheWritesError(t *testing.T) {
 	var u Usage
 	down := errors.New("backend down")
 	limits := tenantconfig.Limits{MaxBytes: 100}
-	if err := u.Admit(context.Background(), limits, func(context.Context) (int64, int64, error) { return 0, 0, down }, 1, 1); !errors.Is(err, down) {
+	if err := u.Admit(context.Background(), limits, func(context.Context, Pace) (int64, int64, int64, error) { return 0, 0, 0, down }, 1, 1); !errors.Is(err, down) {
 		t.Fatalf("err = %v, want the scan's", err)
 	}
-	if err := u.Admit(context.Background(), limits, func(context.Context) (int64, int64, error) { return 1, 100, nil }, 1, 1); !errors.Is(err, ErrNoSpace) {
+	if err := u.Admit(context.Background(), limits, func(context.Context, Pace) (int64, int64, int64, error) { return 1, 100, 1, nil }, 1, 1); !errors.Is(err, ErrNoSpace) {
 		t.Fatalf("after a second, successful scan (100 of 100 bytes): err = %v, want no space", err)
 	}
 }
@@ -188,13 +188,13 @@ func TestBackgroundScansAreBounded(t *testing.T) {
 	const tenants = 6
 	var running, most atomic.Int64
 	release := make(chan struct{})
-	scan := func(context.Context) (int64, int64, error) {
+	scan := func(context.Context, Pace) (int64, int64, int64, error) {
 		n := running.Add(1)
 		for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
 		}
 		<-release
 		running.Add(-1)
-		return 1, 1, nil
+		return 1, 1, 1, nil
 	}
 	us := make([]Usage, tenants)
 	for i := range us {
@@ -223,5 +223,85 @@ func TestBackgroundScansAreBounded(t *testing.T) {
 	}
 	if m := most.Load(); m != MaxBackgroundScans {
 		t.Fatalf("at most %d background scans ran at once, want %d", m, MaxBackgroundScans)
+	}
+}
+
+// A scan's result is the store at its revision: the writes recorded while
+// it ran count on top of it if they are later, and not again if it saw
+// them. (Before, the writes of a running scan were lost when its result
+// replaced the counts; a paced scan of a large tenant runs for seconds.)
+func TestWritesDuringAScanCountOnce(t *testing.T) {
+	var u Usage
+	ctx := context.Background()
+	if err := u.Admit(ctx, tenantconfig.Limits{}, func(context.Context, Pace) (int64, int64, int64, error) { return 1, 10, 1, nil }, 0, 0); err != nil {
+		t.Fatal(err)
+	}
+	waitLoaded(t, &u)
+	u.mu.Lock()
+	u.scanned = u.scanned.Add(-RescanAfter - time.Second)
+	u.mu.Unlock()
+
+	started, release := make(chan struct{}), make(chan struct{})
+	rescan := func(context.Context, Pace) (int64, int64, int64, error) {
+		close(started)
+		<-release
+		return 5, 50, 100, nil // the store at revision 100
+	}
+	if err := u.Admit(ctx, tenantconfig.Limits{}, rescan, 0, 0); err != nil {
+		t.Fatal(err)
+	}
+	<-started
+	u.Add(1, 7, 99)   // seen by the scan
+	u.Add(1, 11, 101) // after it
+	u.Add(-1, -3, 102)
+	close(release)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		k, b, _ := u.Snapshot()
+		if k == 5 && b == 58 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after the rescan: %d keys %d bytes, want 5 and 58 (the scan's 5 and 50, +1 -1 keys and +11 -3 bytes after it)", k, b)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// Background scans read no faster than the background scan rate, all of
+// them together; a scan a write waits for is not held back.
+func TestBackgroundScansArePaced(t *testing.T) {
+	SetBackgroundScanRate(1000) // bytes per second, and a burst of as much
+	defer SetBackgroundScanRate(DefaultBackgroundScanRate)
+	ctx := context.Background()
+	// Four parts of 500 bytes: the first two within the burst, the other
+	// two a second's worth of the rate.
+	reads := func(elapsed chan<- time.Duration) Scan {
+		return func(ctx context.Context, pace Pace) (int64, int64, int64, error) {
+			start := time.Now()
+			for range 4 {
+				if err := pace(ctx, 500); err != nil {
+					return 0, 0, 0, err
+				}
+			}
+			elapsed <- time.Since(start)
+			return 1, 1, 1, nil
+		}
+	}
+	foreground := make(chan time.Duration, 1)
+	var limited Usage
+	if err := limited.Admit(ctx, tenantconfig.Limits{MaxKeys: 10}, reads(foreground), 1, 1); err != nil {
+		t.Fatal(err)
+	}
+	if d := <-foreground; d > 500*time.Millisecond {
+		t.Errorf("a first count that a write waits for took %v for 2000 bytes: paced", d)
+	}
+	background := make(chan time.Duration, 1)
+	var unlimited Usage
+	if err := unlimited.Admit(ctx, tenantconfig.Limits{}, reads(background), 1, 1); err != nil {
+		t.Fatal(err)
+	}
+	if d := <-background; d < 900*time.Millisecond {
+		t.Errorf("a background count read 2000 bytes in %v at 1000 bytes/s with a burst of 1000", d)
 	}
 }

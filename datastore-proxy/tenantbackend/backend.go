@@ -64,7 +64,7 @@ func (b *Backend) Create(ctx context.Context, key string, value []byte, lease in
 	}
 	rev, err := b.inner.Create(ctx, b.space.Key(key), value, lease)
 	if err == nil {
-		b.usage.Add(1, size)
+		b.usage.Add(1, size, rev)
 	}
 	return rev, err
 }
@@ -81,7 +81,7 @@ func (b *Backend) Delete(ctx context.Context, key string, revision int64) (int64
 	}
 	kv = b.own(kv)
 	if ok && kv != nil {
-		b.countDeleted(kv)
+		b.countDeleted(kv, rev)
 	}
 	return rev, kv, ok, err
 }
@@ -138,7 +138,7 @@ func (b *Backend) Update(ctx context.Context, key string, value []byte, revision
 	}
 	rev, kv, ok, err := b.inner.Update(ctx, b.space.Key(key), value, revision, lease)
 	if ok && err == nil {
-		b.usage.Add(0, grow)
+		b.usage.Add(0, grow, rev)
 	}
 	return rev, b.own(kv), ok, err
 }

@@ -34,7 +34,7 @@ func (b *Backend) DeleteRange(ctx context.Context, key, end string) (int64, []*s
 		}
 		prev = b.ownAll(prev)
 		for _, kv := range prev {
-			b.countDeleted(kv)
+			b.countDeleted(kv, rev)
 		}
 		return rev, prev, nil
 	}
@@ -80,7 +80,7 @@ func (b *Backend) deleteAsIs(ctx context.Context, kv *server.KeyValue) (int64, *
 		case ok:
 			own := b.own(kv)
 			if own != nil {
-				b.countDeleted(own)
+				b.countDeleted(own, rev)
 			}
 			return rev, own, nil
 		case cur == nil:

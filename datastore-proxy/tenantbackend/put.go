@@ -45,7 +45,8 @@ func (b *Backend) Put(ctx context.Context, key string, value []byte, lease int64
 		return 0, nil, err
 	}
 	prev = b.own(prev)
-	b.usage.Add(usageChange(key, value, prev))
+	keys, size = usageChange(key, value, prev)
+	b.usage.Add(keys, size, rev)
 	return rev, prev, nil
 }
 

@@ -2,9 +2,12 @@ package tenantbackend
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/k3s-io/kine/pkg/server"
+
+	"kplex.dev/datastore-proxy/quota"
 )
 
 // admit checks a write that adds keys and bytes against the tenant's
@@ -32,22 +35,58 @@ func usageChange(key string, value []byte, old *server.KeyValue) (keys, bytes in
 // keySize is what a tenant key holding kv counts for in its usage bytes.
 func keySize(kv *server.KeyValue) int64 { return int64(len(kv.Key) + len(kv.Value)) }
 
-// countDeleted takes kv, a tenant key just deleted, off the tenant's usage.
-func (b *Backend) countDeleted(kv *server.KeyValue) { b.usage.Add(-1, -keySize(kv)) }
+// countDeleted takes kv, a tenant key deleted at rev, off the tenant's
+// usage.
+func (b *Backend) countDeleted(kv *server.KeyValue, rev int64) { b.usage.Add(-1, -keySize(kv), rev) }
 
-// scan counts the tenant's keys and bytes in the shared store.
-func (b *Backend) scan(ctx context.Context) (int64, int64, error) {
-	k, e := b.space.Range("", "")
-	res := b.inner.ListStream(ctx, k, e, 0, 0, false)
-	var keys, bytes int64
-	for kv := range res.KVc {
-		if own := b.own(kv); own != nil {
-			keys++
-			bytes += keySize(own)
+// scanPage is how many keys a scan reads at a time: a tenant's whole space
+// in one answer would be as large as the tenant, in the store's memory and
+// the proxy's, every RescanAfter.
+const scanPage = 256
+
+// scanRestarts is how often a scan starts again at the current revision
+// when the one it reads at is compacted under it (a long, paced scan).
+const scanRestarts = 3
+
+// scan counts the tenant's keys and bytes in the shared store, a page at a
+// time, every page at the revision of the first (quota.Scan).
+func (b *Backend) scan(ctx context.Context, pace quota.Pace) (keys, bytes, rev int64, err error) {
+	for range scanRestarts {
+		keys, bytes, rev, err = b.scanOnce(ctx, pace)
+		if !errors.Is(err, server.ErrCompacted) {
+			break
 		}
 	}
-	if err := <-res.Errorc; err != nil {
-		return 0, 0, fmt.Errorf("count tenant %s usage: %w", b.space.Tenant(), err)
+	if err != nil {
+		return 0, 0, 0, fmt.Errorf("count tenant %s usage: %w", b.space.Tenant(), err)
 	}
-	return keys, bytes, nil
+	return keys, bytes, rev, nil
+}
+
+func (b *Backend) scanOnce(ctx context.Context, pace quota.Pace) (keys, bytes, rev int64, err error) {
+	from, end := b.space.Range("", "")
+	for {
+		r, kvs, err := b.inner.List(ctx, from, end, scanPage, rev, false)
+		if err != nil {
+			return 0, 0, 0, err
+		}
+		if rev == 0 {
+			rev = r
+		}
+		var read int
+		for _, kv := range kvs {
+			read += len(kv.Key) + len(kv.Value)
+			if own := b.own(kv); own != nil {
+				keys++
+				bytes += keySize(own)
+			}
+		}
+		if len(kvs) < scanPage {
+			return keys, bytes, rev, nil
+		}
+		from = kvs[len(kvs)-1].Key + "\x00"
+		if err := pace(ctx, read); err != nil {
+			return 0, 0, 0, err
+		}
+	}
 }

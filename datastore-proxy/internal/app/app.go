@@ -33,6 +33,7 @@ import (
 	"kplex.dev/datastore-proxy/backend"
 	"kplex.dev/datastore-proxy/coalesce"
 	"kplex.dev/datastore-proxy/internal/metrics"
+	"kplex.dev/datastore-proxy/quota"
 	"kplex.dev/datastore-proxy/server"
 	"kplex.dev/datastore-proxy/tenantconfig"
 )
@@ -54,6 +55,7 @@ type Options struct {
 	TenantShare    int
 	TenantWrites   int
 	TenantBusy     float64
+	UsageScanRate  int
 }
 
 // ParseFlags reads the command line.
@@ -95,12 +97,16 @@ Flags:
 	fs.IntVar(&o.TenantWrites, "backend-tenant-write-share", 1, "the same for writes (0: --backend-tenant-share); on etcd every write in flight delays other tenants' reads until its disk sync")
 	fs.Float64Var(&o.TenantBusy, "backend-tenant-busy-share", -1, "while several tenants are active, the share (0-1) of the backend slots' time one tenant with a backlog may use, so that its neighbours find the backend and the proxy's CPU with room; bites where slots are few (SQLite's one write slot); 0: no bound; -1: the backend's default, half a write slot's time for postgres and mysql (0.0625 of their 8 slots, at most 0.25), 0.25 elsewhere")
 	fs.IntVar(&o.WriteSlots, "backend-write-slots", 0, "writes run against the backend at once, shared as reads are (default: 1 for sqlite, which has one writer; 8 for postgres and mysql; --backend-slots for etcd)")
+	fs.IntVar(&o.UsageScanRate, "usage-scan-rate", quota.DefaultBackgroundScanRate, "bytes per second that the background recounts of tenants' keys and bytes read from the backend, all tenants together (a tenant's count is then refreshed every 2 minutes or as this rate allows); 0: no bound")
 	fs.DurationVar(&o.ShutdownGrace, "shutdown-grace", 10*time.Second, "how long open requests and watches may drain on SIGTERM")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
 	if fs.NArg() > 0 {
 		return o, fmt.Errorf("unexpected arguments: %v", fs.Args())
+	}
+	if o.UsageScanRate < 0 {
+		return o, fmt.Errorf("--usage-scan-rate: want bytes per second, 0 for no bound; got %d", o.UsageScanRate)
 	}
 	var missing []string
 	for name, v := range map[string]string{"--tls-cert-file": o.TLSCertFile, "--tls-key-file": o.TLSKeyFile, "--client-ca-file": o.ClientCAFile} {
@@ -180,6 +186,7 @@ func Run(ctx context.Context, o Options, log *slog.Logger) error {
 	if o.TenantBusy < 0 {
 		o.TenantBusy = defaultBusyShare(o.Backend.Kind, o.WriteSlots)
 	}
+	quota.SetBackgroundScanRate(o.UsageScanRate)
 	m := metrics.New(reg, server.TenantFromContext)
 	srv := server.New(b, server.Options{Scheme: scheme, NotifyInterval: o.NotifyInterval, Limits: limits, BackendSlots: o.BackendSlots, WriteSlots: o.WriteSlots, TenantShare: o.TenantShare, TenantWriteShare: o.TenantWrites, TenantBusyShare: o.TenantBusy,
 		OnWatch: m.Watch, OnWatchRefused: m.WatchRefused})

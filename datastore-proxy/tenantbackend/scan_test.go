@@ -1,0 +1,90 @@
+package tenantbackend_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"kplex.dev/datastore-proxy/backend"
+	"kplex.dev/datastore-proxy/internal/proxytest"
+	"kplex.dev/datastore-proxy/keyspace"
+	"kplex.dev/datastore-proxy/quota"
+	"kplex.dev/datastore-proxy/tenantbackend"
+	"kplex.dev/datastore-proxy/tenantconfig"
+)
+
+// A tenant's usage is counted a page at a time, each page paced, all at
+// one revision: the keys and bytes are exactly the tenant's (another
+// tenant's keys, before and after it in the shared store, count for
+// nothing), and a write after the count's revision is not in it. (The
+// count was one read of the tenant's whole space: as large as the tenant
+// in the store's memory and the proxy's, every two minutes.)
+func TestUsageIsCountedInPagesAtOneRevision(t *testing.T) {
+	proxytest.ForEachBackend(t, func(t *testing.T, cfg backend.Config) {
+		if cfg.Kind == "sqlite" {
+			cfg.DataDir = t.TempDir()
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		var wg sync.WaitGroup
+		inner, _, err := backend.Open(ctx, &wg, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer wg.Wait()
+		defer cancel()
+		tenant := func(name string) *tenantbackend.Backend {
+			space, err := keyspace.ForTenant(name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return tenantbackend.New(inner, space, func() tenantconfig.Limits { return tenantconfig.Limits{} }, &quota.Usage{})
+		}
+		// beta's keys sort before alpha's and gamma's after them.
+		alpha, beta, gamma := tenant("alpha"), tenant("a"), tenant("b")
+		const n = 2*tenantbackend.ScanPage + 17
+		var wantBytes int64
+		for i := range n {
+			key, value := fmt.Sprintf("/registry/pods/ns/p%04d", i), strings.Repeat("v", i%50+1)
+			if _, err := alpha.Create(ctx, key, []byte(value), 0); err != nil {
+				t.Fatalf("create %s: %v", key, err)
+			}
+			wantBytes += int64(len(key) + len(value))
+		}
+		for _, other := range []*tenantbackend.Backend{beta, gamma} {
+			for i := range 5 {
+				if _, err := other.Create(ctx, fmt.Sprintf("/registry/x%d", i), []byte("other"), 0); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+
+		var paced []int
+		keys, bytes, rev, err := alpha.Scan(ctx, func(ctx context.Context, n int) error {
+			paced = append(paced, n)
+			if len(paced) == 1 {
+				// A write after the first page: not at the count's revision.
+				if _, err := alpha.Create(ctx, "/registry/pods/ns/later", []byte("late"), 0); err != nil {
+					return err
+				}
+			}
+			return ctx.Err()
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if keys != n || bytes != wantBytes {
+			t.Errorf("counted %d keys, %d bytes; want %d and %d", keys, bytes, n, wantBytes)
+		}
+		if len(paced) != 2 {
+			t.Errorf("paced %d times (%v), want after each of the 2 full pages", len(paced), paced)
+		}
+		rev2, _, err := alpha.Get(ctx, "/registry/pods/ns/later", 0, false)
+		if err != nil || rev <= 0 || rev >= rev2 {
+			t.Errorf("the count's revision %d, the store's after the later write %d (%v): want it before", rev, rev2, err)
+		}
+	})
+}
