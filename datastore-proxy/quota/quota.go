@@ -43,12 +43,13 @@ const RescanAfter = 2 * time.Minute
 var ErrNoSpace = rpctypes.ErrGRPCNoSpace
 
 // Scan counts the keys and bytes a tenant stores at revision rev, calling
-// pace with the bytes of each part it has read before it reads the next.
+// pace with its revision and the bytes of each part it has read before it
+// reads the next.
 type Scan func(ctx context.Context, pace Pace) (keys, bytes, rev int64, err error)
 
-// Pace holds a scan back until it may read on after n more bytes; an
-// error (its context's) ends the scan.
-type Pace func(ctx context.Context, n int) error
+// Pace holds a scan at revision rev back until it may read on after n
+// more bytes; an error (its context's) ends the scan.
+type Pace func(ctx context.Context, rev int64, n int) error
 
 // DefaultBackgroundScanRate is the bytes per second that background scans
 // read between them unless SetBackgroundScanRate says otherwise.
@@ -70,7 +71,7 @@ func SetBackgroundScanRate(bytesPerSecond int) {
 }
 
 // paceBackground waits for n bytes of the background scan rate.
-func paceBackground(ctx context.Context, n int) error {
+func paceBackground(ctx context.Context, _ int64, n int) error {
 	lim := backgroundRate.Load()
 	if lim == nil {
 		return ctx.Err()
@@ -86,7 +87,7 @@ func paceBackground(ctx context.Context, n int) error {
 }
 
 // paceNone lets a scan read on at once (a writer waits for it).
-func paceNone(ctx context.Context, _ int) error { return ctx.Err() }
+func paceNone(ctx context.Context, _ int64, _ int) error { return ctx.Err() }
 
 // MaxBackgroundScans is how many background scans run at once, over all
 // tenants.
@@ -104,25 +105,42 @@ type Usage struct {
 	bytes   int64
 }
 
-// scanRun is one scan; done is closed when err is set. adds are the
-// writes recorded while it ran (Usage.mu).
+// scanRun is one scan; done is closed when err is set. The writes
+// recorded while it runs (Usage.mu) are kept in adds until its revision
+// is known (rev), then only their sum past it (later).
 type scanRun struct {
-	done chan struct{}
-	err  error
-	adds []add
+	done  chan struct{}
+	err   error
+	adds  []add
+	rev   int64
+	later add
 }
 
 // add is one write's change to the counts, at its revision.
 type add struct{ rev, keys, bytes int64 }
 
-// after sums the adds later than rev.
-func (r *scanRun) after(rev int64) (keys, bytes int64) {
-	for _, a := range r.adds {
-		if a.rev > rev {
-			keys, bytes = keys+a.keys, bytes+a.bytes
-		}
+// record takes a write recorded while r runs.
+func (r *scanRun) record(a add) {
+	switch {
+	case r.rev == 0:
+		r.adds = append(r.adds, a)
+	case a.rev > r.rev:
+		r.later.keys += a.keys
+		r.later.bytes += a.bytes
 	}
-	return keys, bytes
+}
+
+// at learns r's revision: of the writes recorded so far, only the later
+// ones' sum is kept.
+func (r *scanRun) at(rev int64) {
+	if r.rev != 0 {
+		return
+	}
+	r.rev = rev
+	for _, a := range r.adds {
+		r.record(a)
+	}
+	r.adds = nil
 }
 
 // scanTimeout bounds a scan that a write waits for; a background scan,
@@ -185,9 +203,15 @@ func (u *Usage) startLocked(ctx context.Context, scan Scan, background bool) *sc
 			backgroundScans <- struct{}{}
 			defer func() { <-backgroundScans }()
 		}
-		pace, timeout := Pace(paceNone), scanTimeout
+		wait, timeout := Pace(paceNone), scanTimeout
 		if background {
-			pace, timeout = paceBackground, backgroundScanTimeout
+			wait, timeout = paceBackground, backgroundScanTimeout
+		}
+		pace := func(ctx context.Context, rev int64, n int) error {
+			u.mu.Lock()
+			run.at(rev)
+			u.mu.Unlock()
+			return wait(ctx, rev, n)
 		}
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
 		k, b, rev, err := scan(sctx, pace)
@@ -195,8 +219,8 @@ func (u *Usage) startLocked(ctx context.Context, scan Scan, background bool) *sc
 		u.mu.Lock()
 		u.run = nil
 		if err == nil {
-			dk, db := run.after(rev)
-			u.keys, u.bytes, u.scanned = k+dk, b+db, time.Now()
+			run.at(rev)
+			u.keys, u.bytes, u.scanned = k+run.later.keys, b+run.later.bytes, time.Now()
 		}
 		run.err = err
 		u.mu.Unlock()
@@ -210,7 +234,7 @@ func (u *Usage) Add(keys, bytes, rev int64) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	if u.run != nil {
-		u.run.adds = append(u.run.adds, add{rev, keys, bytes})
+		u.run.record(add{rev, keys, bytes})
 	}
 	if u.scanned.IsZero() {
 		return // not loaded: the first scan counts it, or its run adds it

@@ -241,19 +241,28 @@ func TestWritesDuringAScanCountOnce(t *testing.T) {
 	u.scanned = u.scanned.Add(-RescanAfter - time.Second)
 	u.mu.Unlock()
 
-	started, release := make(chan struct{}), make(chan struct{})
-	rescan := func(context.Context, Pace) (int64, int64, int64, error) {
+	started, pace, paced, release := make(chan struct{}), make(chan struct{}), make(chan struct{}), make(chan struct{})
+	rescan := func(ctx context.Context, p Pace) (int64, int64, int64, error) {
 		close(started)
+		<-pace
+		if err := p(ctx, 100, 1); err != nil { // the store at revision 100
+			return 0, 0, 0, err
+		}
+		close(paced)
 		<-release
-		return 5, 50, 100, nil // the store at revision 100
+		return 5, 50, 100, nil
 	}
 	if err := u.Admit(ctx, tenantconfig.Limits{}, rescan, 0, 0); err != nil {
 		t.Fatal(err)
 	}
 	<-started
-	u.Add(1, 7, 99)   // seen by the scan
-	u.Add(1, 11, 101) // after it
+	// Before the scan knows its revision, and after.
+	u.Add(1, 7, 99) // seen by the scan
+	u.Add(1, 11, 101)
+	close(pace)
+	<-paced
 	u.Add(-1, -3, 102)
+	u.Add(1, 1000, 100) // seen by the scan
 	close(release)
 	deadline := time.Now().Add(5 * time.Second)
 	for {
@@ -280,7 +289,7 @@ func TestBackgroundScansArePaced(t *testing.T) {
 		return func(ctx context.Context, pace Pace) (int64, int64, int64, error) {
 			start := time.Now()
 			for range 4 {
-				if err := pace(ctx, 500); err != nil {
+				if err := pace(ctx, 1, 500); err != nil {
 					return 0, 0, 0, err
 				}
 			}

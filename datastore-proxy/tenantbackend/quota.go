@@ -85,7 +85,7 @@ func (b *Backend) scanOnce(ctx context.Context, pace quota.Pace) (keys, bytes, r
 			return keys, bytes, rev, nil
 		}
 		from = kvs[len(kvs)-1].Key + "\x00"
-		if err := pace(ctx, read); err != nil {
+		if err := pace(ctx, rev, read); err != nil {
 			return 0, 0, 0, err
 		}
 	}

@@ -77,7 +77,7 @@ func BenchmarkRecount(b *testing.B) {
 			return n, <-res.Errorc
 		}},
 		{"paged", func() (int64, error) {
-			n, _, _, err := tb.Scan(ctx, func(ctx context.Context, _ int) error { return ctx.Err() })
+			n, _, _, err := tb.Scan(ctx, func(ctx context.Context, _ int64, _ int) error { return ctx.Err() })
 			return n, err
 		}},
 	} {

@@ -63,7 +63,7 @@ func TestUsageIsCountedInPagesAtOneRevision(t *testing.T) {
 		}
 
 		var paced []int
-		keys, bytes, rev, err := alpha.Scan(ctx, func(ctx context.Context, n int) error {
+		keys, bytes, rev, err := alpha.Scan(ctx, func(ctx context.Context, _ int64, n int) error {
 			paced = append(paced, n)
 			if len(paced) == 1 {
 				// A write after the first page: not at the count's revision.
