@@ -75,18 +75,18 @@ func startBackend(work, kind string, p *benchPKI, proxyProfile string) (*env, er
 	dir := filepath.Join(work, kind)
 	switch kind {
 	case "etcd":
-		var env []string
-		if storeProfile != "" {
-			env = append(env, storeProfileEnv+"="+storeProfile)
+		args := []string{"serve-etcd", dir, p.dir}
+		if etcdSeparateHTTP {
+			args = append(args, "separate-http")
 		}
-		etcd, err := spawnWith("etcd", pinStoreCPU, 0, env, "serve-etcd", dir, p.dir)
-		if err == nil {
-			e.stops = append(e.stops, etcd.stop)
-		}
+		etcd, err := e.spawn("etcd", pinStoreCPU, args...)
 		if err != nil {
 			return nil, err
 		}
 		e.directName, e.direct, e.store, e.directEndpoint = "etcd direct", etcd, etcd, etcd.endpoint
+		if etcdSeparateHTTP {
+			e.directName = "etcd direct (HTTP apart)"
+		}
 		return e, e.startProxy(proxyProfile, "--backend=etcd", "--datastore-endpoint=https://"+etcd.endpoint,
 			"--datastore-cafile="+p.caFile, "--datastore-certfile="+p.serverCrt, "--datastore-keyfile="+p.serverKey)
 	case "sqlite":

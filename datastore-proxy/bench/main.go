@@ -50,8 +50,9 @@ func main() {
 	flag.BoolVar(&listStream, "list-stream", false, "list with RangeStream, as kube-apiserver v1.37 does, instead of Range, in direct and proxied rows alike")
 	rounds := flag.Int("rounds", 1, "run the throughput rows this many times in turn and show each figure's median")
 	cpuProfile := flag.String("cpuprofile", "", "write the proxy's CPU profile to this file (with one backend)")
+	flag.BoolVar(&etcdSeparateHTTP, "etcd-separate-http", false, "etcd serves its HTTP endpoints on a client URL of their own (--listen-client-http-urls), so that gRPC on its TLS client URL is grpc-go's own transport rather than net/http's (etcd's default, and kubeadm's)")
 	tenants := flag.String("tenants", "1,10,100", "the throughput rows' numbers of tenants, each with a direct row of as many clients")
-	flag.StringVar(&storeProfile, "store-cpuprofile", "", "etcd only: profile etcd in each throughput row apart, to PREFIX-N.prof (N: the rows in the order run, as logged)")
+	flag.StringVar(&cellProfile, "cell-cpuprofile", "", "profile the store's process and the proxy in each throughput cell apart, to PREFIX-N-CELL-PROCESS.prof (N: the rows in the order run, as logged)")
 	flag.IntVar(&pinStoreCPU, "pin-store", -1, "etcd only: run etcd on this CPU alone, the clients and the proxy on the others (-1: no pinning)")
 	flag.IntVar(&pinProxyCPU, "pin-proxy", -1, "run the proxy on this CPU alone, the clients and the store on the others, in direct and proxied rows alike (-1: no pinning)")
 	flag.Parse()
@@ -66,8 +67,8 @@ func main() {
 	if len(tenantCounts) == 0 {
 		log.Fatal("-tenants: name at least one number of tenants")
 	}
-	if storeProfile != "" && *backends != "etcd" {
-		log.Fatal("-store-cpuprofile: only with -backends etcd")
+	if cellProfile != "" && (*cpuProfile != "" || len(splitComma(*backends)) != 1) {
+		log.Fatal("-cell-cpuprofile: with one backend (-backends), and not with -cpuprofile")
 	}
 	for _, kv := range strings.Fields(*proxyEnvFlag) {
 		if name, _, ok := strings.Cut(kv, "="); !ok || name == "" {
@@ -176,6 +177,9 @@ func main() {
 const pgDirectWriters = 32
 
 var backendSlots, writeSlots, tenantShare, tenantWriteShare int
+
+// etcdSeparateHTTP: -etcd-separate-http.
+var etcdSeparateHTTP bool
 var tenantBusyShare float64
 
 // proxyEnv is added to the proxy's environment (-proxy-env).

@@ -85,8 +85,12 @@ var runSeq atomic.Int64
 
 // measure runs each operation ops times over conc workers; worker w uses
 // clients[w % len(clients)], so tenants share the load evenly, and puts
-// its keys under prefixes[w % len(clients)].
-func measure(ctx context.Context, clients []*clientv3.Client, prefixes []string, conc, ops int) result {
+// its keys under prefixes[w % len(clients)]. around, if not nil, runs
+// each cell (its name, and the cell).
+func measure(ctx context.Context, clients []*clientv3.Client, prefixes []string, conc, ops int, around func(cell string, f func())) result {
+	if around == nil {
+		around = func(_ string, f func()) { f() }
+	}
 	run := runSeq.Add(1)
 	key := func(w, i int) string {
 		return fmt.Sprintf("%s/registry/bench/%d/w%d/%06d", prefixes[w%len(clients)], run, w, i)
@@ -100,22 +104,28 @@ func measure(ctx context.Context, clients []*clientv3.Client, prefixes []string,
 			panic(fmt.Sprintf("warm-up: %v", err))
 		}
 	}
-	r.put = parallel(conc, per, func(w, i int) error {
-		c := clients[w%len(clients)]
-		k := key(w, i)
-		_, err := c.Txn(ctx).If(clientv3.Compare(clientv3.ModRevision(k), "=", 0)).
-			Then(clientv3.OpPut(k, string(value))).Else(clientv3.OpGet(k)).Commit()
-		return err
+	around("put", func() {
+		r.put = parallel(conc, per, func(w, i int) error {
+			c := clients[w%len(clients)]
+			k := key(w, i)
+			_, err := c.Txn(ctx).If(clientv3.Compare(clientv3.ModRevision(k), "=", 0)).
+				Then(clientv3.OpPut(k, string(value))).Else(clientv3.OpGet(k)).Commit()
+			return err
+		})
 	})
-	r.get = parallel(conc, per, func(w, i int) error {
-		_, err := clients[w%len(clients)].Get(ctx, key(w, i))
-		return err
+	around("get", func() {
+		r.get = parallel(conc, per, func(w, i int) error {
+			_, err := clients[w%len(clients)].Get(ctx, key(w, i))
+			return err
+		})
 	})
-	r.list = parallel(conc, per, func(w, i int) error {
-		prefix := fmt.Sprintf("%s/registry/bench/%d/w%d/", prefixes[w%len(clients)], run, w)
-		return list(ctx, clients[w%len(clients)], prefix, 100)
+	around("list", func() {
+		r.list = parallel(conc, per, func(w, i int) error {
+			prefix := fmt.Sprintf("%s/registry/bench/%d/w%d/", prefixes[w%len(clients)], run, w)
+			return list(ctx, clients[w%len(clients)], prefix, 100)
+		})
 	})
-	r.watch = watchThroughput(ctx, clients, prefixes, conc, per, run)
+	around("watch", func() { r.watch = watchThroughput(ctx, clients, prefixes, conc, per, run) })
 	return r
 }
 

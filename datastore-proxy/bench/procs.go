@@ -17,7 +17,7 @@ import (
 type child struct {
 	name     string
 	cmd      *exec.Cmd
-	stdin    io.Closer
+	stdin    io.WriteCloser
 	stderr   *bytes.Buffer
 	endpoint string
 }

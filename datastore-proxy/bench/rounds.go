@@ -107,7 +107,7 @@ func throughput(ctx context.Context, e *env, conc, ops, rounds int) error {
 			benchRow{fmt.Sprintf("proxy, %d %s", n, strings.Replace(clients, "client", "tenant", 1)), n, false})
 	}
 	results := make([][]result, len(rows))
-	profiled := 0
+	profiles := e.cellProfiles()
 	for round := range rounds {
 		for i := range rows {
 			if round%2 == 1 {
@@ -119,15 +119,9 @@ func throughput(ctx context.Context, e *env, conc, ops, rounds int) error {
 				return fmt.Errorf("%s: %w", r.name, err)
 			}
 			meters = e.meters(!r.direct)
-			e.toggleStoreProfile()
-			res := measure(ctx, clients, prefixes, conc, ops)
-			e.toggleStoreProfile()
+			res := measure(ctx, clients, prefixes, conc, ops, profiles.around(r.name, r.direct))
 			cleanup()
 			results[i] = append(results[i], res)
-			if storeProfile != "" {
-				profiled++
-				fmt.Fprintf(os.Stderr, "(etcd's profile: %s-%d.prof) ", storeProfile, profiled)
-			}
 			fmt.Fprintf(os.Stderr, "round %d of %d, %s: %s\n", round+1, rounds, r.name, res)
 		}
 	}

@@ -34,13 +34,14 @@ import (
 // its own, as on a real deployment where the proxy, the store and the
 // clients do not share a Go runtime:
 //
-//	serve-etcd  DIR PKIDIR                 a TLS etcd, data in DIR
+//	serve-etcd  DIR PKIDIR [separate-http] a TLS etcd, data in DIR
 //	serve-kine  PKIDIR KIND DSN|DATADIR    kine's own etcd bridge (kine direct)
 //	serve-proxy [-cpuprofile F] -- FLAGS   the proxy itself (its command line)
 //	serve-flood PKIDIR NAME HOST:PORT N     N writers as tenant NAME (flood.go)
 //
 // A child prints "endpoint HOST:PORT" on stdout once it serves, and stops
-// when its stdin closes (the benchmark ended or died) or on SIGTERM.
+// when its stdin closes (the benchmark ended or died) or on SIGTERM. Lines
+// on its stdin are commands (storeprofile.go).
 const endpointPrefix = "endpoint "
 
 // serveChild runs the child named by args[0]; it reports whether args
@@ -51,7 +52,7 @@ func serveChild(args []string) bool {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
-	go func() { _, _ = io.Copy(io.Discard, os.Stdin); stop() }()
+	go func() { readCommands(os.Stdin); stop() }()
 	var err error
 	if cpu := os.Getenv("KPLEX_BENCH_PIN"); cpu != "" {
 		n, err := strconv.Atoi(cpu)
@@ -65,7 +66,7 @@ func serveChild(args []string) bool {
 	}
 	switch args[0] {
 	case "serve-etcd":
-		err = serveEtcd(ctx, args[1], args[2])
+		err = serveEtcd(ctx, args[1], args[2], len(args) > 3 && args[3] == "separate-http")
 	case "serve-kine":
 		err = serveKine(ctx, args[1], backend.Config{Kind: args[2], DSN: args[3], DataDir: args[3]})
 	case "serve-proxy":
@@ -88,8 +89,12 @@ func serveChild(args []string) bool {
 
 func announce(endpoint string) { fmt.Printf("%s%s\n", endpointPrefix, endpoint) }
 
-func serveEtcd(ctx context.Context, dir, pkiDir string) error {
-	u, stop, err := embedetcd.Start(dir, &transport.TLSInfo{
+func serveEtcd(ctx context.Context, dir, pkiDir string, separateHTTP bool) error {
+	start := embedetcd.Start
+	if separateHTTP {
+		start = embedetcd.StartSeparateHTTP
+	}
+	u, stop, err := start(dir, &transport.TLSInfo{
 		CertFile: filepath.Join(pkiDir, "server.crt"), KeyFile: filepath.Join(pkiDir, "server.key"),
 		TrustedCAFile: filepath.Join(pkiDir, "ca.crt"), ClientCertAuth: true,
 	})
@@ -97,9 +102,7 @@ func serveEtcd(ctx context.Context, dir, pkiDir string) error {
 		return err
 	}
 	defer stop()
-	if prefix := os.Getenv(storeProfileEnv); prefix != "" {
-		defer profileOnSignal(prefix)()
-	}
+	defer profileOnCommand()()
 	announce(strings.TrimPrefix(u, "https://"))
 	<-ctx.Done()
 	return nil
@@ -131,6 +134,7 @@ func serveKine(ctx context.Context, pkiDir string, b backend.Config) error {
 		return err
 	}
 	go func() { _ = g.Serve(lis) }()
+	defer profileOnCommand()()
 	announce(lis.Addr().String())
 	<-ctx.Done()
 	g.Stop()
@@ -159,6 +163,7 @@ func serveProxy(ctx context.Context, args []string) error {
 		}
 		defer pprof.StopCPUProfile()
 	}
+	defer profileOnCommand()()
 	done := make(chan error, 1)
 	go func() { done <- app.Run(ctx, o, slog.New(slog.NewTextHandler(io.Discard, nil))) }()
 	for {
