@@ -16,8 +16,10 @@
 // much they hold (a count then gets older than RescanAfter). A write that
 // finds the count stale is checked against the count it has. A scan reads
 // at one revision, and the writes recorded (Add) while it runs with a
-// later revision are added to its result: a long scan loses none and
-// counts none twice. Admit is asked before a write with
+// later revision are added to its result, while a write at or before the
+// last scan's revision, recorded late, is not added again: a long scan
+// loses none and counts none twice. A write waiting for a first count
+// that is queued or paced in the background has it read at once. Admit is asked before a write with
 // what it adds; concurrent writers can overshoot a limit by what is in
 // flight between Admit and Add, never more. A refused write gets etcd's
 // "database space exceeded", which kube-apiserver reports for that
@@ -43,8 +45,10 @@ const RescanAfter = 2 * time.Minute
 var ErrNoSpace = rpctypes.ErrGRPCNoSpace
 
 // Scan counts the keys and bytes a tenant stores at revision rev, calling
-// pace with its revision and the bytes of each part it has read before it
-// reads the next.
+// pace with that revision and the bytes of each part it has read before
+// it reads the next (not after the last). All its parts are read at rev:
+// a scan that cannot (its revision compacted meanwhile) fails, and a
+// later write starts another.
 type Scan func(ctx context.Context, pace Pace) (keys, bytes, rev int64, err error)
 
 // Pace holds a scan at revision rev back until it may read on after n
@@ -100,20 +104,26 @@ var backgroundScans = make(chan struct{}, MaxBackgroundScans)
 type Usage struct {
 	mu      sync.Mutex
 	scanned time.Time
+	rev     int64    // the revision of the last scan
 	run     *scanRun // the scan running, nil when none
 	keys    int64
 	bytes   int64
 }
 
 // scanRun is one scan; done is closed when err is set. The writes
-// recorded while it runs (Usage.mu) are kept in adds until its revision
-// is known (rev), then only their sum past it (later).
+// recorded while it reads (Usage.mu; before it starts reading, it will
+// see them) are kept in adds until its revision is known (rev), then only
+// their sum past it (later). urgent is closed when a write waits for it,
+// which then reads unpaced.
 type scanRun struct {
-	done  chan struct{}
-	err   error
-	adds  []add
-	rev   int64
-	later add
+	done    chan struct{}
+	err     error
+	urgent  chan struct{}
+	hurry   sync.Once
+	reading bool
+	adds    []add
+	rev     int64
+	later   add
 }
 
 // add is one write's change to the counts, at its revision.
@@ -122,6 +132,7 @@ type add struct{ rev, keys, bytes int64 }
 // record takes a write recorded while r runs.
 func (r *scanRun) record(a add) {
 	switch {
+	case !r.reading:
 	case r.rev == 0:
 		r.adds = append(r.adds, a)
 	case a.rev > r.rev:
@@ -168,6 +179,7 @@ func (u *Usage) Admit(ctx context.Context, l tenantconfig.Limits, scan Scan, key
 		if run == nil {
 			run = u.startLocked(ctx, scan, false)
 		}
+		run.hurry.Do(func() { close(run.urgent) })
 		u.mu.Unlock()
 		select {
 		case <-run.done:
@@ -191,28 +203,39 @@ func (u *Usage) Admit(ctx context.Context, l tenantconfig.Limits, scan Scan, key
 	return nil
 }
 
-// startLocked starts a scan whose result replaces the counts (on failure
-// the old counts stay, and a later write tries again). It outlives ctx,
-// the first asker's, but keeps its values (trace context). A background
-// scan first waits for one of the MaxBackgroundScans tokens.
+// startLocked starts a scan whose result, with the writes recorded after
+// its revision, replaces the counts (on failure the old counts stay, and a
+// later write tries again). It outlives ctx, the first asker's, but keeps
+// its values (trace context). A background scan first waits for one of
+// the MaxBackgroundScans tokens, and is paced, unless a write comes to
+// wait for it.
 func (u *Usage) startLocked(ctx context.Context, scan Scan, background bool) *scanRun {
-	run := &scanRun{done: make(chan struct{})}
+	run := &scanRun{done: make(chan struct{}), urgent: make(chan struct{})}
 	u.run = run
 	go func() {
-		if background {
-			backgroundScans <- struct{}{}
-			defer func() { <-backgroundScans }()
-		}
 		wait, timeout := Pace(paceNone), scanTimeout
 		if background {
 			wait, timeout = paceBackground, backgroundScanTimeout
+			select {
+			case backgroundScans <- struct{}{}:
+				defer func() { <-backgroundScans }()
+			case <-run.urgent:
+			}
 		}
 		pace := func(ctx context.Context, rev int64, n int) error {
 			u.mu.Lock()
 			run.at(rev)
 			u.mu.Unlock()
-			return wait(ctx, rev, n)
+			select {
+			case <-run.urgent:
+				return ctx.Err()
+			default:
+				return wait(ctx, rev, n)
+			}
 		}
+		u.mu.Lock()
+		run.reading = true
+		u.mu.Unlock()
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
 		k, b, rev, err := scan(sctx, pace)
 		cancel()
@@ -220,7 +243,7 @@ func (u *Usage) startLocked(ctx context.Context, scan Scan, background bool) *sc
 		u.run = nil
 		if err == nil {
 			run.at(rev)
-			u.keys, u.bytes, u.scanned = k+run.later.keys, b+run.later.bytes, time.Now()
+			u.keys, u.bytes, u.rev, u.scanned = k+run.later.keys, b+run.later.bytes, rev, time.Now()
 		}
 		run.err = err
 		u.mu.Unlock()
@@ -233,6 +256,9 @@ func (u *Usage) startLocked(ctx context.Context, scan Scan, background bool) *sc
 func (u *Usage) Add(keys, bytes, rev int64) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
+	if rev != 0 && rev <= u.rev {
+		return // the last scan counted it
+	}
 	if u.run != nil {
 		u.run.record(add{rev, keys, bytes})
 	}

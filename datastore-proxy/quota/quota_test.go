@@ -314,3 +314,80 @@ func TestBackgroundScansArePaced(t *testing.T) {
 		t.Errorf("a background count read 2000 bytes in %v at 1000 bytes/s with a burst of 1000", d)
 	}
 }
+
+// A write at or before the last scan's revision, recorded only after the
+// scan ended, is not counted again: the scan saw it.
+func TestAWriteRecordedLateIsNotCountedTwice(t *testing.T) {
+	var u Usage
+	if err := u.Admit(context.Background(), tenantconfig.Limits{MaxKeys: 100}, func(context.Context, Pace) (int64, int64, int64, error) { return 5, 50, 100, nil }, 1, 1); err != nil {
+		t.Fatal(err)
+	}
+	u.Add(1, 10, 99)  // committed before the scan's read, recorded after it
+	u.Add(1, 10, 101) // after it
+	if k, b, _ := u.Snapshot(); k != 6 || b != 60 {
+		t.Fatalf("counts %d keys %d bytes, want 6 and 60", k, b)
+	}
+}
+
+// blockBackgroundScans takes every background scan token until the
+// returned release.
+func blockBackgroundScans(t *testing.T) (release func()) {
+	t.Helper()
+	for range MaxBackgroundScans {
+		backgroundScans <- struct{}{}
+	}
+	var once sync.Once
+	release = func() {
+		once.Do(func() {
+			for range MaxBackgroundScans {
+				<-backgroundScans
+			}
+		})
+	}
+	t.Cleanup(release)
+	return release
+}
+
+// A background scan waiting for its turn keeps none of the writes recorded
+// meanwhile (it will read them), so hundreds of tenants queued for their
+// recounts hold nothing that grows with their writes.
+func TestAQueuedScanKeepsNoWrites(t *testing.T) {
+	release := blockBackgroundScans(t)
+	var u Usage
+	scanned := make(chan struct{})
+	scan := func(context.Context, Pace) (int64, int64, int64, error) { close(scanned); return 1, 1, 1_000_000, nil }
+	if err := u.Admit(context.Background(), tenantconfig.Limits{}, scan, 0, 0); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 1000 {
+		u.Add(1, 1, int64(i+1))
+	}
+	u.mu.Lock()
+	held := len(u.run.adds)
+	u.mu.Unlock()
+	if held != 0 {
+		t.Errorf("a queued scan holds %d writes, want none", held)
+	}
+	release()
+	<-scanned
+	waitLoaded(t, &u)
+	if k, b, _ := u.Snapshot(); k != 1 || b != 1 {
+		t.Errorf("counts %d keys %d bytes, want the scan's 1 and 1", k, b)
+	}
+}
+
+// A tenant given limits while its first count waits in the background
+// queue has it read at once for its write, not after the queue.
+func TestAWriteWaitingForAQueuedFirstCountHurriesIt(t *testing.T) {
+	blockBackgroundScans(t)
+	var u Usage
+	scan := func(context.Context, Pace) (int64, int64, int64, error) { return 3, 30, 1, nil }
+	if err := u.Admit(context.Background(), tenantconfig.Limits{}, scan, 0, 0); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := u.Admit(ctx, tenantconfig.Limits{MaxKeys: 3}, scan, 1, 1); !errors.Is(err, ErrNoSpace) {
+		t.Fatalf("a write past 3 of 3 keys, its first count queued behind others: err = %v, want %v", err, ErrNoSpace)
+	}
+}

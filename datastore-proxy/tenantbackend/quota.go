@@ -2,7 +2,6 @@ package tenantbackend
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
 	"github.com/k3s-io/kine/pkg/server"
@@ -44,34 +43,25 @@ func (b *Backend) countDeleted(kv *server.KeyValue, rev int64) { b.usage.Add(-1,
 // the proxy's, every RescanAfter.
 const scanPage = 256
 
-// scanRestarts is how often a scan starts again at the current revision
-// when the one it reads at is compacted under it (a long, paced scan).
-const scanRestarts = 3
-
 // scan counts the tenant's keys and bytes in the shared store, a page at a
-// time, every page at the revision of the first (quota.Scan).
+// time, every page at the revision of the first (quota.Scan). A page
+// starts at the last key of the one before, read again and skipped,
+// rather than at the key just after it, key+"\x00": kine's MySQL driver
+// reads a start key's trailing "\x00" as "#".
 func (b *Backend) scan(ctx context.Context, pace quota.Pace) (keys, bytes, rev int64, err error) {
-	for range scanRestarts {
-		keys, bytes, rev, err = b.scanOnce(ctx, pace)
-		if !errors.Is(err, server.ErrCompacted) {
-			break
-		}
-	}
-	if err != nil {
-		return 0, 0, 0, fmt.Errorf("count tenant %s usage: %w", b.space.Tenant(), err)
-	}
-	return keys, bytes, rev, nil
-}
-
-func (b *Backend) scanOnce(ctx context.Context, pace quota.Pace) (keys, bytes, rev int64, err error) {
 	from, end := b.space.Range("", "")
+	last := ""
 	for {
 		r, kvs, err := b.inner.List(ctx, from, end, scanPage, rev, false)
 		if err != nil {
-			return 0, 0, 0, err
+			return 0, 0, 0, fmt.Errorf("count tenant %s usage: %w", b.space.Tenant(), err)
 		}
 		if rev == 0 {
 			rev = r
+		}
+		full := len(kvs) == scanPage
+		if last != "" && len(kvs) > 0 && kvs[0].Key == last {
+			kvs = kvs[1:]
 		}
 		var read int
 		for _, kv := range kvs {
@@ -81,12 +71,13 @@ func (b *Backend) scanOnce(ctx context.Context, pace quota.Pace) (keys, bytes, r
 				bytes += keySize(own)
 			}
 		}
-		if len(kvs) < scanPage {
+		if !full || len(kvs) == 0 {
 			return keys, bytes, rev, nil
 		}
-		from = kvs[len(kvs)-1].Key + "\x00"
+		last = kvs[len(kvs)-1].Key
+		from = last
 		if err := pace(ctx, rev, read); err != nil {
-			return 0, 0, 0, err
+			return 0, 0, 0, fmt.Errorf("count tenant %s usage: %w", b.space.Tenant(), err)
 		}
 	}
 }

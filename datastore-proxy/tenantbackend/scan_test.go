@@ -47,8 +47,10 @@ func TestUsageIsCountedInPagesAtOneRevision(t *testing.T) {
 		alpha, beta, gamma := tenant("alpha"), tenant("a"), tenant("b")
 		const n = 2*tenantbackend.ScanPage + 17
 		var wantBytes int64
+		// Every other key is the one before and "!", so that pages end
+		// between such neighbours.
 		for i := range n {
-			key, value := fmt.Sprintf("/registry/pods/ns/p%04d", i), strings.Repeat("v", i%50+1)
+			key, value := fmt.Sprintf("/registry/pods/ns/p%04d", i/2)+[]string{"", "!"}[i%2], strings.Repeat("v", i%50+1)
 			if _, err := alpha.Create(ctx, key, []byte(value), 0); err != nil {
 				t.Fatalf("create %s: %v", key, err)
 			}
