@@ -38,10 +38,25 @@ func keySize(kv *server.KeyValue) int64 { return int64(len(kv.Key) + len(kv.Valu
 // usage.
 func (b *Backend) countDeleted(kv *server.KeyValue, rev int64) { b.usage.Add(-1, -keySize(kv), rev) }
 
-// scanPage is how many keys a scan reads at a time: a tenant's whole space
-// in one answer would be as large as the tenant, in the store's memory and
-// the proxy's, every RescanAfter.
-const scanPage = 256
+// A scan reads a tenant's space a page at a time: the whole space in one
+// answer would be as large as the tenant, in the store's memory and the
+// proxy's, every RescanAfter. The first page is scanPage keys; the next
+// ones hold about scanPageBytes at the last page's size a key, between
+// scanPage and maxScanPage keys: on etcd each page also counts the keys
+// left in the range, so few large pages cost it less than many small ones.
+const (
+	scanPage      = 256
+	maxScanPage   = 16384
+	scanPageBytes = 1 << 20
+)
+
+// nextScanPage is the keys of the page after one of n keys and read bytes.
+func nextScanPage(n, read int) int64 {
+	if n == 0 || read == 0 {
+		return scanPage
+	}
+	return int64(min(max(scanPageBytes/max(read/n, 1), scanPage), maxScanPage))
+}
 
 // scan counts the tenant's keys and bytes in the shared store, a page at a
 // time, every page at the revision of the first (quota.Scan). A page
@@ -51,15 +66,17 @@ const scanPage = 256
 func (b *Backend) scan(ctx context.Context, pace quota.Pace) (keys, bytes, rev int64, err error) {
 	from, end := b.space.Range("", "")
 	last := ""
+	page := int64(scanPage)
 	for {
-		r, kvs, err := b.inner.List(ctx, from, end, scanPage, rev, false)
+		r, kvs, err := b.inner.List(ctx, from, end, page, rev, false)
 		if err != nil {
 			return 0, 0, 0, fmt.Errorf("count tenant %s usage: %w", b.space.Tenant(), err)
 		}
 		if rev == 0 {
 			rev = r
 		}
-		full := len(kvs) == scanPage
+		full := int64(len(kvs)) == page
+		n := len(kvs)
 		if last != "" && len(kvs) > 0 && kvs[0].Key == last {
 			kvs = kvs[1:]
 		}
@@ -76,6 +93,7 @@ func (b *Backend) scan(ctx context.Context, pace quota.Pace) (keys, bytes, rev i
 		}
 		last = kvs[len(kvs)-1].Key
 		from = last
+		page = nextScanPage(n, read)
 		if err := pace(ctx, rev, read); err != nil {
 			return 0, 0, 0, fmt.Errorf("count tenant %s usage: %w", b.space.Tenant(), err)
 		}
