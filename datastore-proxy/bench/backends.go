@@ -174,17 +174,30 @@ func (e *env) startProxy(profile string, flags ...string) error {
 	return nil
 }
 
+// servers are the benchmark's server processes of a measurement through
+// the proxy or directly: the proxy (nil directly), and the process that
+// does the store's work for it (nil when that is the proxy itself, or a
+// database server of the machine).
+func (e *env) servers(proxied bool) (proxy, store *child) {
+	if !proxied {
+		return nil, e.direct
+	}
+	if e.store != nil && e.store != e.proxy {
+		store = e.store
+	}
+	return e.proxy, store
+}
+
 // meters are the processes (measure.go) of a measurement through the
 // proxy or directly.
 func (e *env) meters(proxied bool) [3]int {
 	m := [3]int{os.Getpid()}
-	if !proxied {
-		m[2] = e.direct.pid()
-		return m
+	proxy, store := e.servers(proxied)
+	if proxy != nil {
+		m[1] = proxy.pid()
 	}
-	m[1] = e.proxy.pid()
-	if e.store != nil && e.store != e.proxy {
-		m[2] = e.store.pid()
+	if store != nil {
+		m[2] = store.pid()
 	}
 	return m
 }

@@ -103,12 +103,13 @@ func (p *cellProfiler) around(row string, direct bool) func(cell string, f func(
 	}
 	p.rows++
 	n := p.rows
-	procs := map[string]*child{"store": p.e.direct}
-	if !direct {
-		procs = map[string]*child{"proxy": p.e.proxy}
-		if p.e.store != nil && p.e.store != p.e.proxy {
-			procs["store"] = p.e.store
-		}
+	procs := map[string]*child{}
+	proxy, store := p.e.servers(!direct)
+	if proxy != nil {
+		procs["proxy"] = proxy
+	}
+	if store != nil {
+		procs["store"] = store
 	}
 	return func(cell string, f func()) {
 		var files []string

@@ -184,18 +184,20 @@ func parallel(conc, per int, f func(w, i int) error) stat {
 	}
 	wg.Wait()
 	elapsed, use1 := time.Since(start), readMeters()
-	all := slices.Concat(lat...)
-	slices.Sort(all)
-	if len(all) == 0 || failed.Load() > 0 {
+	if conc*per == 0 || failed.Load() > 0 {
 		panic(fmt.Sprintf("%d of %d operations failed", failed.Load(), conc*per))
 	}
-	st := stat{
-		opsPerSec: float64(len(all)) / elapsed.Seconds(),
-		p50:       all[len(all)/2],
-		p99:       all[len(all)*99/100],
-	}
+	return statOf(conc*per, elapsed, lat, use0, use1)
+}
+
+// statOf is the cell of n operations done in elapsed: their latencies
+// (any number of slices) and what the meters read before and after.
+func statOf(n int, elapsed time.Duration, lat [][]time.Duration, use0, use1 [3]usage) stat {
+	all := slices.Concat(lat...)
+	slices.Sort(all)
+	st := stat{opsPerSec: float64(n) / elapsed.Seconds(), p50: all[len(all)/2], p99: all[len(all)*99/100]}
 	for i := range use1 {
-		st.perOp[i] = use1[i].sub(use0[i]).per(len(all))
+		st.perOp[i] = use1[i].sub(use0[i]).per(n)
 		st.metered[i] = meters[i] != 0
 	}
 	return st
@@ -257,12 +259,5 @@ func watchThroughput(ctx context.Context, clients []*clientv3.Client, prefixes [
 	elapsed, use1 := time.Since(start), readMeters()
 	cancel()
 	drained.Wait()
-	all := slices.Concat(lat...)
-	slices.Sort(all)
-	st := stat{opsPerSec: float64(want) / elapsed.Seconds(), p50: all[len(all)/2], p99: all[len(all)*99/100]}
-	for i := range use1 {
-		st.perOp[i] = use1[i].sub(use0[i]).per(int(want))
-		st.metered[i] = meters[i] != 0
-	}
-	return st
+	return statOf(int(want), elapsed, lat, use0, use1)
 }

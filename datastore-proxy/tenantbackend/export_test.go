@@ -11,5 +11,5 @@ func (b *Backend) Scan(ctx context.Context, pace quota.Pace) (keys, bytes, rev i
 	return b.scan(ctx, pace)
 }
 
-// ScanPage is how many keys a scan reads at a time.
-const ScanPage = 256
+// ScanPage is how many keys a scan's first page holds.
+const ScanPage = scanPage
