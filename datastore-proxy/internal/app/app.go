@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"net/http/pprof"
@@ -56,6 +57,7 @@ type Options struct {
 	TenantWrites   int
 	TenantBusy     float64
 	UsageScanRate  int
+	MaxStreams     uint
 }
 
 // ParseFlags reads the command line.
@@ -98,6 +100,7 @@ Flags:
 	fs.Float64Var(&o.TenantBusy, "backend-tenant-busy-share", -1, "while several tenants are active, the share (0-1) of the backend slots' time one tenant with a backlog may use, so that its neighbours find the backend and the proxy's CPU with room; bites where slots are few (SQLite's one write slot); 0: no bound; -1: the backend's default, half a write slot's time for postgres and mysql (0.0625 of their 8 slots, at most 0.25), 0.25 elsewhere")
 	fs.IntVar(&o.WriteSlots, "backend-write-slots", 0, "writes run against the backend at once, shared as reads are (default: 1 for sqlite, which has one writer; 8 for postgres and mysql; --backend-slots for etcd)")
 	fs.IntVar(&o.UsageScanRate, "usage-scan-rate", quota.DefaultBackgroundScanRate, "bytes per second that the background recounts of tenants' keys and bytes read from the backend, all tenants together (a tenant's count is then refreshed every 2 minutes or as this rate allows); 0: no bound")
+	fs.UintVar(&o.MaxStreams, "max-concurrent-streams", 0, "requests and streams one client connection may have open at once (HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS); a client past it waits before sending, so that the proxy holds at most this many requests' bytes per connection. Long-lived watch streams count, and a tenant's apiserver holds one per resource it watches or so: set it well above the most any tenant has open (kplex_datastore_proxy_active_streams counts them by tenant), or its requests stall; 0: no bound, as etcd")
 	fs.DurationVar(&o.ShutdownGrace, "shutdown-grace", 10*time.Second, "how long open requests and watches may drain on SIGTERM")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -191,7 +194,7 @@ func Run(ctx context.Context, o Options, log *slog.Logger) error {
 	srv := server.New(b, server.Options{Scheme: scheme, NotifyInterval: o.NotifyInterval, Limits: limits, BackendSlots: o.BackendSlots, WriteSlots: o.WriteSlots, TenantShare: o.TenantShare, TenantWriteShare: o.TenantWrites, TenantBusyShare: o.TenantBusy,
 		OnWatch: m.Watch, OnWatchRefused: m.WatchRefused})
 	reg.MustRegister(metrics.NewUsageCollector(srv.Usage))
-	g := grpc.NewServer(
+	g := grpc.NewServer(append(serverOptions(o),
 		grpc.Creds(coalesce.Server(creds)), // a response's TLS records in one system call
 		// Large enough for a list of 100 objects in one write (and so one
 		// system call), shared between writes so that idle connections
@@ -213,7 +216,7 @@ func Run(ctx context.Context, o Options, log *slog.Logger) error {
 		// a quarter fewer system calls per request with 10 or 100 tenants.
 		grpc.InitialWindowSize(1<<20), grpc.InitialConnWindowSize(4<<20),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
-	)
+	)...)
 	srv.Register(g)
 	lis, err := net.Listen("tcp", o.ListenAddress)
 	if err != nil {
@@ -338,4 +341,13 @@ func healthMux(reg *prometheus.Registry, ready *atomic.Pointer[revisioner], prof
 		_, _ = io.WriteString(w, "ok")
 	})
 	return mux
+}
+
+// serverOptions are the gRPC server options that flags choose.
+func serverOptions(o Options) []grpc.ServerOption {
+	var opts []grpc.ServerOption
+	if o.MaxStreams > 0 {
+		opts = append(opts, grpc.MaxConcurrentStreams(uint32(min(o.MaxStreams, math.MaxUint32))))
+	}
+	return opts
 }
