@@ -165,7 +165,8 @@ func (e *env) startProxy(profile string, flags ...string) error {
 		"--tls-cert-file=" + e.pki.serverCrt, "--tls-key-file=" + e.pki.serverKey, "--client-ca-file=" + e.pki.caFile,
 		"--shutdown-grace=1s", "--backend-slots=" + strconv.Itoa(backendSlots), "--backend-tenant-share=" + strconv.Itoa(tenantShare), "--backend-tenant-write-share=" + strconv.Itoa(tenantWriteShare), "--backend-tenant-busy-share=" + strconv.FormatFloat(tenantBusyShare, 'g', -1, 64),
 		"--backend-write-slots=" + strconv.Itoa(writeSlots)}
-	proxy, err := spawnWith("proxy", pinProxyCPU, 0, proxyEnv, append(args, flags...)...)
+	args = append(append(args, flags...), proxyExtraFlags...)
+	proxy, err := spawnWith("proxy", pinProxyCPU, 0, proxyEnv, args...)
 	if err != nil {
 		return err
 	}

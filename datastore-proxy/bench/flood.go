@@ -3,11 +3,17 @@ package main
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 
@@ -24,9 +30,27 @@ import (
 // its client's CPU does not delay the quiet tenant's client and the proxy.
 var floodNice int
 
-// startFlood runs writers concurrent writers as tenant name (its client
-// certificate is issued here) against endpoint, until the returned stop.
-func (e *env) startFlood(endpoint, name string, writers int) (stop func(), err error) {
+// floodValueBytes is the size of the flood's values (-flood-value-bytes).
+var floodValueBytes = len(value)
+
+// flood is a running flood child.
+type flood struct {
+	c      *child
+	result string // the file its tally goes to when it stops
+}
+
+// floodTally is what a flood's writers got: puts done, puts refused with
+// "too many requests", and other errors.
+type floodTally struct{ ok, refused, failed int64 }
+
+func (t floodTally) String() string {
+	return fmt.Sprintf("%d puts done, %d refused with too many requests, %d failed otherwise", t.ok, t.refused, t.failed)
+}
+
+// startFlood runs writers concurrent writers of floodValueBytes values as
+// tenant name (its client certificate is issued here) against endpoint,
+// until the returned stop, which returns the flood's tally.
+func (e *env) startFlood(endpoint, name string, writers int) (stop func() (floodTally, error), err error) {
 	kp, err := e.pki.ca.Issue(pki.CertSpec{CommonName: name, Client: true})
 	if err != nil {
 		return nil, err
@@ -34,21 +58,39 @@ func (e *env) startFlood(endpoint, name string, writers int) (stop func(), err e
 	if err := kp.WriteFiles(e.pki.dir, name); err != nil {
 		return nil, err
 	}
-	c, err := spawnWith("flood "+name, -1, floodNice, nil, "serve-flood", e.pki.dir, name, endpoint, strconv.Itoa(writers))
+	result := filepath.Join(e.pki.dir, name+".tally")
+	c, err := spawnWith("flood "+name, -1, floodNice, nil, "serve-flood", e.pki.dir, name, endpoint, strconv.Itoa(writers), strconv.Itoa(floodValueBytes), result)
 	if err != nil {
 		return nil, err
 	}
-	return c.stop, nil
+	return func() (floodTally, error) {
+		c.stop()
+		var t floodTally
+		b, err := os.ReadFile(result)
+		if err != nil {
+			return t, fmt.Errorf("flood %s's tally: %w (%s)", name, err, tail(c.stderr.String()))
+		}
+		if _, err := fmt.Sscan(string(b), &t.ok, &t.refused, &t.failed); err != nil {
+			return t, fmt.Errorf("flood %s's tally %q: %w", name, b, err)
+		}
+		return t, nil
+	}, nil
 }
 
 // serveFlood is the flood child: it connects as tenant name (PKIDIR/name.crt
-// and .key), reports its endpoint once connected, and puts values with
-// writers writers until ctx ends.
-func serveFlood(ctx context.Context, pkiDir, name, endpoint, writers string) error {
+// and .key), reports its endpoint once connected, and puts values of
+// valueBytes with writers writers until ctx ends, then writes its tally
+// (floodTally: three numbers) to result.
+func serveFlood(ctx context.Context, pkiDir, name, endpoint, writers, valueBytes, result string) error {
 	n, err := strconv.Atoi(writers)
 	if err != nil || n < 1 {
 		return fmt.Errorf("writers: want a positive number, got %q", writers)
 	}
+	size, err := strconv.Atoi(valueBytes)
+	if err != nil || size < 0 {
+		return fmt.Errorf("value bytes: want a number, got %q", valueBytes)
+	}
+	v := strings.Repeat("x", size)
 	pair, roots, err := pkiFiles(pkiDir, name)
 	if err != nil {
 		return err
@@ -60,22 +102,30 @@ func serveFlood(ctx context.Context, pkiDir, name, endpoint, writers string) err
 	}
 	defer c.Close()
 	wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	_, err = c.Put(wctx, "/registry/flood/warm-up", string(value))
+	_, err = c.Put(wctx, "/registry/flood/warm-up", "x")
 	cancel()
 	if err != nil {
 		return fmt.Errorf("first put: %w", err)
 	}
 	announce(endpoint)
 	var wg sync.WaitGroup
+	var ok, refused, failed atomic.Int64
 	for w := range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			for i := 0; ctx.Err() == nil; i++ {
-				_, _ = c.Put(ctx, fmt.Sprintf("/registry/flood/w%d/%d", w, i%500), string(value))
+				_, err := c.Put(ctx, fmt.Sprintf("/registry/flood/w%d/%d", w, i%500), v)
+				switch {
+				case err == nil:
+					ok.Add(1)
+				case ctx.Err() != nil:
+				case errors.Is(rpctypes.Error(err), rpctypes.ErrTooManyRequests):
+					refused.Add(1)
+				default:
+					failed.Add(1)
+				}
 			}
-		}()
+		})
 	}
 	wg.Wait()
-	return nil
+	return os.WriteFile(result, fmt.Appendf(nil, "%d %d %d\n", ok.Load(), refused.Load(), failed.Load()), 0o644)
 }

@@ -42,6 +42,9 @@ func main() {
 	flag.IntVar(&tenantShare, "backend-tenant-share", 2, "the proxy's --backend-tenant-share")
 	flag.IntVar(&tenantWriteShare, "backend-tenant-write-share", 1, "the proxy's --backend-tenant-write-share")
 	flag.Float64Var(&tenantBusyShare, "backend-tenant-busy-share", -1, "the proxy's --backend-tenant-busy-share (-1: its default for the backend)")
+	floodWriters := flag.Int("flood-writers", 0, "the fairness flood's concurrent writers (0: 4 x -clients)")
+	flag.IntVar(&floodValueBytes, "flood-value-bytes", len(value), "the size of the fairness flood's values")
+	proxyFlags := flag.String("proxy-flags", "", "space-separated flags added to the proxy's command line, e.g. \"--tenant-pending-bytes=0\"")
 	flag.IntVar(&floodNice, "flood-nice", 0, "niceness of the fairness flood's client process (0: as the benchmark; 10: as if the flooding tenant ran on other machines), with and without the proxy alike")
 	proxyEnvFlag := flag.String("proxy-env", "", "space-separated NAME=value settings added to the proxy's environment, e.g. \"GOGC=400 GOMAXPROCS=1\"")
 	fairOnly := flag.Bool("fairness-only", false, "measure only fairness")
@@ -75,6 +78,14 @@ func main() {
 			log.Fatalf("-proxy-env: %q is not NAME=value", kv)
 		}
 		proxyEnv = append(proxyEnv, kv)
+	}
+	proxyExtraFlags = strings.Fields(*proxyFlags)
+	if *floodWriters < 0 || floodValueBytes < 0 {
+		log.Fatal("-flood-writers, -flood-value-bytes: want numbers, not negative")
+	}
+	writersOfFlood := 4 * *conc
+	if *floodWriters > 0 {
+		writersOfFlood = *floodWriters
 	}
 	if *fairOnly && !*withFairness {
 		log.Fatal("-fairness-only and -fairness=false: nothing to measure")
@@ -141,8 +152,8 @@ func main() {
 				direct  bool
 				through string
 			}{
-				{4 * *conc, false, "through the proxy"},
-				{4 * *conc, true, "without the proxy, " + env.directName},
+				{writersOfFlood, false, "through the proxy"},
+				{writersOfFlood, true, "without the proxy, " + env.directName},
 				{1, true, "without the proxy, " + env.directName},
 			} {
 				if f.direct && !*fairDirect {
@@ -164,7 +175,13 @@ func main() {
 				if floodNice != 0 {
 					f.through += fmt.Sprintf(", the flood's client at nice %d", floodNice)
 				}
+				if floodValueBytes != len(value) {
+					f.through += fmt.Sprintf(", values of %d bytes", floodValueBytes)
+				}
 				fmt.Printf("Fairness (%s, %d writer(s) %s): %s\n\n", b, f.writers, f.through, fair)
+			}
+			if rss := peakRSS(env.proxy.pid()); rss > 0 {
+				fmt.Printf("The proxy's peak resident memory so far: %.0f MiB.\n\n", rss)
 			}
 		}
 		env.stop()
@@ -184,6 +201,9 @@ var tenantBusyShare float64
 
 // proxyEnv is added to the proxy's environment (-proxy-env).
 var proxyEnv []string
+
+// proxyExtraFlags are added to the proxy's command line (-proxy-flags).
+var proxyExtraFlags []string
 
 func reachable(addr string) bool {
 	c, err := net.DialTimeout("tcp", addr, time.Second)

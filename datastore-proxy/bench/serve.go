@@ -37,7 +37,7 @@ import (
 //	serve-etcd  DIR PKIDIR [separate-http] a TLS etcd, data in DIR
 //	serve-kine  PKIDIR KIND DSN|DATADIR    kine's own etcd bridge (kine direct)
 //	serve-proxy [-cpuprofile F] -- FLAGS   the proxy itself (its command line)
-//	serve-flood PKIDIR NAME HOST:PORT N     N writers as tenant NAME (flood.go)
+//	serve-flood PKIDIR NAME HOST:PORT N SIZE TALLY  N writers of SIZE-byte values as tenant NAME (flood.go)
 //
 // A child prints "endpoint HOST:PORT" on stdout once it serves, and stops
 // when its stdin closes (the benchmark ended or died) or on SIGTERM. Lines
@@ -72,11 +72,11 @@ func serveChild(args []string) bool {
 	case "serve-proxy":
 		err = serveProxy(ctx, args[1:])
 	case "serve-flood":
-		if len(args) != 5 {
-			err = fmt.Errorf("usage: serve-flood PKIDIR NAME HOST:PORT WRITERS")
+		if len(args) != 7 {
+			err = fmt.Errorf("usage: serve-flood PKIDIR NAME HOST:PORT WRITERS VALUEBYTES TALLYFILE")
 			break
 		}
-		err = serveFlood(ctx, args[1], args[2], args[3], args[4])
+		err = serveFlood(ctx, args[1], args[2], args[3], args[4], args[5], args[6])
 	default:
 		err = fmt.Errorf("unknown child %q", args[0])
 	}
