@@ -34,9 +34,10 @@ type Config struct {
 	DataDir string
 	// TLS files for the etcd backend's client connection (optional).
 	CAFile, CertFile, KeyFile string
-	// CompactInterval is how often the proxy compacts the shared history
-	// (keeping CompactMinRetain revisions); tenants' compaction requests do
-	// not compact it.
+	// CompactInterval is how often the proxy compacts the shared history,
+	// each time to the revision current an interval before and keeping at
+	// least CompactMinRetain revisions (etcdbackend's loop, kine's on SQL);
+	// tenants' compaction requests do not compact it.
 	CompactInterval  time.Duration
 	CompactMinRetain int64
 	Registerer       prometheus.Registerer

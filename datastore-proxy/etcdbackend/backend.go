@@ -46,8 +46,8 @@ type Backend struct {
 var _ server.Backend = (*Backend)(nil)
 
 // New wraps a connected etcd client. Compaction runs every compactInterval
-// (0: never), keeping minRetain revisions. reg, if not nil, gets the
-// batches' metrics.
+// (0: never), keeping at least that long of history and minRetain revisions
+// (compact.go). reg, if not nil, gets the batches' metrics.
 func New(c *clientv3.Client, wg *sync.WaitGroup, compactInterval time.Duration, minRetain int64, reg prometheus.Registerer) *Backend {
 	sizes := newBatchMetrics(reg)
 	return &Backend{

@@ -48,7 +48,9 @@ var ErrNoSpace = rpctypes.ErrGRPCNoSpace
 // pace with that revision and the bytes of each part it has read before
 // it reads the next (not after the last). All its parts are read at rev:
 // a scan that cannot (its revision compacted meanwhile) fails, and a
-// later write starts another.
+// later write starts another. The proxy keeps at least a compaction
+// interval of history (5 minutes by default; etcdbackend's compactLoop,
+// kine's on SQL), so a scan shorter than that does not fail this way.
 type Scan func(ctx context.Context, pace Pace) (keys, bytes, rev int64, err error)
 
 // Pace holds a scan at revision rev back until it may read on after n
