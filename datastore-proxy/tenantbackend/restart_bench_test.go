@@ -12,8 +12,6 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 
-	"kplex.dev/datastore-proxy/backend"
-	"kplex.dev/datastore-proxy/internal/embedetcd"
 	"kplex.dev/datastore-proxy/keyspace"
 	"kplex.dev/datastore-proxy/quota"
 	"kplex.dev/datastore-proxy/tenantbackend"
@@ -31,19 +29,7 @@ import (
 //	cd datastore-proxy && go test ./tenantbackend -run '^$' -bench FirstWritesAfterRestart -benchtime 3x
 func BenchmarkFirstWritesAfterRestart(b *testing.B) {
 	const tenants, keys, valueSize = 100, 2000, 1024
-	url, stop, err := embedetcd.Start(b.TempDir(), nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer stop()
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	defer cancel()
-	inner, _, err := backend.Open(ctx, &wg, backend.Config{Kind: "etcd", DSN: url})
-	if err != nil {
-		b.Fatal(err)
-	}
+	ctx, inner, url := etcdBackend(b)
 	c, err := clientv3.New(clientv3.Config{Endpoints: []string{url}, Logger: zap.NewNop()})
 	if err != nil {
 		b.Fatal(err)

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/k3s-io/kine/pkg/server"
+
 	"kplex.dev/datastore-proxy/backend"
 	"kplex.dev/datastore-proxy/internal/embedetcd"
 	"kplex.dev/datastore-proxy/keyspace"
@@ -37,20 +39,26 @@ func BenchmarkRecount(b *testing.B) {
 	}
 }
 
-func benchmarkRecount(b *testing.B, keys, valueSize int) {
+// etcdBackend runs etcd in this process for the benchmark and opens the
+// proxy's etcd backend on it; both stop when the benchmark ends.
+func etcdBackend(b *testing.B) (ctx context.Context, inner server.Backend, url string) {
 	url, stop, err := embedetcd.Start(b.TempDir(), nil)
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer stop()
+	b.Cleanup(stop)
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
-	defer wg.Wait()
-	defer cancel()
-	inner, _, err := backend.Open(ctx, &wg, backend.Config{Kind: "etcd", DSN: url})
+	b.Cleanup(func() { cancel(); wg.Wait() })
+	inner, _, err = backend.Open(ctx, &wg, backend.Config{Kind: "etcd", DSN: url})
 	if err != nil {
 		b.Fatal(err)
 	}
+	return ctx, inner, url
+}
+
+func benchmarkRecount(b *testing.B, keys, valueSize int) {
+	ctx, inner, _ := etcdBackend(b)
 	space, err := keyspace.ForTenant("big")
 	if err != nil {
 		b.Fatal(err)
