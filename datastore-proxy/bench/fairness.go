@@ -63,14 +63,13 @@ func fairnessRound(ctx context.Context, e *env, writers, round int, direct bool)
 	if err != nil {
 		return 0, 0, "", err
 	}
-	start := time.Now()
 	time.Sleep(time.Second)
 	loadGet, loadPut := quiet("flooded")
 	tally, err := stop()
 	if err != nil {
 		return 0, 0, "", err
 	}
-	secs := time.Since(start).Seconds()
+	secs := tally.seconds
 	return ms(loadGet) / ms(aloneGet), ms(loadPut) / ms(alonePut),
 		fmt.Sprintf("get p99 %.2f ms alone, %.2f ms flooded; put p99 %.2f ms alone, %.2f ms flooded; the flood's puts a second: %.0f done, %.0f refused with too many requests, %.0f failed otherwise",
 			ms(aloneGet), ms(loadGet), ms(alonePut), ms(loadPut), float64(tally.ok)/secs, float64(tally.refused)/secs, float64(tally.failed)/secs), nil

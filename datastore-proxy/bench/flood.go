@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -40,8 +41,11 @@ type flood struct {
 }
 
 // floodTally is what a flood's writers got: puts done, puts refused with
-// "too many requests", and other errors.
-type floodTally struct{ ok, refused, failed int64 }
+// "too many requests", and other errors, over seconds.
+type floodTally struct {
+	ok, refused, failed int64
+	seconds             float64
+}
 
 func (t floodTally) String() string {
 	return fmt.Sprintf("%d puts done, %d refused with too many requests, %d failed otherwise", t.ok, t.refused, t.failed)
@@ -59,6 +63,9 @@ func (e *env) startFlood(endpoint, name string, writers int) (stop func() (flood
 		return nil, err
 	}
 	result := filepath.Join(e.pki.dir, name+".tally")
+	if err := os.Remove(result); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, err // an earlier round's tally must not pass for this one's
+	}
 	c, err := spawnWith("flood "+name, -1, floodNice, nil, "serve-flood", e.pki.dir, name, endpoint, strconv.Itoa(writers), strconv.Itoa(floodValueBytes), result)
 	if err != nil {
 		return nil, err
@@ -70,7 +77,7 @@ func (e *env) startFlood(endpoint, name string, writers int) (stop func() (flood
 		if err != nil {
 			return t, fmt.Errorf("flood %s's tally: %w (%s)", name, err, tail(c.stderr.String()))
 		}
-		if _, err := fmt.Sscan(string(b), &t.ok, &t.refused, &t.failed); err != nil {
+		if _, err := fmt.Sscan(string(b), &t.ok, &t.refused, &t.failed, &t.seconds); err != nil || t.seconds <= 0 {
 			return t, fmt.Errorf("flood %s's tally %q: %w", name, b, err)
 		}
 		return t, nil
@@ -110,6 +117,7 @@ func serveFlood(ctx context.Context, pkiDir, name, endpoint, writers, valueBytes
 	announce(endpoint)
 	var wg sync.WaitGroup
 	var ok, refused, failed atomic.Int64
+	start := time.Now()
 	for w := range n {
 		wg.Go(func() {
 			for i := 0; ctx.Err() == nil; i++ {
@@ -127,5 +135,5 @@ func serveFlood(ctx context.Context, pkiDir, name, endpoint, writers, valueBytes
 		})
 	}
 	wg.Wait()
-	return os.WriteFile(result, fmt.Appendf(nil, "%d %d %d\n", ok.Load(), refused.Load(), failed.Load()), 0o644)
+	return os.WriteFile(result, fmt.Appendf(nil, "%d %d %d %f\n", ok.Load(), refused.Load(), failed.Load(), time.Since(start).Seconds()), 0o644)
 }

@@ -2,6 +2,7 @@ package etcdbackend
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"time"
 )
@@ -28,27 +29,42 @@ func (b *Backend) compactLoop(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		rev, err := b.CurrentRevision(ctx)
+		target, ok, err := b.compactStep(ctx, &c)
+		if ctx.Err() != nil {
+			return
+		}
+		// The next tick an interval after this sighting, not after this
+		// tick: one that came a little early would compact nothing.
+		t.Reset(b.compactInterval)
 		if err != nil {
-			if ctx.Err() != nil {
-				return
-			}
-			slog.Warn("compaction: no revision", "err", err)
-			continue
-		}
-		target, ok := c.sighted(rev, time.Now(), b.compactInterval, b.minRetain)
-		if !ok {
-			continue
-		}
-		if _, err := b.Compact(ctx, target); err != nil {
-			if ctx.Err() != nil {
-				return
-			}
 			slog.Warn("compaction failed", "revision", target, "err", err)
-			continue
+		} else if ok {
+			c.compacted = target
 		}
-		c.compacted = target
 	}
+}
+
+// compactStepTimeout bounds each call of a compaction step, so that a hung
+// call does not stop compaction for good.
+const compactStepTimeout = 30 * time.Second
+
+// compactStep reads the current revision, records it with c, and compacts
+// as far as c allows; ok reports that it compacted to target.
+func (b *Backend) compactStep(ctx context.Context, c *compactor) (target int64, ok bool, err error) {
+	cctx, cancel := context.WithTimeout(ctx, compactStepTimeout)
+	defer cancel()
+	rev, err := b.CurrentRevision(cctx)
+	if err != nil {
+		return 0, false, fmt.Errorf("current revision: %w", err)
+	}
+	target, ok = c.sighted(rev, time.Now(), b.compactInterval, b.minRetain)
+	if !ok {
+		return 0, false, nil
+	}
+	if _, err := b.Compact(cctx, target); err != nil {
+		return target, false, err
+	}
+	return target, true, nil
 }
 
 // compactor decides how far compaction may go.

@@ -69,6 +69,7 @@ func TestCompactionKeepsTheLastIntervalReadable(t *testing.T) {
 		rev int64
 	}
 	var writes []write
+	checked := 0
 	deadline := time.Now().Add(8 * interval)
 	for i := 0; time.Now().Before(deadline); i++ {
 		at := time.Now()
@@ -77,19 +78,29 @@ func TestCompactionKeepsTheLastIntervalReadable(t *testing.T) {
 			t.Fatal(err)
 		}
 		writes = append(writes, write{at, rev})
-		// The oldest write begun within the last interval, less 50 ms for
-		// a compaction that starts while this read is on its way.
+		// Read the oldest write begun less than an interval ago (less 20
+		// ms). A compaction done by the time the read returns went at most
+		// to a revision current an interval before then, so if the write
+		// began after that, the read must find it.
 		now := time.Now()
-		for _, w := range writes {
-			if w.at.Before(now.Add(-interval + 50*time.Millisecond)) {
+		for j, w := range writes {
+			if w.at.Before(now.Add(-interval + 20*time.Millisecond)) {
 				continue
 			}
-			if _, _, err := b.Get(ctx, fmt.Sprintf("/r/%d", i), w.rev, false); err != nil {
-				t.Fatalf("a read at revision %d, written %s ago, within the %s kept: %v", w.rev, now.Sub(w.at).Round(time.Millisecond), interval, err)
+			_, _, err := b.Get(ctx, fmt.Sprintf("/r/%d", j), w.rev, false)
+			done := time.Now()
+			if err != nil && w.at.After(done.Add(-interval)) {
+				t.Fatalf("a read at revision %d, of a write begun %s before the read returned, within the %s kept: %v", w.rev, done.Sub(w.at).Round(time.Millisecond), interval, err)
+			}
+			if err == nil {
+				checked++
 			}
 			break
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+	if checked < 20 {
+		t.Fatalf("only %d reads checked", checked)
 	}
 	_, _, err := b.Get(ctx, "/r/0", writes[0].rev, false)
 	if !errors.Is(err, server.ErrCompacted) {
