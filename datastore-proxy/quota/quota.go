@@ -13,7 +13,8 @@
 // (SetBackgroundScanRate) between them: a restart under load does not send
 // every tenant's whole space through the proxy at the same moment, and
 // hundreds of tenants' rescans cost the store a bounded read rate however
-// much they hold (a count then gets older than RescanAfter). A write that
+// much they hold (a count then gets older than RescanAfter); a scan cut
+// short by compaction is followed by one that is not paced. A write that
 // finds the count stale is checked against the count it has. A scan reads
 // at one revision, and the writes recorded (Add) while it runs with a
 // later revision are added to its result, while a write at or before the
@@ -28,6 +29,7 @@ package quota
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -50,7 +52,8 @@ var ErrNoSpace = rpctypes.ErrGRPCNoSpace
 // a scan that cannot (its revision compacted meanwhile) fails, and a
 // later write starts another. The proxy keeps at least a compaction
 // interval of history (5 minutes by default; etcdbackend's compactLoop,
-// kine's on SQL), so a scan shorter than that does not fail this way.
+// kine's on SQL), so a scan shorter than that does not fail this way, and
+// the next scan after one that did is not paced (startLocked).
 type Scan func(ctx context.Context, pace Pace) (keys, bytes, rev int64, err error)
 
 // Pace holds a scan at revision rev back until it may read on after n
@@ -110,6 +113,9 @@ type Usage struct {
 	run     *scanRun // the scan running, nil when none
 	keys    int64
 	bytes   int64
+	// cutShort: the last scan failed because its revision was compacted
+	// before it ended, so the next one reads unpaced (startLocked).
+	cutShort bool
 }
 
 // scanRun is one scan; done is closed when err is set. The writes
@@ -210,14 +216,22 @@ func (u *Usage) Admit(ctx context.Context, l tenantconfig.Limits, scan Scan, key
 // later write tries again). It outlives ctx, the first asker's, but keeps
 // its values (trace context). A background scan first waits for one of
 // the MaxBackgroundScans tokens, and is paced, unless a write comes to
-// wait for it.
+// wait for it. A scan that follows one cut short by compaction is not
+// paced: the store keeps a compaction interval of history (5 minutes by
+// default), and a tenant too large to read at the background rate within
+// it would otherwise never be counted again, so that keys expired with
+// their leases would count against its limits for good.
 func (u *Usage) startLocked(ctx context.Context, scan Scan, background bool) *scanRun {
 	run := &scanRun{done: make(chan struct{}), urgent: make(chan struct{})}
 	u.run = run
+	paced := !u.cutShort
 	go func() {
 		wait, timeout := Pace(paceNone), scanTimeout
 		if background {
 			wait, timeout = paceBackground, backgroundScanTimeout
+			if !paced {
+				wait = paceNone
+			}
 			select {
 			case backgroundScans <- struct{}{}:
 				defer func() { <-backgroundScans }()
@@ -243,6 +257,7 @@ func (u *Usage) startLocked(ctx context.Context, scan Scan, background bool) *sc
 		cancel()
 		u.mu.Lock()
 		u.run = nil
+		u.cutShort = errors.Is(err, rpctypes.ErrGRPCCompacted)
 		if err == nil {
 			run.at(rev)
 			u.keys, u.bytes, u.rev, u.scanned = k+run.later.keys, b+run.later.bytes, rev, time.Now()

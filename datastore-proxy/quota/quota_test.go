@@ -3,10 +3,13 @@ package quota
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 
 	"kplex.dev/datastore-proxy/tenantconfig"
 )
@@ -390,4 +393,64 @@ func TestAWriteWaitingForAQueuedFirstCountHurriesIt(t *testing.T) {
 	if err := u.Admit(ctx, tenantconfig.Limits{MaxKeys: 3}, scan, 1, 1); !errors.Is(err, ErrNoSpace) {
 		t.Fatalf("a write past 3 of 3 keys, its first count queued behind others: err = %v, want %v", err, ErrNoSpace)
 	}
+}
+
+// A background scan cut short by compaction (a tenant too large to read
+// at the background rate within the history the store keeps) is followed
+// by one that is not paced, so the count is refreshed at all; the one
+// after that is paced again.
+func TestAScanAfterOneCutShortByCompactionIsNotPaced(t *testing.T) {
+	SetBackgroundScanRate(1000) // bytes per second, and a burst of as much
+	defer SetBackgroundScanRate(DefaultBackgroundScanRate)
+	ctx := context.Background()
+	type result struct {
+		took time.Duration
+		err  error
+	}
+	results := make(chan result, 1)
+	compacted := true
+	scan := func(ctx context.Context, pace Pace) (int64, int64, int64, error) {
+		start := time.Now()
+		for range 4 { // 2000 bytes: a second past the burst when paced
+			if err := pace(ctx, 1, 500); err != nil {
+				return 0, 0, 0, err
+			}
+		}
+		var err error
+		if compacted {
+			err = fmt.Errorf("count tenant t usage: %w", rpctypes.ErrGRPCCompacted)
+		}
+		results <- result{time.Since(start), err}
+		return 1, 1, 1, err
+	}
+	var u Usage
+	wantScan := func(what string, paced bool) {
+		t.Helper()
+		u.mu.Lock()
+		u.scanned = time.Time{} // due: the next write starts a background scan
+		u.mu.Unlock()
+		if err := u.Admit(ctx, tenantconfig.Limits{}, scan, 1, 1); err != nil {
+			t.Fatal(err)
+		}
+		r := <-results
+		switch {
+		case paced && r.took < 900*time.Millisecond:
+			t.Fatalf("%s read 2000 bytes in %v at 1000 bytes/s: not paced", what, r.took)
+		case !paced && r.took > 500*time.Millisecond:
+			t.Fatalf("%s took %v for 2000 bytes: paced", what, r.took)
+		}
+		for {
+			u.mu.Lock()
+			running := u.run != nil
+			u.mu.Unlock()
+			if !running {
+				return
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	wantScan("the first background scan", true)
+	compacted = false
+	wantScan("the scan after one cut short by compaction", false)
+	wantScan("the scan after one that ended", true)
 }
