@@ -97,8 +97,8 @@ Flags:
 	fs.IntVar(&o.BackendSlots, "backend-slots", 32, "reads run against the backend at once; a freed slot goes to the waiting tenant served least recently")
 	fs.IntVar(&o.TenantShare, "backend-tenant-share", 2, "while several tenants are active, how many reads each may run at once (0: no cap); a tenant alone uses every slot")
 	fs.IntVar(&o.TenantWrites, "backend-tenant-write-share", 1, "the same for writes (0: --backend-tenant-share); on etcd every write in flight delays other tenants' reads until its disk sync")
-	fs.Float64Var(&o.TenantBusy, "backend-tenant-busy-share", -1, "while several tenants are active, the share (0-1) of the backend slots' time one tenant with a backlog may use, so that its neighbours find the backend and the proxy's CPU with room; bites where slots are few (SQLite's one write slot); 0: no bound; -1: the backend's default, half a write slot's time for postgres and mysql (0.0625 of their 8 slots, at most 0.25), 0.25 elsewhere")
-	fs.IntVar(&o.WriteSlots, "backend-write-slots", 0, "writes run against the backend at once, shared as reads are (default: 1 for sqlite, which has one writer; 8 for postgres and mysql; --backend-slots for etcd)")
+	fs.Float64Var(&o.TenantBusy, "backend-tenant-busy-share", -1, "while several tenants are active, the share (0-1) of the backend slots' time one tenant with a backlog may use, so that its neighbours find the backend and the proxy's CPU with room; bites where slots are few (SQLite's one write slot); 0: no bound; -1: the backend's default, half a write slot's time for postgres and mysql (0.0625 of postgres's 8 slots, 0.015625 of mysql's 32; at most 0.25), 0.25 elsewhere")
+	fs.IntVar(&o.WriteSlots, "backend-write-slots", 0, "writes run against the backend at once, shared as reads are (default: 1 for sqlite, which has one writer; 8 for postgres; --backend-slots for mysql and etcd)")
 	fs.IntVar(&o.UsageScanRate, "usage-scan-rate", quota.DefaultBackgroundScanRate, "bytes per second that the background recounts of tenants' keys and bytes read from the backend, all tenants together (a tenant's count is then refreshed every 2 minutes or as this rate allows); 0: no bound")
 	fs.UintVar(&o.MaxStreams, "max-concurrent-streams", 0, "requests and streams one client connection may have open at once (HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS); a gRPC client past it waits before sending (one that ignores it has its new streams refused), so that the proxy holds at most this many of a connection's requests in memory; a tenant with several connections holds as many times that. Long-lived watch streams count, and a tenant's apiserver keeps about one open per resource it watches: set it well above the most any tenant has open (kplex_datastore_proxy_active_streams counts them by tenant), or its requests stall; 0: no bound, as etcd")
 	fs.DurationVar(&o.ShutdownGrace, "shutdown-grace", 10*time.Second, "how long open requests and watches may drain on SIGTERM")
@@ -278,15 +278,18 @@ func serverTLS(o Options) (credentials.TransportCredentials, error) {
 // shows up, a quiet tenant's get p99 rose x12-x19 (x3.2 with 16 slots,
 // x2.1 with 8, x1.4 with 2), and the proxy's own put throughput with 16
 // clients was half of what 8 slots give (docs/benchmarks.md). MySQL
-// (MariaDB) gets PostgreSQL's 8: on 2 its puts with 16 clients fell to
-// 65-73% of kine direct (8: 82-93%); what fewer slots did for its
-// fairness, defaultBusyShare does without that cost.
+// (MariaDB) had PostgreSQL's 8 until session 20: against kine direct with
+// as many clients, one tenant's puts were 74-83% on 8 slots and 97-104%
+// on as many as --backend-slots, 100 tenants' 75-89% and 88-100%, and a
+// quiet tenant's p99 under a flood no worse (get x1.1-x1.5, put x1.0-x1.3
+// against x1.3-x1.5, x1.5-x1.8): what fewer slots once did for its
+// fairness, defaultBusyShare does, at half a slot's time however many.
 // etcd batches concurrent writes itself.
 func defaultWriteSlots(kind string, backendSlots int) int {
 	switch kind {
 	case "sqlite", "":
 		return 1
-	case "postgres", "mysql":
+	case "postgres":
 		return min(8, backendSlots)
 	}
 	return backendSlots

@@ -11,7 +11,8 @@ func TestDefaultWriteSlots(t *testing.T) {
 		{"sqlite", 32, 1},
 		{"", 32, 1},
 		{"postgres", 32, 8},
-		{"mysql", 32, 8},
+		{"mysql", 32, 32},
+		{"mysql", 5, 5},
 		{"postgres", 4, 4}, // never more than --backend-slots
 		{"etcd", 32, 32},
 		{"etcd", 5, 5},
@@ -29,6 +30,7 @@ func TestDefaultBusyShare(t *testing.T) {
 		want       float64
 	}{
 		{"mysql", 8, 0.0625},
+		{"mysql", 32, 0.015625}, // half a slot however many
 		{"postgres", 8, 0.0625},
 		{"postgres", 4, 0.125}, // half a slot of fewer slots
 		{"mysql", 1, 0.25},     // never more than elsewhere
