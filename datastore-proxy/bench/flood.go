@@ -34,21 +34,11 @@ var floodNice int
 // floodValueBytes is the size of the flood's values (-flood-value-bytes).
 var floodValueBytes = len(value)
 
-// flood is a running flood child.
-type flood struct {
-	c      *child
-	result string // the file its tally goes to when it stops
-}
-
 // floodTally is what a flood's writers got: puts done, puts refused with
 // "too many requests", and other errors, over seconds.
 type floodTally struct {
 	ok, refused, failed int64
 	seconds             float64
-}
-
-func (t floodTally) String() string {
-	return fmt.Sprintf("%d puts done, %d refused with too many requests, %d failed otherwise", t.ok, t.refused, t.failed)
 }
 
 // startFlood runs writers concurrent writers of floodValueBytes values as
@@ -77,8 +67,11 @@ func (e *env) startFlood(endpoint, name string, writers int) (stop func() (flood
 		if err != nil {
 			return t, fmt.Errorf("flood %s's tally: %w (%s)", name, err, tail(c.stderr.String()))
 		}
-		if _, err := fmt.Sscan(string(b), &t.ok, &t.refused, &t.failed, &t.seconds); err != nil || t.seconds <= 0 {
+		if _, err := fmt.Sscan(string(b), &t.ok, &t.refused, &t.failed, &t.seconds); err != nil {
 			return t, fmt.Errorf("flood %s's tally %q: %w", name, b, err)
+		}
+		if t.seconds <= 0 {
+			return t, fmt.Errorf("flood %s's tally %q: no running time", name, b)
 		}
 		return t, nil
 	}, nil
@@ -87,7 +80,7 @@ func (e *env) startFlood(endpoint, name string, writers int) (stop func() (flood
 // serveFlood is the flood child: it connects as tenant name (PKIDIR/name.crt
 // and .key), reports its endpoint once connected, and puts values of
 // valueBytes with writers writers until ctx ends, then writes its tally
-// (floodTally: three numbers) to result.
+// (floodTally: four numbers) to result.
 func serveFlood(ctx context.Context, pkiDir, name, endpoint, writers, valueBytes, result string) error {
 	n, err := strconv.Atoi(writers)
 	if err != nil || n < 1 {

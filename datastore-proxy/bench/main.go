@@ -44,7 +44,7 @@ func main() {
 	flag.Float64Var(&tenantBusyShare, "backend-tenant-busy-share", -1, "the proxy's --backend-tenant-busy-share (-1: its default for the backend)")
 	floodWriters := flag.Int("flood-writers", 0, "the fairness flood's concurrent writers (0: 4 x -clients)")
 	flag.IntVar(&floodValueBytes, "flood-value-bytes", len(value), "the size of the fairness flood's values")
-	proxyFlags := flag.String("proxy-flags", "", "space-separated flags added to the proxy's command line, e.g. \"--tenant-pending-bytes=0\"")
+	proxyFlags := flag.String("proxy-flags", "", "space-separated flags added to the proxy's command line, e.g. \"--max-concurrent-streams=256\"")
 	flag.IntVar(&floodNice, "flood-nice", 0, "niceness of the fairness flood's client process (0: as the benchmark; 10: as if the flooding tenant ran on other machines), with and without the proxy alike")
 	proxyEnvFlag := flag.String("proxy-env", "", "space-separated NAME=value settings added to the proxy's environment, e.g. \"GOGC=400 GOMAXPROCS=1\"")
 	fairOnly := flag.Bool("fairness-only", false, "measure only fairness")

@@ -29,7 +29,7 @@ func (b *Backend) compactLoop(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		target, ok, err := b.compactStep(ctx, &c)
+		err := b.compactStep(ctx, &c)
 		if ctx.Err() != nil {
 			return
 		}
@@ -37,9 +37,7 @@ func (b *Backend) compactLoop(ctx context.Context) {
 		// tick: one that came a little early would compact nothing.
 		t.Reset(b.compactInterval)
 		if err != nil {
-			slog.Warn("compaction failed", "revision", target, "err", err)
-		} else if ok {
-			c.compacted = target
+			slog.Warn("compaction failed", "err", err)
 		}
 	}
 }
@@ -49,22 +47,23 @@ func (b *Backend) compactLoop(ctx context.Context) {
 const compactStepTimeout = 30 * time.Second
 
 // compactStep reads the current revision, records it with c, and compacts
-// as far as c allows; ok reports that it compacted to target.
-func (b *Backend) compactStep(ctx context.Context, c *compactor) (target int64, ok bool, err error) {
+// as far as c allows, recording that too.
+func (b *Backend) compactStep(ctx context.Context, c *compactor) error {
 	cctx, cancel := context.WithTimeout(ctx, compactStepTimeout)
 	defer cancel()
 	rev, err := b.CurrentRevision(cctx)
 	if err != nil {
-		return 0, false, fmt.Errorf("current revision: %w", err)
+		return fmt.Errorf("current revision: %w", err)
 	}
-	target, ok = c.sighted(rev, time.Now(), b.compactInterval, b.minRetain)
+	target, ok := c.sighted(rev, time.Now(), b.compactInterval, b.minRetain)
 	if !ok {
-		return 0, false, nil
+		return nil
 	}
 	if _, err := b.Compact(cctx, target); err != nil {
-		return target, false, err
+		return fmt.Errorf("compact to revision %d: %w", target, err)
 	}
-	return target, true, nil
+	c.compacted = target
+	return nil
 }
 
 // compactor decides how far compaction may go.

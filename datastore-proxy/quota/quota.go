@@ -224,14 +224,14 @@ func (u *Usage) Admit(ctx context.Context, l tenantconfig.Limits, scan Scan, key
 func (u *Usage) startLocked(ctx context.Context, scan Scan, background bool) *scanRun {
 	run := &scanRun{done: make(chan struct{}), urgent: make(chan struct{})}
 	u.run = run
-	paced := !u.cutShort
+	paced := background && !u.cutShort
 	go func() {
 		wait, timeout := Pace(paceNone), scanTimeout
+		if paced {
+			wait = paceBackground
+		}
 		if background {
-			wait, timeout = paceBackground, backgroundScanTimeout
-			if !paced {
-				wait = paceNone
-			}
+			timeout = backgroundScanTimeout
 			select {
 			case backgroundScans <- struct{}{}:
 				defer func() { <-backgroundScans }()

@@ -75,8 +75,8 @@ func (b *Backend) scan(ctx context.Context, pace quota.Pace) (keys, bytes, rev i
 		if rev == 0 {
 			rev = r
 		}
-		full := int64(len(kvs)) == page
 		n := len(kvs)
+		full := int64(n) == page
 		if last != "" && len(kvs) > 0 && kvs[0].Key == last {
 			kvs = kvs[1:]
 		}
