@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -46,7 +47,7 @@ func fairnessRound(ctx context.Context, e *env, writers, round int, direct bool)
 		return 0, 0, "", err
 	}
 	defer closeQ()
-	quiet := func(tag string) (get, put time.Duration) {
+	quiet := func(tag string) (get, put time.Duration, err error) {
 		g := parallel(1, 1000, func(_, i int) error {
 			_, err := quietC.Get(ctx, fmt.Sprintf("/registry/quiet/%s/%d", tag, i%20))
 			return err
@@ -55,18 +56,24 @@ func fairnessRound(ctx context.Context, e *env, writers, round int, direct bool)
 			_, err := quietC.Put(ctx, fmt.Sprintf("/registry/quiet/%s/%d", tag, i), string(value))
 			return err
 		})
-		return g.p99, p.p99
+		if err := errors.Join(g.err, p.err); err != nil {
+			return 0, 0, fmt.Errorf("the quiet tenant's %s requests: %w", tag, err)
+		}
+		return g.p99, p.p99, nil
 	}
-	aloneGet, alonePut := quiet("alone")
+	aloneGet, alonePut, err := quiet("alone")
+	if err != nil {
+		return 0, 0, "", err
+	}
 
 	stop, err := e.startFlood(endpoint, floodName, writers)
 	if err != nil {
 		return 0, 0, "", err
 	}
 	time.Sleep(time.Second)
-	loadGet, loadPut := quiet("flooded")
+	loadGet, loadPut, qerr := quiet("flooded")
 	tally, err := stop()
-	if err != nil {
+	if err := errors.Join(qerr, err); err != nil {
 		return 0, 0, "", err
 	}
 	secs := tally.seconds

@@ -125,6 +125,7 @@ func main() {
 		log.Fatal(err)
 	}
 
+	var failed []string // what failed, for the exit status; the rest goes on
 	fmt.Printf("## datastore-proxy benchmark (%s, %d clients, %d ops per cell)\n\n", time.Now().UTC().Format("2006-01-02"), *conc, *ops)
 	for _, b := range splitComma(*backends) {
 		if srv, ok := sqlServers[b]; ok && !reachable(srv.addr) {
@@ -141,8 +142,7 @@ func main() {
 		fmt.Printf("### %s\n\n", b)
 		if !*fairOnly {
 			if err := throughput(ctx, env, *conc, *ops, *rounds); err != nil {
-				env.stop()
-				log.Fatalf("%s: %v", b, err)
+				failed = append(failed, fmt.Sprintf("%s: %v", b, err))
 			}
 		}
 		fmt.Println()
@@ -169,8 +169,9 @@ func main() {
 				}
 				fair, err := fairness(ctx, env, f.writers, f.direct)
 				if err != nil {
-					env.stop()
-					log.Fatalf("%s fairness: %v", b, err)
+					fmt.Printf("Fairness (%s, %d writer(s) %s): FAILED: %v\n\n", b, f.writers, f.through, err)
+					failed = append(failed, fmt.Sprintf("%s fairness, %d writer(s) %s: %v", b, f.writers, f.through, err))
+					continue
 				}
 				if floodNice != 0 {
 					f.through += fmt.Sprintf(", the flood's client at nice %d", floodNice)
@@ -185,6 +186,12 @@ func main() {
 			}
 		}
 		env.stop()
+	}
+	if len(failed) > 0 {
+		// What the runs measured is printed above; the exit status says
+		// that some of it is missing.
+		os.RemoveAll(work)
+		log.Fatalf("failed:\n- %s", strings.Join(failed, "\n- "))
 	}
 }
 

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -20,6 +21,9 @@ type stat struct {
 	// perOp is what each of meters' processes used per operation.
 	perOp   [3]usage
 	metered [3]bool
+	// err is why the cell failed (nil: it did not); a failed cell has no
+	// figures, and the tables show it as failed.
+	err error
 }
 
 // meters are the processes whose CPU and system calls each measurement
@@ -38,6 +42,9 @@ func readMeters() (out [3]usage) {
 }
 
 func (s stat) String() string {
+	if s.err != nil {
+		return "failed | - / -"
+	}
 	return fmt.Sprintf("%.0f | %.2f / %.2f", s.opsPerSec, ms(s.p50), ms(s.p99))
 }
 
@@ -58,6 +65,9 @@ func (r result) String() string {
 // operation of clients / proxy / store, with their total.
 func (r result) usageRow(syscalls bool) string {
 	cell := func(s stat) string {
+		if s.err != nil {
+			return "failed"
+		}
 		var parts []string
 		var total float64
 		for i, u := range s.perOp {
@@ -101,7 +111,8 @@ func measure(ctx context.Context, clients []*clientv3.Client, prefixes []string,
 	// apiserver keeps its connection).
 	for i, c := range clients {
 		if _, err := c.Get(ctx, prefixes[i]+"/registry/warmup"); err != nil {
-			panic(fmt.Sprintf("warm-up: %v", err))
+			failed := stat{err: fmt.Errorf("warm-up of client %d: %w", i, err)}
+			return result{put: failed, get: failed, list: failed, watch: failed}
 		}
 	}
 	around("put", func() {
@@ -160,11 +171,13 @@ func list(ctx context.Context, c *clientv3.Client, prefix string, limit int64) e
 // value is a typical small object (~1 KiB).
 var value = make([]byte, 1024)
 
-// parallel runs f(w, i) for per iterations on each of conc workers.
+// parallel runs f(w, i) for per iterations on each of conc workers. The
+// cell fails (stat.err) if any call does.
 func parallel(conc, per int, f func(w, i int) error) stat {
 	lat := make([][]time.Duration, conc)
 	var wg sync.WaitGroup
 	var failed atomic.Int64
+	var first atomic.Pointer[error]
 	use0, start := readMeters(), time.Now()
 	for w := range conc {
 		wg.Add(1)
@@ -175,6 +188,7 @@ func parallel(conc, per int, f func(w, i int) error) stat {
 				t0 := time.Now()
 				if err := f(w, i); err != nil {
 					failed.Add(1)
+					first.CompareAndSwap(nil, &err)
 					continue
 				}
 				l = append(l, time.Since(t0))
@@ -184,8 +198,11 @@ func parallel(conc, per int, f func(w, i int) error) stat {
 	}
 	wg.Wait()
 	elapsed, use1 := time.Since(start), readMeters()
-	if conc*per == 0 || failed.Load() > 0 {
-		panic(fmt.Sprintf("%d of %d operations failed", failed.Load(), conc*per))
+	if conc*per == 0 {
+		return stat{err: errors.New("no operations to measure")}
+	}
+	if n := failed.Load(); n > 0 {
+		return stat{err: fmt.Errorf("%d of %d operations failed, the first with: %w", n, conc*per, *first.Load())}
 	}
 	return statOf(conc*per, elapsed, lat, use0, use1)
 }
@@ -202,6 +219,10 @@ func statOf(n int, elapsed time.Duration, lat [][]time.Duration, use0, use1 [3]u
 	}
 	return st
 }
+
+// watchWait is how long the watch cell waits for its events after the
+// last put returned.
+const watchWait = 2 * time.Minute
 
 // watchThroughput: one watch per client on its own prefix; conc writers
 // put per keys each; events/s is how fast all of them reach the watchers,
@@ -245,19 +266,22 @@ func watchThroughput(ctx context.Context, clients []*clientv3.Client, prefixes [
 	}
 	ready.Wait()
 	use0, start := readMeters(), time.Now()
-	parallel(conc, per, func(w, i int) error {
+	puts := parallel(conc, per, func(w, i int) error {
 		v := strconv.FormatInt(time.Now().UnixNano(), 10)
 		c := w % len(clients)
 		_, err := clients[c].Put(ctx, fmt.Sprintf("%sw%d/%06d", prefix(c), w, i), v)
 		return err
 	})
+	defer drained.Wait()
+	defer cancel()
+	if puts.err != nil {
+		return stat{err: fmt.Errorf("the watched puts: %w", puts.err)}
+	}
 	select {
 	case <-done:
-	case <-time.After(2 * time.Minute):
-		panic(fmt.Sprintf("watch: %d of %d events in 2 minutes", got.Load(), want))
+	case <-time.After(watchWait):
+		return stat{err: fmt.Errorf("%d of %d events in %s", got.Load(), want, watchWait)}
 	}
 	elapsed, use1 := time.Since(start), readMeters()
-	cancel()
-	drained.Wait()
 	return statOf(int(want), elapsed, lat, use0, use1)
 }

@@ -32,7 +32,18 @@ func medianResult(rs []result) result {
 	return out
 }
 
-func medianStat(ss []stat) stat {
+// medianStat is the median of the rounds in which the cell did not fail;
+// it fails, with the last round's error, if the cell failed in every one.
+func medianStat(all []stat) stat {
+	var ss []stat
+	for _, s := range all {
+		if s.err == nil {
+			ss = append(ss, s)
+		}
+	}
+	if len(ss) == 0 {
+		return all[len(all)-1]
+	}
 	out := stat{
 		opsPerSec: median(ss, func(s stat) float64 { return s.opsPerSec }),
 		p50:       time.Duration(median(ss, func(s stat) float64 { return float64(s.p50) })),
@@ -67,14 +78,23 @@ func median[T any](xs []T, f func(T) float64) float64 {
 func ratioTable(rows []string, proxied, direct []result) string {
 	var b strings.Builder
 	b.WriteString("| target | puts | gets | lists | watch events | put p99 | get p99 | list p99 | watch event p99 |\n|---|---|---|---|---|---|---|---|---|\n")
-	pct := func(a, d float64) string { return fmt.Sprintf("%.0f%%", 100*a/d) }
-	x := func(a, d time.Duration) string { return fmt.Sprintf("x%.2f", float64(a)/float64(d)) }
+	pct := func(a, d stat) string {
+		if a.err != nil || d.err != nil {
+			return "-"
+		}
+		return fmt.Sprintf("%.0f%%", 100*a.opsPerSec/d.opsPerSec)
+	}
+	x := func(a, d stat) string {
+		if a.err != nil || d.err != nil {
+			return "-"
+		}
+		return fmt.Sprintf("x%.2f", float64(a.p99)/float64(d.p99))
+	}
 	for i, r := range proxied {
 		d := direct[i]
 		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", rows[i],
-			pct(r.put.opsPerSec, d.put.opsPerSec), pct(r.get.opsPerSec, d.get.opsPerSec),
-			pct(r.list.opsPerSec, d.list.opsPerSec), pct(r.watch.opsPerSec, d.watch.opsPerSec),
-			x(r.put.p99, d.put.p99), x(r.get.p99, d.get.p99), x(r.list.p99, d.list.p99), x(r.watch.p99, d.watch.p99))
+			pct(r.put, d.put), pct(r.get, d.get), pct(r.list, d.list), pct(r.watch, d.watch),
+			x(r.put, d.put), x(r.get, d.get), x(r.list, d.list), x(r.watch, d.watch))
 	}
 	return b.String()
 }
@@ -94,7 +114,11 @@ var tenantCounts = []int{1, 10, 100}
 // of medians: throughput and latency, against direct, CPU and system calls
 // per operation. Each proxied row has a direct row with as many clients
 // next to it, first in odd rounds and second in even ones, so that the
-// machine's drift falls on both alike. Progress goes to stderr.
+// machine's drift falls on both alike. Progress goes to stderr. A cell
+// that fails in a round (an operation's error, a watch short of its
+// events) is left out of its medians and listed under the tables, the
+// other cells and rows go on, and throughput returns an error naming how
+// many failed.
 func throughput(ctx context.Context, e *env, conc, ops, rounds int) error {
 	var rows []benchRow
 	for _, n := range tenantCounts {
@@ -107,6 +131,7 @@ func throughput(ctx context.Context, e *env, conc, ops, rounds int) error {
 			benchRow{fmt.Sprintf("proxy, %d %s", n, strings.Replace(clients, "client", "tenant", 1)), n, false})
 	}
 	results := make([][]result, len(rows))
+	var failures []string
 	profiles := e.cellProfiles()
 	for round := range rounds {
 		for i := range rows {
@@ -122,6 +147,7 @@ func throughput(ctx context.Context, e *env, conc, ops, rounds int) error {
 			res := measure(ctx, clients, prefixes, conc, ops, profiles.around(r.name, r.direct))
 			cleanup()
 			results[i] = append(results[i], res)
+			failures = append(failures, res.failures(fmt.Sprintf("round %d, %s", round+1, r.name))...)
 			fmt.Fprintf(os.Stderr, "round %d of %d, %s: %s\n", round+1, rounds, r.name, res)
 		}
 	}
@@ -155,5 +181,23 @@ func throughput(ctx context.Context, e *env, conc, ops, rounds int) error {
 	if rss := peakRSS(e.proxy.pid()); rss > 0 {
 		fmt.Printf("\nThe proxy's peak resident memory over these rows: %.0f MiB.\n", rss)
 	}
+	if len(failures) > 0 {
+		fmt.Printf("\nFailed cells, left out of the medians:\n\n- %s\n", strings.Join(failures, "\n- "))
+		return fmt.Errorf("%d cells failed", len(failures))
+	}
 	return nil
+}
+
+// failures are the cells of r that failed, each named after where.
+func (r result) failures(where string) []string {
+	var out []string
+	for _, c := range []struct {
+		name string
+		s    stat
+	}{{"put", r.put}, {"get", r.get}, {"list", r.list}, {"watch", r.watch}} {
+		if c.s.err != nil {
+			out = append(out, fmt.Sprintf("%s, %s: %v", where, c.name, c.s.err))
+		}
+	}
+	return out
 }
