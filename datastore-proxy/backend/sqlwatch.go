@@ -39,25 +39,9 @@ type sqlBackend struct {
 // returns b as it is: watches stay correct on SQLite, only unscoped; the
 // error says why.
 func withRangeWatch(ctx context.Context, b server.Backend, kind string) (server.Backend, error) {
-	ls, ok := b.(*logstructured.LogStructured)
-	if !ok {
-		return b, fmt.Errorf("kine backend is a %T, not a LogStructured", b)
-	}
-	log, err := field[logstructured.Log](reflect.ValueOf(ls).Elem(), "log")
-	if err != nil || log == nil {
-		return b, fmt.Errorf("kine's LogStructured: %w", err)
-	}
-	sl := reflect.ValueOf(log)
-	if sl.Kind() != reflect.Pointer || sl.Elem().Kind() != reflect.Struct {
-		return b, fmt.Errorf("kine's log is a %T, not a pointer to a struct", log)
-	}
-	d, err := field[server.Dialect](sl.Elem(), "d")
+	log, g, err := kineDialect(b)
 	if err != nil {
-		return b, fmt.Errorf("kine's log: %w", err)
-	}
-	g, ok := d.(*generic.Generic)
-	if !ok || g.DB == nil {
-		return b, fmt.Errorf("kine's dialect is a %T, not a generic one with a database", d)
+		return b, err
 	}
 	// Start kine's poller now, while the log is quiet, rather than on a
 	// tenant's first watch (gaps.go says why).
@@ -65,6 +49,32 @@ func withRangeWatch(ctx context.Context, b server.Backend, kind string) (server.
 	log.Watch(wctx)
 	cancel()
 	return &sqlBackend{Backend: b, log: log, db: g.DB, idsAfter: idsAfterQuery(kind)}, nil
+}
+
+// kineDialect reaches the log beneath kine's LogStructured b and the SQL
+// dialect beneath the log, which kine v0.17 does not export.
+func kineDialect(b server.Backend) (logstructured.Log, *generic.Generic, error) {
+	ls, ok := b.(*logstructured.LogStructured)
+	if !ok {
+		return nil, nil, fmt.Errorf("kine backend is a %T, not a LogStructured", b)
+	}
+	log, err := field[logstructured.Log](reflect.ValueOf(ls).Elem(), "log")
+	if err != nil || log == nil {
+		return nil, nil, fmt.Errorf("kine's LogStructured: %w", err)
+	}
+	sl := reflect.ValueOf(log)
+	if sl.Kind() != reflect.Pointer || sl.Elem().Kind() != reflect.Struct {
+		return nil, nil, fmt.Errorf("kine's log is a %T, not a pointer to a struct", log)
+	}
+	d, err := field[server.Dialect](sl.Elem(), "d")
+	if err != nil {
+		return nil, nil, fmt.Errorf("kine's log: %w", err)
+	}
+	g, ok := d.(*generic.Generic)
+	if !ok || g.DB == nil {
+		return nil, nil, fmt.Errorf("kine's dialect is a %T, not a generic one with a database", d)
+	}
+	return log, g, nil
 }
 
 // field reads the unexported field name of the struct v.

@@ -1,0 +1,106 @@
+package backend
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
+	"github.com/k3s-io/kine/pkg/server"
+)
+
+// Why MySQL's key column is changed: kine creates its table with
+// `name VARCHAR(630) CHARACTER SET ascii`, whose default collation
+// (ascii_general_ci) compares names case-insensitively and pads them with
+// spaces. A tenant's "/registry/roles/ns/Admin" and ".../admin" were one
+// key (creating the second answered that it existed, and reading it
+// returned the first), so were "a" and "a ", and a key with a byte past
+// 0x7f failed with a collation error. etcd's keys are bytes compared byte
+// by byte, as SQLite's and PostgreSQL's (COLLATE "C") are in kine's other
+// tables. binaryKeyColumn makes the column VARBINARY(630): the same bytes,
+// compared as bytes, in kine's own queries unchanged.
+//
+// It runs once per database, before the proxy serves from it, and again
+// is a no-op. The ALTER rewrites the table: on an existing large table it
+// holds the table's writes for as long as that takes (logged, with the
+// time it took), as any migration of kine's schema would.
+
+// mysqlKineDatabase is the database kine uses when the DSN names none.
+const mysqlKineDatabase = "kubernetes"
+
+// binaryKeyColumn changes the name column of kine's MySQL table at dsn
+// (mysql://...) to VARBINARY, unless it is already.
+func binaryKeyColumn(ctx context.Context, dsn string) error {
+	cfg, err := mysql.ParseDSN(strings.TrimPrefix(dsn, "mysql://"))
+	if err != nil {
+		return fmt.Errorf("mysql backend: %w", err)
+	}
+	if cfg.DBName == "" {
+		cfg.DBName = mysqlKineDatabase
+	}
+	conn, err := mysql.NewConnector(cfg)
+	if err != nil {
+		return fmt.Errorf("mysql backend: %w", err)
+	}
+	db := sql.OpenDB(conn)
+	defer db.Close()
+
+	var typ string
+	err = db.QueryRowContext(ctx, `SELECT DATA_TYPE FROM information_schema.COLUMNS
+		WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'kine' AND COLUMN_NAME = 'name'`).Scan(&typ)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return fmt.Errorf("mysql backend: kine's table has no name column in database %q", cfg.DBName)
+	case err != nil:
+		return fmt.Errorf("mysql backend: read the key column's type: %w", err)
+	case strings.EqualFold(typ, "varbinary"):
+		return nil
+	}
+	log := slog.With("backend", "mysql", "database", cfg.DBName, "was", typ)
+	log.Info("making kine's key column VARBINARY, compared byte by byte as etcd's keys; this rewrites the table once")
+	start := time.Now()
+	if _, err := db.ExecContext(ctx, "ALTER TABLE kine MODIFY name VARBINARY(630)"); err != nil {
+		return fmt.Errorf("mysql backend: make kine's key column VARBINARY: %w", err)
+	}
+	log.Info("kine's key column is VARBINARY", "took", time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+// Why a range's start is translated again: kine rewrites a start that
+// ends in "\x00" (the least key after another: kube-apiserver's continue,
+// and etcdctl's) because its MySQL collation sorted "\x00" before the key
+// it follows and PostgreSQL's text holds no "\x00": to end in "#" on
+// MySQL and in "\x1a" on PostgreSQL. Either skipped every key that
+// follows the last one with a byte below it (" ", "!", control bytes): a
+// list a page at a time missed keys. On MySQL's binary column the start
+// goes as it is. On PostgreSQL, where no key holds "\x00", the least key
+// at or after any start with one is the part before its first "\x00"
+// followed by "\x01".
+
+// startKeysAsBytes makes kine's dialect beneath b (postgres or mysql)
+// take a range's start as etcd does, before b serves anything.
+func startKeysAsBytes(b server.Backend, kind string) error {
+	_, g, err := kineDialect(b)
+	if err != nil {
+		return err
+	}
+	switch kind {
+	case "mysql":
+		g.TranslateStartKeyFunc = nil
+	case "postgres":
+		g.TranslateStartKeyFunc = postgresStartKey
+	}
+	return nil
+}
+
+// postgresStartKey is the least key PostgreSQL can hold at or after start.
+func postgresStartKey(start string) string {
+	if i := strings.IndexByte(start, 0); i >= 0 {
+		return start[:i] + "\x01"
+	}
+	return start
+}
