@@ -70,37 +70,20 @@ func binaryKeyColumn(ctx context.Context, dsn string) error {
 	return nil
 }
 
-// Why a range's start is translated again: kine rewrites a start that
-// ends in "\x00" (the least key after another: kube-apiserver's continue,
-// and etcdctl's) because its MySQL collation sorted "\x00" before the key
-// it follows and PostgreSQL's text holds no "\x00": to end in "#" on
-// MySQL and in "\x1a" on PostgreSQL. Either skipped every key that
-// follows the last one with a byte below it (" ", "!", control bytes): a
-// list a page at a time missed keys. On MySQL's binary column the start
-// goes as it is. On PostgreSQL, where no key holds "\x00", the least key
-// at or after any start with one is the part before its first "\x00"
-// followed by "\x01".
+// kine also rewrites a range's start that ends in "\x00" (the least key
+// after another: kube-apiserver's continue, and etcdctl's) to end in "#",
+// as its collation sorted "\x00" before the key it follows: a list a page
+// at a time skipped every key that follows the last one with a byte below
+// '#' (" ", "!", control bytes). On the binary column the start goes as it
+// is (keepStartKeys). PostgreSQL's kine has the same rewrite (pgkeys.go).
 
-// startKeysAsBytes makes kine's dialect beneath b (postgres or mysql)
-// take a range's start as etcd does, before b serves anything.
-func startKeysAsBytes(b server.Backend, kind string) error {
+// keepStartKeys makes kine's MySQL dialect beneath b take a range's start
+// as it is, before b serves anything.
+func keepStartKeys(b server.Backend) error {
 	_, g, err := kineDialect(b)
 	if err != nil {
 		return err
 	}
-	switch kind {
-	case "mysql":
-		g.TranslateStartKeyFunc = nil
-	case "postgres":
-		g.TranslateStartKeyFunc = postgresStartKey
-	}
+	g.TranslateStartKeyFunc = nil
 	return nil
-}
-
-// postgresStartKey is the least key PostgreSQL can hold at or after start.
-func postgresStartKey(start string) string {
-	if i := strings.IndexByte(start, 0); i >= 0 {
-		return start[:i] + "\x01"
-	}
-	return start
 }

@@ -78,10 +78,8 @@ func Open(ctx context.Context, wg *sync.WaitGroup, c Config) (server.Backend, st
 		if err := binaryKeyColumn(ctx, c.DSN); err != nil {
 			return nil, "", err
 		}
-	}
-	if c.Kind == "mysql" || c.Kind == "postgres" {
-		if err := startKeysAsBytes(b, c.Kind); err != nil {
-			slog.Warn("a list that starts just past a key may skip keys that follow it with a low byte (keys.go)", "backend", c.Kind, "err", err)
+		if err := keepStartKeys(b); err != nil {
+			slog.Warn("a list that starts just past a key may skip keys that follow it with a byte below '#' (keys.go)", "backend", c.Kind, "err", err)
 		}
 	}
 	if err := b.Start(ctx); err != nil {

@@ -48,7 +48,11 @@ func withRangeWatch(ctx context.Context, b server.Backend, kind string) (server.
 	wctx, cancel := context.WithCancel(ctx)
 	log.Watch(wctx)
 	cancel()
-	return &sqlBackend{Backend: b, log: log, db: g.DB, idsAfter: idsAfterQuery(kind)}, nil
+	sb := &sqlBackend{Backend: b, log: log, db: g.DB, idsAfter: idsAfterQuery(kind)}
+	if kind == "postgres" {
+		return textKeys{sb}, nil // keys as its text column holds them (pgkeys.go)
+	}
+	return sb, nil
 }
 
 // kineDialect reaches the log beneath kine's LogStructured b and the SQL

@@ -23,11 +23,13 @@ import (
 // page just past the last key (kube-apiserver's continue: the last key and
 // "\x00"). kine's MySQL table compared names in a case-insensitive,
 // space-padded collation, where "Admin" and "admin" were one key.
-// PostgreSQL keeps keys as text: a key that is not UTF-8 is refused there,
-// with the database's reason, and the others are kept as on the rest.
+// PostgreSQL keeps keys as text: a key that is not UTF-8 or holds "\x00"
+// is refused there, and the others are kept as on the rest. A key never
+// written ("a\x00") reads as absent and deletes nothing everywhere (kine
+// on PostgreSQL read and deleted "a\x1a" in its place).
 func TestKeysCompareByteByByte(t *testing.T) {
 	const dir = "/registry/clusterroles/"
-	names := []string{"Admin", "admin", "a", "a ", "a!", "a\x01", "b\x7f", "caf\xc3\xa9", "z\xff"}
+	names := []string{"Admin", "admin", "a", "a ", "a!", "a\x01", "a\x1a", "a\x00b", "b\x7f", "caf\xc3\xa9", "z\xff"}
 	proxytest.ForEachBackend(t, func(t *testing.T, b backend.Config) {
 		px := proxytest.Start(t, b)
 		c := px.Client(t, "alpha")
@@ -40,9 +42,9 @@ func TestKeysCompareByteByByte(t *testing.T) {
 			// kube-apiserver's create: only if the key does not exist.
 			resp, err := c.Txn(ctx).If(clientv3.Compare(clientv3.ModRevision(k), "=", 0)).
 				Then(clientv3.OpPut(k, fmt.Sprintf("%q", n))).Commit()
-			if b.Kind == "postgres" && !utf8.ValidString(k) {
-				if err == nil || !strings.Contains(err.Error(), "UTF8") {
-					t.Errorf("create %q on postgres: want a refusal naming UTF8, got %v", k, err)
+			if b.Kind == "postgres" && (!utf8.ValidString(k) || strings.Contains(k, "\x00")) {
+				if err == nil {
+					t.Errorf("create %q on postgres: want a refusal, it was created", k)
 				}
 				continue
 			}
@@ -63,6 +65,14 @@ func TestKeysCompareByteByByte(t *testing.T) {
 			if len(resp.Kvs) != 1 || string(resp.Kvs[0].Key) != k || string(resp.Kvs[0].Value) != fmt.Sprintf("%q", k[len(dir):]) {
 				t.Errorf("get %q: got %s", k, kvs(resp.Kvs))
 			}
+		}
+
+		never := dir + "a\x00"
+		if resp, err := c.Get(ctx, never); err != nil || len(resp.Kvs) != 0 {
+			t.Errorf("get %q, never written: got %s, %v; want nothing", never, kvs(resp.Kvs), err)
+		}
+		if resp, err := c.Delete(ctx, never, clientv3.WithPrevKV()); err != nil || resp.Deleted != 0 {
+			t.Errorf("delete %q, never written: deleted %d %s, %v; want nothing", never, resp.Deleted, kvs(resp.PrevKvs), err)
 		}
 
 		resp, err := c.Get(ctx, dir, clientv3.WithPrefix())
