@@ -247,6 +247,11 @@ func watchThroughput(ctx context.Context, clients []*clientv3.Client, prefixes [
 		go func() {
 			defer drained.Done()
 			first := true
+			defer func() {
+				if first { // the watch ended before it answered
+					ready.Done()
+				}
+			}()
 			for resp := range wc {
 				if first {
 					ready.Done()
