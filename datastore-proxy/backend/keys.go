@@ -11,6 +11,8 @@ import (
 
 	"github.com/go-sql-driver/mysql"
 	"github.com/k3s-io/kine/pkg/server"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 // Why MySQL's key column is changed: kine creates its table with
@@ -86,4 +88,33 @@ func keepStartKeys(b server.Backend) error {
 	}
 	g.TranslateStartKeyFunc = nil
 	return nil
+}
+
+// mysqlKeyBytes is how long a key kine's MySQL column holds.
+const mysqlKeyBytes = 630
+
+// errLongKey refuses a key the column cannot hold: a server in strict mode
+// (MariaDB's default) refuses it too, and one without would store the
+// key's first mysqlKeyBytes bytes, the name of another key.
+var errLongKey = status.Error(codes.InvalidArgument, fmt.Sprintf("kplex: the mysql backend keeps keys of at most %d bytes, the tenant's prefix included", mysqlKeyBytes))
+
+// binaryKeys is a MySQL backend that refuses to write a key longer than
+// its column. A longer key never exists there, so reads and deletes of
+// one find nothing as they are.
+type binaryKeys struct {
+	*sqlBackend
+}
+
+func (b binaryKeys) Create(ctx context.Context, key string, value []byte, lease int64) (int64, error) {
+	if len(key) > mysqlKeyBytes {
+		return 0, errLongKey
+	}
+	return b.sqlBackend.Create(ctx, key, value, lease)
+}
+
+func (b binaryKeys) Update(ctx context.Context, key string, value []byte, revision, lease int64) (int64, *server.KeyValue, bool, error) {
+	if len(key) > mysqlKeyBytes {
+		return 0, nil, false, errLongKey
+	}
+	return b.sqlBackend.Update(ctx, key, value, revision, lease)
 }

@@ -49,8 +49,11 @@ func withRangeWatch(ctx context.Context, b server.Backend, kind string) (server.
 	log.Watch(wctx)
 	cancel()
 	sb := &sqlBackend{Backend: b, log: log, db: g.DB, idsAfter: idsAfterQuery(kind)}
-	if kind == "postgres" {
+	switch kind {
+	case "postgres":
 		return textKeys{sb}, nil // keys as its text column holds them (pgkeys.go)
+	case "mysql":
+		return binaryKeys{sb}, nil // no key longer than its column (keys.go)
 	}
 	return sb, nil
 }
