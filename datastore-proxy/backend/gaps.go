@@ -26,7 +26,7 @@ import (
 // That holds for the gaps the poller has waited at, which are all gaps
 // above the id it started from. kine starts the poller on the first
 // subscription, at the highest id then, and never waits at a gap below
-// it; so the proxy starts it as the backend opens (withRangeWatch), before
+// it; so the proxy starts it as the backend opens (sqlBackend.served), before
 // any tenant writes, and not on a tenant's first watch, which would start
 // it above the very gap that watch's catch-up stops at.
 

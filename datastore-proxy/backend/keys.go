@@ -9,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/go-sql-driver/mysql"
+	"github.com/k3s-io/kine/pkg/drivers/generic"
 	"github.com/k3s-io/kine/pkg/server"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -31,62 +31,45 @@ import (
 // holds the table's writes for as long as that takes (logged, with the
 // time it took), as any migration of kine's schema would.
 
-// mysqlKineDatabase is the database kine uses when the DSN names none.
-const mysqlKineDatabase = "kubernetes"
+// mysqlKeysAsBytes makes kine's MySQL table and dialect (g) keep and
+// compare keys as bytes, before kine serves anything: the column
+// (binaryKeyColumn) and a range's start (below).
+func mysqlKeysAsBytes(ctx context.Context, g *generic.Generic) error {
+	if err := binaryKeyColumn(ctx, g.DB); err != nil {
+		return err
+	}
+	// kine also rewrites a range's start that ends in "\x00" (the least
+	// key after another: kube-apiserver's continue, and etcdctl's) to end
+	// in "#", as its collation sorted "\x00" before the key it follows: a
+	// list a page at a time skipped every key that follows the last one
+	// with a byte below '#' (" ", "!", control bytes). On the binary column
+	// the start goes as it is. PostgreSQL's kine has the same rewrite
+	// (pgkeys.go).
+	g.TranslateStartKeyFunc = nil
+	return nil
+}
 
-// binaryKeyColumn changes the name column of kine's MySQL table at dsn
-// (mysql://...) to VARBINARY, unless it is already.
-func binaryKeyColumn(ctx context.Context, dsn string) error {
-	cfg, err := mysql.ParseDSN(strings.TrimPrefix(dsn, "mysql://"))
-	if err != nil {
-		return fmt.Errorf("mysql backend: %w", err)
-	}
-	if cfg.DBName == "" {
-		cfg.DBName = mysqlKineDatabase
-	}
-	conn, err := mysql.NewConnector(cfg)
-	if err != nil {
-		return fmt.Errorf("mysql backend: %w", err)
-	}
-	db := sql.OpenDB(conn)
-	defer db.Close()
-
-	var typ string
-	err = db.QueryRowContext(ctx, `SELECT DATA_TYPE FROM information_schema.COLUMNS
-		WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'kine' AND COLUMN_NAME = 'name'`).Scan(&typ)
+// binaryKeyColumn changes the name column of kine's MySQL table in db to
+// VARBINARY, unless it is already.
+func binaryKeyColumn(ctx context.Context, db *sql.DB) error {
+	var database, typ string
+	err := db.QueryRowContext(ctx, `SELECT DATABASE(), DATA_TYPE FROM information_schema.COLUMNS
+		WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'kine' AND COLUMN_NAME = 'name'`).Scan(&database, &typ)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
-		return fmt.Errorf("mysql backend: kine's table has no name column in database %q", cfg.DBName)
+		return fmt.Errorf("mysql backend: kine's table has no name column")
 	case err != nil:
 		return fmt.Errorf("mysql backend: read the key column's type: %w", err)
 	case strings.EqualFold(typ, "varbinary"):
 		return nil
 	}
-	log := slog.With("backend", "mysql", "database", cfg.DBName, "was", typ)
+	log := slog.With("backend", "mysql", "database", database, "was", typ)
 	log.Info("making kine's key column VARBINARY, compared byte by byte as etcd's keys; this rewrites the table once")
 	start := time.Now()
 	if _, err := db.ExecContext(ctx, "ALTER TABLE kine MODIFY name VARBINARY(630)"); err != nil {
 		return fmt.Errorf("mysql backend: make kine's key column VARBINARY: %w", err)
 	}
 	log.Info("kine's key column is VARBINARY", "took", time.Since(start).Round(time.Millisecond))
-	return nil
-}
-
-// kine also rewrites a range's start that ends in "\x00" (the least key
-// after another: kube-apiserver's continue, and etcdctl's) to end in "#",
-// as its collation sorted "\x00" before the key it follows: a list a page
-// at a time skipped every key that follows the last one with a byte below
-// '#' (" ", "!", control bytes). On the binary column the start goes as it
-// is (keepStartKeys). PostgreSQL's kine has the same rewrite (pgkeys.go).
-
-// keepStartKeys makes kine's MySQL dialect beneath b take a range's start
-// as it is, before b serves anything.
-func keepStartKeys(b server.Backend) error {
-	_, g, err := kineDialect(b)
-	if err != nil {
-		return err
-	}
-	g.TranslateStartKeyFunc = nil
 	return nil
 }
 

@@ -52,6 +52,9 @@ func Open(ctx context.Context, wg *sync.WaitGroup, c Config) (server.Backend, st
 	if c.CompactMinRetain == 0 {
 		c.CompactMinRetain = 1000
 	}
+	if c.Kind == "" {
+		c.Kind = "sqlite"
+	}
 	if c.Kind == "etcd" {
 		return openEtcd(ctx, wg, c)
 	}
@@ -74,27 +77,31 @@ func Open(ctx context.Context, wg *sync.WaitGroup, c Config) (server.Backend, st
 	if err != nil {
 		return nil, "", fmt.Errorf("open %s backend: %w", c.Kind, err)
 	}
-	if c.Kind == "mysql" {
-		if err := binaryKeyColumn(ctx, c.DSN); err != nil {
+	sb, g, err := newSQLBackend(b, c.Kind)
+	switch {
+	case err != nil && c.Kind != "sqlite":
+		// Without its guard a key would not be etcd's key (keys.go,
+		// pgkeys.go): better not to serve.
+		return nil, "", fmt.Errorf("open %s backend: kine's internals, needed to keep keys as etcd's: %w", c.Kind, err)
+	case err != nil:
+		slog.Warn("watches will read every tenant's history", "backend", c.Kind, "err", err)
+	case c.Kind == "mysql":
+		if err := mysqlKeysAsBytes(ctx, g); err != nil {
 			return nil, "", err
-		}
-		if err := keepStartKeys(b); err != nil {
-			slog.Warn("a list that starts just past a key may skip keys that follow it with a byte below '#' (keys.go)", "backend", c.Kind, "err", err)
 		}
 	}
 	if err := b.Start(ctx); err != nil {
 		return nil, "", fmt.Errorf("start %s backend: %w", c.Kind, err)
 	}
-	if c.Kind == "sqlite" || c.Kind == "" {
+	if c.Kind == "sqlite" {
 		if err := startCheckpointer(ctx, wg, sqlitePath(endpoint), c.Registerer); err != nil {
 			return nil, "", err
 		}
 	}
-	rb, err := withRangeWatch(ctx, b, c.Kind)
-	if err != nil {
-		slog.Warn("watches will read every tenant's history", "backend", c.Kind, "err", err)
+	if sb == nil {
+		return b, cfg.Scheme, nil
 	}
-	return rb, cfg.Scheme, nil
+	return sb.served(ctx, c.Kind), cfg.Scheme, nil
 }
 
 // sqliteParams open the embedded database as kine does (WAL journal,

@@ -33,29 +33,33 @@ type sqlBackend struct {
 	idsAfter string
 }
 
-// withRangeWatch returns b able to watch key ranges, reaching the log
-// beneath kine's LogStructured and the database beneath the log, which kine
-// v0.17 does not export. When that is not possible (another kine layout), it
-// returns b as it is: watches stay correct on SQLite, only unscoped; the
-// error says why.
-func withRangeWatch(ctx context.Context, b server.Backend, kind string) (server.Backend, error) {
+// newSQLBackend reaches the log beneath kine's LogStructured b and the
+// database beneath the log, which kine v0.17 does not export, and returns b
+// able to watch key ranges, with kine's SQL dialect (for the set-up of its
+// kind, before b starts). When that is not possible (another kine layout),
+// the error says why.
+func newSQLBackend(b server.Backend, kind string) (*sqlBackend, *generic.Generic, error) {
 	log, g, err := kineDialect(b)
 	if err != nil {
-		return b, err
+		return nil, nil, err
 	}
-	// Start kine's poller now, while the log is quiet, rather than on a
-	// tenant's first watch (gaps.go says why).
+	return &sqlBackend{Backend: b, log: log, db: g.DB, idsAfter: idsAfterQuery(kind)}, g, nil
+}
+
+// served starts kine's poller now, while the log is quiet, rather than on a
+// tenant's first watch (gaps.go says why), and returns the backend tenants
+// are served from: with its kind's guard on keys.
+func (b *sqlBackend) served(ctx context.Context, kind string) server.Backend {
 	wctx, cancel := context.WithCancel(ctx)
-	log.Watch(wctx)
+	b.log.Watch(wctx)
 	cancel()
-	sb := &sqlBackend{Backend: b, log: log, db: g.DB, idsAfter: idsAfterQuery(kind)}
 	switch kind {
 	case "postgres":
-		return textKeys{sb}, nil // keys as its text column holds them (pgkeys.go)
+		return textKeys{b} // keys as its text column holds them (pgkeys.go)
 	case "mysql":
-		return binaryKeys{sb}, nil // no key longer than its column (keys.go)
+		return binaryKeys{b} // no key longer than its column (keys.go)
 	}
-	return sb, nil
+	return b
 }
 
 // kineDialect reaches the log beneath kine's LogStructured b and the SQL
