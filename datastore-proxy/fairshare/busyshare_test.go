@@ -6,9 +6,10 @@ import (
 	"time"
 )
 
-// With one slot and a busy share of 1/2, a tenant with a backlog that held
-// the slot for d is held back for about d more while another tenant is
-// active, and the other tenant is served in that time.
+// With one slot and a busy share of 1/2, a flooding tenant (more requests
+// waiting than it may run at once) that held the slot for d is held back
+// for about d more while another tenant is active, and the other tenant is
+// served in that time.
 func TestBusyShareHoldsBackAFloodWhileOthersAreActive(t *testing.T) {
 	activity := NewActivity()
 	s := New(1, 0, activity).WithBusyShare(0.5)
@@ -19,17 +20,19 @@ func TestBusyShareHoldsBackAFloodWhileOthersAreActive(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	floodGot := make(chan time.Time, 1)
-	go func() {
-		r, err := s.Acquire(ctx, "flood")
-		if err != nil {
-			t.Error(err)
-			return
-		}
-		floodGot <- time.Now()
-		r()
-	}()
-	waitQueued(t, s, "flood", 1)
+	floodGot := make(chan time.Time, 2)
+	for range 2 {
+		go func() {
+			r, err := s.Acquire(ctx, "flood")
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			floodGot <- time.Now()
+			r()
+		}()
+	}
+	waitQueued(t, s, "flood", 2)
 	const held = 200 * time.Millisecond
 	time.Sleep(held)
 	released := time.Now()
@@ -54,25 +57,30 @@ func TestBusyShareHoldsBackAFloodWhileOthersAreActive(t *testing.T) {
 	}
 }
 
+// TestBusyShareHolds: whether a tenant is held back right after its
+// request held a slot for 50 ms, by how many of its requests wait then.
 func TestBusyShareHolds(t *testing.T) {
 	tests := []struct {
 		name       string
-		slots      int
+		slots, cap int
 		share      float64
 		othersSeen bool
-		backlog    bool // another request of the tenant waits when it releases
+		waiting    int // the tenant's requests waiting when it releases
 		wantHold   bool
 	}{
-		{"one slot, others active, a backlog", 1, 0.5, true, true, true},
-		{"one slot, others active, one request at a time", 1, 0.5, true, false, false},
-		{"alone", 1, 0.5, false, true, false},
-		{"one of 32 slots", 32, 0.5, true, true, false},
-		{"turned off", 1, 0, true, true, false},
+		{"one slot, others active, a flood", 1, 0, 0.5, true, 3, true},
+		{"one slot, others active, its next request waiting", 1, 0, 0.5, true, 1, false},
+		{"one slot, others active, one request at a time", 1, 0, 0.5, true, 0, false},
+		{"capped at one, two waiting", 2, 1, 0.25, true, 2, true},
+		{"capped at one, one waiting", 2, 1, 0.25, true, 1, false},
+		{"alone", 1, 0, 0.5, false, 3, false},
+		{"one of 32 slots", 32, 1, 0.5, true, 3, false},
+		{"turned off", 1, 0, 0, true, 3, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			activity := NewActivity()
-			s := New(tt.slots, 0, activity).WithBusyShare(tt.share)
+			s := New(tt.slots, tt.cap, activity).WithBusyShare(tt.share)
 			if tt.othersSeen {
 				activity.seen("other")
 			}
@@ -80,28 +88,18 @@ func TestBusyShareHolds(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if tt.backlog {
-				// With one slot the second request queues; with 32 it
-				// runs, and so is running when the first releases.
-				ctx, cancel := context.WithCancel(context.Background())
-				defer cancel()
-				got := make(chan func(), 1)
-				go func() {
-					if r, err := s.Acquire(ctx, "t"); err == nil {
-						got <- r
-					}
-				}()
-				if tt.slots == 1 {
-					waitQueued(t, s, "t", 1)
-				} else {
-					defer (<-got)()
-				}
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			for range tt.waiting {
+				// They queue: behind the one slot, or the cap of one.
+				go func() { _, _ = s.Acquire(ctx, "t") }()
 			}
+			waitQueued(t, s, "t", tt.waiting)
 			time.Sleep(50 * time.Millisecond)
 			release()
 			s.mu.Lock()
 			defer s.mu.Unlock()
-			if got := !s.allowed("t"); got != tt.wantHold {
+			if got := s.heldUntil["t"].After(time.Now()) && s.activity.othersActive("t"); got != tt.wantHold {
 				t.Fatalf("held back = %v, want %v (held until %v, now %v)", got, tt.wantHold, s.heldUntil["t"], time.Now())
 			}
 		})

@@ -10,9 +10,9 @@
 // run, that was served least recently: backlogged tenants take turns, and
 // a tenant that was idle goes before every tenant served since, so a
 // tenant sending one request at a time waits for at most the requests
-// already running. With a busy share (WithBusyShare), a tenant with a
-// backlog that has used more than that share of the slots' time also
-// waits while others are active. Slots left idle because every waiting
+// already running. With a busy share (WithBusyShare), a flooding tenant
+// (more requests waiting than its cap lets run at once) that has used more
+// than that share of the slots' time also waits while others are active. Slots left idle because every waiting
 // tenant is at its cap or held back are the price of that isolation.
 // Acquire never blocks past its context.
 package fairshare
@@ -105,16 +105,20 @@ func New(slots, perTenant int, activity *Activity) *Scheduler {
 }
 
 // WithBusyShare bounds, while other tenants are active, the share of the
-// slots' time a tenant with a backlog may use: each request that held a
-// slot for d while more of its tenant's requests were running or waiting
-// moves the tenant's clock on by d/(share*slots), from the request's start
-// or the clock's last place, whichever is later, and the tenant starts no
-// request while its clock is ahead of now. With one slot and a share of
-// 1/2, a flooding tenant that just held the slot for d waits d more; a
-// tenant sending one request at a time, however long, is never held (it
-// takes turns with the others), nor is a tenant alone; with 32 slots, a
-// tenant running a few requests at a time is not either. share <= 0 or >= 1
-// turns it off.
+// slots' time a flooding tenant may use: each request that held a slot for
+// d while more of its tenant's requests were waiting than the cap lets run
+// at once (flooding) moves the tenant's clock on by d/(share*slots), from
+// the request's start or the clock's last place, whichever is later, and
+// the tenant starts no request while its clock is ahead of now. With one
+// slot and a share of 1/2, a flooding tenant that just held the slot for d
+// waits d more. Never held: a tenant alone; a tenant sending one request
+// at a time, however long (it takes turns with the others); a tenant that
+// only has its next requests ready, up to its cap's worth (with a cap of
+// one, a second write waiting behind the running one), which the cap and
+// the turns already keep in line. Why not those: on MySQL, a share that
+// also held back ten tenants' second writers cost them a quarter of their
+// throughput (docs/benchmarks.md, session 22). share <= 0 or >= 1 turns it
+// off.
 func (s *Scheduler) WithBusyShare(share float64) *Scheduler {
 	if share <= 0 || share >= 1 {
 		share = 0
@@ -198,8 +202,7 @@ func (s *Scheduler) release(tenant string, start time.Time) {
 // releaseLocked frees the slot of tenant's request that started at start
 // (zero: it never ran).
 func (s *Scheduler) releaseLocked(tenant string, start time.Time) {
-	backlog := s.inflight[tenant] > 1 || len(s.queues[tenant]) > 0
-	if s.busyShare > 0 && !start.IsZero() && backlog && s.activity.othersActive(tenant) {
+	if s.busyShare > 0 && !start.IsZero() && s.floodingLocked(tenant) && s.activity.othersActive(tenant) {
 		from := s.heldUntil[tenant]
 		if start.After(from) {
 			from = start
@@ -213,6 +216,12 @@ func (s *Scheduler) releaseLocked(tenant string, start time.Time) {
 	}
 	s.free++
 	s.dispatchLocked()
+}
+
+// floodingLocked reports whether tenant has more requests waiting than its
+// cap lets run at once (one when there is no cap).
+func (s *Scheduler) floodingLocked(tenant string) bool {
+	return len(s.queues[tenant]) > max(s.cap, 1)
 }
 
 // grantLocked gives tenant a slot.

@@ -97,7 +97,7 @@ Flags:
 	fs.IntVar(&o.BackendSlots, "backend-slots", 32, "reads run against the backend at once; a freed slot goes to the waiting tenant served least recently")
 	fs.IntVar(&o.TenantShare, "backend-tenant-share", 2, "while several tenants are active, how many reads each may run at once (0: no cap); a tenant alone uses every slot")
 	fs.IntVar(&o.TenantWrites, "backend-tenant-write-share", 1, "the same for writes (0: --backend-tenant-share); on etcd every write in flight delays other tenants' reads until its disk sync")
-	fs.Float64Var(&o.TenantBusy, "backend-tenant-busy-share", -1, "while several tenants are active, the share (0-1) of the backend slots' time one tenant with a backlog may use, so that its neighbours find the backend and the proxy's CPU with room; bites where slots are few (SQLite's one write slot); 0: no bound; -1: the backend's default, half a write slot's time for postgres (0.0625 of its 8 slots), three quarters of one for mysql (0.0234375 of its 32; at most 0.25), 0.25 elsewhere")
+	fs.Float64Var(&o.TenantBusy, "backend-tenant-busy-share", -1, "while several tenants are active, the share (0-1) of the backend slots' time a flooding tenant (more requests waiting than --backend-tenant-share or --backend-tenant-write-share lets run) may use, so that its neighbours find the backend and the proxy's CPU with room; 0: no bound; -1: the backend's default, half a write slot's time on postgres, mysql and etcd (0.0625 of postgres' 8 slots, 0.015625 of 32; at most 0.25), 0.25 on sqlite")
 	fs.IntVar(&o.WriteSlots, "backend-write-slots", 0, "writes run against the backend at once, shared as reads are (default: 1 for sqlite, which has one writer; 8 for postgres; --backend-slots for mysql and etcd)")
 	fs.IntVar(&o.UsageScanRate, "usage-scan-rate", quota.DefaultBackgroundScanRate, "bytes per second that the background recounts of tenants' keys and bytes read from the backend, all tenants together (a tenant's count is then refreshed every 2 minutes or as this rate allows); 0: no bound")
 	fs.UintVar(&o.MaxStreams, "max-concurrent-streams", 0, "requests and streams one client connection may have open at once (HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS); a gRPC client past it waits before sending (one that ignores it has its new streams refused), so that the proxy holds at most this many of a connection's requests in memory; a tenant with several connections holds as many times that. Long-lived watch streams count, and a tenant's apiserver keeps about one open per resource it watches: set it well above the most any tenant has open (kplex_datastore_proxy_active_streams counts them by tenant), or its requests stall; 0: no bound, as etcd")
@@ -298,38 +298,29 @@ func defaultWriteSlots(kind string, backendSlots int) int {
 // defaultBusyShare is --backend-tenant-busy-share unless set, for a
 // backend of kind with writeSlots write slots.
 //
-// The share is of all slots' time, and a flood runs one write at a time
-// while others are active (--backend-tenant-write-share 1): with 8 write
-// slots, 0.25 (2 slots' time) never held it back. On MySQL (MariaDB) one
-// write after another still cost a quiet tenant's gets x2.5-x2.9 in p99,
-// on PostgreSQL x1.7-x2.1 (medians of 3 rounds; single rounds to x2.6); at
-// half a write slot's time (0.0625 of 8) x1.2-x1.7 (single rounds to
-// x2.3), puts x1.0-x1.5, with the proxy's throughput as before
-// (docs/benchmarks.md, sessions 15 and 16). The PostgreSQL runs overlap;
-// the reason is MySQL's. The share also holds back a tenant that merely
-// keeps a second write waiting behind its running one: at half a slot it
-// runs half the time. With ten tenants on MySQL's 32 slots, six of them
-// with two writers, the proxy's puts were 72-79% of kine direct's, and
-// 101-105% with no share (session 21). So MySQL's share is three quarters
-// of a write slot's time: puts 85-94%, a flood's quiet neighbour get
-// x0.9-x1.4 and put x1.2-x1.4 (medians of 3 rounds; x1.0-x1.5 at half a
-// slot, x1.6-x2.0 with none). On PostgreSQL three quarters changed
-// nothing in those rows (ten tenants' puts 180-184%) but let a round of
-// the flood reach x2.8; it keeps half. SQLite
-// (one write slot: half of it measured x2.2-x3.0) and etcd (which batches
-// writes and seldom comes near its share) keep 0.25. On reads (32 slots,
-// 2 per tenant while shared) 0.0625 is what the cap allows anyway.
+// The share is of all slots' time, and bites only on a flooding tenant
+// (more requests waiting than its cap lets run; fairshare). A flood runs
+// one write at a time while others are active
+// (--backend-tenant-write-share 1): with 8 write slots, 0.25 (2 slots'
+// time) never held it back. One write after another still cost a flood's
+// quiet neighbour gets x2.5-x2.9 in p99 on MySQL (MariaDB), x1.7-x2.1 on
+// PostgreSQL and x1.9-x2.4 on etcd (medians of 3 rounds; single rounds to
+// x5.5); at half a write slot's time, x1.0-x1.5, x1.2-x1.9 and x0.9-x1.3,
+// with the flood's own rate down a tenth or so (docs/benchmarks.md,
+// sessions 15, 16, 21 and 22). Until session 22 the share also held back
+// a tenant that merely kept a second write waiting behind its running
+// one: with ten tenants, six with two writers, it cost MySQL's puts a
+// quarter (so MySQL had three quarters of a slot) and etcd's a third (so
+// etcd had 0.25, which never bit). Now those run as before and every
+// backend with many write slots has half of one. SQLite (one write slot:
+// half of it measured x2.2-x3.0) keeps 0.25. On reads (32 slots, 2 per
+// tenant while shared) the same share holds back a tenant keeping more
+// than 2 reads waiting to half a slot's time.
 func defaultBusyShare(kind string, writeSlots int) float64 {
-	if writeSlots <= 0 {
+	if writeSlots <= 0 || kind == "sqlite" || kind == "" {
 		return 0.25
 	}
-	switch kind {
-	case "postgres":
-		return min(0.25, 0.5/float64(writeSlots))
-	case "mysql":
-		return min(0.25, 0.75/float64(writeSlots))
-	}
-	return 0.25
+	return min(0.25, 0.5/float64(writeSlots))
 }
 
 type revisioner interface {

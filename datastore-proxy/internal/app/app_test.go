@@ -29,15 +29,14 @@ func TestDefaultBusyShare(t *testing.T) {
 		writeSlots int
 		want       float64
 	}{
-		{"mysql", 8, 0.09375},
-		{"mysql", 32, 0.0234375}, // three quarters of a slot however many
-		{"postgres", 8, 0.0625},  // half a slot
-		{"postgres", 4, 0.125},   // half a slot of fewer slots
-		{"mysql", 1, 0.25},       // never more than elsewhere
-		{"sqlite", 1, 0.25},      // half of its one slot measured worse
-		{"", 1, 0.25},            // sqlite by default
-		{"etcd", 32, 0.25},       // batches writes; seldom near its share
-		{"postgres", 0, 0.25},    // slots not known
+		{"mysql", 32, 0.015625}, // half a slot however many
+		{"etcd", 32, 0.015625},
+		{"postgres", 8, 0.0625},
+		{"postgres", 4, 0.125}, // half a slot of fewer slots
+		{"mysql", 1, 0.25},     // never more than 0.25
+		{"sqlite", 1, 0.25},    // half of its one slot measured worse
+		{"", 1, 0.25},          // sqlite by default
+		{"postgres", 0, 0.25},  // slots not known
 	} {
 		if got := defaultBusyShare(tc.kind, tc.writeSlots); got != tc.want {
 			t.Errorf("defaultBusyShare(%q, %d) = %g, want %g", tc.kind, tc.writeSlots, got, tc.want)
