@@ -40,7 +40,7 @@ func main() {
 	flag.IntVar(&backendSlots, "backend-slots", 32, "the proxy's --backend-slots")
 	flag.IntVar(&writeSlots, "backend-write-slots", 0, "the proxy's --backend-write-slots (0: its default)")
 	flag.IntVar(&tenantShare, "backend-tenant-share", 2, "the proxy's --backend-tenant-share")
-	flag.IntVar(&tenantWriteShare, "backend-tenant-write-share", 1, "the proxy's --backend-tenant-write-share")
+	flag.IntVar(&tenantWriteShare, "backend-tenant-write-share", -1, "the proxy's --backend-tenant-write-share (-1: the backend's default)")
 	flag.Float64Var(&tenantBusyShare, "backend-tenant-busy-share", -1, "the proxy's --backend-tenant-busy-share (-1: its default for the backend)")
 	floodWriters := flag.Int("flood-writers", 0, "the fairness flood's concurrent writers (0: 4 x -clients)")
 	flag.IntVar(&floodValueBytes, "flood-value-bytes", len(value), "the size of the fairness flood's values")

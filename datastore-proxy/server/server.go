@@ -78,7 +78,7 @@ type Options struct {
 	// flight delays every other tenant's requests in a store that syncs
 	// writes to disk in batches (etcd's linearizable reads wait for the
 	// raft round, and so the disk sync, of the writes in flight), so it is
-	// best kept at 1.
+	// kept small: a flood is held back by TenantBusyShare, not by this.
 	TenantWriteShare int
 	// TenantBusyShare, between 0 and 1, bounds the share of time a tenant
 	// keeps backend slots busy while other tenants are active

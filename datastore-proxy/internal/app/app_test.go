@@ -23,6 +23,14 @@ func TestDefaultWriteSlots(t *testing.T) {
 	}
 }
 
+func TestDefaultWriteShare(t *testing.T) {
+	for kind, want := range map[string]int{"etcd": 2, "mysql": 2, "postgres": 1, "sqlite": 1, "": 1} {
+		if got := defaultWriteShare(kind); got != want {
+			t.Errorf("defaultWriteShare(%q) = %d, want %d", kind, got, want)
+		}
+	}
+}
+
 func TestDefaultBusyShare(t *testing.T) {
 	for _, tc := range []struct {
 		kind       string
