@@ -42,8 +42,8 @@ func TestDefaultBusyShare(t *testing.T) {
 		{"postgres", 8, 0.0625},
 		{"postgres", 4, 0.125}, // half a slot of fewer slots
 		{"mysql", 1, 0.25},     // never more than 0.25
-		{"sqlite", 1, 0.25},    // half of its one slot measured worse
-		{"", 1, 0.25},          // sqlite by default
+		{"sqlite", 1, 0.0625},  // a quarter of its one slot measured worse
+		{"", 1, 0.0625},        // sqlite by default
 		{"postgres", 0, 0.25},  // slots not known
 	} {
 		if got := defaultBusyShare(tc.kind, tc.writeSlots); got != tc.want {
