@@ -12,8 +12,9 @@
 // tenant sending one request at a time waits for at most the requests
 // already running. With a busy share (WithBusyShare), a flooding tenant
 // (more requests waiting than its cap lets run at once) that has used more
-// than that share of the slots' time also waits while others are active. Slots left idle because every waiting
-// tenant is at its cap or held back are the price of that isolation.
+// than that share of the slots' time also waits while others are active.
+// Slots left idle because every waiting tenant is at its cap or held back
+// are the price of that isolation.
 // Acquire never blocks past its context.
 package fairshare
 

@@ -325,9 +325,9 @@ func defaultWriteShare(kind string) int {
 //
 // The share is of all slots' time, and bites only on a flooding tenant
 // (more requests waiting than its cap lets run; fairshare). A flood runs
-// one write at a time while others are active
-// (--backend-tenant-write-share 1): with 8 write slots, 0.25 (2 slots'
-// time) never held it back. One write after another still cost a flood's
+// at most --backend-tenant-write-share writes at once while others are
+// active (one when these figures were taken, two on etcd and MySQL now):
+// with 8 write slots, 0.25 (2 slots' time) never held it back. One write after another still cost a flood's
 // quiet neighbour gets x2.5-x2.9 in p99 on MySQL (MariaDB), x1.7-x2.1 on
 // PostgreSQL and x1.9-x2.4 on etcd (medians of 3 rounds; single rounds to
 // x5.5); at half a write slot's time, x1.0-x1.5, x1.2-x1.9 and x0.9-x1.3,
