@@ -6,15 +6,26 @@ import (
 	"time"
 )
 
+// busyReader makes tenant busy (a read running in a scheduler that shares
+// activity) until the returned func is called.
+func busyReader(t *testing.T, activity *Activity, tenant string) func() {
+	t.Helper()
+	release, err := New(4, 2, activity).Acquire(context.Background(), tenant)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return release
+}
+
 // With one slot and a busy share of 1/2, a flooding tenant (more requests
 // waiting than it may run at once) that held the slot for d is held back
-// for about d more while another tenant is active, and the other tenant is
+// for about d more while another tenant is busy, and the other tenant is
 // served in that time.
-func TestBusyShareHoldsBackAFloodWhileOthersAreActive(t *testing.T) {
+func TestBusyShareHoldsBackAFloodWhileAnotherIsBusy(t *testing.T) {
 	activity := NewActivity()
 	s := New(1, 0, activity).WithBusyShare(0.5)
 	ctx := context.Background()
-	activity.seen("quiet")
+	defer busyReader(t, activity, "quiet")()
 
 	release, err := s.Acquire(ctx, "flood")
 	if err != nil {
@@ -58,50 +69,141 @@ func TestBusyShareHoldsBackAFloodWhileOthersAreActive(t *testing.T) {
 }
 
 // TestBusyShareHolds: whether a tenant is held back right after its
-// request held a slot for 50 ms, by how many of its requests wait then.
+// request held a slot for 50 ms, by how many of its requests wait then
+// and what the other tenant does.
 func TestBusyShareHolds(t *testing.T) {
+	const (
+		none     = "none"     // no other tenant
+		busy     = "busy"     // a read running
+		idle     = "idle"     // one request, done past BusyWindow, within ActiveWindow
+		flooding = "flooding" // three requests waiting in the same scheduler
+	)
 	tests := []struct {
 		name       string
 		slots, cap int
 		share      float64
-		othersSeen bool
+		other      string
 		waiting    int // the tenant's requests waiting when it releases
 		wantHold   bool
 	}{
-		{"one slot, others active, a flood", 1, 0, 0.5, true, 3, true},
-		{"one slot, others active, its next request waiting", 1, 0, 0.5, true, 1, false},
-		{"one slot, others active, one request at a time", 1, 0, 0.5, true, 0, false},
-		{"capped at one, two waiting", 2, 1, 0.25, true, 2, true},
-		{"capped at one, one waiting", 2, 1, 0.25, true, 1, false},
-		{"alone", 1, 0, 0.5, false, 3, false},
-		{"one of 32 slots", 32, 1, 0.5, true, 3, false},
-		{"turned off", 1, 0, 0, true, 3, false},
+		{"one slot, another busy, a flood", 1, 0, 0.5, busy, 3, true},
+		{"one slot, another busy, its next request waiting", 1, 0, 0.5, busy, 1, false},
+		{"one slot, another busy, one request at a time", 1, 0, 0.5, busy, 0, false},
+		{"capped at one, two waiting", 2, 1, 0.25, busy, 2, true},
+		{"capped at one, one waiting", 2, 1, 0.25, busy, 1, false},
+		{"alone", 1, 0, 0.5, none, 3, false},
+		{"another active, not busy", 1, 0, 0.0625, idle, 3, false},
+		{"another flooding too", 1, 0, 0.0625, flooding, 3, false},
+		{"one of 32 slots", 32, 1, 0.5, busy, 3, false},
+		{"turned off", 1, 0, 0, busy, 3, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			activity := NewActivity()
 			s := New(tt.slots, tt.cap, activity).WithBusyShare(tt.share)
-			if tt.othersSeen {
-				activity.seen("other")
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			switch tt.other {
+			case busy:
+				defer busyReader(t, activity, "other")()
+			case idle:
+				r, err := s.Acquire(ctx, "other")
+				if err != nil {
+					t.Fatal(err)
+				}
+				r()
+				time.Sleep(2 * BusyWindow)
 			}
-			release, err := s.Acquire(context.Background(), "t")
+			release, err := s.Acquire(ctx, "t")
 			if err != nil {
 				t.Fatal(err)
 			}
-			ctx, cancel := context.WithCancel(context.Background())
-			defer cancel()
+			if tt.other == flooding {
+				for range 3 {
+					go func() { _, _ = s.Acquire(ctx, "other") }()
+				}
+				waitQueued(t, s, "other", 3)
+			}
 			for range tt.waiting {
 				// They queue: behind the one slot, or the cap of one.
 				go func() { _, _ = s.Acquire(ctx, "t") }()
 			}
 			waitQueued(t, s, "t", tt.waiting)
 			time.Sleep(50 * time.Millisecond)
+			if tt.other == idle && !activity.othersActive("t") {
+				t.Fatal("the other tenant is no longer active: the row tests nothing")
+			}
 			release()
 			s.mu.Lock()
 			defer s.mu.Unlock()
-			if got := s.heldUntil["t"].After(time.Now()) && s.activity.othersActive("t"); got != tt.wantHold {
+			if got := s.heldUntil["t"].After(time.Now()) && s.othersBusyLocked("t"); got != tt.wantHold {
 				t.Fatalf("held back = %v, want %v (held until %v, now %v)", got, tt.wantHold, s.heldUntil["t"], time.Now())
 			}
 		})
+	}
+}
+
+// TestBusyShareLeavesAFloodTheBackendBesideAQuietTenant: a tenant that
+// sends a short request every 100 ms (an apiserver renewing leases) is
+// active all the time but busy a fraction of it, and slows a flood down by
+// about that fraction, however small the share. When the share held a
+// flood back whenever another tenant was active, the flood ran at a
+// sixteenth of the slot.
+func TestBusyShareLeavesAFloodTheBackendBesideAQuietTenant(t *testing.T) {
+	activity := NewActivity()
+	s := New(1, 0, activity).WithBusyShare(0.0625)
+	ctx, cancel := context.WithCancel(context.Background())
+	quietDone := make(chan struct{})
+	go func() {
+		defer close(quietDone)
+		tick := time.NewTicker(100 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			r, err := s.Acquire(ctx, "quiet")
+			if err != nil {
+				return
+			}
+			r()
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	defer func() { cancel(); <-quietDone }()
+
+	hold, err := s.Acquire(ctx, "flood")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n, each = 20, 10 * time.Millisecond
+	done := make(chan struct{}, n)
+	for range n {
+		go func() {
+			r, err := s.Acquire(ctx, "flood")
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			time.Sleep(each)
+			r()
+			done <- struct{}{}
+		}()
+	}
+	waitQueued(t, s, "flood", n)
+	start := time.Now()
+	hold()
+	for range n {
+		select {
+		case <-done:
+		case <-time.After(30 * time.Second):
+			t.Fatal("the flood's requests never all ran")
+		}
+	}
+	// Held to a sixteenth, the n requests would take 16*n*each (3.2 s);
+	// beside a tenant busy a fifth of the time, about n*each*5/4.
+	if took, heldBack := time.Since(start), 4*n*each; took >= heldBack {
+		t.Fatalf("%d requests of %v took %v beside a tenant sending one request every 100 ms; held back towards the share (%v or more)", n, each, took, heldBack)
 	}
 }

@@ -12,9 +12,11 @@
 // tenant sending one request at a time waits for at most the requests
 // already running. With a busy share (WithBusyShare), a flooding tenant
 // (more requests waiting than its cap lets run at once) that has used more
-// than that share of the slots' time also waits while others are active.
-// Slots left idle because every waiting tenant is at its cap or held back
-// are the price of that isolation.
+// than that share of the slots' time also waits while another tenant, not
+// itself flooding, is busy (has a request asked for and not done, or had
+// one done within BusyWindow). Slots left idle because every waiting
+// tenant is at its cap or held back are the price of that isolation; a
+// hold never outlasts the others' being busy by more than its own length.
 // Acquire never blocks past its context.
 package fairshare
 
@@ -23,10 +25,6 @@ import (
 	"sync"
 	"time"
 )
-
-// ActiveWindow is how long after its last request a tenant still counts as
-// active.
-const ActiveWindow = 500 * time.Millisecond
 
 // Scheduler hands out backend slots fairly.
 type Scheduler struct {
@@ -49,49 +47,6 @@ type Scheduler struct {
 	timer     *time.Timer          // dispatches when the first hold ends (one, re-armed)
 }
 
-// Activity records when each tenant last asked for a slot. Schedulers
-// that share one (reads and writes) see a tenant active in either as
-// active in both.
-type Activity struct {
-	mu       sync.Mutex
-	lastSeen map[string]time.Time
-	now      func() time.Time
-}
-
-// NewActivity returns an empty activity record.
-func NewActivity() *Activity {
-	return &Activity{lastSeen: map[string]time.Time{}, now: time.Now}
-}
-
-// seen records tenant's activity, forgetting tenants idle past the window.
-func (a *Activity) seen(tenant string) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	now := a.now()
-	a.lastSeen[tenant] = now
-	if len(a.lastSeen) > 64 {
-		for t, at := range a.lastSeen {
-			if now.Sub(at) >= ActiveWindow {
-				delete(a.lastSeen, t)
-			}
-		}
-	}
-}
-
-// othersActive reports whether a tenant other than tenant was seen within
-// the window.
-func (a *Activity) othersActive(tenant string) bool {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	now := a.now()
-	for t, at := range a.lastSeen {
-		if t != tenant && now.Sub(at) < ActiveWindow {
-			return true
-		}
-	}
-	return false
-}
-
 // New returns a scheduler with slots concurrent requests; while tenants
 // contend, each may run at most perTenant of them (0: no such cap).
 // Activity may be shared with other schedulers; nil gives it its own.
@@ -105,21 +60,29 @@ func New(slots, perTenant int, activity *Activity) *Scheduler {
 	return &Scheduler{free: slots, slots: slots, cap: perTenant, inflight: map[string]int{}, queues: map[string][]chan struct{}{}, activity: activity, heldUntil: map[string]time.Time{}, served: map[string]uint64{}}
 }
 
-// WithBusyShare bounds, while other tenants are active, the share of the
+// WithBusyShare bounds, while another tenant is busy, the share of the
 // slots' time a flooding tenant may use: each request that held a slot for
 // d while more of its tenant's requests were waiting than the cap lets run
-// at once (flooding) moves the tenant's clock on by d/(share*slots), from
-// the request's start or the clock's last place, whichever is later, and
-// the tenant starts no request while its clock is ahead of now. With one
-// slot and a share of 1/2, a flooding tenant that just held the slot for d
-// waits d more. Never held: a tenant alone; a tenant sending one request
-// at a time, however long (it takes turns with the others); a tenant that
-// only has its next requests ready, up to its cap's worth (with a cap of
-// one, a second write waiting behind the running one), which the cap and
-// the turns already keep in line. Why not those: on MySQL, a share that
-// also held back ten tenants' second writers cost them a quarter of their
-// throughput (docs/benchmarks.md, session 22). share <= 0 or >= 1 turns it
-// off.
+// at once (flooding), and another tenant was busy, moves the tenant's
+// clock on by d/(share*slots), from the request's start or the clock's
+// last place, whichever is later, and the tenant starts no request while
+// its clock is ahead of now and another tenant is busy. With one slot and
+// a share of 1/2, a flooding tenant that just held the slot for d waits d
+// more. Busy, not merely active: a neighbour that sent a request 400 ms
+// ago and none since leaves the flood the whole backend; when the share
+// was held whenever others had been active within ActiveWindow, a
+// tenant's burst of writes on SQLite (a sixteenth of the write slot) ran
+// at a sixteenth of SQLite's write rate beside tenants doing next to
+// nothing, and an apiserver's requests timed out after a minute in the
+// queue (CI, session 23). Two floods do not hold each other back: they
+// take turns. Never held either: a tenant alone; a tenant sending one
+// request at a time, however long (it takes turns with the others); a
+// tenant that only has its next requests ready, up to its cap's worth
+// (with a cap of one, a second write waiting behind the running one),
+// which the cap and the turns already keep in line. Why not those: on
+// MySQL, a share that also held back ten tenants' second writers cost
+// them a quarter of their throughput (docs/benchmarks.md, session 22).
+// share <= 0 or >= 1 turns it off.
 func (s *Scheduler) WithBusyShare(share float64) *Scheduler {
 	if share <= 0 || share >= 1 {
 		share = 0
@@ -131,12 +94,21 @@ func (s *Scheduler) WithBusyShare(share float64) *Scheduler {
 // Acquire waits for a slot for tenant; the returned release must be called
 // once the request is done.
 func (s *Scheduler) Acquire(ctx context.Context, tenant string) (func(), error) {
+	tracked := s.cap > 0 || s.busyShare > 0
+	if tracked {
+		s.activity.begin(tenant)
+	}
+	done := func() {
+		if tracked {
+			s.activity.end(tenant)
+		}
+	}
 	granted := func() func() {
 		start := time.Now()
-		return func() { s.release(tenant, start) }
-	}
-	if s.cap > 0 || s.busyShare > 0 {
-		s.activity.seen(tenant)
+		return func() {
+			s.release(tenant, start)
+			done()
+		}
 	}
 	s.mu.Lock()
 	if s.free > 0 && len(s.ring) == 0 && s.allowed(tenant) {
@@ -166,6 +138,7 @@ func (s *Scheduler) Acquire(ctx context.Context, tenant string) (func(), error) 
 		default:
 			s.dropLocked(tenant, ch)
 		}
+		done()
 		return nil, ctx.Err()
 	}
 }
@@ -173,10 +146,11 @@ func (s *Scheduler) Acquire(ctx context.Context, tenant string) (func(), error) 
 // allowed reports whether tenant may start one more request now.
 func (s *Scheduler) allowed(tenant string) bool {
 	if until, ok := s.heldUntil[tenant]; ok {
-		if time.Now().Before(until) && s.activity.othersActive(tenant) {
+		if !time.Now().Before(until) {
+			delete(s.heldUntil, tenant)
+		} else if s.othersBusyLocked(tenant) {
 			return false
 		}
-		delete(s.heldUntil, tenant)
 	}
 	if s.cap == 0 || s.inflight[tenant] < s.cap {
 		return true
@@ -203,7 +177,7 @@ func (s *Scheduler) release(tenant string, start time.Time) {
 // releaseLocked frees the slot of tenant's request that started at start
 // (zero: it never ran).
 func (s *Scheduler) releaseLocked(tenant string, start time.Time) {
-	if s.busyShare > 0 && !start.IsZero() && s.floodingLocked(tenant) && s.activity.othersActive(tenant) {
+	if s.busyShare > 0 && !start.IsZero() && s.floodingLocked(tenant) && s.othersBusyLocked(tenant) {
 		from := s.heldUntil[tenant]
 		if start.After(from) {
 			from = start
@@ -223,6 +197,14 @@ func (s *Scheduler) releaseLocked(tenant string, start time.Time) {
 // cap lets run at once (one when there is no cap).
 func (s *Scheduler) floodingLocked(tenant string) bool {
 	return len(s.queues[tenant]) > max(s.cap, 1)
+}
+
+// othersBusyLocked reports whether a tenant other than tenant, and not
+// itself flooding here, is busy (Activity.othersBusy): the only reason to
+// hold tenant back. Two floods are not held back for each other: they take
+// turns.
+func (s *Scheduler) othersBusyLocked(tenant string) bool {
+	return s.activity.othersBusy(tenant, s.floodingLocked)
 }
 
 // grantLocked gives tenant a slot.
@@ -295,7 +277,10 @@ func (s *Scheduler) dropLocked(tenant string, ch chan struct{}) {
 }
 
 // wakeAtFirstHoldLocked dispatches again when the first hold of a waiting
-// tenant ends, as no release may come before then.
+// tenant ends, as no release may come before then, or within BusyWindow
+// if sooner: a hold lasts only while others are busy, and their being done
+// (in another scheduler, or by the window's passing) dispatches nothing
+// here.
 func (s *Scheduler) wakeAtFirstHoldLocked() {
 	var first time.Time
 	for _, t := range s.ring {
@@ -306,13 +291,14 @@ func (s *Scheduler) wakeAtFirstHoldLocked() {
 	if first.IsZero() {
 		return
 	}
+	wait := min(time.Until(first), BusyWindow)
 	if s.timer == nil {
-		s.timer = time.AfterFunc(time.Until(first), func() {
+		s.timer = time.AfterFunc(wait, func() {
 			s.mu.Lock()
 			defer s.mu.Unlock()
 			s.dispatchLocked()
 		})
 		return
 	}
-	s.timer.Reset(time.Until(first))
+	s.timer.Reset(wait)
 }

@@ -97,7 +97,7 @@ Flags:
 	fs.IntVar(&o.BackendSlots, "backend-slots", 32, "reads run against the backend at once; a freed slot goes to the waiting tenant served least recently")
 	fs.IntVar(&o.TenantShare, "backend-tenant-share", 2, "while several tenants are active, how many reads each may run at once (0: no cap); a tenant alone uses every slot")
 	fs.IntVar(&o.TenantWrites, "backend-tenant-write-share", -1, "the same for writes (0: --backend-tenant-share); on etcd every write in flight delays other tenants' reads until its disk sync; -1: the backend's default, 2 on etcd and mysql, 1 on postgres and sqlite")
-	fs.Float64Var(&o.TenantBusy, "backend-tenant-busy-share", -1, "while several tenants are active, the share (0-1) of the backend slots' time a flooding tenant (more requests waiting than --backend-tenant-share or --backend-tenant-write-share lets run) may use, so that its neighbours find the backend and the proxy's CPU with room; 0: no bound; -1: the backend's default, half a write slot's time on postgres, mysql and etcd (0.0625 of postgres' 8 slots, 0.015625 of 32; at most 0.25), 0.0625 of sqlite's one write slot")
+	fs.Float64Var(&o.TenantBusy, "backend-tenant-busy-share", -1, "while another tenant is busy (has requests running or waiting, or had one done in the last 20 ms), the share (0-1) of the backend slots' time a flooding tenant (more requests waiting than --backend-tenant-share or --backend-tenant-write-share lets run) may use, so that its neighbours find the backend and the proxy's CPU with room; 0: no bound; -1: the backend's default, half a write slot's time on postgres, mysql and etcd (0.0625 of postgres' 8 slots, 0.015625 of 32; at most 0.25), 0.0625 of sqlite's one write slot")
 	fs.IntVar(&o.WriteSlots, "backend-write-slots", 0, "writes run against the backend at once, shared as reads are (default: 1 for sqlite, which has one writer; 8 for postgres; --backend-slots for mysql and etcd)")
 	fs.IntVar(&o.UsageScanRate, "usage-scan-rate", quota.DefaultBackgroundScanRate, "bytes per second that the background recounts of tenants' keys and bytes read from the backend, all tenants together (a tenant's count is then refreshed every 2 minutes or as this rate allows); 0: no bound")
 	fs.UintVar(&o.MaxStreams, "max-concurrent-streams", 0, "requests and streams one client connection may have open at once (HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS); a gRPC client past it waits before sending (one that ignores it has its new streams refused), so that the proxy holds at most this many of a connection's requests in memory; a tenant with several connections holds as many times that. Long-lived watch streams count, and a tenant's apiserver keeps about one open per resource it watches: set it well above the most any tenant has open (kplex_datastore_proxy_active_streams counts them by tenant), or its requests stall; 0: no bound, as etcd")
@@ -342,8 +342,12 @@ func defaultWriteShare(kind string) int {
 // measured x1.9-x3.0 under a flood (x2.2-x3.0 at half), at an eighth
 // x1.5-x2.1, at a sixteenth x0.7-x1.3 (gets x0.9-x1.5), with ten and a
 // hundred tenants' rows unchanged (session 22). So SQLite's share is a
-// sixteenth: while others are active, a flood gets that much of SQLite's
-// write time. On reads (32 slots, 2 per tenant while shared) the share
+// sixteenth: while another tenant is busy (fairshare.BusyWindow), a flood
+// gets that much of SQLite's write time. Until session 23 that was while
+// another tenant was merely active (a request in the last 500 ms), and a
+// virtual cluster's burst of writes beside another, nearly idle one ran at
+// a sixteenth of SQLite's write rate: on CI its apiserver's writes timed
+// out after a minute in the queue. On reads (32 slots, 2 per tenant while shared) the share
 // holds back a tenant keeping more than 2 reads waiting: to half a slot's
 // time on the backends with many write slots, to 2 slots' time on SQLite.
 func defaultBusyShare(kind string, writeSlots int) float64 {
