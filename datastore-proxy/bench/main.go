@@ -11,6 +11,8 @@
 //     process;
 //   - fairness: one tenant's get and put p99 alone vs while another tenant
 //     floods the proxy with writes, and the same without the proxy.
+//   - the fair share's price: a flooding tenant's puts a second beside a
+//     tenant putting once every 100 ms vs alone (burst.go).
 //
 // Everything runs on loopback: the clients in this process; etcd
 // (embedded), kine and the proxy (its own code and command line) each in
@@ -180,6 +182,12 @@ func main() {
 					f.through += fmt.Sprintf(", values of %d bytes", floodValueBytes)
 				}
 				fmt.Printf("Fairness (%s, %d writer(s) %s): %s\n\n", b, f.writers, f.through, fair)
+			}
+			if price, err := burstPrice(ctx, env, writersOfFlood); err != nil {
+				fmt.Printf("The fair share's price (%s): FAILED: %v\n\n", b, err)
+				failed = append(failed, fmt.Sprintf("%s fair share's price: %v", b, err))
+			} else {
+				fmt.Printf("The fair share's price (%s, through the proxy): %s\n\n", b, price)
 			}
 			if rss := peakRSS(env.proxy.pid()); rss > 0 {
 				fmt.Printf("The proxy's peak resident memory so far: %.0f MiB.\n\n", rss)
