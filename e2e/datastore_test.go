@@ -194,6 +194,11 @@ func testAPIServerThroughProxy(t *testing.T, dir string, backendArgs []string) {
 	} else {
 		t.Logf("the proxy served the apiserver %.0f RangeStream lists", n)
 	}
+	// Every write waited for a backend slot, if only for no time: the
+	// fair share's queue is on the metrics page, per tenant and kind.
+	if n := metricSum(t, ctx, http.DefaultClient, "http://"+metricsAddr+"/metrics", "kplex_datastore_proxy_slot_wait_seconds_count", `kind="write"`); n < 100 {
+		t.Errorf("the proxy recorded %.0f slot waits of writes after 100 writes", n)
+	}
 	proxy.Stop(t, 5*time.Second)
 	proxy.Start(t)
 	proxy.WaitHTTP(t, "http://"+metricsAddr+"/readyz", nil, 60*time.Second)

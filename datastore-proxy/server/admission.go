@@ -59,7 +59,13 @@ func (s *Server) slot(ctx context.Context, tenant string, write bool) (release f
 	if write {
 		sched = s.fairWrites
 	}
-	return sched.Acquire(ctx, tenant)
+	if s.onSlotWait == nil {
+		return sched.Acquire(ctx, tenant)
+	}
+	start := time.Now()
+	release, err = sched.Acquire(ctx, tenant)
+	s.onSlotWait(tenant, write, time.Since(start))
+	return release, err
 }
 
 // limiter is the tenant's rate limiter under the current limits, or nil

@@ -42,6 +42,7 @@ type Server struct {
 	limits         *tenantconfig.Store
 	onWatch        func(tenant string, scoped bool) (done func())
 	onWatchRefused func(tenant string)
+	onSlotWait     func(tenant string, write bool, waited time.Duration)
 	fair           *fairshare.Scheduler
 	fairWrites     *fairshare.Scheduler
 
@@ -91,6 +92,9 @@ type Options struct {
 	// OnWatchRefused, if set, is told of every watch refused for the
 	// tenant's maxWatches.
 	OnWatchRefused func(tenant string)
+	// OnSlotWait, if set, is told how long each request admitted (or
+	// given up) waited for its backend slot: the fair share's queue.
+	OnSlotWait func(tenant string, write bool, waited time.Duration)
 }
 
 // New returns a server over a started backend.
@@ -110,7 +114,7 @@ func New(backend kineserver.Backend, o Options) *Server {
 	activity := fairshare.NewActivity() // a tenant reading counts as active for writes too
 	return &Server{
 		backend: backend, scheme: o.Scheme, notifyInterval: o.NotifyInterval,
-		limits: o.Limits, onWatch: o.OnWatch, onWatchRefused: o.OnWatchRefused, fair: fairshare.New(o.BackendSlots, o.TenantShare, activity).WithBusyShare(o.TenantBusyShare), fairWrites: fairshare.New(o.WriteSlots, o.TenantWriteShare, activity).WithBusyShare(o.TenantBusyShare),
+		limits: o.Limits, onWatch: o.OnWatch, onWatchRefused: o.OnWatchRefused, onSlotWait: o.OnSlotWait, fair: fairshare.New(o.BackendSlots, o.TenantShare, activity).WithBusyShare(o.TenantBusyShare), fairWrites: fairshare.New(o.WriteSlots, o.TenantWriteShare, activity).WithBusyShare(o.TenantBusyShare),
 		tenants: map[string]*tenant{}, limiters: map[string]*rate.Limiter{},
 	}
 }

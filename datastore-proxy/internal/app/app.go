@@ -195,7 +195,7 @@ func Run(ctx context.Context, o Options, log *slog.Logger) error {
 	quota.SetBackgroundScanRate(o.UsageScanRate)
 	m := metrics.New(reg, server.TenantFromContext)
 	srv := server.New(b, server.Options{Scheme: scheme, NotifyInterval: o.NotifyInterval, Limits: limits, BackendSlots: o.BackendSlots, WriteSlots: o.WriteSlots, TenantShare: o.TenantShare, TenantWriteShare: o.TenantWrites, TenantBusyShare: o.TenantBusy,
-		OnWatch: m.Watch, OnWatchRefused: m.WatchRefused})
+		OnWatch: m.Watch, OnWatchRefused: m.WatchRefused, OnSlotWait: m.SlotWait})
 	reg.MustRegister(metrics.NewUsageCollector(srv.Usage))
 	g := grpc.NewServer(append(serverOptions(o),
 		grpc.Creds(coalesce.Server(creds)), // a response's TLS records in one system call

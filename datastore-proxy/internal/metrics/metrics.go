@@ -21,6 +21,7 @@ type Metrics struct {
 	watches  *prometheus.CounterVec
 	active   *prometheus.GaugeVec
 	refused  *prometheus.CounterVec
+	slotWait *prometheus.HistogramVec
 	tenantOf func(context.Context) (string, error)
 }
 
@@ -52,9 +53,14 @@ func New(reg prometheus.Registerer, tenantOf func(context.Context) (string, erro
 			Name: "kplex_datastore_proxy_watches_refused_total",
 			Help: "Watches refused because the tenant had its maxWatches open, by tenant.",
 		}, []string{"tenant"}),
+		slotWait: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "kplex_datastore_proxy_slot_wait_seconds",
+			Help:    "How long requests waited for a backend slot (the fair share's queue: slots busy, the tenant at its --backend-tenant-share, or a flood held back by --backend-tenant-busy-share), by tenant and kind (read or write).",
+			Buckets: prometheus.ExponentialBuckets(0.0001, 4, 10),
+		}, []string{"tenant", "kind"}),
 		tenantOf: tenantOf,
 	}
-	reg.MustRegister(m.requests, m.latency, m.streams, m.watches, m.active, m.refused)
+	reg.MustRegister(m.requests, m.latency, m.streams, m.watches, m.active, m.refused, m.slotWait)
 	return m
 }
 
@@ -74,6 +80,16 @@ func (m *Metrics) Unary(ctx context.Context, req any, info *grpc.UnaryServerInfo
 	m.latency.WithLabelValues(t, info.FullMethod).Observe(time.Since(start).Seconds())
 	m.requests.WithLabelValues(t, info.FullMethod, status.Code(err).String()).Inc()
 	return resp, err
+}
+
+// SlotWait records how long one of tenant's requests waited for a backend
+// slot.
+func (m *Metrics) SlotWait(tenant string, write bool, waited time.Duration) {
+	kind := "read"
+	if write {
+		kind = "write"
+	}
+	m.slotWait.WithLabelValues(tenant, kind).Observe(waited.Seconds())
 }
 
 // Stream records streams. A RangeStream is a request in chunks, and its
