@@ -2,6 +2,7 @@ package fairshare
 
 import (
 	"context"
+	"sync"
 	"testing"
 	"time"
 )
@@ -205,5 +206,62 @@ func TestBusyShareLeavesAFloodTheBackendBesideAQuietTenant(t *testing.T) {
 	// beside a tenant busy a fifth of the time, about n*each*5/4.
 	if took, heldBack := time.Since(start), 4*n*each; took >= heldBack {
 		t.Fatalf("%d requests of %v took %v beside a tenant sending one request every 100 ms; held back towards the share (%v or more)", n, each, took, heldBack)
+	}
+}
+
+// TestBusyShareDebtDoesNotPileUp: a flood that ran beside a tenant busy
+// now and then is not held back, once that tenant stays busy, for the
+// charges of all those moments: its clock runs at most MaxHold ahead.
+// Held back for all of them, it would wait seconds for its next slot
+// here, and its apiserver's requests minutes on a platform.
+func TestBusyShareDebtDoesNotPileUp(t *testing.T) {
+	activity := NewActivity()
+	s := New(1, 0, activity).WithBusyShare(0.0625)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	const each = 5 * time.Millisecond
+	served := make(chan time.Time, 1024)
+	var floods sync.WaitGroup
+	defer func() { cancel(); floods.Wait() }()
+	for range 4 { // four writers: three wait while one runs
+		floods.Go(func() {
+			for ctx.Err() == nil {
+				r, err := s.Acquire(ctx, "flood")
+				if err != nil {
+					return
+				}
+				select {
+				case served <- time.Now():
+				default:
+				}
+				time.Sleep(each)
+				r()
+			}
+		})
+	}
+	// Two seconds of a neighbour putting every 30 ms: charges of about
+	// three seconds, past MaxHold.
+	for end := time.Now().Add(2 * time.Second); time.Now().Before(end); time.Sleep(30 * time.Millisecond) {
+		r, err := s.Acquire(ctx, "quiet")
+		if err != nil {
+			t.Fatal(err)
+		}
+		r()
+	}
+	// Then it stays busy: the flood gets a sixteenth, one request of
+	// 5 ms per 80 ms or so; its next within MaxHold.
+	defer busyReader(t, activity, "quiet")()
+	busy := time.Now()
+	timeout := time.After(MaxHold + 250*time.Millisecond)
+	for granted := busy; !granted.After(busy); {
+		select {
+		case granted = <-served:
+			continue
+		case <-timeout:
+		}
+		s.mu.Lock()
+		until := s.heldUntil["flood"]
+		s.mu.Unlock()
+		t.Fatalf("the flood was not served for %v once its neighbour stayed busy; held until %v from now", MaxHold+250*time.Millisecond, time.Until(until))
 	}
 }
