@@ -30,11 +30,11 @@ import (
 // (WithBusyShare) may run, unless one request's charge alone is more: the
 // longest a flood waits, beyond its share, when a neighbour that was busy
 // now and then (and charged the flood for each of those moments) stays
-// busy. Unbounded, the charges piled up to seconds in a unit test; bounded
-// at 500 ms, a neighbour putting every 100 ms beside a flood on SQLite
-// measured put p50 x7.5-x8.9 against x1.3-x2.1 unbounded (two runs each,
-// noisy): the piled-up clock is what holds the flood back for the
-// whole of each moment the neighbour is busy.
+// busy. Unbounded, the charges piled up to seconds in a unit test. The
+// bound has a price: a neighbour putting every 100 ms beside a flood on
+// SQLite measured put p50 x1.3-x2.1 unbounded, x2.3-x6.3 at a second and
+// x7.5-x8.9 at 500 ms (two runs each, noisy), as the piled-up clock held
+// the flood back for the whole of each moment the neighbour was busy.
 const MaxHold = time.Second
 
 // Scheduler hands out backend slots fairly.
