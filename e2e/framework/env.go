@@ -89,6 +89,7 @@ func (e *Env) DumpLogs(t testing.TB) {
 	for _, l := range logs {
 		t.Logf("---- last lines of %s ----\n%s", filepath.Base(l), supervise.Tail(l, 30))
 	}
+	t.Logf("---- datastore-proxy: slot waits and requests not OK ----\n%s", proxyState(e.Layout))
 }
 
 // RESTConfig loads a kubeconfig of the environment with generous client
