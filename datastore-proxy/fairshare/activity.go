@@ -26,6 +26,8 @@ type Activity struct {
 	pending  map[string]int       // requests asked for and not yet done, per tenant
 	lastDone map[string]time.Time // when each tenant's last request was done
 	now      func() time.Time
+
+	prunedSeen, prunedDone time.Time // forgetOlder's last sweep of each map
 }
 
 // NewActivity returns an empty activity record.
@@ -41,7 +43,7 @@ func (a *Activity) begin(tenant string) {
 	now := a.now()
 	a.lastSeen[tenant] = now
 	a.pending[tenant]++
-	forgetOlder(a.lastSeen, now, ActiveWindow)
+	forgetOlder(a.lastSeen, now, ActiveWindow, &a.prunedSeen)
 }
 
 // end records that one of tenant's requests is done.
@@ -53,15 +55,18 @@ func (a *Activity) end(tenant string) {
 		delete(a.pending, tenant)
 	}
 	a.lastDone[tenant] = now
-	forgetOlder(a.lastDone, now, BusyWindow)
+	forgetOlder(a.lastDone, now, BusyWindow, &a.prunedDone)
 }
 
 // forgetOlder drops, once m has grown past 64 tenants, those last seen a
-// window or more ago, which no question asks about any more.
-func forgetOlder(m map[string]time.Time, now time.Time, window time.Duration) {
-	if len(m) <= 64 {
+// window or more ago, which no question asks about any more; at most once
+// a window (*pruned: the last sweep), as every request calls it and a
+// platform's hundreds of active tenants would otherwise be swept on each.
+func forgetOlder(m map[string]time.Time, now time.Time, window time.Duration, pruned *time.Time) {
+	if len(m) <= 64 || now.Sub(*pruned) < window {
 		return
 	}
+	*pruned = now
 	for t, at := range m {
 		if now.Sub(at) >= window {
 			delete(m, t)
