@@ -78,15 +78,15 @@ func New(slots, perTenant int, activity *Activity) *Scheduler {
 // clock on by d/(share*slots), from the request's start or the clock's
 // last place, whichever is later, to at most MaxHold (or that one charge)
 // ahead of now, and the tenant starts no request while its clock is ahead
-// of now and another tenant is busy. With one slot and
-// a share of 1/2, a flooding tenant that just held the slot for d waits d
-// more. Busy, not merely active: a neighbour that sent a request 400 ms
-// ago and none since leaves the flood the whole backend; when the share
-// was held whenever others had been active within ActiveWindow, a
-// tenant's burst of writes on SQLite (a sixteenth of the write slot) ran
-// at a sixteenth of SQLite's write rate beside tenants doing next to
-// nothing, and an apiserver's requests timed out after a minute in the
-// queue (CI, session 23). Two floods do not hold each other back: they
+// of now and another tenant is busy. With one slot and a share of 1/2, a
+// flooding tenant that just held the slot for d waits d more. Busy, not
+// merely active: a neighbour that sent a request 400 ms ago and none since
+// leaves the flood the whole backend; when the share was held whenever
+// others had been active within ActiveWindow, a tenant's burst of writes
+// on SQLite (a sixteenth of the write slot) ran at a sixteenth of
+// SQLite's write rate beside tenants doing next to nothing, and an
+// apiserver's requests timed out after a minute in the queue (CI,
+// session 23). Two floods do not hold each other back: they
 // take turns. Never held either: a tenant alone; a tenant sending one
 // request at a time, however long (it takes turns with the others); a
 // tenant that only has its next requests ready, up to its cap's worth
