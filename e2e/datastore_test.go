@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -283,22 +282,13 @@ func checkConsistentListsFromCache(t *testing.T, ctx context.Context, cs kuberne
 // client, whose labels include every one of labels (name="value").
 func metricSum(t *testing.T, ctx context.Context, client *http.Client, url, metric string, labels ...string) float64 {
 	t.Helper()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	body, err := framework.Scrape(ctx, client, url)
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp, err := client.Do(req)
-	if err != nil {
-		t.Fatalf("scrape %s: %v", url, err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatalf("scrape %s: %v", url, err)
-	}
 	var sum float64
 lines:
-	for _, line := range strings.Split(string(body), "\n") {
+	for _, line := range strings.Split(body, "\n") {
 		if !strings.HasPrefix(line, metric+"{") {
 			continue
 		}

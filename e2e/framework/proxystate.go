@@ -27,21 +27,12 @@ func proxyState(l localenv.Layout) string {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("http://127.0.0.1:%d/metrics", port), nil)
+	body, err := Scrape(ctx, http.DefaultClient, fmt.Sprintf("http://127.0.0.1:%d/metrics", port))
 	if err != nil {
 		return err.Error()
 	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return fmt.Sprintf("scrape: %v", err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return fmt.Sprintf("scrape: %v", err)
-	}
 	var out []string
-	for _, line := range strings.Split(string(body), "\n") {
+	for _, line := range strings.Split(body, "\n") {
 		switch {
 		case strings.HasPrefix(line, "kplex_datastore_proxy_slot_wait_seconds_sum"),
 			strings.HasPrefix(line, "kplex_datastore_proxy_slot_wait_seconds_count"):
@@ -53,4 +44,23 @@ func proxyState(l localenv.Layout) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// Scrape returns the page at url (a Prometheus /metrics), fetched with
+// client.
+func Scrape(ctx context.Context, client *http.Client, url string) (string, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return "", fmt.Errorf("scrape %s: %w", url, err)
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return "", fmt.Errorf("scrape %s: %w", url, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return "", fmt.Errorf("scrape %s: %w", url, err)
+	}
+	return string(body), nil
 }
