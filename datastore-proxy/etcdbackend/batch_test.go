@@ -240,3 +240,57 @@ func TestWriteGroup(t *testing.T) {
 		}
 	}
 }
+
+// A write waits for the next batch only while another tenant's write is
+// pending, as only then could a write join its batch: one tenant's writes
+// go at once even while the batches in flight are at their limit, and
+// another tenant's pending write makes the next one wait for a batch.
+func TestAWriteWaitsForABatchOnlyBesideAnotherTenantsWrite(t *testing.T) {
+	c := startEtcd(t)
+	b := newBatcher(c, 1, prometheus.NewHistogram(prometheus.HistogramOpts{Name: "x"}))
+	b.mu.Lock()
+	b.inflight = b.maxInflight // as if a batch were in flight
+	b.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, rev, err := b.do(ctx, clientv3.OpPut("/kplex/a/k", "v"), "/kplex/a/k", 8); err != nil || rev == 0 {
+		t.Fatalf("tenant a's write, no other tenant writing: rev %d, err %v; want it sent at once", rev, err)
+	}
+
+	b.mu.Lock()
+	b.startWriteLocked(writeGroup("/kplex/b/k")) // tenant b's write pending
+	b.mu.Unlock()
+	done := make(chan error, 1)
+	go func() {
+		_, _, err := b.do(ctx, clientv3.OpPut("/kplex/a/k2", "v"), "/kplex/a/k2", 8)
+		done <- err
+	}()
+	waitFor(t, func() bool {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		return len(b.queue) == 1
+	}, "tenant a's write beside tenant b's to wait in a batch")
+	select {
+	case err := <-done:
+		t.Fatalf("tenant a's write beside tenant b's returned (err %v) while no batch could go", err)
+	default:
+	}
+	b.mu.Lock()
+	b.inflight-- // the batch in flight returns
+	next := b.takeLocked()
+	b.mu.Unlock()
+	go b.run(next)
+	if err := <-done; err != nil {
+		t.Fatalf("tenant a's write in the next batch: %v", err)
+	}
+}
+
+// waitFor polls cond for up to 10 seconds.
+func waitFor(t *testing.T, cond func() bool, what string) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+	}
+}
