@@ -97,8 +97,10 @@ func newBatcher(c *clientv3.Client, maxInflight int, sizes prometheus.Observer) 
 	return &batcher{c: c, maxInflight: maxInflight, sizes: sizes, writing: map[string]int{}}
 }
 
-// do runs op (writing the key write, or nothing when "") in the next batch
-// and returns its response and the batch's revision.
+// do runs op (writing the key write, or nothing when "") in the next batch,
+// or alone when no batch could gain by it (a write while no other group's
+// write is pending, or beside one of its group's waiting), and returns its
+// response and the revision it was applied at.
 func (b *batcher) do(ctx context.Context, op clientv3.Op, write string, size int) (*etcdserverpb.ResponseOp, int64, error) {
 	c := &call{ctx: ctx, op: op, size: size, done: make(chan struct{})}
 	if write != "" {
@@ -106,7 +108,7 @@ func (b *batcher) do(ctx context.Context, op clientv3.Op, write string, size int
 	}
 	b.mu.Lock()
 	queued := false
-	if c.write == "" || b.writes > b.writing[c.write] {
+	if othersWriting := b.writes > b.writing[c.write]; c.write == "" || othersWriting {
 		queued = b.enqueueLocked(c)
 	}
 	if c.write != "" {
