@@ -38,10 +38,9 @@ import (
 // different tenants may share one, as no tenant sees the other's. A write
 // whose tenant already has one waiting goes alone, at once, as it would
 // without batching; so does a write while no write of another tenant is
-// pending: no other write could join its batch, and one busy tenant's
-// writes, each held back in turn for the batch after the two in flight,
-// ran at 79-80% of their rate alone, against 90-98% (docs/benchmarks.md,
-// session 24).
+// pending: no other write could join its batch. Before, one of a busy
+// lone tenant's writes always waited for a batch in flight to return,
+// which cost it about 5% of its put rate (docs/benchmarks.md, session 24).
 //
 // A batch never writes one key twice (etcd refuses that), holds at most
 // maxBatchOps calls and maxBatchBytes of keys and values (a larger call
