@@ -36,10 +36,11 @@ func burstPrice(ctx context.Context, e *env, writers int) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	q50, q99 := p50p99(quiet)
+	f50, f99 := p50p99(flooded)
 	return fmt.Sprintf("a %d-writer flood's puts a second alone %.0f, beside a tenant putting once every %v %.0f (%.0f%%); that tenant's put p50 / p99 (of %d) %.2f / %.2f ms with no flood, %.2f / %.2f ms beside it (x%.1f / x%.1f)",
 		writers, alone, burstTick, beside, 100*beside/alone, len(quiet),
-		ms(quiet[len(quiet)/2]), ms(quiet[len(quiet)*99/100]), ms(flooded[len(flooded)/2]), ms(flooded[len(flooded)*99/100]),
-		ms(flooded[len(flooded)/2])/ms(quiet[len(quiet)/2]), ms(flooded[len(flooded)*99/100])/ms(quiet[len(quiet)*99/100])), nil
+		ms(q50), ms(q99), ms(f50), ms(f99), ms(f50)/ms(q50), ms(f99)/ms(q99)), nil
 }
 
 // burstRun runs, for burstSeconds, a flood of writers writers as tenant

@@ -207,12 +207,18 @@ func parallel(conc, per int, f func(w, i int) error) stat {
 	return statOf(conc*per, elapsed, lat, use0, use1)
 }
 
+// p50p99 are the median and 99th percentile of sorted latencies.
+func p50p99(sorted []time.Duration) (p50, p99 time.Duration) {
+	return sorted[len(sorted)/2], sorted[len(sorted)*99/100]
+}
+
 // statOf is the cell of n operations done in elapsed: their latencies
 // (any number of slices) and what the meters read before and after.
 func statOf(n int, elapsed time.Duration, lat [][]time.Duration, use0, use1 [3]usage) stat {
 	all := slices.Concat(lat...)
 	slices.Sort(all)
-	st := stat{opsPerSec: float64(n) / elapsed.Seconds(), p50: all[len(all)/2], p99: all[len(all)*99/100]}
+	st := stat{opsPerSec: float64(n) / elapsed.Seconds()}
+	st.p50, st.p99 = p50p99(all)
 	for i := range use1 {
 		st.perOp[i] = use1[i].sub(use0[i]).per(n)
 		st.metered[i] = meters[i] != 0

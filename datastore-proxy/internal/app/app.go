@@ -347,9 +347,10 @@ func defaultWriteShare(kind string) int {
 // another tenant was merely active (a request in the last 500 ms), and a
 // virtual cluster's burst of writes beside another, nearly idle one ran at
 // a sixteenth of SQLite's write rate: on CI its apiserver's writes timed
-// out after a minute in the queue. On reads (32 slots, 2 per tenant while shared) the share
-// holds back a tenant keeping more than 2 reads waiting: to half a slot's
-// time on the backends with many write slots, to 2 slots' time on SQLite.
+// out after a minute in the queue. On reads (32 slots, 2 per tenant while
+// shared) the share holds back a tenant keeping more than 2 reads waiting:
+// to half a slot's time on the backends with many write slots, to 2 slots'
+// time on SQLite.
 func defaultBusyShare(kind string, writeSlots int) float64 {
 	switch {
 	case kind == "sqlite" || kind == "":
