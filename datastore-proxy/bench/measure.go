@@ -93,51 +93,92 @@ func (r result) usageRow(syscalls bool) string {
 
 var runSeq atomic.Int64
 
-// measure runs each operation ops times over conc workers; worker w uses
-// clients[w % len(clients)], so tenants share the load evenly, and puts
-// its keys under prefixes[w % len(clients)]. around, if not nil, runs
-// each cell (its name, and the cell).
-func measure(ctx context.Context, clients []*clientv3.Client, prefixes []string, conc, ops int, around func(cell string, f func())) result {
+// cells are what each row measures, in this order: the gets read the keys
+// the puts wrote.
+var cells = []string{"put", "get", "list", "watch"}
+
+// set puts s in r's cell of that name.
+func (r *result) set(cell string, s stat) {
+	switch cell {
+	case "put":
+		r.put = s
+	case "get":
+		r.get = s
+	case "list":
+		r.list = s
+	case "watch":
+		r.watch = s
+	}
+}
+
+// failedResult is a row of cells that all failed with err.
+func failedResult(err error) result {
+	s := stat{err: err}
+	return result{put: s, get: s, list: s, watch: s}
+}
+
+// rowRun is one row's clients in one round. Its cells use keys of its
+// own (a run); worker w uses clients[w % len(clients)], so tenants share
+// the load evenly, and puts its keys under prefixes[w % len(clients)].
+type rowRun struct {
+	clients  []*clientv3.Client
+	prefixes []string
+	run      int64
+	meters   [3]int                      // the processes the cells count (meters)
+	around   func(cell string, f func()) // runs each cell (cellprofile.go)
+}
+
+// newRowRun makes the row's connections first (TLS handshakes are not
+// what is measured: an apiserver keeps its connection). around may be nil.
+func newRowRun(ctx context.Context, clients []*clientv3.Client, prefixes []string, m [3]int, around func(cell string, f func())) (*rowRun, error) {
 	if around == nil {
 		around = func(_ string, f func()) { f() }
 	}
-	run := runSeq.Add(1)
-	key := func(w, i int) string {
-		return fmt.Sprintf("%s/registry/bench/%d/w%d/%06d", prefixes[w%len(clients)], run, w, i)
-	}
-	per := ops / conc
-	var r result
-	// Connections first (TLS handshakes are not what is measured: an
-	// apiserver keeps its connection).
 	for i, c := range clients {
 		if _, err := c.Get(ctx, prefixes[i]+"/registry/warmup"); err != nil {
-			failed := stat{err: fmt.Errorf("warm-up of client %d: %w", i, err)}
-			return result{put: failed, get: failed, list: failed, watch: failed}
+			return nil, fmt.Errorf("warm-up of client %d: %w", i, err)
 		}
 	}
-	around("put", func() {
-		r.put = parallel(conc, per, func(w, i int) error {
-			c := clients[w%len(clients)]
-			k := key(w, i)
-			_, err := c.Txn(ctx).If(clientv3.Compare(clientv3.ModRevision(k), "=", 0)).
-				Then(clientv3.OpPut(k, string(value))).Else(clientv3.OpGet(k)).Commit()
-			return err
-		})
+	return &rowRun{clients: clients, prefixes: prefixes, run: runSeq.Add(1), meters: m, around: around}, nil
+}
+
+func (m *rowRun) key(w, i int) string {
+	return fmt.Sprintf("%s/registry/bench/%d/w%d/%06d", m.prefixes[w%len(m.clients)], m.run, w, i)
+}
+
+// cell measures the cell of that name (cells): the operation ops times
+// over conc workers.
+func (m *rowRun) cell(ctx context.Context, name string, conc, ops int) stat {
+	meters = m.meters
+	per := ops / conc
+	client := func(w int) *clientv3.Client { return m.clients[w%len(m.clients)] }
+	var st stat
+	m.around(name, func() {
+		switch name {
+		case "put":
+			st = parallel(conc, per, func(w, i int) error {
+				k := m.key(w, i)
+				_, err := client(w).Txn(ctx).If(clientv3.Compare(clientv3.ModRevision(k), "=", 0)).
+					Then(clientv3.OpPut(k, string(value))).Else(clientv3.OpGet(k)).Commit()
+				return err
+			})
+		case "get":
+			st = parallel(conc, per, func(w, i int) error {
+				_, err := client(w).Get(ctx, m.key(w, i))
+				return err
+			})
+		case "list":
+			st = parallel(conc, per, func(w, i int) error {
+				prefix := fmt.Sprintf("%s/registry/bench/%d/w%d/", m.prefixes[w%len(m.clients)], m.run, w)
+				return list(ctx, client(w), prefix, 100)
+			})
+		case "watch":
+			st = watchThroughput(ctx, m.clients, m.prefixes, conc, per, m.run)
+		default:
+			st = stat{err: fmt.Errorf("no cell %q", name)}
+		}
 	})
-	around("get", func() {
-		r.get = parallel(conc, per, func(w, i int) error {
-			_, err := clients[w%len(clients)].Get(ctx, key(w, i))
-			return err
-		})
-	})
-	around("list", func() {
-		r.list = parallel(conc, per, func(w, i int) error {
-			prefix := fmt.Sprintf("%s/registry/bench/%d/w%d/", prefixes[w%len(clients)], run, w)
-			return list(ctx, clients[w%len(clients)], prefix, 100)
-		})
-	})
-	around("watch", func() { r.watch = watchThroughput(ctx, clients, prefixes, conc, per, run) })
-	return r
+	return st
 }
 
 // listStream makes the list cells RangeStreams (-list-stream), as

@@ -13,7 +13,9 @@ import (
 // the rows says little about a ratio. With -rounds N the rows run N times
 // in turn, and the tables show each row's median over the rounds: every
 // figure of a cell is the median of that figure, so a cell's figures may
-// come from different rounds.
+// come from different rounds. A further table gives, for each proxied
+// cell, the median of the rounds' own ratios to the direct cell measured
+// right next to it (pairedTable).
 
 // medianResult is the field-by-field median of rs.
 func medianResult(rs []result) result {
@@ -99,6 +101,54 @@ func ratioTable(rows []string, proxied, direct []result) string {
 	return b.String()
 }
 
+// pairedTable is ratioTable round by round: for each pair of rows
+// (proxied rounds, direct rounds), each figure is the median of the
+// rounds' own ratios, with their range. A round's two cells ran one right
+// after the other, so the machine's drift between rounds, which moves a
+// ratio of medians, moves these less.
+func pairedTable(names []string, pairs [][2][]result) string {
+	var b strings.Builder
+	b.WriteString("| target | puts | gets | lists | watch events | put p99 | get p99 | list p99 | watch event p99 |\n|---|---|---|---|---|---|---|---|---|\n")
+	for i, pr := range pairs {
+		fmt.Fprintf(&b, "| %s |", names[i])
+		for _, p99 := range []bool{false, true} {
+			for _, f := range []func(r result) stat{
+				func(r result) stat { return r.put }, func(r result) stat { return r.get },
+				func(r result) stat { return r.list }, func(r result) stat { return r.watch },
+			} {
+				var ratios []float64
+				for round := range min(len(pr[0]), len(pr[1])) {
+					a, d := f(pr[0][round]), f(pr[1][round])
+					if a.err != nil || d.err != nil {
+						continue
+					}
+					if p99 {
+						ratios = append(ratios, float64(a.p99)/float64(d.p99))
+					} else {
+						ratios = append(ratios, 100*a.opsPerSec/d.opsPerSec)
+					}
+				}
+				b.WriteString(" " + ratioSpread(ratios, p99) + " |")
+			}
+		}
+		b.WriteString("\n")
+	}
+	return b.String()
+}
+
+// ratioSpread is the median of ratios and their range, as percentages or
+// (factor) as factors; "-" when there are none.
+func ratioSpread(ratios []float64, factor bool) string {
+	if len(ratios) == 0 {
+		return "-"
+	}
+	m := median(ratios, func(v float64) float64 { return v })
+	if factor {
+		return fmt.Sprintf("x%.2f (%.2f-%.2f)", m, slices.Min(ratios), slices.Max(ratios))
+	}
+	return fmt.Sprintf("%.0f%% (%.0f-%.0f)", m, slices.Min(ratios), slices.Max(ratios))
+}
+
 // benchRow is one row of the throughput table: tenants clients, through
 // the proxy or directly to the store.
 type benchRow struct {
@@ -113,12 +163,13 @@ var tenantCounts = []int{1, 10, 100}
 // throughput measures every row of e rounds times and prints the tables
 // of medians: throughput and latency, against direct, CPU and system calls
 // per operation. Each proxied row has a direct row with as many clients
-// next to it, first in odd rounds and second in even ones, so that the
-// machine's drift falls on both alike. Progress goes to stderr. A cell
-// that fails in a round (an operation's error, a watch short of its
-// events) is left out of its medians and listed under the tables, the
-// other cells and rows go on, and throughput returns an error naming how
-// many failed.
+// next to it, and the two run cell by cell, each cell of one right after
+// the same cell of the other, the direct one first in odd rounds and
+// second in even ones, so that the machine's drift falls on both alike.
+// Progress goes to stderr. A cell that fails in a round (an operation's
+// error, a watch short of its events) is left out of its medians and
+// listed under the tables, the other cells and rows go on, and throughput
+// returns an error naming how many failed.
 func throughput(ctx context.Context, e *env, conc, ops, rounds int) error {
 	var rows []benchRow
 	for _, n := range tenantCounts {
@@ -134,21 +185,17 @@ func throughput(ctx context.Context, e *env, conc, ops, rounds int) error {
 	var failures []string
 	profiles := e.cellProfiles()
 	for round := range rounds {
-		for i := range rows {
-			if round%2 == 1 {
-				i ^= 1 // the other of the pair first
-			}
-			r := rows[i]
-			clients, prefixes, cleanup, err := e.clients(r.tenants, r.direct)
+		for p := 0; p < len(rows); p += 2 {
+			res, err := measurePair(ctx, e, rows[p:p+2], profiles, round%2, conc, ops)
 			if err != nil {
-				return fmt.Errorf("%s: %w", r.name, err)
+				return err
 			}
-			meters = e.meters(!r.direct)
-			res := measure(ctx, clients, prefixes, conc, ops, profiles.around(r.name, r.direct))
-			cleanup()
-			results[i] = append(results[i], res)
-			failures = append(failures, res.failures(fmt.Sprintf("round %d, %s", round+1, r.name))...)
-			fmt.Fprintf(os.Stderr, "round %d of %d, %s: %s\n", round+1, rounds, r.name, res)
+			for k, r := range res {
+				i := p + k
+				results[i] = append(results[i], r)
+				failures = append(failures, r.failures(fmt.Sprintf("round %d, %s", round+1, rows[i].name))...)
+				fmt.Fprintf(os.Stderr, "round %d of %d, %s: %s\n", round+1, rounds, rows[i].name, r)
+			}
 		}
 	}
 	var table, cpuRows, sysRows []string
@@ -175,6 +222,13 @@ func throughput(ctx context.Context, e *env, conc, ops, rounds int) error {
 	}
 	fmt.Printf("| target%s | put ops/s | put p50/p99 ms | get ops/s | get p50/p99 ms | %s ops/s | list p50/p99 ms | watch events/s | event p50/p99 ms |\n|---|---|---|---|---|---|---|---|---|\n%s\n", of, listName, strings.Join(table, "\n"))
 	fmt.Printf("\nAgainst direct with as many clients:\n\n%s", ratioTable(proxiedNames, proxied, direct))
+	if rounds > 1 {
+		var pairs [][2][]result
+		for i := 0; i < len(rows); i += 2 {
+			pairs = append(pairs, [2][]result{results[i+1], results[i]})
+		}
+		fmt.Printf("\nRound by round: the median of each round's own ratio of a proxied cell to the direct cell measured next to it, and their range:\n\n%s", pairedTable(proxiedNames, pairs))
+	}
 	const by = "by process: clients / proxy / store server (total). The store server is etcd, or kine in its direct row; SQLite runs inside the proxy, and PostgreSQL's server is not measured."
 	fmt.Printf("\nCPU per operation, µs, %s\n\n| target | put | get | %s | watch event |\n|---|---|---|---|---|\n%s\n", by, listName, strings.Join(cpuRows, "\n"))
 	fmt.Printf("\nRead and write system calls per operation, %s\n\n| target | put | get | %s | watch event |\n|---|---|---|---|---|\n%s\n", by, listName, strings.Join(sysRows, "\n"))
@@ -186,6 +240,36 @@ func throughput(ctx context.Context, e *env, conc, ops, rounds int) error {
 		return fmt.Errorf("%d cells failed", len(failures))
 	}
 	return nil
+}
+
+// measurePair measures a pair of rows (a direct one and its proxied one)
+// cell by cell, rows[first] first in each cell. A client that cannot
+// connect fails its row's cells; a client that cannot be made ends the
+// run.
+func measurePair(ctx context.Context, e *env, rows []benchRow, profiles *cellProfiler, first, conc, ops int) ([2]result, error) {
+	var res [2]result
+	var runs [2]*rowRun
+	for k, r := range rows {
+		clients, prefixes, cleanup, err := e.clients(r.tenants, r.direct)
+		if err != nil {
+			return res, fmt.Errorf("%s: %w", r.name, err)
+		}
+		defer cleanup()
+		run, err := newRowRun(ctx, clients, prefixes, e.meters(!r.direct), profiles.around(r.name, r.direct))
+		if err != nil {
+			res[k] = failedResult(err)
+			continue
+		}
+		runs[k] = run
+	}
+	for _, cell := range cells {
+		for n := range 2 {
+			if k := first ^ n; runs[k] != nil {
+				res[k].set(cell, runs[k].cell(ctx, cell, conc, ops))
+			}
+		}
+	}
+	return res, nil
 }
 
 // failures are the cells of r that failed, each named after where.
