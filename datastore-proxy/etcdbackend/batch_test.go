@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -13,6 +15,7 @@ import (
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
+	"google.golang.org/grpc"
 
 	"kplex.dev/datastore-proxy/internal/embedetcd"
 )
@@ -292,5 +295,55 @@ func waitFor(t *testing.T, cond func() bool, what string) {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
+	}
+}
+
+// A read that finds no batch in flight goes to etcd at once as a range of
+// its own, not as a transaction of one (which costs etcd more and the
+// caller a hop to another goroutine); the batches' histogram counts it as
+// a batch of one.
+func TestALoneReadIsARange(t *testing.T) {
+	var mu sync.Mutex
+	var methods []string
+	record := func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+		if strings.HasPrefix(method, "/etcdserverpb.KV/") {
+			mu.Lock()
+			methods = append(methods, method)
+			mu.Unlock()
+		}
+		return invoker(ctx, method, req, reply, cc, opts...)
+	}
+	c, err := clientv3.New(clientv3.Config{Endpoints: startEtcd(t).Endpoints(), DialTimeout: 5 * time.Second, Logger: zap.NewNop(),
+		DialOptions: []grpc.DialOption{grpc.WithChainUnaryInterceptor(record)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	reg := prometheus.NewRegistry()
+	b := New(c, &sync.WaitGroup{}, 0, 0, reg)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	rev, err := b.Create(ctx, "/r/k", []byte("v"), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	methods = nil
+	mu.Unlock()
+
+	got, kv, err := b.Get(ctx, "/r/k", 0, false)
+	if err != nil || kv == nil || string(kv.Value) != "v" || got < rev {
+		t.Fatalf("Get = %d, %+v, %v; want the value v at revision %d or later", got, kv, err, rev)
+	}
+	if _, n, err := b.Count(ctx, "/r/", "/r0", 0); err != nil || n != 1 {
+		t.Fatalf("Count = %d, %v; want 1", n, err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if want := []string{"/etcdserverpb.KV/Range", "/etcdserverpb.KV/Range"}; !slices.Equal(methods, want) {
+		t.Errorf("etcd was sent %q; want %q", methods, want)
+	}
+	if calls, batches := batchCounts(t, reg); calls != 3 || batches != 3 {
+		t.Errorf("the histogram counts %d calls in %d batches; want the create, the get and the count alone, 3 in 3", calls, batches)
 	}
 }
