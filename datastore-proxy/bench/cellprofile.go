@@ -12,11 +12,12 @@ import (
 
 // With -cell-cpuprofile PREFIX, the store's process (etcd, or kine in a
 // direct row) and the proxy profile each measured cell on their own, to
-// PREFIX-N-CELL-PROCESS.prof (N counting the rows in the order run, as
-// logged), so that what etcd does for a direct row's puts and for a
-// proxied row's can be compared, and the proxy's part of each: the
-// benchmark writes "profile-start FILE" and "profile-stop" on the child's
-// stdin around the cell, and the child takes them in order.
+// PREFIX-N-CELL-PROCESS.prof (N counting the rows of every round, the
+// direct row of a pair first, as logged), so that what etcd does for a
+// direct row's puts and for a proxied row's can be compared, and the
+// proxy's part of each: the benchmark writes "profile-start FILE" and
+// "profile-stop" on the child's stdin around the cell, and the child
+// takes them in order.
 
 var cellProfile string
 

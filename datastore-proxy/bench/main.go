@@ -57,7 +57,7 @@ func main() {
 	cpuProfile := flag.String("cpuprofile", "", "write the proxy's CPU profile to this file (with one backend)")
 	flag.BoolVar(&etcdSeparateHTTP, "etcd-separate-http", false, "etcd serves its HTTP endpoints on a client URL of their own (--listen-client-http-urls), so that gRPC on its TLS client URL is grpc-go's own transport rather than net/http's (etcd's default, and kubeadm's)")
 	tenants := flag.String("tenants", "1,10,100", "the throughput rows' numbers of tenants, each with a direct row of as many clients")
-	flag.StringVar(&cellProfile, "cell-cpuprofile", "", "profile the store's process and the proxy in each throughput cell apart, to PREFIX-N-CELL-PROCESS.prof (N: the rows in the order run, as logged)")
+	flag.StringVar(&cellProfile, "cell-cpuprofile", "", "profile the store's process and the proxy in each throughput cell apart, to PREFIX-N-CELL-PROCESS.prof (N counts the rows of every round, the direct row of a pair first, as logged)")
 	flag.IntVar(&pinStoreCPU, "pin-store", -1, "etcd only: run etcd on this CPU alone, the clients and the proxy on the others (-1: no pinning)")
 	flag.IntVar(&pinProxyCPU, "pin-proxy", -1, "run the proxy on this CPU alone, the clients and the store on the others, in direct and proxied rows alike (-1: no pinning)")
 	flag.Parse()
