@@ -312,18 +312,14 @@ func (b *batcher) sendOne(ctx context.Context, c *call) {
 // third more CPU per write; a put as a put, a read as a range; anything
 // else as a transaction of one.
 func (b *batcher) commitOne(ctx context.Context, op clientv3.Op) (*etcdserverpb.ResponseOp, int64, error) {
-	if op.IsGet() {
+	if op.IsGet() || op.IsPut() {
 		resp, err := b.c.Do(ctx, op)
 		if err != nil {
 			return nil, 0, err
 		}
-		rng := (*etcdserverpb.RangeResponse)(resp.Get())
-		return &etcdserverpb.ResponseOp{Response: &etcdserverpb.ResponseOp_ResponseRange{ResponseRange: rng}}, rng.Header.Revision, nil
-	}
-	if op.IsPut() {
-		resp, err := b.c.Do(ctx, op)
-		if err != nil {
-			return nil, 0, err
+		if op.IsGet() {
+			rng := (*etcdserverpb.RangeResponse)(resp.Get())
+			return &etcdserverpb.ResponseOp{Response: &etcdserverpb.ResponseOp_ResponseRange{ResponseRange: rng}}, rng.Header.Revision, nil
 		}
 		put := (*etcdserverpb.PutResponse)(resp.Put())
 		return &etcdserverpb.ResponseOp{Response: &etcdserverpb.ResponseOp_ResponsePut{ResponsePut: put}}, put.Header.Revision, nil
