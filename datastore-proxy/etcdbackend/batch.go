@@ -119,21 +119,19 @@ func (b *batcher) do(ctx context.Context, op clientv3.Op, write string, size int
 	}
 	next := b.takeLocked()
 	b.mu.Unlock()
-	if next != nil && len(next.calls) == 1 && next.calls[0] == c {
-		// c's own batch, of c alone, which nothing can join now: the
-		// caller sends it, with its own context, rather than wake
-		// another goroutine to.
-		b.sizes.Observe(1)
-		b.sendOne(ctx, c)
-		b.finish()
-		return c.resp, c.rev, c.err
-	}
-	if next != nil {
+	// own: next is c's own batch, of c alone, which nothing can join now;
+	// the caller sends it, with its own context, rather than wake another
+	// goroutine to, and then ends it as run would.
+	own := next != nil && len(next.calls) == 1 && next.calls[0] == c
+	if next != nil && !own {
 		go b.run(next)
 	}
-	if !queued {
+	if own || !queued {
 		b.sizes.Observe(1)
 		b.sendOne(ctx, c)
+		if own {
+			b.finish()
+		}
 		return c.resp, c.rev, c.err
 	}
 	select {
