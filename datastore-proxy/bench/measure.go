@@ -97,6 +97,21 @@ var runSeq atomic.Int64
 // the puts wrote.
 var cells = []string{"put", "get", "list", "watch"}
 
+// cell is r's cell of that name (cells).
+func (r result) cell(name string) stat {
+	switch name {
+	case "put":
+		return r.put
+	case "get":
+		return r.get
+	case "list":
+		return r.list
+	case "watch":
+		return r.watch
+	}
+	return stat{err: fmt.Errorf("no cell %q", name)}
+}
+
 // set puts s in r's cell of that name.
 func (r *result) set(cell string, s stat) {
 	switch cell {

@@ -20,17 +20,13 @@ import (
 // medianResult is the field-by-field median of rs.
 func medianResult(rs []result) result {
 	var out result
-	pick := func(f func(r result) stat) stat {
+	for _, c := range cells {
 		ss := make([]stat, len(rs))
 		for i, r := range rs {
-			ss[i] = f(r)
+			ss[i] = r.cell(c)
 		}
-		return medianStat(ss)
+		out.set(c, medianStat(ss))
 	}
-	out.put = pick(func(r result) stat { return r.put })
-	out.get = pick(func(r result) stat { return r.get })
-	out.list = pick(func(r result) stat { return r.list })
-	out.watch = pick(func(r result) stat { return r.watch })
 	return out
 }
 
@@ -112,13 +108,10 @@ func pairedTable(names []string, pairs [][2][]result) string {
 	for i, pr := range pairs {
 		fmt.Fprintf(&b, "| %s |", names[i])
 		for _, p99 := range []bool{false, true} {
-			for _, f := range []func(r result) stat{
-				func(r result) stat { return r.put }, func(r result) stat { return r.get },
-				func(r result) stat { return r.list }, func(r result) stat { return r.watch },
-			} {
+			for _, c := range cells {
 				var ratios []float64
 				for round := range min(len(pr[0]), len(pr[1])) {
-					a, d := f(pr[0][round]), f(pr[1][round])
+					a, d := pr[0][round].cell(c), pr[1][round].cell(c)
 					if a.err != nil || d.err != nil {
 						continue
 					}
@@ -275,12 +268,9 @@ func measurePair(ctx context.Context, e *env, rows []benchRow, profiles *cellPro
 // failures are the cells of r that failed, each named after where.
 func (r result) failures(where string) []string {
 	var out []string
-	for _, c := range []struct {
-		name string
-		s    stat
-	}{{"put", r.put}, {"get", r.get}, {"list", r.list}, {"watch", r.watch}} {
-		if c.s.err != nil {
-			out = append(out, fmt.Sprintf("%s, %s: %v", where, c.name, c.s.err))
+	for _, c := range cells {
+		if err := r.cell(c).err; err != nil {
+			out = append(out, fmt.Sprintf("%s, %s: %v", where, c, err))
 		}
 	}
 	return out
