@@ -21,10 +21,15 @@ type env struct {
 	directName     string
 	directEndpoint string
 	proxyEndpoint  string
-	pki            *benchPKI
-	// proxy is the proxy's process; store is the process that does the
-	// backend's work for the proxy (etcd; the proxy itself for sqlite; nil
-	// for a database server of the machine), direct the direct endpoint's.
+	// hopName is what stands between the clients and the store in the
+	// proxied rows: "proxy", or "relay" (-relay), whose clients are made as
+	// the direct ones are.
+	hopName string
+	pki     *benchPKI
+	// proxy is the proxy's process (the relay's with -relay); store is the
+	// process that does the backend's work for the proxy (etcd; the proxy
+	// itself for sqlite; nil for a database server of the machine), direct
+	// the direct endpoint's.
 	proxy, store, direct *child
 	stops                []func()
 }
@@ -57,7 +62,7 @@ func (e *env) clients(tenants int, direct bool) ([]*clientv3.Client, []string, f
 	}
 	for i := range tenants {
 		name, prefix := fmt.Sprintf("bench-%d-%d", tenants, i), ""
-		if direct {
+		if direct || e.hopName == "relay" {
 			name, prefix = "direct", keyspace.Root+name+"/"
 		}
 		c, _, err := e.client(endpoint, name)
@@ -71,7 +76,7 @@ func (e *env) clients(tenants int, direct bool) ([]*clientv3.Client, []string, f
 }
 
 func startBackend(work, kind string, p *benchPKI, proxyProfile string) (*env, error) {
-	e := &env{pki: p}
+	e := &env{pki: p, hopName: "proxy"}
 	dir := filepath.Join(work, kind)
 	switch kind {
 	case "etcd":
@@ -86,6 +91,14 @@ func startBackend(work, kind string, p *benchPKI, proxyProfile string) (*env, er
 		e.directName, e.direct, e.store, e.directEndpoint = "etcd direct", etcd, etcd, etcd.endpoint
 		if etcdSeparateHTTP {
 			e.directName = "etcd direct (HTTP apart)"
+		}
+		if relayHop {
+			relay, err := e.spawn("relay", pinProxyCPU, "serve-relay", etcd.endpoint)
+			if err != nil {
+				return e, err
+			}
+			e.hopName, e.proxy, e.proxyEndpoint = "relay", relay, relay.endpoint
+			return e, nil
 		}
 		return e, e.startProxy(proxyProfile, "--backend=etcd", "--datastore-endpoint=https://"+etcd.endpoint,
 			"--datastore-cafile="+p.caFile, "--datastore-certfile="+p.serverCrt, "--datastore-keyfile="+p.serverKey)

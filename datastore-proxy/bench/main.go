@@ -59,6 +59,7 @@ func main() {
 	tenants := flag.String("tenants", "1,10,100", "the throughput rows' numbers of tenants, each with a direct row of as many clients")
 	flag.StringVar(&cellProfile, "cell-cpuprofile", "", "profile the store's process and the proxy in each throughput cell apart, to PREFIX-N-CELL-PROCESS.prof (N counts the rows of every round, the direct row of a pair first, as logged)")
 	flag.IntVar(&pinStoreCPU, "pin-store", -1, "etcd only: run etcd on this CPU alone, the clients and the proxy on the others (-1: no pinning)")
+	flag.BoolVar(&relayHop, "relay", false, "etcd only, with -fairness=false: in place of the proxy, a relay that only copies bytes (relay.go), so that the proxied rows measure what the extra hop alone costs")
 	flag.IntVar(&pinProxyCPU, "pin-proxy", -1, "run the proxy on this CPU alone, the clients and the store on the others, in direct and proxied rows alike (-1: no pinning)")
 	flag.Parse()
 	tenantCounts = nil
@@ -112,6 +113,9 @@ func main() {
 		if err := pinSelf(others); err != nil {
 			log.Fatal(err)
 		}
+	}
+	if relayHop && (*backends != "etcd" || *withFairness || *cpuProfile != "") {
+		log.Fatal("-relay: only with -backends etcd and -fairness=false, and not with -cpuprofile (-cell-cpuprofile profiles the relay)")
 	}
 	if *cpuProfile != "" && len(splitComma(*backends)) != 1 {
 		log.Fatal("-cpuprofile: name one backend (-backends)")

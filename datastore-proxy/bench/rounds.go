@@ -173,6 +173,9 @@ func throughput(ctx context.Context, e *env, conc, ops, rounds int) error {
 		rows = append(rows,
 			benchRow{fmt.Sprintf("%s, %d %s", e.directName, n, clients), n, true},
 			benchRow{fmt.Sprintf("proxy, %d %s", n, strings.Replace(clients, "client", "tenant", 1)), n, false})
+		if e.hopName == "relay" {
+			rows[len(rows)-1].name = fmt.Sprintf("relay, %d %s", n, clients)
+		}
 	}
 	results := make([][]result, len(rows))
 	var failures []string
@@ -226,7 +229,7 @@ func throughput(ctx context.Context, e *env, conc, ops, rounds int) error {
 	fmt.Printf("\nCPU per operation, µs, %s\n\n| target | put | get | %s | watch event |\n|---|---|---|---|---|\n%s\n", by, listName, strings.Join(cpuRows, "\n"))
 	fmt.Printf("\nRead and write system calls per operation, %s\n\n| target | put | get | %s | watch event |\n|---|---|---|---|---|\n%s\n", by, listName, strings.Join(sysRows, "\n"))
 	if rss := peakRSS(e.proxy.pid()); rss > 0 {
-		fmt.Printf("\nThe proxy's peak resident memory over these rows: %.0f MiB.\n", rss)
+		fmt.Printf("\nThe %s's peak resident memory over these rows: %.0f MiB.\n", e.hopName, rss)
 	}
 	if len(failures) > 0 {
 		fmt.Printf("\nFailed cells, left out of the medians:\n\n- %s\n", strings.Join(failures, "\n- "))

@@ -38,6 +38,7 @@ import (
 //	serve-kine  PKIDIR KIND DSN|DATADIR    kine's own etcd bridge (kine direct)
 //	serve-proxy [-cpuprofile F] -- FLAGS   the proxy itself (its command line)
 //	serve-flood PKIDIR NAME HOST:PORT N SIZE TALLY  N writers of SIZE-byte values as tenant NAME (flood.go)
+//	serve-relay HOST:PORT                  a byte relay to HOST:PORT (relay.go)
 //
 // A child prints "endpoint HOST:PORT" on stdout once it serves, and stops
 // when its stdin closes (the benchmark ended or died) or on SIGTERM. Lines
@@ -77,6 +78,12 @@ func serveChild(args []string) bool {
 			break
 		}
 		err = serveFlood(ctx, args[1], args[2], args[3], args[4], args[5], args[6])
+	case "serve-relay":
+		if len(args) != 2 {
+			err = fmt.Errorf("usage: serve-relay HOST:PORT")
+			break
+		}
+		err = serveRelay(ctx, args[1])
 	default:
 		err = fmt.Errorf("unknown child %q", args[0])
 	}
