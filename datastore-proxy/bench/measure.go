@@ -157,8 +157,13 @@ func newRowRun(ctx context.Context, clients []*clientv3.Client, prefixes []strin
 	return &rowRun{clients: clients, prefixes: prefixes, run: runSeq.Add(1), meters: m, around: around}, nil
 }
 
+// dir holds worker w's keys: its puts write them, its lists read them.
+func (m *rowRun) dir(w int) string {
+	return fmt.Sprintf("%s/registry/bench/%d/w%d/", m.prefixes[w%len(m.clients)], m.run, w)
+}
+
 func (m *rowRun) key(w, i int) string {
-	return fmt.Sprintf("%s/registry/bench/%d/w%d/%06d", m.prefixes[w%len(m.clients)], m.run, w, i)
+	return fmt.Sprintf("%s%06d", m.dir(w), i)
 }
 
 // cell measures the cell of that name (cells): the operation ops times
@@ -184,8 +189,7 @@ func (m *rowRun) cell(ctx context.Context, name string, conc, ops int) stat {
 			})
 		case "list":
 			st = parallel(conc, per, func(w, i int) error {
-				prefix := fmt.Sprintf("%s/registry/bench/%d/w%d/", m.prefixes[w%len(m.clients)], m.run, w)
-				return list(ctx, client(w), prefix, 100)
+				return list(ctx, client(w), m.dir(w), 100)
 			})
 		case "watch":
 			st = watchThroughput(ctx, m.clients, m.prefixes, conc, per, m.run)
