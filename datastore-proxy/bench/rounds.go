@@ -71,28 +71,44 @@ func median[T any](xs []T, f func(T) float64) float64 {
 	return (v[n/2-1] + v[n/2]) / 2
 }
 
+// ratioHeader heads the tables that compare proxied cells with direct
+// ones.
+const ratioHeader = "| target | puts | gets | lists | watch events | put p99 | get p99 | list p99 | watch event p99 |\n|---|---|---|---|---|---|---|---|---|\n"
+
+// ratio is a proxied cell against its direct cell: throughput as a
+// percentage, or (p99) the p99 latency as a factor; false when either
+// cell failed.
+func ratio(a, d stat, p99 bool) (float64, bool) {
+	if a.err != nil || d.err != nil {
+		return 0, false
+	}
+	if p99 {
+		return float64(a.p99) / float64(d.p99), true
+	}
+	return 100 * a.opsPerSec / d.opsPerSec, true
+}
+
 // ratioTable compares each proxied row with its direct row (as many
 // clients, each a tenant): throughput as a percentage, p99 as a factor.
 func ratioTable(rows []string, proxied, direct []result) string {
 	var b strings.Builder
-	b.WriteString("| target | puts | gets | lists | watch events | put p99 | get p99 | list p99 | watch event p99 |\n|---|---|---|---|---|---|---|---|---|\n")
-	pct := func(a, d stat) string {
-		if a.err != nil || d.err != nil {
-			return "-"
-		}
-		return fmt.Sprintf("%.0f%%", 100*a.opsPerSec/d.opsPerSec)
-	}
-	x := func(a, d stat) string {
-		if a.err != nil || d.err != nil {
-			return "-"
-		}
-		return fmt.Sprintf("x%.2f", float64(a.p99)/float64(d.p99))
-	}
+	b.WriteString(ratioHeader)
 	for i, r := range proxied {
-		d := direct[i]
-		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", rows[i],
-			pct(r.put, d.put), pct(r.get, d.get), pct(r.list, d.list), pct(r.watch, d.watch),
-			x(r.put, d.put), x(r.get, d.get), x(r.list, d.list), x(r.watch, d.watch))
+		fmt.Fprintf(&b, "| %s |", rows[i])
+		for _, p99 := range []bool{false, true} {
+			for _, c := range cells {
+				v, ok := ratio(r.cell(c), direct[i].cell(c), p99)
+				switch {
+				case !ok:
+					b.WriteString(" - |")
+				case p99:
+					fmt.Fprintf(&b, " x%.2f |", v)
+				default:
+					fmt.Fprintf(&b, " %.0f%% |", v)
+				}
+			}
+		}
+		b.WriteString("\n")
 	}
 	return b.String()
 }
@@ -104,21 +120,15 @@ func ratioTable(rows []string, proxied, direct []result) string {
 // ratio of medians, moves these less.
 func pairedTable(names []string, pairs [][2][]result) string {
 	var b strings.Builder
-	b.WriteString("| target | puts | gets | lists | watch events | put p99 | get p99 | list p99 | watch event p99 |\n|---|---|---|---|---|---|---|---|---|\n")
+	b.WriteString(ratioHeader)
 	for i, pr := range pairs {
 		fmt.Fprintf(&b, "| %s |", names[i])
 		for _, p99 := range []bool{false, true} {
 			for _, c := range cells {
 				var ratios []float64
 				for round := range min(len(pr[0]), len(pr[1])) {
-					a, d := pr[0][round].cell(c), pr[1][round].cell(c)
-					if a.err != nil || d.err != nil {
-						continue
-					}
-					if p99 {
-						ratios = append(ratios, float64(a.p99)/float64(d.p99))
-					} else {
-						ratios = append(ratios, 100*a.opsPerSec/d.opsPerSec)
+					if v, ok := ratio(pr[0][round].cell(c), pr[1][round].cell(c), p99); ok {
+						ratios = append(ratios, v)
 					}
 				}
 				b.WriteString(" " + ratioSpread(ratios, p99) + " |")
@@ -170,12 +180,11 @@ func throughput(ctx context.Context, e *env, conc, ops, rounds int) error {
 		if n == 1 {
 			clients = "client"
 		}
-		rows = append(rows,
-			benchRow{fmt.Sprintf("%s, %d %s", e.directName, n, clients), n, true},
-			benchRow{fmt.Sprintf("proxy, %d %s", n, strings.Replace(clients, "client", "tenant", 1)), n, false})
+		hop := fmt.Sprintf("proxy, %d %s", n, strings.Replace(clients, "client", "tenant", 1))
 		if e.hopName == "relay" {
-			rows[len(rows)-1].name = fmt.Sprintf("relay, %d %s", n, clients)
+			hop = fmt.Sprintf("relay, %d %s", n, clients)
 		}
+		rows = append(rows, benchRow{fmt.Sprintf("%s, %d %s", e.directName, n, clients), n, true}, benchRow{hop, n, false})
 	}
 	results := make([][]result, len(rows))
 	var failures []string
