@@ -67,8 +67,13 @@ var (
 		Name: "kplex_syncer_relay_publish_errors_total",
 		Help: "Failed publishes of host changes (retried with backoff), by resource.",
 	}, []string{"resource"})
+	// RelayEventsDropped counts host Events the relay gave up on.
+	RelayEventsDropped = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "kplex_syncer_relay_events_dropped_total",
+		Help: "Host Events not published because the object they are about never reached the relay's cache in time (object-not-cached) or too many waited (too-many-waiting).",
+	}, []string{"reason"})
 )
 
 func init() {
-	prometheus.MustRegister(SyncDuration, SyncLatency, SyncErrors, QueueDepth, HostEvents, PolicyDenied, PatrolRepairs, Owned, FencedWrites, Tenants, RelayPublished, RelayErrors)
+	prometheus.MustRegister(SyncDuration, SyncLatency, SyncErrors, QueueDepth, HostEvents, PolicyDenied, PatrolRepairs, Owned, FencedWrites, Tenants, RelayPublished, RelayErrors, RelayEventsDropped)
 }

@@ -180,9 +180,10 @@ func (r *Relay) Run(ctx context.Context) error {
 	go r.waitCaughtUp(ctx)
 	wg.Go(func() {
 		// Events are best effort: a failing watch is retried, and never
-		// stops the relay.
+		// stops the relay. Held Events outlive a watch restart.
+		held := &heldEvents{wait: eventWait, limit: eventHoldLimit}
 		for ctx.Err() == nil {
-			if err := r.relayEvents(ctx); err != nil {
+			if err := r.relayEvents(ctx, held); err != nil {
 				r.log.Warn("host events watch failed; retrying", "err", err)
 			}
 			select {
