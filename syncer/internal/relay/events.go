@@ -62,7 +62,12 @@ func (r *Relay) relayEvents(ctx context.Context, held *heldEvents) error {
 			if ev.Type != watch.Added && ev.Type != watch.Modified {
 				continue
 			}
-			if e, ok := ev.Object.(*corev1.Event); ok && !r.forwardEvent(ctx, e) {
+			e, ok := ev.Object.(*corev1.Event)
+			if !ok {
+				continue
+			}
+			held.supersede(e)
+			if !r.forwardEvent(ctx, e) {
 				if dropped := held.hold(e, time.Now()); dropped != nil {
 					r.dropEvent(dropped, "too-many-waiting")
 				}

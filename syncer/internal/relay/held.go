@@ -56,5 +56,19 @@ func (h *heldEvents) retry(now time.Time, try func(*corev1.Event) bool) (expired
 	return expired
 }
 
+// supersede lets go of the held versions of e (same namespace and name):
+// e is newer, and forwarding an older one after it would set the virtual
+// Event back.
+func (h *heldEvents) supersede(e *corev1.Event) {
+	kept := h.items[:0]
+	for _, it := range h.items {
+		if it.e.Namespace != e.Namespace || it.e.Name != e.Name {
+			kept = append(kept, it)
+		}
+	}
+	clear(h.items[len(kept):])
+	h.items = kept
+}
+
 // len is how many Events wait.
 func (h *heldEvents) len() int { return len(h.items) }

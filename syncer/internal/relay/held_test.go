@@ -22,6 +22,7 @@ func TestHeldEvents(t *testing.T) {
 	type step struct {
 		at      time.Duration // after t0
 		hold    string        // an Event to hold, or "" to retry
+		newer   string        // a newer version of this Event arrives (before hold)
 		ready   []string      // Events whose object is cached at this retry
 		dropped string        // the Event hold lets go of
 		expired []string      // Events retry gives up on
@@ -56,6 +57,14 @@ func TestHeldEvents(t *testing.T) {
 			{at: 2, hold: "c", dropped: "a", left: 2},
 			{at: 3, ready: []string{"c"}, tried: []string{"b", "c"}, left: 1},
 		}},
+		{name: "a newer version lets go of the held one", limit: 10, steps: []step{
+			{at: 0, hold: "a", left: 1},
+			{at: 1, hold: "b", left: 2},
+			{at: 2, newer: "a", left: 1},
+			{at: 3, tried: []string{"b"}, left: 1},
+			{at: 4, newer: "b", hold: "b", left: 1},
+			{at: 5, ready: []string{"b"}, tried: []string{"b"}, left: 0},
+		}},
 		{name: "no room at all", limit: 0, steps: []step{
 			{at: 0, hold: "a", dropped: "a", left: 0},
 		}},
@@ -65,6 +74,9 @@ func TestHeldEvents(t *testing.T) {
 			h := &heldEvents{wait: 10 * time.Second, limit: tt.limit}
 			for i, s := range tt.steps {
 				now := t0.Add(s.at)
+				if s.newer != "" {
+					h.supersede(ev(s.newer))
+				}
 				if s.hold != "" {
 					got := ""
 					if d := h.hold(ev(s.hold), now); d != nil {
@@ -73,7 +85,7 @@ func TestHeldEvents(t *testing.T) {
 					if got != s.dropped {
 						t.Fatalf("step %d: hold let go of %q, want %q", i, got, s.dropped)
 					}
-				} else {
+				} else if s.newer == "" {
 					var tried []string
 					expired := h.retry(now, func(e *corev1.Event) bool {
 						tried = append(tried, e.Name)
