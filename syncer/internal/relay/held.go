@@ -1,6 +1,7 @@
 package relay
 
 import (
+	"slices"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -41,18 +42,16 @@ func (h *heldEvents) hold(e *corev1.Event, now time.Time) (dropped *corev1.Event
 // done with (forwarded, or not for a tenant). Events not done are kept
 // until they expire; expired ones are returned.
 func (h *heldEvents) retry(now time.Time, try func(*corev1.Event) bool) (expired []*corev1.Event) {
-	kept := h.items[:0]
-	for _, it := range h.items {
+	h.items = slices.DeleteFunc(h.items, func(it heldEvent) bool {
 		switch {
 		case try(it.e):
+			return true
 		case !now.Before(it.until):
 			expired = append(expired, it.e)
-		default:
-			kept = append(kept, it)
+			return true
 		}
-	}
-	clear(h.items[len(kept):])
-	h.items = kept
+		return false
+	})
 	return expired
 }
 
@@ -60,14 +59,9 @@ func (h *heldEvents) retry(now time.Time, try func(*corev1.Event) bool) (expired
 // e is newer, and forwarding an older one after it would set the virtual
 // Event back.
 func (h *heldEvents) supersede(e *corev1.Event) {
-	kept := h.items[:0]
-	for _, it := range h.items {
-		if it.e.Namespace != e.Namespace || it.e.Name != e.Name {
-			kept = append(kept, it)
-		}
-	}
-	clear(h.items[len(kept):])
-	h.items = kept
+	h.items = slices.DeleteFunc(h.items, func(it heldEvent) bool {
+		return it.e.Namespace == e.Namespace && it.e.Name == e.Name
+	})
 }
 
 // len is how many Events wait.
