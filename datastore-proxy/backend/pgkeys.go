@@ -67,9 +67,9 @@ func (b textKeys) Update(ctx context.Context, key string, value []byte, revision
 }
 
 func (b textKeys) Delete(ctx context.Context, key string, revision int64) (int64, *server.KeyValue, bool, error) {
-	if absent(key, "") {
+	if absent(key, "") { // as a key that holds nothing (compare.go)
 		rev, err := b.CurrentRevision(ctx)
-		return rev, nil, false, err
+		return rev, nil, revision == 0, err
 	}
 	return b.sqlBackend.Delete(ctx, key, revision)
 }

@@ -162,7 +162,9 @@ func (b *Backend) Put(ctx context.Context, key string, value []byte, ttl int64) 
 	return rev, nil, nil
 }
 
-// Delete deletes key if it is at revision (any revision when 0).
+// Delete deletes key if it is at revision. With revision 0 it deletes
+// whatever key holds, and succeeds, as etcd's own delete, when it holds
+// nothing (no previous value then).
 func (b *Backend) Delete(ctx context.Context, key string, revision int64) (int64, *server.KeyValue, bool, error) {
 	var cmps []clientv3.Cmp
 	if revision != 0 {
@@ -183,7 +185,8 @@ func (b *Backend) Delete(ctx context.Context, key string, revision int64) (int64
 	}
 	d := txn.Responses[0].GetResponseDeleteRange()
 	if d == nil || len(d.PrevKvs) == 0 {
-		return rev, nil, false, nil
+		// Nothing to delete: etcd's transaction succeeded all the same.
+		return rev, nil, true, nil
 	}
 	return rev, toKV(d.PrevKvs[0]), true, nil
 }
