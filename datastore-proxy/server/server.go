@@ -42,6 +42,8 @@ type Server struct {
 	limits         *tenantconfig.Store
 	onWatch        func(tenant string, scoped bool) (done func())
 	onWatchRefused func(tenant string)
+	onStall        func(tenant string)
+	stallTimeout   time.Duration
 	onSlotWait     func(tenant string, write bool, waited time.Duration)
 	fair           *fairshare.Scheduler
 	fairWrites     *fairshare.Scheduler
@@ -92,6 +94,12 @@ type Options struct {
 	// OnWatchRefused, if set, is told of every watch refused for the
 	// tenant's maxWatches.
 	OnWatchRefused func(tenant string)
+	// WatchStallTimeout is how long a watch stream on etcd may take no
+	// response while the tenant has another, before it is ended so that
+	// the others go on (watchhub.Config.StallTimeout); 0: never.
+	WatchStallTimeout time.Duration
+	// OnWatchStreamStalled, if set, is told of every watch stream ended so.
+	OnWatchStreamStalled func(tenant string)
 	// OnSlotWait, if set, is told how long each request admitted (or
 	// given up) waited for its backend slot: the fair share's queue.
 	OnSlotWait func(tenant string, write bool, waited time.Duration)
@@ -114,7 +122,7 @@ func New(backend kineserver.Backend, o Options) *Server {
 	activity := fairshare.NewActivity() // a tenant reading counts as active for writes too
 	return &Server{
 		backend: backend, scheme: o.Scheme, notifyInterval: o.NotifyInterval,
-		limits: o.Limits, onWatch: o.OnWatch, onWatchRefused: o.OnWatchRefused, onSlotWait: o.OnSlotWait, fair: fairshare.New(o.BackendSlots, o.TenantShare, activity).WithBusyShare(o.TenantBusyShare), fairWrites: fairshare.New(o.WriteSlots, o.TenantWriteShare, activity).WithBusyShare(o.TenantBusyShare),
+		limits: o.Limits, onWatch: o.OnWatch, onWatchRefused: o.OnWatchRefused, onStall: o.OnWatchStreamStalled, stallTimeout: o.WatchStallTimeout, onSlotWait: o.OnSlotWait, fair: fairshare.New(o.BackendSlots, o.TenantShare, activity).WithBusyShare(o.TenantBusyShare), fairWrites: fairshare.New(o.WriteSlots, o.TenantWriteShare, activity).WithBusyShare(o.TenantBusyShare),
 		tenants: map[string]*tenant{}, limiters: map[string]*rate.Limiter{},
 	}
 }
@@ -186,7 +194,11 @@ func (s *Server) tenant(ctx context.Context) (*tenant, error) {
 	}
 	st := &tenant{bridge: kineserver.New(tb, s.scheme, s.notifyInterval, EmulatedETCDVersion), backend: tb, usage: u}
 	if tb.StreamsWatches() {
-		st.hub = watchhub.New(watchhub.Config{Tenant: tb, Range: createRange, FixKV: compactKeyAsAPI})
+		cfg := watchhub.Config{Tenant: tb, Range: createRange, FixKV: compactKeyAsAPI, StallTimeout: s.stallTimeout}
+		if s.onStall != nil {
+			cfg.OnStall = func() { s.onStall(name) }
+		}
+		st.hub = watchhub.New(cfg)
 	}
 	s.tenants[name] = st
 	return st, nil

@@ -30,7 +30,8 @@
 // responses on to the tenant's streams in order: a stream whose client
 // stops reading holds up the tenant's other streams, never another
 // tenant's, and etcd keeps what the tenant's stream has not taken, as for
-// its own clients. The proxy holds the flow-control windows and the
+// its own clients; after Config.StallTimeout such a stream is ended, so
+// that the others go on (send.go). The proxy holds the flow-control windows and the
 // response it is passing on, cut into parts of about 1 MiB (split.go).
 package watchhub
 
@@ -38,6 +39,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"time"
 
 	"go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/mvccpb"
@@ -57,6 +59,12 @@ type Config struct {
 	// FixKV, if set, turns an event's key value, as the tenant stored it,
 	// into what the tenant wrote (kine's compaction key).
 	FixKV func(*mvccpb.KeyValue)
+	// StallTimeout is how long a send to a tenant stream may wait before
+	// the stream is ended, when the tenant has another stream that it
+	// holds up (send.go); 0: never.
+	StallTimeout time.Duration
+	// OnStall, if set, is told of every stream ended so.
+	OnStall func()
 }
 
 // Hub is one tenant's etcd watch stream, shared by its watch streams.
@@ -98,6 +106,7 @@ type upstream struct {
 	asked       map[*stream]bool // waiting for an answer to a progress request
 	ended       bool             // nothing more is sent to etcd
 	sendErr     error            // the first failed send to etcd
+	touched     []*stream        // posted to, to be flushed (send.go)
 }
 
 type route struct {
@@ -142,6 +151,7 @@ func (h *Hub) join(s *stream) (*upstream, error) {
 		go h.write(h.up)
 	}
 	h.up.streams[s] = true
+	s.up = h.up
 	return h.up, nil
 }
 
@@ -171,6 +181,7 @@ func (h *Hub) leave(up *upstream, s *stream) {
 // what its watches held and ends the tenant streams still on it.
 func (h *Hub) read(up *upstream) {
 	var err error
+	var touched []*stream
 	for {
 		var resp *etcdserverpb.WatchResponse
 		if resp, err = up.es.Recv(); err != nil {
@@ -178,7 +189,12 @@ func (h *Hub) read(up *upstream) {
 		}
 		h.mu.Lock()
 		h.route(up, resp)
+		touched = up.takeTouched(touched[:0])
 		h.mu.Unlock()
+		for _, s := range touched {
+			h.flush(s)
+		}
+		clear(touched)
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -244,7 +260,7 @@ func (h *Hub) route(up *upstream, resp *etcdserverpb.WatchResponse) {
 		}
 		resp.WatchId = r.id
 		for _, part := range splitEvents(resp, maxResponseBytes) {
-			r.s.send(part)
+			up.post(r.s, part)
 		}
 	}
 }
@@ -272,7 +288,7 @@ func (h *Hub) created(up *upstream, p *pendingCreate, resp *etcdserverpb.WatchRe
 		up.watches[p.eid] = r
 		resp.WatchId = p.id
 	}
-	p.s.answered(resp)
+	up.answerCreate(p.s, resp)
 }
 
 // send queues a request for etcd, numbered up.seq, unless the stream has

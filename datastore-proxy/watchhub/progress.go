@@ -56,7 +56,7 @@ func (up *upstream) answer(resp *etcdserverpb.WatchResponse) {
 	}
 	for s := range up.asked {
 		if s.lastCreate < up.answered {
-			s.send(&etcdserverpb.WatchResponse{Header: resp.Header, WatchId: clientv3.InvalidWatchID})
+			up.post(s, &etcdserverpb.WatchResponse{Header: resp.Header, WatchId: clientv3.InvalidWatchID})
 			delete(up.asked, s)
 		}
 	}

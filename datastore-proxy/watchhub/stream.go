@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"time"
 
 	"go.etcd.io/etcd/api/v3/etcdserverpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -16,9 +17,10 @@ import (
 var errDuplicateID = errors.New("mvcc: duplicate watch ID provided on the WatchStream")
 
 // stream is one watch stream of the tenant; its fields are guarded by the
-// hub's mu.
+// hub's mu (outbox says which of its own are not).
 type stream struct {
 	ws   etcdserverpb.Watch_WatchServer
+	up   *upstream
 	gone bool
 	// ids are the stream's watch IDs in use (open or being created), with
 	// their etcd IDs; nextID is the next one etcd would assign.
@@ -29,7 +31,8 @@ type stream struct {
 	lastCreate int64
 	// queue holds the stream's create requests not yet answered, in order
 	// (nil), and refusals waiting for the answers before them.
-	queue []*etcdserverpb.WatchResponse
+	queue  []*etcdserverpb.WatchResponse
+	outbox // what is for its client, sent outside the hub's mu (send.go)
 }
 
 // Serve serves one watch stream of the tenant until it ends, or the
@@ -37,6 +40,9 @@ type stream struct {
 // watches again from where it was).
 func (h *Hub) Serve(ws etcdserverpb.Watch_WatchServer) error {
 	s := &stream{ws: ws, ids: map[int64]int64{}}
+	s.outbox.init(h.cfg.OnStall)
+	s.watchdog = time.AfterFunc(time.Hour, func() { h.watch(s) })
+	s.watchdog.Stop()
 	up, err := h.join(s)
 	if err != nil {
 		return err
@@ -55,9 +61,14 @@ func (h *Hub) Serve(ws etcdserverpb.Watch_WatchServer) error {
 			return nil
 		case <-up.done:
 			return retriable(up.err)
+		case <-s.kicked:
+			return errStalled
 		}
 	case <-up.done:
 		return retriable(up.err)
+	case <-s.kicked:
+		// Returning ends the stream, and so the send that waits on it.
+		return errStalled
 	}
 }
 
@@ -81,7 +92,12 @@ func (h *Hub) requests(up *upstream, s *stream) error {
 		}
 		switch {
 		case msg.GetCreateRequest() != nil:
-			h.create(ctx, up, s, msg.GetCreateRequest())
+			// A refusal is sent from a goroutine of its own: this one
+			// must go on reading the client's requests, or a client that
+			// does not take the refusal yet could wait on both.
+			for _, t := range h.create(ctx, up, s, msg.GetCreateRequest()) {
+				go h.flush(t)
+			}
 		case msg.GetCancelRequest() != nil:
 			h.cancel(up, s, msg.GetCancelRequest().WatchId)
 		case msg.GetProgressRequest() != nil:
@@ -94,8 +110,8 @@ func (h *Hub) requests(up *upstream, s *stream) error {
 
 // create sends a create request to etcd with an etcd ID of the hub's, or
 // refuses it as etcd would (a watch ID in use) or for the tenant's
-// maxWatches.
-func (h *Hub) create(ctx context.Context, up *upstream, s *stream, cr *etcdserverpb.WatchCreateRequest) {
+// maxWatches; it returns the streams to flush (the refusal's).
+func (h *Hub) create(ctx context.Context, up *upstream, s *stream, cr *etcdserverpb.WatchCreateRequest) (flush []*stream) {
 	key, end := h.cfg.Range(cr)
 	res, refusal := h.cfg.Tenant.ReserveWatch()
 	var rev int64 // for a refusal's header
@@ -104,6 +120,7 @@ func (h *Hub) create(ctx context.Context, up *upstream, s *stream, cr *etcdserve
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	defer func() { flush = up.takeTouched(nil) }()
 	id := cr.WatchId
 	switch {
 	case refusal != nil:
@@ -116,7 +133,7 @@ func (h *Hub) create(ctx context.Context, up *upstream, s *stream, cr *etcdserve
 		refusal = errDuplicateID
 	}
 	if refusal != nil {
-		s.refuse(&etcdserverpb.WatchResponse{
+		up.refuse(s, &etcdserverpb.WatchResponse{
 			Header:  &etcdserverpb.ResponseHeader{Revision: rev},
 			WatchId: clientv3.InvalidWatchID, Created: true, Canceled: true, CancelReason: refusal.Error(),
 		})
@@ -135,6 +152,7 @@ func (h *Hub) create(ctx context.Context, up *upstream, s *stream, cr *etcdserve
 	up.es.Confine(cr, key, end)
 	up.send(&etcdserverpb.WatchRequest{RequestUnion: &etcdserverpb.WatchRequest_CreateRequest{CreateRequest: cr}})
 	s.lastCreate = up.seq
+	return
 }
 
 // cancel cancels one of the stream's watches on etcd (an ID not in use is
@@ -153,32 +171,24 @@ func (s *stream) used(id int64) bool {
 	return ok
 }
 
-// refuse answers a create request with a refusal, in its turn.
-func (s *stream) refuse(r *etcdserverpb.WatchResponse) {
+// refuse answers a create request of s with a refusal, in its turn.
+func (up *upstream) refuse(s *stream, r *etcdserverpb.WatchResponse) {
 	if len(s.queue) > 0 {
 		s.queue = append(s.queue, r)
 		return
 	}
-	s.send(r)
+	up.post(s, r)
 }
 
-// answered sends the answer to the stream's oldest create request, then
-// the refusals that waited for it.
-func (s *stream) answered(r *etcdserverpb.WatchResponse) {
+// answerCreate answers the oldest create request of s, then passes on the
+// refusals that waited for it.
+func (up *upstream) answerCreate(s *stream, r *etcdserverpb.WatchResponse) {
 	if len(s.queue) > 0 {
 		s.queue = s.queue[1:]
 	}
-	s.send(r)
+	up.post(s, r)
 	for len(s.queue) > 0 && s.queue[0] != nil {
-		s.send(s.queue[0])
+		up.post(s, s.queue[0])
 		s.queue = s.queue[1:]
-	}
-}
-
-// send sends to the tenant; a failed send means the stream is ending (its
-// Serve returns with the Recv error).
-func (s *stream) send(r *etcdserverpb.WatchResponse) {
-	if !s.gone {
-		_ = s.ws.Send(r)
 	}
 }

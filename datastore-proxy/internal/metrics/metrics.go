@@ -21,6 +21,7 @@ type Metrics struct {
 	watches  *prometheus.CounterVec
 	active   *prometheus.GaugeVec
 	refused  *prometheus.CounterVec
+	stalled  *prometheus.CounterVec
 	slotWait *prometheus.HistogramVec
 	tenantOf func(context.Context) (string, error)
 }
@@ -53,6 +54,10 @@ func New(reg prometheus.Registerer, tenantOf func(context.Context) (string, erro
 			Name: "kplex_datastore_proxy_watches_refused_total",
 			Help: "Watches refused because the tenant had its maxWatches open, by tenant.",
 		}, []string{"tenant"}),
+		stalled: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "kplex_datastore_proxy_watch_streams_stalled_total",
+			Help: "Watch streams on etcd ended because their client took no response for 10 s while the tenant had other watch streams (which it held up), by tenant.",
+		}, []string{"tenant"}),
 		slotWait: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "kplex_datastore_proxy_slot_wait_seconds",
 			Help:    "How long requests waited for a backend slot (the fair share's queue: slots busy, the tenant at its --backend-tenant-share, or a flood held back by --backend-tenant-busy-share), by tenant and kind (read or write).",
@@ -60,7 +65,7 @@ func New(reg prometheus.Registerer, tenantOf func(context.Context) (string, erro
 		}, []string{"tenant", "kind"}),
 		tenantOf: tenantOf,
 	}
-	reg.MustRegister(m.requests, m.latency, m.streams, m.watches, m.active, m.refused, m.slotWait)
+	reg.MustRegister(m.requests, m.latency, m.streams, m.watches, m.active, m.refused, m.stalled, m.slotWait)
 	return m
 }
 
@@ -150,4 +155,10 @@ func (m *Metrics) Watch(tenant string, scoped bool) (done func()) {
 // (server.Options.OnWatchRefused).
 func (m *Metrics) WatchRefused(tenant string) {
 	m.refused.WithLabelValues(tenant).Inc()
+}
+
+// WatchStreamStalled counts a watch stream ended for stalling
+// (server.Options.OnWatchStreamStalled).
+func (m *Metrics) WatchStreamStalled(tenant string) {
+	m.stalled.WithLabelValues(tenant).Inc()
 }
