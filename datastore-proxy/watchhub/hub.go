@@ -192,7 +192,7 @@ func (h *Hub) read(up *upstream) {
 		touched = up.takeTouched(touched[:0])
 		h.mu.Unlock()
 		for _, s := range touched {
-			h.flush(s)
+			h.flush(s, true)
 		}
 		clear(touched)
 	}

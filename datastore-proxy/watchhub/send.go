@@ -37,10 +37,11 @@ var errStalled = status.Error(codes.Unavailable, "kplex: the watch stream took n
 // kicked are guarded by the hub's mu.
 type outbox struct {
 	out, spare []*etcdserverpb.WatchResponse
-	flushing   bool // a flush is under way: it sends what is queued meanwhile
-	touched    bool // in up.touched
-	broken     bool // a send failed: the stream is ending
-	// sending is when the send under way began (UnixNano), 0 between
+	flushing   bool       // a flush is under way: it sends what is queued meanwhile
+	flushed    *sync.Cond // on the hub's mu: a flush has ended
+	touched    bool       // in up.touched
+	broken     bool       // a send failed: the stream is ending
+	// sending is when the send under way began (since epoch), 0 between
 	// sends; watchdog checks it.
 	sending  atomic.Int64
 	watchdog *time.Timer
@@ -48,7 +49,12 @@ type outbox struct {
 	kick     func()
 }
 
-func (o *outbox) init(onKick func()) {
+// epoch is where the watchdog's times are counted from, on the monotonic
+// clock.
+var epoch = time.Now()
+
+func (o *outbox) init(mu *sync.Mutex, onKick func()) {
+	o.flushed = sync.NewCond(mu)
 	o.kicked = make(chan struct{})
 	o.kick = sync.OnceFunc(func() {
 		close(o.kicked)
@@ -85,12 +91,17 @@ func (up *upstream) takeTouched(buf []*stream) []*stream {
 
 // flush sends s's queued responses in order until none are left; h.mu is
 // not held. A flush already under way, in another goroutine, sends them
-// instead.
-func (h *Hub) flush(s *stream) {
+// instead: flush returns at once then, unless wait is set (the reader's),
+// and then only once that flush has ended, so that the reader reads on
+// from etcd only when the stream has taken what it was sent.
+func (h *Hub) flush(s *stream, wait bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if s.flushing {
-		return
+	for s.flushing {
+		if !wait {
+			return
+		}
+		s.flushed.Wait()
 	}
 	s.flushing = true
 	for len(s.out) > 0 && !s.broken && !s.gone {
@@ -108,6 +119,7 @@ func (h *Hub) flush(s *stream) {
 		s.out = s.out[:0]
 	}
 	s.flushing = false
+	s.flushed.Broadcast()
 }
 
 // sendAll sends out to the tenant, each response watched for a stall of
@@ -120,8 +132,12 @@ func (s *stream) sendAll(out []*etcdserverpb.WatchResponse, timeout time.Duratio
 		}()
 		s.watchdog.Reset(timeout)
 	}
+	ctx := s.ws.Context()
 	for _, r := range out {
-		s.sending.Store(time.Now().UnixNano())
+		if err := ctx.Err(); err != nil { // the stream has ended
+			return err
+		}
+		s.sending.Store(max(int64(time.Since(epoch)), 1))
 		if err := s.ws.Send(r); err != nil {
 			return err
 		}
@@ -139,7 +155,7 @@ func (h *Hub) watch(s *stream) {
 	if began == 0 {
 		return
 	}
-	waited := time.Since(time.Unix(0, began))
+	waited := time.Since(epoch) - time.Duration(began)
 	if waited < timeout {
 		s.watchdog.Reset(timeout - waited)
 		return

@@ -40,7 +40,7 @@ type stream struct {
 // watches again from where it was).
 func (h *Hub) Serve(ws etcdserverpb.Watch_WatchServer) error {
 	s := &stream{ws: ws, ids: map[int64]int64{}}
-	s.outbox.init(h.cfg.OnStall)
+	s.outbox.init(&h.mu, h.cfg.OnStall)
 	s.watchdog = time.AfterFunc(time.Hour, func() { h.watch(s) })
 	s.watchdog.Stop()
 	up, err := h.join(s)
@@ -96,7 +96,7 @@ func (h *Hub) requests(up *upstream, s *stream) error {
 			// must go on reading the client's requests, or a client that
 			// does not take the refusal yet could wait on both.
 			for _, t := range h.create(ctx, up, s, msg.GetCreateRequest()) {
-				go h.flush(t)
+				go h.flush(t, false)
 			}
 		case msg.GetCancelRequest() != nil:
 			h.cancel(up, s, msg.GetCancelRequest().WatchId)
