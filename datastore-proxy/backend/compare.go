@@ -4,6 +4,8 @@ import (
 	"context"
 
 	"github.com/k3s-io/kine/pkg/server"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 // Why Update and Delete read the key first: kine's SQL log writes a change
@@ -30,36 +32,34 @@ import (
 // write to that revision, so a change in between makes it fail as before.
 // It costs one read of the key before each update (its key alone) and
 // each delete (its value too: the delete answers with what it removed, so
-// the tenant layer no longer reads it afterwards).
+// the tenant layer no longer reads it afterwards). A write that kine did
+// not make though the key was at its revision is an error (errRefused).
 
 // Update writes key if it holds a value at revision.
 func (b *sqlBackend) Update(ctx context.Context, key string, value []byte, revision, lease int64) (int64, *server.KeyValue, bool, error) {
 	rev, cur, err := b.Backend.Get(ctx, key, 0, true)
-	if err != nil {
-		return 0, nil, false, err
-	}
 	switch {
+	case err != nil:
+		return 0, nil, false, err
 	case cur == nil:
 		return rev, nil, false, nil
 	case cur.ModRevision != revision:
-		return b.failed(ctx, key)
+		rev, cur, err := b.Backend.Get(ctx, key, 0, false) // with its value
+		return rev, cur, false, err
 	}
-	return b.Backend.Update(ctx, key, value, revision, lease)
-}
-
-// failed answers a compare that failed with the key as it is now, value
-// and all (nil: absent), as kine's own failed update does.
-func (b *sqlBackend) failed(ctx context.Context, key string) (int64, *server.KeyValue, bool, error) {
-	rev, cur, err := b.Backend.Get(ctx, key, 0, false)
-	return rev, cur, false, err
+	rev, cur, ok, err := b.Backend.Update(ctx, key, value, revision, lease)
+	if err == nil && !ok && cur != nil && cur.ModRevision == revision {
+		return 0, nil, false, errRefused("update", key, revision)
+	}
+	return rev, cur, ok, err
 }
 
 // Delete deletes key if it holds a value at revision (any value when
 // revision is 0), and returns what it held. An unconditional delete of a
 // key that holds nothing succeeds and deletes nothing, as etcd's.
 func (b *sqlBackend) Delete(ctx context.Context, key string, revision int64) (int64, *server.KeyValue, bool, error) {
+	rev, cur, err := b.Backend.Get(ctx, key, 0, false)
 	for {
-		rev, cur, err := b.Backend.Get(ctx, key, 0, false)
 		switch {
 		case err != nil:
 			return 0, nil, false, err
@@ -68,20 +68,26 @@ func (b *sqlBackend) Delete(ctx context.Context, key string, revision int64) (in
 		case revision != 0 && cur.ModRevision != revision:
 			return rev, cur, false, nil
 		}
-		rev, _, ok, err := b.Backend.Delete(ctx, key, cur.ModRevision)
-		switch {
-		case err != nil:
+		tried := cur.ModRevision
+		var ok bool
+		if rev, _, ok, err = b.Backend.Delete(ctx, key, tried); err != nil {
 			return 0, nil, false, err
-		case ok:
+		} else if ok {
 			return rev, cur, true, nil
 		}
-		// Changed since it was read. A delete at a revision has failed;
-		// an unconditional one deletes what the key holds now.
-		if revision != 0 {
-			return b.failed(ctx, key)
-		}
-		if err := ctx.Err(); err != nil {
-			return 0, nil, false, err
+		// Changed since it was read: a delete at a revision has failed
+		// (above); an unconditional one deletes what the key holds now.
+		rev, cur, err = b.Backend.Get(ctx, key, 0, false)
+		if err == nil && cur != nil && cur.ModRevision == tried {
+			return 0, nil, false, errRefused("delete", key, tried)
 		}
 	}
+}
+
+// errRefused is a write kine did not make though the key was at its
+// revision: kine answers a write the database refused (read-only after a
+// fail-over, a full disk) as a compare that failed, which its caller
+// would try again for ever.
+func errRefused(op, key string, revision int64) error {
+	return status.Errorf(codes.Unavailable, "kplex: the database did not take the %s of %q at revision %d, which the key is at", op, key, revision)
 }

@@ -26,7 +26,9 @@ import (
 //     counted as no key and no bytes, so a tenant could write past its
 //     quota;
 //   - a delete at that revision wrote a second deletion;
-//   - an unconditional delete of a key that exists failed.
+//   - an unconditional delete of a key that exists failed;
+//   - and a delete of a key if it does not exist (compared with 0) deleted
+//     it when it did, on every backend (kine reads it as a plain delete).
 //
 // The watch from before the first write must see exactly the changes the
 // calls report, and a tenant at its key limit must stay there.
@@ -110,15 +112,35 @@ func TestAbsentKeysCompareAsEtcd(t *testing.T) {
 			want = append(want, "DELETE "+k2)
 		}
 
-		// The key limit: two keys fit, and the deletes above of keys that
-		// held nothing freed no room for a third.
-		for i := range 2 {
-			if err := create(ctx, c, fmt.Sprintf("%sq%d", dir, i), "v"); err != nil {
-				t.Fatalf("key %d of 2: %v", i, err)
-			}
-			want = append(want, fmt.Sprintf("PUT %sq%d", dir, i))
+		// A delete of a key if it does not exist: nothing to delete when it
+		// is absent; a failure, the key kept, when it exists.
+		deleteIfAbsent := func(key string) (*clientv3.TxnResponse, error) {
+			return c.Txn(ctx).If(clientv3.Compare(clientv3.ModRevision(key), "=", 0)).
+				Then(clientv3.OpDelete(key)).Else(clientv3.OpGet(key)).Commit()
 		}
-		err = create(ctx, c, dir+"q2", "v")
+		if resp, err := deleteIfAbsent(ghost); err != nil || !resp.Succeeded {
+			t.Errorf("delete %s if absent: %v, %v; want success", ghost, resp, err)
+		}
+		if _, err := c.Put(ctx, k2, "kept"); err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, "PUT "+k2)
+		if resp, err := deleteIfAbsent(k2); err != nil || resp.Succeeded {
+			t.Errorf("delete %s if absent, which exists: %v, %v; want a failure", k2, resp, err)
+		} else if kvs := resp.Responses[0].GetResponseRange().GetKvs(); len(kvs) != 1 || string(kvs[0].Value) != "kept" {
+			t.Errorf("delete %s if absent, which exists: answered %v; want the key", k2, resp.Responses)
+		}
+		if got, err := c.Get(ctx, k2); err != nil || len(got.Kvs) != 1 {
+			t.Errorf("get %s after a delete if absent: %v, %v; want it kept", k2, got, err)
+		}
+
+		// The key limit: with k2 one more key fits, and the deletes above of
+		// keys that held nothing freed no room for another.
+		if err := create(ctx, c, dir+"q0", "v"); err != nil {
+			t.Fatalf("the second key of 2: %v", err)
+		}
+		want = append(want, "PUT "+dir+"q0")
+		err = create(ctx, c, dir+"q1", "v")
 		if !errors.Is(rpctypes.Error(err), rpctypes.ErrNoSpace) {
 			t.Errorf("a third key past maxKeys 2: err = %v, want %v", err, rpctypes.ErrNoSpace)
 		}

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"context"
 
 	kineserver "github.com/k3s-io/kine/pkg/server"
@@ -116,7 +117,43 @@ func (s *Server) Txn(ctx context.Context, r *etcdserverpb.TxnRequest) (*etcdserv
 	if hasEmptyKey(r) {
 		return nil, rpctypes.ErrGRPCEmptyKey // as etcd answers
 	}
+	if key, ok := deleteIfAbsent(r); ok {
+		return s.deleteAbsent(ctx, b, key)
+	}
 	return b.Txn(ctx, r)
+}
+
+// deleteIfAbsent reports whether r deletes a key if it does not exist (its
+// mod revision compared with 0): kine reads that shape as a plain delete,
+// which deletes the key if it does exist, where etcd's compare fails.
+func deleteIfAbsent(r *etcdserverpb.TxnRequest) ([]byte, bool) {
+	if len(r.Compare) != 1 || len(r.Success) != 1 || len(r.Failure) != 1 {
+		return nil, false
+	}
+	c, del, get := r.Compare[0], r.Success[0].GetRequestDeleteRange(), r.Failure[0].GetRequestRange()
+	if c.Target != etcdserverpb.Compare_MOD || c.Result != etcdserverpb.Compare_EQUAL || c.GetModRevision() != 0 ||
+		len(c.RangeEnd) != 0 || del == nil || len(del.RangeEnd) != 0 || !bytes.Equal(del.Key, c.Key) {
+		return nil, false
+	}
+	return c.Key, get != nil
+}
+
+// deleteAbsent answers a delete of key if it does not exist as etcd does:
+// the key read, a success that deletes nothing when it is absent, and
+// otherwise a failure with the key.
+func (s *Server) deleteAbsent(ctx context.Context, b *kineserver.KVServerBridge, key []byte) (*etcdserverpb.TxnResponse, error) {
+	got, err := b.Range(ctx, &etcdserverpb.RangeRequest{Key: key})
+	if err != nil {
+		return nil, err
+	}
+	if len(got.Kvs) == 0 {
+		return &etcdserverpb.TxnResponse{Header: got.Header, Succeeded: true, Responses: []*etcdserverpb.ResponseOp{{
+			Response: &etcdserverpb.ResponseOp_ResponseDeleteRange{ResponseDeleteRange: &etcdserverpb.DeleteRangeResponse{Header: got.Header}},
+		}}}, nil
+	}
+	return &etcdserverpb.TxnResponse{Header: got.Header, Responses: []*etcdserverpb.ResponseOp{{
+		Response: &etcdserverpb.ResponseOp_ResponseRange{ResponseRange: got},
+	}}}, nil
 }
 
 // hasEmptyKey reports whether a compare or operation of r, nested ones
