@@ -6,6 +6,8 @@ import (
 	"github.com/k3s-io/kine/pkg/server"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+
+	"kplex.dev/datastore-proxy/tenantbackend"
 )
 
 // Why Update and Delete read the key first: kine's SQL log writes a change
@@ -30,14 +32,22 @@ import (
 // compared (any live revision for an unconditional delete), as etcd's
 // compare on the key's mod revision decides; kine's guard still holds the
 // write to that revision, so a change in between makes it fail as before.
-// It costs one read of the key before each update (its key alone) and
+// It costs one read of the key before each update (its key alone; none
+// when the tenant layer has just read it, for a byte limit or a put) and
 // each delete (its value too: the delete answers with what it removed, so
 // the tenant layer no longer reads it afterwards). A write that kine did
 // not make though the key was at its revision is an error (errRefused).
 
-// Update writes key if it holds a value at revision.
+// Update writes key if it holds a value at revision. The key as its
+// caller has just read it at that revision (tenantbackend.Read) stands in
+// for the read.
 func (b *sqlBackend) Update(ctx context.Context, key string, value []byte, revision, lease int64) (int64, *server.KeyValue, bool, error) {
-	rev, cur, err := b.Backend.Get(ctx, key, 0, true)
+	var rev int64
+	var err error
+	cur, read := tenantbackend.Read(ctx, key)
+	if !read || cur.ModRevision != revision {
+		rev, cur, err = b.Backend.Get(ctx, key, 0, true)
+	}
 	switch {
 	case err != nil:
 		return 0, nil, false, err

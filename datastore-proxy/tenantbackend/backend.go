@@ -119,30 +119,6 @@ func (b *Backend) Count(ctx context.Context, key, end string, revision int64) (i
 	return b.inner.Count(ctx, k, e, revision)
 }
 
-// Update updates the tenant's key if it is still at revision, within its
-// byte quota (a growing value is checked against it).
-func (b *Backend) Update(ctx context.Context, key string, value []byte, revision, lease int64) (int64, *server.KeyValue, bool, error) {
-	// Only a byte limit needs the old size (one extra read).
-	var grow int64
-	if b.limits().MaxBytes > 0 {
-		_, old, err := b.inner.Get(ctx, b.space.Key(key), 0, false)
-		if err != nil {
-			return 0, nil, false, err
-		}
-		if old != nil {
-			grow = int64(len(value) - len(old.Value))
-		}
-		if err := b.admit(ctx, 0, grow); err != nil {
-			return 0, nil, false, err
-		}
-	}
-	rev, kv, ok, err := b.inner.Update(ctx, b.space.Key(key), value, revision, lease)
-	if ok && err == nil {
-		b.usage.Add(0, grow, rev)
-	}
-	return rev, b.own(kv), ok, err
-}
-
 // watchHandoff is how many batches a watch of a shared backend without
 // range watches passes on ahead of its reader, here (Watch). Few: what a
 // slow reader leaves unread is held where it is bounded, not here; 100

@@ -68,13 +68,14 @@ func (b *Backend) putByUpdate(ctx context.Context, key string, value []byte, lea
 				return 0, nil, err
 			}
 		}
-		_, cur, err := b.Get(ctx, key, 0, false)
+		_, stored, err := b.inner.Get(ctx, b.space.Key(key), 0, false)
 		if err != nil {
 			return 0, nil, err
 		}
+		cur := b.own(stored)
 		create = cur == nil
 		if cur != nil {
-			rev, _, ok, err := b.Update(ctx, key, value, cur.ModRevision, lease)
+			rev, _, ok, err := b.update(ctx, key, value, cur.ModRevision, lease, stored)
 			if err != nil {
 				return 0, nil, err
 			}
