@@ -31,8 +31,9 @@
 // stops reading holds up the tenant's other streams, never another
 // tenant's, and etcd keeps what the tenant's stream has not taken, as for
 // its own clients; after Config.StallTimeout such a stream is ended, so
-// that the others go on (send.go). The proxy holds the flow-control windows and the
-// response it is passing on, cut into parts of about 1 MiB (split.go).
+// that the others go on (send.go). The proxy holds the flow-control
+// windows and the response it is passing on, cut into parts of about
+// 1 MiB (split.go).
 package watchhub
 
 import (
