@@ -1,7 +1,9 @@
 package backend
 
 import (
+	"cmp"
 	"context"
+	"errors"
 
 	"github.com/k3s-io/kine/pkg/server"
 	"google.golang.org/grpc/codes"
@@ -36,7 +38,8 @@ import (
 // when the tenant layer has just read it, for a byte limit or a put) and
 // each delete (its value too: the delete answers with what it removed, so
 // the tenant layer no longer reads it afterwards). A write that kine did
-// not make though the key was at its revision is an error (errRefused).
+// not make though the key was at its revision is an error (errRefused),
+// and so is a create the database refused (Create).
 
 // Update writes key if it holds a value at revision. The key as its
 // caller has just read it at that revision (tenantbackend.Read) stands in
@@ -92,6 +95,51 @@ func (b *sqlBackend) Delete(ctx context.Context, key string, revision int64) (in
 			return 0, nil, false, errRefused("delete", key, tried)
 		}
 	}
+}
+
+// Create creates key if it holds nothing, as kine's Create does, in one
+// write for a key that never existed and after a read over a deletion.
+// kine's own dropped the error of a write the database refused: read back
+// absent, the key answered as created, a put acknowledged and never
+// applied; over a deletion, as existing, which a put then tried again for
+// ever. Here that error is returned.
+func (b *sqlBackend) Create(ctx context.Context, key string, value []byte, lease int64) (int64, error) {
+	ev := &server.Event{Create: true, KV: &server.KeyValue{Key: key, Value: value, Lease: lease}, PrevKV: &server.KeyValue{}}
+	rev, err := b.log.Append(ctx, ev)
+	switch {
+	case err != nil:
+		return b.createFailed(ctx, err)
+	case rev != 0:
+		return rev, nil
+	}
+	// The key has rows: its last one must be a deletion, to create over.
+	last, err := b.log.List(ctx, key, "", 1, 0, true, true)
+	switch {
+	case err != nil:
+		return 0, err
+	case len(last.Events) == 0 || !last.Events[0].Delete:
+		return b.createFailed(ctx, server.ErrKeyExists)
+	}
+	ev.PrevKV.ModRevision = last.Events[0].KV.ModRevision
+	if rev, err = b.log.Append(ctx, ev); err != nil || rev == 0 {
+		return b.createFailed(ctx, cmp.Or(err, server.ErrKeyExists)) // another write came first
+	}
+	return rev, nil
+}
+
+// createFailed answers a create that failed with err as kine does: a key
+// that exists (server.ErrKeyExists, also how kine's dialects translate a
+// conflicting insert) at the current revision, which kine's bridge then
+// reads the key at.
+func (b *sqlBackend) createFailed(ctx context.Context, err error) (int64, error) {
+	if !errors.Is(err, server.ErrKeyExists) {
+		return 0, err
+	}
+	rev, rerr := b.log.CurrentRevision(ctx)
+	if rerr != nil {
+		return 0, rerr
+	}
+	return rev, err
 }
 
 // errRefused is a write kine did not make though the key was at its

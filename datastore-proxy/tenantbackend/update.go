@@ -33,8 +33,10 @@ func (b *Backend) update(ctx context.Context, key string, value []byte, revision
 	var grow int64
 	if old != nil {
 		grow = int64(len(value) - len(old.Value))
-		if err := b.admit(ctx, 0, grow); err != nil {
-			return 0, nil, false, err
+		if b.limits().MaxBytes > 0 { // a key limit alone need not wait for a count
+			if err := b.admit(ctx, 0, grow); err != nil {
+				return 0, nil, false, err
+			}
 		}
 		ctx = context.WithValue(ctx, readKey{}, old)
 	}
