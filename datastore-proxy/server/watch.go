@@ -34,7 +34,7 @@ func (s *Server) Watch(ws etcdserverpb.Watch_WatchServer) error {
 	if st.hub != nil {
 		return st.hub.Serve(ws)
 	}
-	rs := &rangeStream{Watch_WatchServer: ws, ctx: ws.Context(), tb: st.backend}
+	rs := &rangeStream{Watch_WatchServer: ws, ctx: ws.Context(), tb: st.backend, ids: watchIDs{local: map[int64]int64{}, kine: map[int64]int64{}}}
 	defer rs.dropReservations()
 	return st.bridge.Watch(rs)
 }
@@ -121,6 +121,7 @@ type rangeStream struct {
 	// a watch may not have taken yet.
 	reserved []*tenantbackend.Reservation
 	sendMu   sync.Mutex // kine's sends and this stream's refusals
+	ids      watchIDs
 }
 
 func (r *rangeStream) Context() context.Context {
@@ -134,6 +135,9 @@ func (r *rangeStream) Recv() (*etcdserverpb.WatchRequest, error) {
 		msg, err := r.Watch_WatchServer.Recv()
 		if err != nil {
 			return msg, err
+		}
+		if c := msg.GetCancelRequest(); c != nil {
+			c.WatchId = r.ids.toKine(c.WatchId)
 		}
 		cr := msg.GetCreateRequest()
 		if cr == nil {
@@ -163,10 +167,12 @@ func (r *rangeStream) Recv() (*etcdserverpb.WatchRequest, error) {
 	}
 }
 
-// Send is the stream's Send, one at a time: kine's sends and refusals.
+// Send is the stream's Send, one at a time: kine's sends and refusals,
+// with the stream's own watch IDs.
 func (r *rangeStream) Send(m *etcdserverpb.WatchResponse) error {
 	r.sendMu.Lock()
 	defer r.sendMu.Unlock()
+	m.WatchId = r.ids.fromKine(m.WatchId, m.Canceled)
 	return r.Watch_WatchServer.Send(m)
 }
 
