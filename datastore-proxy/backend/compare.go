@@ -48,7 +48,7 @@ func (b *sqlBackend) Update(ctx context.Context, key string, value []byte, revis
 	var rev int64
 	var err error
 	cur, read := tenantbackend.Read(ctx, key)
-	if !read || cur.ModRevision != revision {
+	if !read {
 		rev, cur, err = b.Backend.Get(ctx, key, 0, true)
 	}
 	switch {
