@@ -212,7 +212,7 @@ func (b *Backend) List(ctx context.Context, key, end string, limit, revision int
 		if rev == 0 {
 			rev = header
 		}
-		b.counts.put(key, end, rev, resp.Count)
+		b.counts.put(key, end, rev, resp.Count, header)
 	}
 	return header, kvs, nil
 }
@@ -244,8 +244,8 @@ func (b *Backend) ListStream(ctx context.Context, key, end string, limit, revisi
 // Count counts [key, end) at revision.
 func (b *Backend) Count(ctx context.Context, key, end string, revision int64) (int64, int64, error) {
 	if revision > 0 {
-		if n, ok := b.counts.get(key, end, revision); ok {
-			return revision, n, nil
+		if n, header, ok := b.counts.get(key, end, revision); ok {
+			return header, n, nil
 		}
 	}
 	opts := append(readOpts(revision, true), clientv3.WithCountOnly())
