@@ -108,13 +108,14 @@ func (b *Backend) read(ctx context.Context, key string, alone bool, opts ...clie
 
 // Create creates key if it does not exist.
 func (b *Backend) Create(ctx context.Context, key string, value []byte, ttl int64) (int64, error) {
-	put, err := b.putOp(ctx, key, value, ttl)
-	if err != nil {
-		return 0, err
-	}
-	rev, txn, err := b.write(ctx, key, len(key)+len(value), clientv3.OpTxn(
-		[]clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(key), "=", 0)},
-		[]clientv3.Op{put}, nil))
+	var rev int64
+	var txn *etcdserverpb.TxnResponse
+	err := b.leased(ctx, key, value, ttl, nil, func(put clientv3.Op) (err error) {
+		rev, txn, err = b.write(ctx, key, len(key)+len(value), clientv3.OpTxn(
+			[]clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(key), "=", 0)},
+			[]clientv3.Op{put}, nil))
+		return err
+	})
 	if err != nil {
 		return 0, err
 	}
@@ -126,14 +127,15 @@ func (b *Backend) Create(ctx context.Context, key string, value []byte, ttl int6
 
 // Update writes key if it is still at revision.
 func (b *Backend) Update(ctx context.Context, key string, value []byte, revision, ttl int64) (int64, *server.KeyValue, bool, error) {
-	put, err := b.putOp(ctx, key, value, ttl)
-	if err != nil {
-		return 0, nil, false, err
-	}
-	rev, txn, err := b.write(ctx, key, len(key)+len(value), clientv3.OpTxn(
-		[]clientv3.Cmp{clientv3.Compare(clientv3.ModRevision(key), "=", revision)},
-		[]clientv3.Op{put, clientv3.OpGet(key)},
-		[]clientv3.Op{clientv3.OpGet(key)}))
+	var rev int64
+	var txn *etcdserverpb.TxnResponse
+	err := b.leased(ctx, key, value, ttl, nil, func(put clientv3.Op) (err error) {
+		rev, txn, err = b.write(ctx, key, len(key)+len(value), clientv3.OpTxn(
+			[]clientv3.Cmp{clientv3.Compare(clientv3.ModRevision(key), "=", revision)},
+			[]clientv3.Op{put, clientv3.OpGet(key)},
+			[]clientv3.Op{clientv3.OpGet(key)}))
+		return err
+	})
 	if err != nil {
 		return 0, nil, false, err
 	}
@@ -148,13 +150,14 @@ func (b *Backend) Update(ctx context.Context, key string, value []byte, revision
 // Put writes key whatever it holds, as etcd's Put, and returns what it
 // held before (nil: nothing); tenantbackend.Putter.
 func (b *Backend) Put(ctx context.Context, key string, value []byte, ttl int64) (int64, *server.KeyValue, error) {
-	put, err := b.putOp(ctx, key, value, ttl, clientv3.WithPrevKV())
+	var rev int64
+	var r *etcdserverpb.ResponseOp
+	err := b.leased(ctx, key, value, ttl, []clientv3.OpOption{clientv3.WithPrevKV()}, func(put clientv3.Op) (err error) {
+		r, rev, err = b.writes.do(ctx, put, key, len(key)+len(value))
+		return mapErr(err)
+	})
 	if err != nil {
 		return 0, nil, err
-	}
-	r, rev, err := b.writes.do(ctx, put, key, len(key)+len(value))
-	if err != nil {
-		return 0, nil, mapErr(err)
 	}
 	if p := r.GetResponsePut(); p != nil && p.PrevKv != nil {
 		return rev, toKV(p.PrevKv), nil
@@ -295,15 +298,27 @@ func (b *Backend) write(ctx context.Context, key string, size int, txn clientv3.
 	return rev, r.GetResponseTxn(), nil
 }
 
-func (b *Backend) putOp(ctx context.Context, key string, value []byte, ttl int64, opts ...clientv3.OpOption) (clientv3.Op, error) {
-	if ttl > 0 {
-		id, err := b.leases.get(ctx, ttl)
-		if err != nil {
-			return clientv3.Op{}, err
+// leased runs write with the op that puts key, with ttl's lease when ttl
+// is set. When etcd no longer has the cached lease the op names (revoked
+// by hand, or etcd restored from a backup), the cache forgets it and
+// write runs once more, with a lease granted anew: otherwise every write
+// of the TTL class would fail until the lease's window ended, which for
+// long TTLs is days.
+func (b *Backend) leased(ctx context.Context, key string, value []byte, ttl int64, opts []clientv3.OpOption, write func(put clientv3.Op) error) error {
+	for retried := false; ; retried = true {
+		var id clientv3.LeaseID
+		if ttl > 0 {
+			var err error
+			if id, err = b.leases.get(ctx, ttl); err != nil {
+				return err
+			}
 		}
-		opts = append(opts, clientv3.WithLease(id))
+		err := write(clientv3.OpPut(key, string(value), append(opts, clientv3.WithLease(id))...))
+		if id == 0 || retried || !errors.Is(rpctypes.Error(err), rpctypes.ErrLeaseNotFound) {
+			return err
+		}
+		b.leases.forget(ttl, id)
 	}
-	return clientv3.OpPut(key, string(value), opts...), nil
 }
 
 func readOpts(revision int64, keysOnly bool) []clientv3.OpOption {

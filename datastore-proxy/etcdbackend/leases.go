@@ -25,15 +25,32 @@ import (
 //
 // The leases in etcd are shared by every tenant and so must stay bounded
 // whatever tenants do. A TTL is one of 930 classes (ttlClass), and
-// each class has at most about 101 leases alive at once (reuseWindow), so
-// however many distinct TTLs tenants put keys with, the proxy holds at
-// most 930 cached leases and keeps at most about 94,000 alive in
-// etcd. Before classes, every distinct TTL was a lease of its own, and a
+// each class has at most about 101 leases alive at once (reuseWindow),
+// and beyond that one per maxKeysPerLease keys it holds, so however many
+// distinct TTLs tenants put keys with, the proxy holds at most 930 cached
+// leases and keeps at most about 94,000 alive in etcd, plus one per
+// thousand keys with a TTL (which the tenants' quotas bound). Before classes, every distinct TTL was a lease of its own, and a
 // TTL of years a new one each minute: a tenant could fill the shared etcd
 // with leases.
 //
 // The IDs are the proxy's own (leaseid), so a key's lease reads as its
-// TTL class, never as an ID that other tenants' keys share.
+// TTL class, never as an ID that other tenants' keys share. Their other
+// bits number the class's window (windowSeq), so that every replica of
+// the proxy, and a proxy restarted, grants the same lease in one window:
+// the bound above holds for etcd, not for each proxy process. A grant
+// that finds its lease granted already (by another replica) takes it for
+// as long as its time left keeps a key of the class (adopt).
+//
+// A lease serves at most maxKeysPerLease keys, as kube-apiserver's own
+// lease manager has it: when a lease expires, etcd deletes all its keys in
+// one transaction, and hundreds of tenants' Events on one lease would make
+// that one transaction hold tens of thousands of deletes. A full lease is
+// followed by one of a random ID within its window; each replica counts
+// the keys it attaches itself.
+//
+// A cached lease that etcd no longer has (revoked by hand, or etcd
+// restored from a backup) is forgotten when a write finds it missing, and
+// the write is tried once more with a lease granted anew (forget).
 //
 // A class's grant is one at a time, and no lock is held while it runs:
 // the callers of that class wait for it, each no longer than its own
@@ -49,9 +66,14 @@ type leaseCache struct {
 }
 
 type cachedLease struct {
-	id      clientv3.LeaseID
-	granted time.Time
+	id    clientv3.LeaseID
+	until time.Time // the last moment a key of the class may be attached
+	keys  int       // attached through this cache so far
 }
+
+// maxKeysPerLease is how many keys one lease serves (kube-apiserver's
+// defaultLeaseMaxObjectCount); a variable for tests.
+var maxKeysPerLease = 1000
 
 // grantCall is one grant of a class's lease; id and err are set when done
 // is closed.
@@ -100,9 +122,17 @@ func reuseWindow(class int64) time.Duration {
 	return max(w, time.Duration(class)*time.Second/100)
 }
 
-// grantAttempts is how often an ID is drawn before giving up: a random ID
-// meets one in use about once in 2^29.
+// grantAttempts is how often a random ID is drawn, after the window's own
+// ID, before giving up: a random ID meets one in use about once in 2^29.
 const grantAttempts = 3
+
+// windowSeq numbers the window of class that t falls in, in the bits that
+// leaseid leaves random: the window's lease has the same ID on every
+// replica. It wraps after 2^29 windows, long after a lease of the class
+// (the class plus a window, at most 101 windows) has expired.
+func windowSeq(t time.Time, window time.Duration) uint64 {
+	return uint64(t.UnixNano()/int64(window)) << (leaseid.TTLBits + 1)
+}
 
 // get returns a lease that keeps a key at least ttl seconds: its class's
 // lease, granted now unless one granted within the class's window serves.
@@ -113,7 +143,11 @@ func (l *leaseCache) get(ctx context.Context, ttl int64) (clientv3.LeaseID, erro
 	class := ttlClass(ttl)
 	window := reuseWindow(class)
 	l.mu.Lock()
-	if cl, ok := l.by[class]; ok && time.Since(cl.granted) < window {
+	cl, ok := l.by[class]
+	live := ok && time.Now().Before(cl.until)
+	if live && cl.keys < maxKeysPerLease {
+		cl.keys++
+		l.by[class] = cl
 		l.mu.Unlock()
 		return cl.id, nil
 	}
@@ -121,11 +155,20 @@ func (l *leaseCache) get(ctx context.Context, ttl int64) (clientv3.LeaseID, erro
 	if g == nil {
 		g = &grantCall{done: make(chan struct{})}
 		l.granting[class] = g
-		go l.grant(context.WithoutCancel(ctx), class, window, g)
+		// A full lease may be the window's own: the next is not.
+		go l.grant(context.WithoutCancel(ctx), class, window, live, g)
 	}
 	l.mu.Unlock()
 	select {
 	case <-g.done:
+		if g.err == nil {
+			l.mu.Lock()
+			if cl, ok := l.by[class]; ok && cl.id == g.id {
+				cl.keys++
+				l.by[class] = cl
+			}
+			l.mu.Unlock()
+		}
 		return g.id, g.err
 	case <-ctx.Done():
 		return 0, ctx.Err()
@@ -134,37 +177,83 @@ func (l *leaseCache) get(ctx context.Context, ttl int64) (clientv3.LeaseID, erro
 
 // grant grants class's lease for the class plus its window, caches it,
 // and hands it to g's waiters.
-func (l *leaseCache) grant(ctx context.Context, class int64, window time.Duration, g *grantCall) {
+func (l *leaseCache) grant(ctx context.Context, class int64, window time.Duration, random bool, g *grantCall) {
 	ctx, cancel := context.WithTimeout(ctx, grantTimeout)
 	defer cancel()
-	id, start, err := l.grantOnce(ctx, class+int64((window+time.Second-1)/time.Second), class)
+	cl, err := l.grantOnce(ctx, class+int64((window+time.Second-1)/time.Second), class, window, random)
 	l.mu.Lock()
 	if err == nil {
-		l.by[class] = cachedLease{id: id, granted: start}
+		l.by[class] = cl
 	}
 	delete(l.granting, class)
 	l.mu.Unlock()
-	g.id, g.err = id, err
+	g.id, g.err = cl.id, err
 	close(g.done)
 }
 
-// grantOnce grants a lease of ttl seconds with an ID of class, drawing
-// another ID if the one drawn is taken; start is when the request went.
-func (l *leaseCache) grantOnce(ctx context.Context, ttl, class int64) (clientv3.LeaseID, time.Time, error) {
-	var err error
-	for range grantAttempts {
-		id := leaseid.New(class, rand.Uint64())
-		// The window runs from before the request: etcd starts the
-		// lease's time no earlier, so a key attached at the window's end
-		// still has its whole TTL.
-		start := time.Now()
+// forget drops class's cached lease if it is id, which etcd no longer
+// has: the next caller of the class gets one granted anew.
+func (l *leaseCache) forget(ttl int64, id clientv3.LeaseID) {
+	class := ttlClass(ttl)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if cl, ok := l.by[class]; ok && cl.id == id {
+		delete(l.by, class)
+	}
+}
+
+// grantOnce grants a lease of ttl seconds for class: the window's own ID
+// (windowSeq), adopted if another replica granted it already, else (or if
+// random) a random ID of the class, drawing another if the one drawn is
+// taken.
+func (l *leaseCache) grantOnce(ctx context.Context, ttl, class int64, window time.Duration, random bool) (cachedLease, error) {
+	// The window runs from before the request: etcd starts the lease's
+	// time no earlier, so a key attached at the window's end still has
+	// its whole TTL.
+	start := time.Now()
+	id := leaseid.New(class, windowSeq(start, window))
+	err := rpctypes.ErrGRPCLeaseExist
+	if !random {
 		_, err = l.lc.LeaseGrant(ctx, &etcdserverpb.LeaseGrantRequest{ID: id, TTL: ttl})
 		if err == nil {
-			return clientv3.LeaseID(id), start, nil
-		}
-		if !errors.Is(rpctypes.Error(err), rpctypes.ErrLeaseExist) {
-			break
+			return cachedLease{id: clientv3.LeaseID(id), until: start.Add(window)}, nil
 		}
 	}
-	return 0, time.Time{}, fmt.Errorf("etcd lease for TTL class %ds: %w", class, mapErr(err))
+	if errors.Is(rpctypes.Error(err), rpctypes.ErrLeaseExist) {
+		if !random {
+			cl, ok, aerr := l.adopt(ctx, id, class)
+			if ok || aerr != nil {
+				return cl, aerr
+			}
+		}
+		for range grantAttempts {
+			id = leaseid.New(class, rand.Uint64())
+			start = time.Now()
+			if _, err = l.lc.LeaseGrant(ctx, &etcdserverpb.LeaseGrantRequest{ID: id, TTL: ttl}); err == nil {
+				return cachedLease{id: clientv3.LeaseID(id), until: start.Add(window)}, nil
+			}
+			if !errors.Is(rpctypes.Error(err), rpctypes.ErrLeaseExist) {
+				break
+			}
+		}
+	}
+	return cachedLease{}, fmt.Errorf("etcd lease for TTL class %ds: %w", class, mapErr(err))
+}
+
+// adopt takes the lease id, granted already, for as long as the time it
+// has left keeps a key of class: until that time less the class, counted
+// from before the question (etcd rounds the time left down). ok is false
+// when it has too little left (or is gone): a lease of the same class
+// from a proxy of another clock, or from before window IDs.
+func (l *leaseCache) adopt(ctx context.Context, id, class int64) (cl cachedLease, ok bool, err error) {
+	asked := time.Now()
+	r, err := l.lc.LeaseTimeToLive(ctx, &etcdserverpb.LeaseTimeToLiveRequest{ID: id})
+	if err != nil {
+		return cachedLease{}, false, fmt.Errorf("etcd lease for TTL class %ds: time left of lease %x: %w", class, id, mapErr(err))
+	}
+	until := asked.Add(time.Duration(r.TTL-class) * time.Second)
+	if r.TTL <= class || !until.After(time.Now()) {
+		return cachedLease{}, false, nil
+	}
+	return cachedLease{id: clientv3.LeaseID(id), until: until}, true, nil
 }

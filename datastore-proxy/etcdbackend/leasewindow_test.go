@@ -1,0 +1,214 @@
+package etcdbackend
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.etcd.io/etcd/api/v3/etcdserverpb"
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"kplex.dev/datastore-proxy/leaseid"
+)
+
+// leaseOf is the etcd lease that key is attached to.
+func leaseOf(t *testing.T, ctx context.Context, c *clientv3.Client, key string) clientv3.LeaseID {
+	t.Helper()
+	r, err := c.Get(ctx, key)
+	if err != nil || len(r.Kvs) != 1 {
+		t.Fatalf("get %s straight from etcd: %v, %v", key, r, err)
+	}
+	return clientv3.LeaseID(r.Kvs[0].Lease)
+}
+
+// inOneWindow runs f until it runs within one window of class (a window
+// may end while it runs; the second try is in the next one).
+func inOneWindow(t *testing.T, class int64, f func(seq uint64)) {
+	t.Helper()
+	window := reuseWindow(class)
+	for range 3 {
+		seq := windowSeq(time.Now(), window)
+		f(seq)
+		if windowSeq(time.Now(), window) == seq {
+			return
+		}
+	}
+	t.Fatalf("three windows of %v ended while the test ran", window)
+}
+
+// Two proxies (two replicas, or one restarted) put keys of one TTL in the
+// same window on the same lease: the leases in etcd are bounded for etcd,
+// not for each proxy process. (With random IDs each proxy granted its own
+// lease for every class and window, and a rollout left a new set alive for
+// up to the class's TTL.)
+func TestReplicasShareAWindowsLease(t *testing.T) {
+	c := startEtcd(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	const ttl = 3600
+	inOneWindow(t, ttlClass(ttl), func(uint64) {
+		b1 := New(c, &sync.WaitGroup{}, 0, 0, prometheus.NewRegistry())
+		b2 := New(c, &sync.WaitGroup{}, 0, 0, prometheus.NewRegistry())
+		if _, err := b1.Create(ctx, "/kplex/alpha/e1", []byte("v"), ttl); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := b2.Put(ctx, "/kplex/beta/e2", []byte("v"), ttl); err != nil {
+			t.Fatal(err)
+		}
+	})
+	l1, l2 := leaseOf(t, ctx, c, "/kplex/alpha/e1"), leaseOf(t, ctx, c, "/kplex/beta/e2")
+	if l1 != l2 {
+		t.Errorf("two proxies put keys of one TTL in one window on leases %x and %x, want one", l1, l2)
+	}
+	left, err := c.TimeToLive(ctx, l2)
+	if err != nil || left.TTL < ttlClass(ttl) {
+		t.Errorf("the shared lease: %+v, %v; want at least %d s left", left, err, ttlClass(ttl))
+	}
+}
+
+// A lease of the window's ID that has too little time left for the class
+// (granted by a proxy with another clock, or before window IDs) is not
+// taken: the key gets a lease of its own that keeps it its whole TTL. One
+// with time enough is taken.
+func TestAWindowsLeaseIsTakenOnlyWithTimeEnough(t *testing.T) {
+	c := startEtcd(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	lc := etcdserverpb.NewLeaseClient(c.ActiveConnection())
+	for _, tc := range []struct {
+		name       string
+		ttl        int64 // each case a class of its own: the window's ID is the class's
+		grantedTTL int64
+		taken      bool
+	}{
+		{"too little time left", 3600, 30, false},
+		{"time enough", 7200, 7200 + 600, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ttl, class := tc.ttl, ttlClass(tc.ttl)
+			key := "/kplex/alpha/" + tc.name
+			var id int64
+			inOneWindow(t, class, func(seq uint64) {
+				id = leaseid.New(class, seq)
+				if _, err := lc.LeaseGrant(ctx, &etcdserverpb.LeaseGrantRequest{ID: id, TTL: tc.grantedTTL}); err != nil {
+					t.Fatal(err)
+				}
+				b := New(c, &sync.WaitGroup{}, 0, 0, prometheus.NewRegistry())
+				if _, err := b.Create(ctx, key, []byte("v"), ttl); err != nil {
+					t.Fatal(err)
+				}
+			})
+			got := leaseOf(t, ctx, c, key)
+			if taken := int64(got) == id; taken != tc.taken {
+				t.Errorf("the key's lease %x, the window's %x granted for %d s: taken %v, want %v", got, id, tc.grantedTTL, taken, tc.taken)
+			}
+			if leaseid.TTL(int64(got)) != class {
+				t.Errorf("the key's lease %x is not of class %d", got, class)
+			}
+			if left, err := c.TimeToLive(ctx, got); err != nil || left.TTL < class {
+				t.Errorf("the key's lease: %+v, %v; want at least %d s left", left, err, class)
+			}
+		})
+	}
+}
+
+// A cached lease that etcd no longer has (an operator revoked it, or etcd
+// was restored from a backup) costs the next write a grant, not an error:
+// before, every write of the class failed with "requested lease not found"
+// until the window ended (a minute here, days for long TTLs).
+func TestARevokedLeaseIsGrantedAnew(t *testing.T) {
+	c := startEtcd(t)
+	b := New(c, &sync.WaitGroup{}, 0, 0, prometheus.NewRegistry())
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	const ttl = 3600
+	if _, err := b.Create(ctx, "/kplex/alpha/plain", []byte("v"), 0); err != nil {
+		t.Fatal(err)
+	}
+	writes := []struct {
+		name  string
+		write func(key string) error
+	}{
+		{"create", func(key string) error { _, err := b.Create(ctx, key, []byte("v"), ttl); return err }},
+		{"put", func(key string) error { _, _, err := b.Put(ctx, key, []byte("v"), ttl); return err }},
+		{"update", func(string) error {
+			_, kv, err := b.Get(ctx, "/kplex/alpha/plain", 0, false)
+			if err != nil {
+				return err
+			}
+			_, _, ok, err := b.Update(ctx, "/kplex/alpha/plain", []byte("w"), kv.ModRevision, ttl)
+			if err == nil && !ok {
+				t.Errorf("the update's compare failed")
+			}
+			return err
+		}},
+	}
+	if _, err := b.Create(ctx, "/kplex/alpha/first", []byte("v"), ttl); err != nil {
+		t.Fatal(err)
+	}
+	revoked := leaseOf(t, ctx, c, "/kplex/alpha/first")
+	for _, w := range writes {
+		if _, err := c.Revoke(ctx, revoked); err != nil {
+			t.Fatalf("revoke %x: %v", revoked, err)
+		}
+		key := "/kplex/alpha/" + w.name
+		if w.name == "update" {
+			key = "/kplex/alpha/plain"
+		}
+		if err := w.write(key); err != nil {
+			t.Fatalf("%s after its class's lease %x was revoked: %v", w.name, revoked, err)
+		}
+		// The lease granted anew may have the revoked one's ID (the
+		// window's own): what counts is that etcd has it, for the TTL.
+		got := leaseOf(t, ctx, c, key)
+		left, err := c.TimeToLive(ctx, got)
+		if err != nil || left.TTL < ttlClass(ttl) || leaseid.TTL(int64(got)) != ttlClass(ttl) {
+			t.Fatalf("%s after %x was revoked: the key's lease %x has %+v, %v; want at least %d s", w.name, revoked, got, left, err, ttlClass(ttl))
+		}
+		revoked = got
+	}
+}
+
+// A lease serves at most maxKeysPerLease keys, as kube-apiserver's own
+// lease manager has it: etcd deletes a lease's keys in one transaction
+// when it expires. The window's own lease comes first, then leases of
+// random IDs. (Before, every key of the class in the window, of every
+// tenant, went on one lease.)
+func TestALeaseServesALimitedNumberOfKeys(t *testing.T) {
+	c := startEtcd(t)
+	old := maxKeysPerLease
+	maxKeysPerLease = 3
+	t.Cleanup(func() { maxKeysPerLease = old })
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	const ttl = 3600
+	class := ttlClass(ttl)
+	var first uint64
+	inOneWindow(t, class, func(seq uint64) {
+		first = seq
+		b := New(c, &sync.WaitGroup{}, 0, 0, prometheus.NewRegistry())
+		for i := range 7 {
+			if _, err := b.Create(ctx, fmt.Sprintf("/kplex/alpha/e%d-%d", seq, i), []byte("v"), ttl); err != nil {
+				t.Fatal(err)
+			}
+		}
+	})
+	keys := map[clientv3.LeaseID]int{}
+	for i := range 7 {
+		keys[leaseOf(t, ctx, c, fmt.Sprintf("/kplex/alpha/e%d-%d", first, i))]++
+	}
+	if len(keys) != 3 {
+		t.Errorf("7 keys on %d leases, want 3 (at most 3 keys a lease): %v", len(keys), keys)
+	}
+	if n := keys[clientv3.LeaseID(leaseid.New(class, first))]; n != 3 {
+		t.Errorf("the window's own lease has %d keys, want 3: %v", n, keys)
+	}
+	for id, n := range keys {
+		if n > 3 || leaseid.TTL(int64(id)) != class {
+			t.Errorf("lease %x: %d keys, class %d", id, n, leaseid.TTL(int64(id)))
+		}
+	}
+}
