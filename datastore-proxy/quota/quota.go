@@ -25,11 +25,22 @@
 // flight between Admit and Add, never more. A refused write gets etcd's
 // "database space exceeded", which kube-apiserver reports for that
 // tenant's request only.
+//
+// Two kinds of writes leave the counts in doubt. A write whose outcome is
+// unknown (its caller's deadline passed, or the store went away, after it
+// was sent: it may have been applied) is counted as applied (Unsure), and
+// the next write starts a rescan in the background: writes that time out
+// one after another cannot each slip past the limits uncounted. An update
+// whose change in bytes is not known (a tenant without a byte limit is not
+// read before its updates) leaves the byte count in doubt (Uncounted):
+// once the tenant has a byte limit, its next write waits for a count, as a
+// first one. A scan that starts after such writes ends the doubt.
 package quota
 
 import (
 	"context"
 	"errors"
+	"math"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -116,7 +127,15 @@ type Usage struct {
 	// cutShort: the last scan failed because its revision was compacted
 	// before it ended, so the next one reads unpaced (startLocked).
 	cutShort bool
+	// doubt counts the writes that left the counts in doubt (Unsure,
+	// Uncounted); settled is what it was when the last scan to succeed
+	// started reading.
+	doubt   doubt
+	settled doubt
 }
+
+// doubt counts the writes of each kind that left the counts in doubt.
+type doubt struct{ unsure, uncounted uint64 }
 
 // scanRun is one scan; done is closed when err is set. The writes
 // recorded while it reads (Usage.mu; before it starts reading, it will
@@ -129,6 +148,7 @@ type scanRun struct {
 	urgent  chan struct{}
 	hurry   sync.Once
 	reading bool
+	doubt   doubt // Usage's when it started reading
 	adds    []add
 	rev     int64
 	later   add
@@ -181,10 +201,23 @@ func (u *Usage) Snapshot() (keys, bytes int64, loaded bool) {
 func (u *Usage) Admit(ctx context.Context, l tenantconfig.Limits, scan Scan, keys, bytes int64) error {
 	limited := l.MaxKeys > 0 || l.MaxBytes > 0
 	u.mu.Lock()
-	loaded := !u.scanned.IsZero()
-	if !loaded && limited {
+	// A count is needed first when there is none, or when the byte limit
+	// would be checked against bytes in doubt. A scan already running
+	// serves only if it started after the doubt; at most one more is
+	// waited for.
+	for waited := 0; limited && waited < 2 && (u.scanned.IsZero() || l.MaxBytes > 0 && u.doubt.uncounted != u.settled.uncounted); waited++ {
 		run := u.run
-		if run == nil {
+		if run == nil || run.reading && run.doubt.uncounted != u.doubt.uncounted {
+			if run != nil {
+				u.mu.Unlock()
+				select {
+				case <-run.done:
+				case <-ctx.Done():
+					return ctx.Err()
+				}
+				u.mu.Lock()
+				continue
+			}
 			run = u.startLocked(ctx, scan, false)
 		}
 		run.hurry.Do(func() { close(run.urgent) })
@@ -198,7 +231,9 @@ func (u *Usage) Admit(ctx context.Context, l tenantconfig.Limits, scan Scan, key
 			return run.err
 		}
 		u.mu.Lock()
-	} else if u.run == nil && (!loaded || time.Since(u.scanned) > RescanAfter) {
+	}
+	loaded := !u.scanned.IsZero()
+	if u.run == nil && (!loaded || time.Since(u.scanned) > RescanAfter || u.doubt.unsure != u.settled.unsure) {
 		u.startLocked(ctx, scan, true)
 	}
 	defer u.mu.Unlock()
@@ -250,7 +285,7 @@ func (u *Usage) startLocked(ctx context.Context, scan Scan, background bool) *sc
 			}
 		}
 		u.mu.Lock()
-		run.reading = true
+		run.reading, run.doubt = true, u.doubt
 		u.mu.Unlock()
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
 		k, b, rev, err := scan(sctx, pace)
@@ -261,6 +296,7 @@ func (u *Usage) startLocked(ctx context.Context, scan Scan, background bool) *sc
 		if err == nil {
 			run.at(rev)
 			u.keys, u.bytes, u.rev, u.scanned = k+run.later.keys, b+run.later.bytes, rev, time.Now()
+			u.settled = run.doubt
 		}
 		run.err = err
 		u.mu.Unlock()
@@ -284,4 +320,24 @@ func (u *Usage) Add(keys, bytes, rev int64) {
 	}
 	u.keys += keys
 	u.bytes += bytes
+}
+
+// Unsure records a write whose outcome is unknown: it may have been
+// applied, at a revision not known. It is counted as applied (a change
+// that frees keys or bytes as not applied), later than any scan, and the
+// next write starts a rescan, which settles it.
+func (u *Usage) Unsure(keys, bytes int64) {
+	u.mu.Lock()
+	u.doubt.unsure++
+	u.mu.Unlock()
+	u.Add(max(keys, 0), max(bytes, 0), math.MaxInt64)
+}
+
+// Uncounted records an update whose change in bytes is not known: the
+// byte count is in doubt until a scan that starts after it, and a write
+// checked against a byte limit waits for one (Admit).
+func (u *Usage) Uncounted() {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.doubt.uncounted++
 }

@@ -12,6 +12,7 @@ package tenantbackend
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"sync/atomic"
 
@@ -60,11 +61,21 @@ func (b *Backend) Get(ctx context.Context, key string, revision int64, keysOnly 
 func (b *Backend) Create(ctx context.Context, key string, value []byte, lease int64) (int64, error) {
 	size := int64(len(key) + len(value))
 	if err := b.admit(ctx, 1, size); err != nil {
+		// A key that exists is not created, whatever the limits: the
+		// create's compare fails first, as on etcd.
+		if errors.Is(err, quota.ErrNoSpace) {
+			if rev, kv, gerr := b.inner.Get(ctx, b.space.Key(key), 0, true); gerr == nil && kv != nil {
+				return rev, server.ErrKeyExists
+			}
+		}
 		return 0, err
 	}
 	rev, err := b.inner.Create(ctx, b.space.Key(key), value, lease)
-	if err == nil {
+	switch {
+	case err == nil:
 		b.usage.Add(1, size, rev)
+	case maybeApplied(err):
+		b.usage.Unsure(1, size)
 	}
 	return rev, err
 }

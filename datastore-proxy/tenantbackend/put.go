@@ -42,6 +42,9 @@ func (b *Backend) Put(ctx context.Context, key string, value []byte, lease int64
 	}
 	rev, prev, err := p.Put(ctx, b.space.Key(key), value, lease)
 	if err != nil {
+		if maybeApplied(err) {
+			b.usage.Unsure(keys, size)
+		}
 		return 0, nil, err
 	}
 	prev = b.own(prev)
@@ -53,11 +56,12 @@ func (b *Backend) Put(ctx context.Context, key string, value []byte, lease int64
 // putByUpdate puts with the compare-and-swap steps every kine backend has:
 // create the key, or update it at the revision it was just read at, until
 // one of them applies (another write in between means reading it again).
-// A tenant with a key limit has the key read first, so that an overwrite
-// is not checked against the limit as a new key; otherwise a new key, the
-// common case, costs one write.
+// A tenant with a limit has the key read first, so that an overwrite is
+// not checked against its limits as a new key (one that frees bytes was
+// refused); otherwise a new key, the common case, costs one write.
 func (b *Backend) putByUpdate(ctx context.Context, key string, value []byte, lease int64) (int64, *server.KeyValue, error) {
-	create := b.limits().MaxKeys == 0
+	l := b.limits()
+	create := l.MaxKeys == 0 && l.MaxBytes == 0
 	for {
 		if create {
 			rev, err := b.Create(ctx, key, value, lease)

@@ -41,8 +41,13 @@ func (b *Backend) update(ctx context.Context, key string, value []byte, revision
 		ctx = context.WithValue(ctx, readKey{}, old)
 	}
 	rev, kv, ok, err := b.inner.Update(ctx, b.space.Key(key), value, revision, lease)
-	if ok && err == nil {
+	switch {
+	case old == nil && (ok && err == nil || maybeApplied(err)):
+		b.usage.Uncounted() // its size before is not known
+	case ok && err == nil:
 		b.usage.Add(0, grow, rev)
+	case maybeApplied(err):
+		b.usage.Unsure(0, grow)
 	}
 	return rev, b.own(kv), ok, err
 }
