@@ -183,9 +183,14 @@ func (r *scanRun) at(rev int64) {
 }
 
 // scanTimeout bounds a scan that a write waits for; a background scan,
-// paced, has longer.
+// paced, has longer. The writers waiting give up on their own deadlines,
+// and the scan goes on for the next ones: a bound shorter than the time a
+// large tenant takes to read (a minute was: about a GiB on a slow SQL
+// store) would leave it with no count after a restart, and so no writes,
+// each write starting a scan that could never end. The store's history
+// (a compaction interval) is what bounds a scan in the end.
 const (
-	scanTimeout           = time.Minute
+	scanTimeout           = 10 * time.Minute
 	backgroundScanTimeout = 30 * time.Minute
 )
 
