@@ -5,7 +5,7 @@
 //
 //	defaults:
 //	  maxKeys: 100000          # keys a tenant may store; 0 = unlimited
-//	  maxBytes: 1073741824     # bytes of values a tenant may store
+//	  maxBytes: 1073741824     # bytes of keys and values a tenant may store
 //	  requestsPerSecond: 500   # sustained etcd requests per second
 //	  burst: 1000              # requests above the rate allowed in a burst
 //	tenants:
@@ -18,6 +18,8 @@
 package tenantconfig
 
 import (
+	"bytes"
+	"errors"
 	"fmt"
 	"os"
 	"sort"
@@ -70,7 +72,12 @@ func (c *Config) For(tenant string) Limits {
 }
 
 // Parse reads and validates a config.
+// An empty file is refused: it is more often one being written than one
+// meant to lift every limit ("{}" says that).
 func Parse(b []byte) (*Config, error) {
+	if len(bytes.TrimSpace(b)) == 0 {
+		return nil, errors.New(`tenant config: the file is empty (write "{}" for no limits)`)
+	}
 	var c Config
 	if err := yaml.UnmarshalStrict(b, &c); err != nil {
 		return nil, fmt.Errorf("tenant config: %w", err)

@@ -76,3 +76,44 @@ func TestWatchReloadsAndKeepsLastGood(t *testing.T) {
 		t.Fatalf("bad file: err %v, limits %+v (want the last good config kept)", err, s.For("a"))
 	}
 }
+
+// A file rewritten in place can be read half written, and half a config
+// often parses: a change is applied only once it reads the same twice in
+// a row, an interval apart, so the half is never in force (it was, until
+// the next read: here a default of 5 keys, where the file says 500). An
+// empty file is refused, and a file that stays broken is reported once.
+func TestAChangeIsAppliedOnceItReadsTheSameTwice(t *testing.T) {
+	full := "defaults:\n  maxKeys: 500\n"
+	half := full[:len("defaults:\n  maxKeys: 5")] // parses: a default of 5
+	type want struct {
+		maxKeys int64 // applied; 0: nothing
+		report  bool
+		err     bool
+	}
+	steps := []struct {
+		read string
+		want want
+	}{
+		{half, want{}},                 // being written, maybe
+		{full, want{}},                 // changed since: being written, maybe
+		{full, want{500, true, false}}, // the same twice: applied
+		{full, want{}},                 // in force
+		{"", want{}},                   // read once
+		{"", want{0, true, true}},      // empty: refused
+		{"", want{}},                   // reported once
+		{"", want{}},
+		{"{}", want{}},
+		{"{}", want{0, true, false}}, // no limits
+	}
+	r := reader{last: []byte("defaults:\n  maxKeys: 50\n")}
+	for i, st := range steps {
+		c, report, err := r.read([]byte(st.read), nil)
+		var maxKeys int64
+		if c != nil && st.read != "{}" {
+			maxKeys = c.For("zeta").MaxKeys
+		}
+		if got := (want{maxKeys, report, err != nil}); got != st.want || st.read == "{}" && st.want.report && c == nil {
+			t.Fatalf("read %d (%q): applied %v (max keys %d), report %v, err %v; want %+v", i, st.read, c != nil, maxKeys, report, err, st.want)
+		}
+	}
+}
