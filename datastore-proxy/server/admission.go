@@ -31,7 +31,22 @@ func (s *Server) Admit(ctx context.Context, req any, info *grpc.UnaryServerInfo,
 	if err := s.rateLimit(ctx, tenant); err != nil {
 		return nil, err
 	}
-	release, err := s.slot(ctx, tenant, isWrite(info.FullMethod))
+	write := isWrite(info.FullMethod)
+	if write {
+		// A write of a tenant with limits waits for its first count (a
+		// read of its whole space) before it takes a slot, not while it
+		// holds one: holding it, the write kept every other tenant's
+		// writes waiting behind the count (SQLite has one slot), and the
+		// fair share charged the wait to the tenant as backend time.
+		st, err := s.tenant(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if err := st.backend.Counted(ctx); err != nil {
+			return nil, err
+		}
+	}
+	release, err := s.slot(ctx, tenant, write)
 	if err != nil {
 		return nil, err
 	}

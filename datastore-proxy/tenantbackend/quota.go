@@ -9,6 +9,11 @@ import (
 	"kplex.dev/datastore-proxy/quota"
 )
 
+// Counted waits until the tenant's counts are what its writes are checked
+// against (its first count, when it has limits; quota.Usage.Admit), so
+// that a caller can wait for them before taking a scarce resource.
+func (b *Backend) Counted(ctx context.Context) error { return b.admit(ctx, 0, 0) }
+
 // admit checks a write that adds keys and bytes against the tenant's
 // limits. Usage is kept for every tenant (it feeds the keys and bytes
 // metrics), but a tenant without limits is never refused, not even when

@@ -1,0 +1,60 @@
+package server
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"go.etcd.io/etcd/api/v3/etcdserverpb"
+	"google.golang.org/grpc"
+
+	"kplex.dev/datastore-proxy/backend"
+	"kplex.dev/datastore-proxy/tenantconfig"
+)
+
+// A write of a tenant with limits waits for its first count before it
+// takes a write slot, not while holding one: with SQLite's one write slot,
+// the count of a large tenant after a restart held every other tenant's
+// writes, and the fair share charged the tenant the wait as backend time.
+// Each write's slot is taken with the tenant's count already there.
+func TestAWriteTakesItsSlotAfterItsTenantsFirstCount(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var wg sync.WaitGroup
+	bctx, bcancel := context.WithCancel(ctx)
+	t.Cleanup(func() { bcancel(); wg.Wait() })
+	b, scheme, err := backend.Open(bctx, &wg, backend.Config{Kind: "sqlite", DataDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	limits := &tenantconfig.Store{}
+	limits.Set(&tenantconfig.Config{Tenants: map[string]tenantconfig.Limits{"alpha": {MaxKeys: 100}}})
+	var s *Server
+	var mu sync.Mutex
+	var slotsTaken, uncounted int
+	s = New(b, Options{Scheme: scheme, Limits: limits, WriteSlots: 1, OnSlotWait: func(tenant string, write bool, _ time.Duration) {
+		if tenant != "alpha" || !write {
+			return
+		}
+		_, counted := s.Usage()["alpha"]
+		mu.Lock()
+		defer mu.Unlock()
+		slotsTaken++
+		if !counted {
+			uncounted++
+		}
+	}})
+	alpha := context.WithValue(ctx, identityKey{}, identity{tenant: "alpha"})
+	put := func(ctx context.Context, req any) (any, error) { return s.Put(ctx, req.(*etcdserverpb.PutRequest)) }
+	for _, key := range []string{"/registry/a", "/registry/b"} {
+		if _, err := s.Admit(alpha, &etcdserverpb.PutRequest{Key: []byte(key), Value: []byte("v")}, &grpc.UnaryServerInfo{FullMethod: "/etcdserverpb.KV/Put"}, put); err != nil {
+			t.Fatalf("put %s: %v", key, err)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if slotsTaken != 2 || uncounted != 0 {
+		t.Errorf("alpha's writes took %d write slots, %d of them before alpha's first count; want 2, none before", slotsTaken, uncounted)
+	}
+}
