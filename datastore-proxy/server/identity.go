@@ -2,6 +2,8 @@ package server
 
 import (
 	"context"
+	"crypto/x509/pkix"
+	"encoding/asn1"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -33,12 +35,31 @@ func tenantFromPeer(ctx context.Context) (string, error) {
 	if !ok || len(info.State.VerifiedChains) == 0 || len(info.State.VerifiedChains[0]) == 0 {
 		return "", status.Error(codes.Unauthenticated, "kplex: a client certificate signed by the proxy's client CA is required")
 	}
-	cn := info.State.VerifiedChains[0][0].Subject.CommonName
+	subject := info.State.VerifiedChains[0][0].Subject
+	// Go keeps the last of several CNs, where a CA's checks may read the
+	// first: a certificate with more than one names no tenant.
+	if n := commonNames(subject); n != 1 {
+		return "", status.Errorf(codes.PermissionDenied, "kplex: the client certificate's subject has %d common names; a tenant's has one", n)
+	}
+	cn := subject.CommonName
 	if err := keyspace.ValidTenant(cn); err != nil {
 		return "", status.Errorf(codes.PermissionDenied, "kplex: client certificate CN is not a tenant: %v", err)
 	}
 	return cn, nil
 }
+
+// commonNames counts the CN attributes of a subject.
+func commonNames(n pkix.Name) int {
+	var c int
+	for _, a := range n.Names {
+		if a.Type.Equal(oidCommonName) {
+			c++
+		}
+	}
+	return c
+}
+
+var oidCommonName = asn1.ObjectIdentifier{2, 5, 4, 3}
 
 type identityKey struct{}
 
