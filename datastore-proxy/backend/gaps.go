@@ -23,12 +23,20 @@ import (
 // have passed the gap before the watch subscribed, since the gap was still
 // open when contiguousEnd looked, after the subscription.
 //
-// That holds for the gaps the poller has waited at, which are all gaps
-// above the id it started from. kine starts the poller on the first
-// subscription, at the highest id then, and never waits at a gap below
-// it; so the proxy starts it as the backend opens (sqlBackend.served), before
-// any tenant writes, and not on a tenant's first watch, which would start
-// it above the very gap that watch's catch-up stops at.
+// That holds for the gaps the poller has yet to pass, and only for those.
+// A gap it has passed never reaches a live watch: the poller never goes
+// back, whether the gap was below the id it started from (kine starts it
+// at the highest id then: after a crash, a transaction that held an id
+// below it and died leaves a gap that never fills) or one it skipped after
+// failing to fill it for a second. A catch-up that stopped at such a gap
+// lost every row above it, up to where the poller had been, until
+// compaction passed it. So the catch-up reads on at least to where the
+// poller is known to have been (sqlBackend.polled: where it started, then
+// the revision of each batch it broadcast), and stops at the first gap
+// above that: every id up to it is settled, its rows visible to the read.
+// The proxy starts the poller as the backend opens (sqlBackend.served),
+// before any tenant writes, and not on a tenant's first watch, which would
+// start it above the very gap that watch's catch-up stops at.
 
 // idsPage is how many ids contiguousEnd reads per query.
 const idsPage = 1000

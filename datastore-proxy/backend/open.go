@@ -101,7 +101,11 @@ func Open(ctx context.Context, wg *sync.WaitGroup, c Config) (server.Backend, st
 	if sb == nil {
 		return b, cfg.Scheme, nil
 	}
-	return sb.served(ctx, c.Kind), cfg.Scheme, nil
+	served, err := sb.served(ctx, wg, c.Kind)
+	if err != nil {
+		return nil, "", fmt.Errorf("start %s backend: %w", c.Kind, err)
+	}
+	return served, cfg.Scheme, nil
 }
 
 // sqliteParams open the embedded database as kine does (WAL journal,

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"sync"
+	"sync/atomic"
 	"unsafe"
 
 	"github.com/k3s-io/kine/pkg/drivers/generic"
@@ -31,6 +33,10 @@ type sqlBackend struct {
 	// db and idsAfter read the log's ids (gaps.go).
 	db       *sql.DB
 	idsAfter string
+	// polled is where kine's poller is known to be: every id at or below
+	// it has been passed to the live watches, filled, or skipped for good
+	// (gaps.go). It only ever lags the poller.
+	polled atomic.Int64
 }
 
 // newSQLBackend reaches the log beneath kine's LogStructured b and the
@@ -47,19 +53,37 @@ func newSQLBackend(b server.Backend, kind string) (*sqlBackend, *generic.Generic
 }
 
 // served starts kine's poller now, while the log is quiet, rather than on a
-// tenant's first watch (gaps.go says why), and returns the backend tenants
-// are served from: with its kind's guard on keys.
-func (b *sqlBackend) served(ctx context.Context, kind string) server.Backend {
-	wctx, cancel := context.WithCancel(ctx)
-	b.log.Watch(wctx)
-	cancel()
+// tenant's first watch, and follows it for as long as ctx lasts (polled;
+// gaps.go says why both), and returns the backend tenants are served from:
+// with its kind's guard on keys.
+func (b *sqlBackend) served(ctx context.Context, wg *sync.WaitGroup, kind string) (server.Backend, error) {
+	// Read before the poller starts, which reads it again: no higher than
+	// where the poller starts, and so settled.
+	start, err := b.log.CurrentRevision(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("read the log's position: %w", err)
+	}
+	b.polled.Store(start)
+	live := b.log.Watch(ctx)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for live != nil && ctx.Err() == nil {
+			for batch := range live {
+				b.polled.Store(max(b.polled.Load(), batch.CurrentRev))
+			}
+			// Dropped as a slow reader (it never should be): batches
+			// missed leave polled behind, which is safe.
+			live = b.log.Watch(ctx)
+		}
+	}()
 	switch kind {
 	case "postgres":
-		return textKeys{b} // keys as its text column holds them (pgkeys.go)
+		return textKeys{b}, nil // keys as its text column holds them (pgkeys.go)
 	case "mysql":
-		return binaryKeys{b} // no key longer than its column (keys.go)
+		return binaryKeys{b}, nil // no key longer than its column (keys.go)
 	}
-	return b
+	return b, nil
 }
 
 // kineDialect reaches the log beneath kine's LogStructured b and the SQL
@@ -180,10 +204,12 @@ func (b *sqlBackend) WatchRange(ctx context.Context, key, end string, revision i
 }
 
 // catchUp reads the rows of [key, end) after revision up to the first gap
-// in the log's ids (gaps.go); the batch's revision is the end of the
-// contiguous ids.
+// in the log's ids above where the poller has been (gaps.go); the batch's
+// revision is the end of the contiguous ids.
 func (b *sqlBackend) catchUp(ctx context.Context, key, end string, revision int64) (server.EventBatch, error) {
-	upTo, err := contiguousEnd(ctx, b.db, b.idsAfter, revision)
+	// Read before the ids: settled then, so visible to the reads below.
+	settled := b.polled.Load()
+	upTo, err := contiguousEnd(ctx, b.db, b.idsAfter, max(revision, settled))
 	if err != nil {
 		return server.EventBatch{}, err
 	}
