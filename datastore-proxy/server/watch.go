@@ -172,7 +172,11 @@ func (r *rangeStream) Recv() (*etcdserverpb.WatchRequest, error) {
 func (r *rangeStream) Send(m *etcdserverpb.WatchResponse) error {
 	r.sendMu.Lock()
 	defer r.sendMu.Unlock()
-	m.WatchId = r.ids.fromKine(m.WatchId, m.Canceled)
+	id, ok := r.ids.fromKine(m.WatchId, m.Created, m.Canceled)
+	if !ok {
+		return nil // a watch the stream no longer has (watchids.go)
+	}
+	m.WatchId = id
 	return r.Watch_WatchServer.Send(m)
 }
 

@@ -21,15 +21,22 @@ type watchIDs struct {
 }
 
 // fromKine is the stream's ID for kine's id in a response (the watch's
-// last when canceled).
-func (w *watchIDs) fromKine(id int64, canceled bool) int64 {
+// last when canceled). A watch gets its ID with its created answer; a
+// response of a watch that has none (kine's goroutine of a canceled watch
+// with progress notifications sends empty responses until it ends) is not
+// the stream's: ok is false, and the response is dropped. Each used to
+// get a new ID, which its client then canceled, in vain, for good.
+func (w *watchIDs) fromKine(id int64, created, canceled bool) (_ int64, ok bool) {
 	if id == clientv3.InvalidWatchID {
-		return id
+		return id, true
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	l, ok := w.local[id]
 	if !ok {
+		if !created {
+			return 0, false
+		}
 		l = w.next
 		w.next++
 		w.local[id], w.kine[l] = l, id
@@ -38,7 +45,7 @@ func (w *watchIDs) fromKine(id int64, canceled bool) int64 {
 		delete(w.local, id)
 		delete(w.kine, l)
 	}
-	return l
+	return l, true
 }
 
 // toKine is kine's ID for the stream's id in a cancel request; an ID the

@@ -70,3 +70,54 @@ func TestWatchIDsAreTheStreams(t *testing.T) {
 		}
 	})
 }
+
+// A canceled watch with progress notifications says nothing more: kine's
+// goroutine of such a watch sends empty responses until it ends, and each
+// got a new ID of the stream, a watch its client never made (clientv3
+// cancels it, in vain), so the stream's IDs ran on past its watches.
+func TestACanceledWatchSaysNothingMore(t *testing.T) {
+	proxytest.ForEachBackend(t, func(t *testing.T, b backend.Config) {
+		px := proxytest.Start(t, b)
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		ws := px.WatchStream(t, ctx, "alpha")
+		const watches = 8
+		for i := range int64(watches) {
+			if err := ws.Send(&etcdserverpb.WatchRequest{RequestUnion: &etcdserverpb.WatchRequest_CreateRequest{CreateRequest: &etcdserverpb.WatchCreateRequest{
+				Key: []byte("/registry/a"), ProgressNotify: true,
+			}}}); err != nil {
+				t.Fatal(err)
+			}
+			if resp, err := ws.Recv(); err != nil || !resp.Created || resp.WatchId != i {
+				t.Fatalf("create watch %d: %v, %v", i, resp, err)
+			}
+			if err := ws.Send(&etcdserverpb.WatchRequest{RequestUnion: &etcdserverpb.WatchRequest_CancelRequest{CancelRequest: &etcdserverpb.WatchCancelRequest{WatchId: i}}}); err != nil {
+				t.Fatal(err)
+			}
+			for {
+				resp, err := ws.Recv()
+				if err != nil {
+					t.Fatal(err)
+				}
+				if resp.WatchId != i {
+					t.Fatalf("after watch %d was canceled, a response for watch %d: %v", i, resp.WatchId, resp)
+				}
+				if resp.Canceled {
+					break
+				}
+			}
+		}
+		// Whatever kine's goroutines still had to say has been said by
+		// now; the next watch is the stream's next.
+		time.Sleep(200 * time.Millisecond)
+		if err := ws.Send(&etcdserverpb.WatchRequest{RequestUnion: &etcdserverpb.WatchRequest_CreateRequest{CreateRequest: &etcdserverpb.WatchCreateRequest{
+			Key: []byte("/registry/b"),
+		}}}); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := ws.Recv()
+		if err != nil || !resp.Created || resp.WatchId != watches {
+			t.Fatalf("the watch after %d canceled ones: %v, %v; want created with ID %d", watches, resp, err, watches)
+		}
+	})
+}
