@@ -117,6 +117,14 @@ func (s *Server) Txn(ctx context.Context, r *etcdserverpb.TxnRequest) (*etcdserv
 	if hasEmptyKey(r) {
 		return nil, rpctypes.ErrGRPCEmptyKey // as etcd answers
 	}
+	if p := ignoringPut(r); p != nil {
+		// kine's Txn put stores an empty value, or no lease, for these:
+		// refused as a plain put refuses them, rather than data lost.
+		if p.IgnoreValue {
+			return nil, status.Error(codes.Unimplemented, "ignoreValue is not implemented by kine")
+		}
+		return nil, status.Error(codes.Unimplemented, "ignoreLease is not implemented by kine")
+	}
 	if key, ok := deleteIfAbsent(r); ok {
 		return s.deleteAbsent(ctx, b, key)
 	}
@@ -176,6 +184,24 @@ func hasEmptyKey(r *etcdserverpb.TxnRequest) bool {
 		}
 	}
 	return false
+}
+
+// ignoringPut is a put of r (nested transactions too) that asks to keep
+// the key's value or lease, if there is one.
+func ignoringPut(r *etcdserverpb.TxnRequest) *etcdserverpb.PutRequest {
+	for _, ops := range [2][]*etcdserverpb.RequestOp{r.Success, r.Failure} {
+		for _, op := range ops {
+			if p := op.GetRequestPut(); p != nil && (p.IgnoreValue || p.IgnoreLease) {
+				return p
+			}
+			if t := op.GetRequestTxn(); t != nil {
+				if p := ignoringPut(t); p != nil {
+					return p
+				}
+			}
+		}
+	}
+	return nil
 }
 
 // Compact is accepted and does not compact the shared store
