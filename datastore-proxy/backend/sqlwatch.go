@@ -191,7 +191,7 @@ func (b *sqlBackend) WatchRange(ctx context.Context, key, end string, revision i
 					in = nil
 					continue
 				}
-				queue = append(queue, tenantbackend.OwnBatch(inRange(batch.After(rev), key, end), h.Own))
+				queue = append(queue, tenantbackend.OwnBatch(liveBatch(batch, rev, key, end), h.Own))
 			case out <- head:
 				queue[0] = server.EventBatch{}
 				queue = queue[1:]
@@ -224,6 +224,18 @@ func (b *sqlBackend) catchUp(ctx context.Context, key, end string, revision int6
 		}
 	}
 	return server.EventBatch{CurrentRev: upTo, Events: kept}, nil
+}
+
+// liveBatch is what a watch caught up to revision rev takes of a live
+// batch: its events after rev in [key, end), at rev at least. The poller
+// can be behind the catch-up (which reads past gaps it has passed, and up
+// to the log's end); a batch of its below rev, passed on at its own
+// revision, told the watch's progress answers a revision before the one
+// the catch-up had sent.
+func liveBatch(batch server.EventBatch, rev int64, key, end string) server.EventBatch {
+	out := inRange(batch.After(rev), key, end)
+	out.CurrentRev = max(out.CurrentRev, rev)
+	return out
 }
 
 // inRange keeps the events of keys in [key, end) (end "": the single key).
