@@ -24,6 +24,7 @@ import (
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"google.golang.org/grpc/status"
 
 	"kplex.dev/datastore-proxy/leaseid"
 )
@@ -350,6 +351,15 @@ func mapErr(err error) error {
 		return server.ErrCompacted
 	case rpctypes.ErrFutureRev:
 		return server.ErrFutureRev
+	}
+	// etcd's client turns etcd's errors into EtcdErrors, which are no
+	// gRPC statuses: passed on as they were, a tenant got them as Unknown,
+	// and a refusal (no space, too many requests, no lease) read as an
+	// error of unknown outcome (tenantbackend's maybeApplied). Passed on
+	// as etcd sends them: their code, and the message clients know them by.
+	var ee rpctypes.EtcdError
+	if errors.As(err, &ee) {
+		return status.Error(ee.Code(), ee.Error())
 	}
 	return err
 }

@@ -2,6 +2,8 @@ package etcdbackend
 
 import (
 	"context"
+	"errors"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -280,6 +282,22 @@ func (b *batcher) send(bt *batch) {
 		b.sendAlone(ctx, calls)
 		return
 	}
+	if err != nil && len(calls) > 1 && errors.Is(rpctypes.Error(err), rpctypes.ErrNoSpace) {
+		// etcd out of space refuses a transaction with a put in it, and
+		// takes one without (a delete, which a tenant needs most then):
+		// those go alone, not refused for another tenant's put.
+		var alone []*call
+		for _, c := range calls {
+			if hasPut(c.op) {
+				c.err = err
+				close(c.done)
+			} else {
+				alone = append(alone, c)
+			}
+		}
+		b.sendAlone(ctx, alone)
+		return
+	}
 	for i, c := range calls {
 		if err != nil {
 			c.err = err
@@ -370,6 +388,18 @@ func refusedWhole(err error) bool {
 	}
 	s, ok := status.FromError(err)
 	return ok && (s.Code() == codes.InvalidArgument || s.Code() == codes.ResourceExhausted)
+}
+
+// hasPut tells whether op puts a key, in a transaction's branches too.
+func hasPut(op clientv3.Op) bool {
+	if op.IsPut() {
+		return true
+	}
+	if !op.IsTxn() {
+		return false
+	}
+	_, thenOps, elseOps := op.Txn()
+	return slices.ContainsFunc(thenOps, hasPut) || slices.ContainsFunc(elseOps, hasPut)
 }
 
 // How many batches of each kind may be in flight at once.

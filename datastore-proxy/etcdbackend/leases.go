@@ -3,7 +3,6 @@ package etcdbackend
 import (
 	"context"
 	"errors"
-	"fmt"
 	"math/bits"
 	"math/rand/v2"
 	"sync"
@@ -237,7 +236,9 @@ func (l *leaseCache) grantOnce(ctx context.Context, ttl, class int64, window tim
 			}
 		}
 	}
-	return cachedLease{}, fmt.Errorf("etcd lease for TTL class %ds: %w", class, mapErr(err))
+	// As etcd answered (mapErr): wrapped, the message a client knows the
+	// error by (no space, too many requests) would be lost.
+	return cachedLease{}, mapErr(err)
 }
 
 // adopt takes the lease id, granted already, for as long as the time it
@@ -249,7 +250,7 @@ func (l *leaseCache) adopt(ctx context.Context, id, class int64) (cl cachedLease
 	asked := time.Now()
 	r, err := l.lc.LeaseTimeToLive(ctx, &etcdserverpb.LeaseTimeToLiveRequest{ID: id})
 	if err != nil {
-		return cachedLease{}, false, fmt.Errorf("etcd lease for TTL class %ds: time left of lease %x: %w", class, id, mapErr(err))
+		return cachedLease{}, false, mapErr(err)
 	}
 	until := asked.Add(time.Duration(r.TTL-class) * time.Second)
 	if r.TTL <= class || !until.After(time.Now()) {

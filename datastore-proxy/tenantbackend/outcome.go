@@ -5,6 +5,7 @@ import (
 	"errors"
 
 	"github.com/k3s-io/kine/pkg/server"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
@@ -22,11 +23,16 @@ func maybeApplied(err error) bool {
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return true
 	}
-	s, ok := status.FromError(err)
-	if !ok {
+	code := codes.Unknown
+	var ee rpctypes.EtcdError
+	if s, ok := status.FromError(err); ok {
+		code = s.Code()
+	} else if errors.As(err, &ee) {
+		code = ee.Code() // etcd's error as its client hands it on
+	} else {
 		return true // a database's own error: the commit may have gone through
 	}
-	switch s.Code() {
+	switch code {
 	case codes.Canceled, codes.DeadlineExceeded, codes.Unavailable, codes.Unknown, codes.Internal, codes.Aborted, codes.DataLoss:
 		return true
 	}
