@@ -194,7 +194,8 @@ func (s *Server) tenant(ctx context.Context) (*tenant, error) {
 	}
 	st := &tenant{bridge: kineserver.New(tb, s.scheme, s.notifyInterval, EmulatedETCDVersion), backend: tb, usage: u}
 	if tb.StreamsWatches() {
-		cfg := watchhub.Config{Tenant: tb, Range: createRange, FixKV: compactKeyAsAPI, StallTimeout: s.stallTimeout}
+		cfg := watchhub.Config{Tenant: tb, Range: createRange, FixKV: compactKeyAsAPI, StallTimeout: s.stallTimeout,
+			Admit: func(ctx context.Context) error { return s.rateLimit(ctx, name) }}
 		if s.onStall != nil {
 			cfg.OnStall = func() { s.onStall(name) }
 		}

@@ -34,7 +34,9 @@ func (s *Server) Watch(ws etcdserverpb.Watch_WatchServer) error {
 	if st.hub != nil {
 		return st.hub.Serve(ws)
 	}
-	rs := &rangeStream{Watch_WatchServer: ws, ctx: ws.Context(), tb: st.backend, ids: watchIDs{local: map[int64]int64{}, kine: map[int64]int64{}}}
+	tenant, _ := TenantFromContext(ws.Context())
+	rs := &rangeStream{Watch_WatchServer: ws, ctx: ws.Context(), tb: st.backend, ids: watchIDs{local: map[int64]int64{}, kine: map[int64]int64{}},
+		admit: func(ctx context.Context) error { return s.rateLimit(ctx, tenant) }}
 	defer rs.dropReservations()
 	return st.bridge.Watch(rs)
 }
@@ -122,6 +124,18 @@ type rangeStream struct {
 	reserved []*tenantbackend.Reservation
 	sendMu   sync.Mutex // kine's sends and this stream's refusals
 	ids      watchIDs
+	// admit holds up or refuses a create request for the tenant's request
+	// rate: a watch from a revision reads the store's history.
+	admit func(ctx context.Context) error
+}
+
+// reserve admits a create request and reserves its place among the
+// tenant's watches.
+func (r *rangeStream) reserve() (*tenantbackend.Reservation, error) {
+	if err := r.admit(r.Watch_WatchServer.Context()); err != nil {
+		return nil, err
+	}
+	return r.tb.ReserveWatch()
 }
 
 func (r *rangeStream) Context() context.Context {
@@ -148,7 +162,7 @@ func (r *rangeStream) Recv() (*etcdserverpb.WatchRequest, error) {
 		ctx := tenantbackend.WithWatchRange(r.Watch_WatchServer.Context(), tenantbackend.WatchRange{Key: key, End: end, Revision: cr.StartRevision})
 		// kine refuses these itself, before it starts a watch.
 		if cr.WatchId == clientv3.AutoWatchID && cr.StartRevision >= 0 {
-			res, err := r.tb.ReserveWatch()
+			res, err := r.reserve()
 			if err != nil {
 				if err := r.refuse(err); err != nil {
 					return nil, err

@@ -66,6 +66,10 @@ type Config struct {
 	StallTimeout time.Duration
 	// OnStall, if set, is told of every stream ended so.
 	OnStall func()
+	// Admit, if set, is asked before each create request, which it may
+	// hold up (with ctx, the stream's) or refuse: its error is the
+	// refusal's reason (the tenant's request rate).
+	Admit func(ctx context.Context) error
 }
 
 // Hub is one tenant's etcd watch stream, shared by its watch streams.

@@ -10,6 +10,8 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+
+	"kplex.dev/datastore-proxy/tenantbackend"
 )
 
 // errDuplicateID refuses a create request with a watch ID its stream has
@@ -113,7 +115,14 @@ func (h *Hub) requests(up *upstream, s *stream) error {
 // maxWatches; it returns the streams to flush (the refusal's).
 func (h *Hub) create(ctx context.Context, up *upstream, s *stream, cr *etcdserverpb.WatchCreateRequest) (flush []*stream) {
 	key, end := h.cfg.Range(cr)
-	res, refusal := h.cfg.Tenant.ReserveWatch()
+	var res *tenantbackend.Reservation
+	var refusal error
+	if h.cfg.Admit != nil {
+		refusal = h.cfg.Admit(ctx)
+	}
+	if refusal == nil {
+		res, refusal = h.cfg.Tenant.ReserveWatch()
+	}
 	var rev int64 // for a refusal's header
 	if refusal != nil || cr.WatchId != clientv3.AutoWatchID {
 		rev, _ = h.cfg.Tenant.CurrentRevision(ctx)
