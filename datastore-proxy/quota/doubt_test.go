@@ -111,3 +111,39 @@ func TestBytesInDoubtAreCountedBeforeAByteLimit(t *testing.T) {
 		t.Fatalf("%d scans, want no more once counted", n)
 	}
 }
+
+// A write checked against a byte limit that finds a background rescan
+// reading from before bytes came in doubt hurries it, then counts again:
+// it waited for the paced scan at its pace (a tenant's writes stalled for
+// as long as its rescan took at the background rate, minutes for a large
+// tenant).
+func TestAWriteHurriesAScanFromBeforeTheDoubt(t *testing.T) {
+	var u Usage
+	started := make(chan struct{}, 10)
+	var scans atomic.Int64
+	scan := func(ctx context.Context, pace Pace) (int64, int64, int64, error) {
+		scans.Add(1)
+		started <- struct{}{}
+		for range 20 { // 160 MiB at the background rate: 20 s unless hurried
+			if err := pace(ctx, 1, 8<<20); err != nil {
+				return 0, 0, 0, err
+			}
+		}
+		return 1, 10, 1, nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Second)
+	defer cancel()
+	// No limits: the first count runs in the background, paced.
+	if err := u.Admit(ctx, tenantconfig.Limits{}, scan, 1, 10); err != nil {
+		t.Fatal(err)
+	}
+	<-started
+	u.Uncounted() // an update, its bytes not known, while it reads
+	begin := time.Now()
+	if err := u.Admit(ctx, tenantconfig.Limits{MaxBytes: 1000}, scan, 0, 10); err != nil {
+		t.Fatalf("a write under a byte limit given meanwhile: %v (after %v)", err, time.Since(begin))
+	}
+	if n := scans.Load(); n != 2 {
+		t.Errorf("%d scans, want the paced one and one after the doubt", n)
+	}
+}

@@ -47,6 +47,8 @@ import (
 
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	"golang.org/x/time/rate"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"kplex.dev/datastore-proxy/tenantconfig"
 )
@@ -56,6 +58,11 @@ const RescanAfter = 2 * time.Minute
 
 // ErrNoSpace is what a write past a limit gets.
 var ErrNoSpace = rpctypes.ErrGRPCNoSpace
+
+// errNotCounted is what a write of a tenant with limits gets when its
+// counts could not be loaded for it (scans kept starting before updates
+// that left them in doubt); it may try again.
+var errNotCounted = status.Error(codes.Unavailable, "kplex: the tenant's usage is being counted; try again")
 
 // Scan counts the keys and bytes a tenant stores at revision rev, calling
 // pace with that revision and the bytes of each part it has read before
@@ -208,23 +215,22 @@ func (u *Usage) Admit(ctx context.Context, l tenantconfig.Limits, scan Scan, key
 	u.mu.Lock()
 	// A count is needed first when there is none, or when the byte limit
 	// would be checked against bytes in doubt. A scan already running
-	// serves only if it started after the doubt; at most one more is
-	// waited for.
-	for waited := 0; limited && waited < 2 && (u.scanned.IsZero() || l.MaxBytes > 0 && u.doubt.uncounted != u.settled.uncounted); waited++ {
-		run := u.run
-		if run == nil || run.reading && run.doubt.uncounted != u.doubt.uncounted {
-			if run != nil {
+	// serves only if it started after the doubt (bytesSettle); otherwise
+	// it is hurried, waited for, and one more is. A scan that fails is the
+	// write's error, and a write never passes without a count.
+	for waited := 0; limited && (u.scanned.IsZero() || l.MaxBytes > 0 && u.doubt.uncounted != u.settled.uncounted); waited++ {
+		if waited == 3 {
+			if u.scanned.IsZero() {
 				u.mu.Unlock()
-				select {
-				case <-run.done:
-				case <-ctx.Done():
-					return ctx.Err()
-				}
-				u.mu.Lock()
-				continue
+				return errNotCounted
 			}
+			break // counted, bytes still in doubt: updates keep coming uncounted
+		}
+		run := u.run
+		if run == nil {
 			run = u.startLocked(ctx, scan, false)
 		}
+		stale := l.MaxBytes > 0 && run.reading && run.doubt.uncounted != u.doubt.uncounted
 		run.hurry.Do(func() { close(run.urgent) })
 		u.mu.Unlock()
 		select {
@@ -232,7 +238,7 @@ func (u *Usage) Admit(ctx context.Context, l tenantconfig.Limits, scan Scan, key
 		case <-ctx.Done():
 			return ctx.Err()
 		}
-		if run.err != nil {
+		if run.err != nil && !stale {
 			return run.err
 		}
 		u.mu.Lock()
@@ -314,6 +320,10 @@ func (u *Usage) startLocked(ctx context.Context, scan Scan, background bool) *sc
 func (u *Usage) Add(keys, bytes, rev int64) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
+	u.addLocked(keys, bytes, rev)
+}
+
+func (u *Usage) addLocked(keys, bytes, rev int64) {
 	if rev != 0 && rev <= u.rev {
 		return // the last scan counted it
 	}
@@ -333,9 +343,9 @@ func (u *Usage) Add(keys, bytes, rev int64) {
 // next write starts a rescan, which settles it.
 func (u *Usage) Unsure(keys, bytes int64) {
 	u.mu.Lock()
-	u.doubt.unsure++
-	u.mu.Unlock()
-	u.Add(max(keys, 0), max(bytes, 0), math.MaxInt64)
+	defer u.mu.Unlock()
+	u.doubt.unsure++ // with the count, so that a scan sees both or neither
+	u.addLocked(max(keys, 0), max(bytes, 0), math.MaxInt64)
 }
 
 // Uncounted records an update whose change in bytes is not known: the
