@@ -141,36 +141,43 @@ func (l *leaseCache) get(ctx context.Context, ttl int64) (clientv3.LeaseID, erro
 	}
 	class := ttlClass(ttl)
 	window := reuseWindow(class)
-	l.mu.Lock()
-	cl, ok := l.by[class]
-	live := ok && time.Now().Before(cl.until)
-	if live && cl.keys < maxKeysPerLease {
-		cl.keys++
-		l.by[class] = cl
+	for {
+		l.mu.Lock()
+		cl, ok := l.by[class]
+		live := ok && time.Now().Before(cl.until)
+		if live && cl.keys < maxKeysPerLease {
+			cl.keys++
+			l.by[class] = cl
+			l.mu.Unlock()
+			return cl.id, nil
+		}
+		g := l.granting[class]
+		if g == nil {
+			g = &grantCall{done: make(chan struct{})}
+			l.granting[class] = g
+			// A full lease may be the window's own: the next is not.
+			go l.grant(context.WithoutCancel(ctx), class, window, live, g)
+		}
 		l.mu.Unlock()
-		return cl.id, nil
-	}
-	g := l.granting[class]
-	if g == nil {
-		g = &grantCall{done: make(chan struct{})}
-		l.granting[class] = g
-		// A full lease may be the window's own: the next is not.
-		go l.grant(context.WithoutCancel(ctx), class, window, live, g)
-	}
-	l.mu.Unlock()
-	select {
-	case <-g.done:
-		if g.err == nil {
+		select {
+		case <-g.done:
+			if g.err != nil {
+				return 0, g.err
+			}
+			// The grant's lease is taken even if the grant outlasted its
+			// window (a short class's is 50 ms), but like any only while
+			// it has room: a burst that waited for it may fill it.
 			l.mu.Lock()
-			if cl, ok := l.by[class]; ok && cl.id == g.id {
+			if cl, ok := l.by[class]; ok && cl.id == g.id && cl.keys < maxKeysPerLease {
 				cl.keys++
 				l.by[class] = cl
+				l.mu.Unlock()
+				return cl.id, nil
 			}
 			l.mu.Unlock()
+		case <-ctx.Done():
+			return 0, ctx.Err()
 		}
-		return g.id, g.err
-	case <-ctx.Done():
-		return 0, ctx.Err()
 	}
 }
 

@@ -52,7 +52,8 @@ func TestReplicasShareAWindowsLease(t *testing.T) {
 	inOneWindow(t, ttlClass(ttl), func(uint64) {
 		b1 := New(c, &sync.WaitGroup{}, 0, 0, prometheus.NewRegistry())
 		b2 := New(c, &sync.WaitGroup{}, 0, 0, prometheus.NewRegistry())
-		if _, err := b1.Create(ctx, "/kplex/alpha/e1", []byte("v"), ttl); err != nil {
+		// Puts: a second try, in the next window, writes the keys again.
+		if _, _, err := b1.Put(ctx, "/kplex/alpha/e1", []byte("v"), ttl); err != nil {
 			t.Fatal(err)
 		}
 		if _, _, err := b2.Put(ctx, "/kplex/beta/e2", []byte("v"), ttl); err != nil {
@@ -97,7 +98,7 @@ func TestAWindowsLeaseIsTakenOnlyWithTimeEnough(t *testing.T) {
 					t.Fatal(err)
 				}
 				b := New(c, &sync.WaitGroup{}, 0, 0, prometheus.NewRegistry())
-				if _, err := b.Create(ctx, key, []byte("v"), ttl); err != nil {
+				if _, _, err := b.Put(ctx, key, []byte("v"), ttl); err != nil {
 					t.Fatal(err)
 				}
 			})
@@ -209,6 +210,44 @@ func TestALeaseServesALimitedNumberOfKeys(t *testing.T) {
 	for id, n := range keys {
 		if n > 3 || leaseid.TTL(int64(id)) != class {
 			t.Errorf("lease %x: %d keys, class %d", id, n, leaseid.TTL(int64(id)))
+		}
+	}
+}
+
+// Writes that waited together for a class's grant take its lease in turn
+// too: a burst of them fills it and goes on to the next (each took it,
+// however many they were).
+func TestABurstKeepsALeaseToItsKeys(t *testing.T) {
+	c := startEtcd(t)
+	old := maxKeysPerLease
+	maxKeysPerLease = 3
+	t.Cleanup(func() { maxKeysPerLease = old })
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	const ttl, n = 3600, 12
+	b := New(c, &sync.WaitGroup{}, 0, 0, prometheus.NewRegistry())
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for i := range n {
+		wg.Go(func() {
+			_, _, err := b.Put(ctx, fmt.Sprintf("/kplex/alpha/burst%d", i), []byte("v"), ttl)
+			errs <- err
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	keys := map[clientv3.LeaseID]int{}
+	for i := range n {
+		keys[leaseOf(t, ctx, c, fmt.Sprintf("/kplex/alpha/burst%d", i))]++
+	}
+	for id, k := range keys {
+		if k > 3 {
+			t.Errorf("lease %x has %d keys, want at most 3: %v", id, k, keys)
 		}
 	}
 }
