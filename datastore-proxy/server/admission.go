@@ -5,6 +5,7 @@ import (
 	"math"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	"golang.org/x/time/rate"
 	"google.golang.org/grpc"
@@ -32,12 +33,13 @@ func (s *Server) Admit(ctx context.Context, req any, info *grpc.UnaryServerInfo,
 		return nil, err
 	}
 	write := isWrite(info.FullMethod)
-	if write {
+	if write && mayAdd(req) {
 		// A write of a tenant with limits waits for its first count (a
 		// read of its whole space) before it takes a slot, not while it
 		// holds one: holding it, the write kept every other tenant's
 		// writes waiting behind the count (SQLite has one slot), and the
 		// fair share charged the wait to the tenant as backend time.
+		// Deletes need no count, and do not wait for one.
 		st, err := s.tenant(ctx)
 		if err != nil {
 			return nil, err
@@ -106,6 +108,18 @@ func (s *Server) limiter(tenant string) *rate.Limiter {
 		lim.SetBurst(burst)
 	}
 	return lim
+}
+
+// mayAdd tells whether req can store keys or bytes: a put, or a
+// transaction with one.
+func mayAdd(req any) bool {
+	switch r := req.(type) {
+	case *etcdserverpb.PutRequest:
+		return true
+	case *etcdserverpb.TxnRequest:
+		return findPut(r, func(*etcdserverpb.PutRequest) bool { return true }) != nil
+	}
+	return false
 }
 
 // isWrite reports whether an etcd method writes.

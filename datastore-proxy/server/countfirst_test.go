@@ -53,8 +53,23 @@ func TestAWriteTakesItsSlotAfterItsTenantsFirstCount(t *testing.T) {
 		}
 	}
 	mu.Lock()
-	defer mu.Unlock()
 	if slotsTaken != 2 || uncounted != 0 {
 		t.Errorf("alpha's writes took %d write slots, %d of them before alpha's first count; want 2, none before", slotsTaken, uncounted)
+	}
+	mu.Unlock()
+
+	// A delete needs no count: it neither waits for one nor starts one
+	// (a tenant whose count kept failing could not delete).
+	limits.Set(&tenantconfig.Config{Tenants: map[string]tenantconfig.Limits{"alpha": {MaxKeys: 100}, "beta": {MaxKeys: 100}}})
+	beta := context.WithValue(ctx, identityKey{}, identity{tenant: "beta"})
+	del := func(ctx context.Context, req any) (any, error) {
+		return s.DeleteRange(ctx, req.(*etcdserverpb.DeleteRangeRequest))
+	}
+	if _, err := s.Admit(beta, &etcdserverpb.DeleteRangeRequest{Key: []byte("/registry/a")}, &grpc.UnaryServerInfo{FullMethod: "/etcdserverpb.KV/DeleteRange"}, del); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond) // a count started would be done
+	if _, counted := s.Usage()["beta"]; counted {
+		t.Errorf("beta's delete counted beta's usage first")
 	}
 }

@@ -189,13 +189,19 @@ func hasEmptyKey(r *etcdserverpb.TxnRequest) bool {
 // ignoringPut is a put of r (nested transactions too) that asks to keep
 // the key's value or lease, if there is one.
 func ignoringPut(r *etcdserverpb.TxnRequest) *etcdserverpb.PutRequest {
+	return findPut(r, func(p *etcdserverpb.PutRequest) bool { return p.IgnoreValue || p.IgnoreLease })
+}
+
+// findPut is the first put of r (nested transactions too) that match
+// takes, if there is one.
+func findPut(r *etcdserverpb.TxnRequest, match func(*etcdserverpb.PutRequest) bool) *etcdserverpb.PutRequest {
 	for _, ops := range [2][]*etcdserverpb.RequestOp{r.Success, r.Failure} {
 		for _, op := range ops {
-			if p := op.GetRequestPut(); p != nil && (p.IgnoreValue || p.IgnoreLease) {
+			if p := op.GetRequestPut(); p != nil && match(p) {
 				return p
 			}
 			if t := op.GetRequestTxn(); t != nil {
-				if p := ignoringPut(t); p != nil {
+				if p := findPut(t, match); p != nil {
 					return p
 				}
 			}
