@@ -214,10 +214,10 @@ func (u *Usage) Admit(ctx context.Context, l tenantconfig.Limits, scan Scan, key
 	limited := l.MaxKeys > 0 || l.MaxBytes > 0
 	u.mu.Lock()
 	// A count is needed first when there is none, or when the byte limit
-	// would be checked against bytes in doubt. A scan already running
-	// serves only if it started after the doubt (bytesSettle); otherwise
-	// it is hurried, waited for, and one more is. A scan that fails is the
-	// write's error, and a write never passes without a count.
+	// would be checked against bytes in doubt. A scan already running is
+	// hurried and waited for; one that started reading before the doubt
+	// (stale) does not settle it, and one more is. A scan that fails is
+	// the write's error, and a write never passes without a count.
 	for waited := 0; limited && (u.scanned.IsZero() || l.MaxBytes > 0 && u.doubt.uncounted != u.settled.uncounted); waited++ {
 		if waited == 3 {
 			if u.scanned.IsZero() {
