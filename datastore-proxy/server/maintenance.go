@@ -9,12 +9,26 @@ import (
 )
 
 // Status reports the tenant's view: the shared revision, no database size.
+// kine's status has no revision (0, which etcdctl endpoint status showed):
+// the header gets the store's.
 func (s *Server) Status(ctx context.Context, r *etcdserverpb.StatusRequest) (*etcdserverpb.StatusResponse, error) {
-	b, err := s.bridge(ctx)
+	st, err := s.tenant(ctx)
 	if err != nil {
 		return nil, err
 	}
-	return b.Status(ctx, r)
+	resp, err := st.bridge.Status(ctx, r)
+	if err != nil || resp.GetHeader().GetRevision() != 0 {
+		return resp, err
+	}
+	rev, err := st.backend.CurrentRevision(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if resp.Header == nil {
+		resp.Header = &etcdserverpb.ResponseHeader{}
+	}
+	resp.Header.Revision = rev
+	return resp, nil
 }
 
 // Alarm lists no alarms: a tenant past its quota gets "database space
