@@ -213,34 +213,36 @@ func (l *leaseCache) forget(ttl int64, id clientv3.LeaseID) {
 // random) a random ID of the class, drawing another if the one drawn is
 // taken.
 func (l *leaseCache) grantOnce(ctx context.Context, ttl, class int64, window time.Duration, random bool) (cachedLease, error) {
-	// The window runs from before the request: etcd starts the lease's
-	// time no earlier, so a key attached at the window's end still has
-	// its whole TTL.
-	start := time.Now()
-	id := leaseid.New(class, windowSeq(start, window))
-	err := rpctypes.ErrGRPCLeaseExist
+	grant := func(id int64) (cachedLease, error) {
+		// The window runs from before the request: etcd starts the
+		// lease's time no earlier, so a key attached at the window's end
+		// still has its whole TTL.
+		start := time.Now()
+		_, err := l.lc.LeaseGrant(ctx, &etcdserverpb.LeaseGrantRequest{ID: id, TTL: ttl})
+		return cachedLease{id: clientv3.LeaseID(id), until: start.Add(window)}, err
+	}
+	taken := func(err error) bool { return errors.Is(rpctypes.Error(err), rpctypes.ErrLeaseExist) }
 	if !random {
-		_, err = l.lc.LeaseGrant(ctx, &etcdserverpb.LeaseGrantRequest{ID: id, TTL: ttl})
-		if err == nil {
-			return cachedLease{id: clientv3.LeaseID(id), until: start.Add(window)}, nil
+		id := leaseid.New(class, windowSeq(time.Now(), window))
+		cl, err := grant(id)
+		switch {
+		case err == nil:
+			return cl, nil
+		case !taken(err):
+			return cachedLease{}, mapErr(err)
+		}
+		if cl, ok, err := l.adopt(ctx, id, class); ok || err != nil {
+			return cl, err
 		}
 	}
-	if errors.Is(rpctypes.Error(err), rpctypes.ErrLeaseExist) {
-		if !random {
-			cl, ok, aerr := l.adopt(ctx, id, class)
-			if ok || aerr != nil {
-				return cl, aerr
-			}
+	var err error
+	for range grantAttempts {
+		var cl cachedLease
+		if cl, err = grant(leaseid.New(class, rand.Uint64())); err == nil {
+			return cl, nil
 		}
-		for range grantAttempts {
-			id = leaseid.New(class, rand.Uint64())
-			start = time.Now()
-			if _, err = l.lc.LeaseGrant(ctx, &etcdserverpb.LeaseGrantRequest{ID: id, TTL: ttl}); err == nil {
-				return cachedLease{id: clientv3.LeaseID(id), until: start.Add(window)}, nil
-			}
-			if !errors.Is(rpctypes.Error(err), rpctypes.ErrLeaseExist) {
-				break
-			}
+		if !taken(err) {
+			break
 		}
 	}
 	// As etcd answered (mapErr): wrapped, the message a client knows the
