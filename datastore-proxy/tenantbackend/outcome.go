@@ -23,13 +23,14 @@ func maybeApplied(err error) bool {
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return true
 	}
-	code := codes.Unknown
+	var code codes.Code
 	var ee rpctypes.EtcdError
-	if s, ok := status.FromError(err); ok {
+	switch s, ok := status.FromError(err); {
+	case ok:
 		code = s.Code()
-	} else if errors.As(err, &ee) {
+	case errors.As(err, &ee):
 		code = ee.Code() // etcd's error as its client hands it on
-	} else {
+	default:
 		return true // a database's own error: the commit may have gone through
 	}
 	switch code {
