@@ -157,6 +157,10 @@ type tenant struct {
 	backend *tenantbackend.Backend
 	usage   *quota.Usage
 	hub     *watchhub.Hub // the tenant's watch streams on etcd; nil elsewhere
+	// admitWatch holds up or refuses a watch create request for the
+	// tenant's request rate: a watch from a revision reads the store's
+	// history (watch.go, watchhub.Config.Admit).
+	admitWatch func(ctx context.Context) error
 }
 
 // bridge returns the caller's tenant bridge.
@@ -192,10 +196,10 @@ func (s *Server) tenant(ctx context.Context) (*tenant, error) {
 	if s.onWatchRefused != nil {
 		tb.OnWatchRefused = func() { s.onWatchRefused(name) }
 	}
-	st := &tenant{bridge: kineserver.New(tb, s.scheme, s.notifyInterval, EmulatedETCDVersion), backend: tb, usage: u}
+	st := &tenant{bridge: kineserver.New(tb, s.scheme, s.notifyInterval, EmulatedETCDVersion), backend: tb, usage: u,
+		admitWatch: func(ctx context.Context) error { return s.rateLimit(ctx, name) }}
 	if tb.StreamsWatches() {
-		cfg := watchhub.Config{Tenant: tb, Range: createRange, FixKV: compactKeyAsAPI, StallTimeout: s.stallTimeout,
-			Admit: func(ctx context.Context) error { return s.rateLimit(ctx, name) }}
+		cfg := watchhub.Config{Tenant: tb, Range: createRange, FixKV: compactKeyAsAPI, StallTimeout: s.stallTimeout, Admit: st.admitWatch}
 		if s.onStall != nil {
 			cfg.OnStall = func() { s.onStall(name) }
 		}

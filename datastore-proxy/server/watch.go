@@ -34,9 +34,8 @@ func (s *Server) Watch(ws etcdserverpb.Watch_WatchServer) error {
 	if st.hub != nil {
 		return st.hub.Serve(ws)
 	}
-	tenant, _ := TenantFromContext(ws.Context())
 	rs := &rangeStream{Watch_WatchServer: ws, ctx: ws.Context(), tb: st.backend, ids: watchIDs{local: map[int64]int64{}, kine: map[int64]int64{}},
-		admit: func(ctx context.Context) error { return s.rateLimit(ctx, tenant) }}
+		admit: st.admitWatch}
 	defer rs.dropReservations()
 	return st.bridge.Watch(rs)
 }
@@ -124,9 +123,7 @@ type rangeStream struct {
 	reserved []*tenantbackend.Reservation
 	sendMu   sync.Mutex // kine's sends and this stream's refusals
 	ids      watchIDs
-	// admit holds up or refuses a create request for the tenant's request
-	// rate: a watch from a revision reads the store's history.
-	admit func(ctx context.Context) error
+	admit    func(ctx context.Context) error // the tenant's admitWatch
 }
 
 // reserve admits a create request and reserves its place among the
