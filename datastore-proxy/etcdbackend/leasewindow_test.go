@@ -173,6 +173,13 @@ func TestARevokedLeaseIsGrantedAnew(t *testing.T) {
 	}
 }
 
+// keysPerLease sets maxKeysPerLease to n for the test.
+func keysPerLease(t *testing.T, n int) {
+	old := maxKeysPerLease
+	maxKeysPerLease = n
+	t.Cleanup(func() { maxKeysPerLease = old })
+}
+
 // A lease serves at most maxKeysPerLease keys, as kube-apiserver's own
 // lease manager has it: etcd deletes a lease's keys in one transaction
 // when it expires. The window's own lease comes first, then leases of
@@ -180,9 +187,7 @@ func TestARevokedLeaseIsGrantedAnew(t *testing.T) {
 // tenant, went on one lease.)
 func TestALeaseServesALimitedNumberOfKeys(t *testing.T) {
 	c := startEtcd(t)
-	old := maxKeysPerLease
-	maxKeysPerLease = 3
-	t.Cleanup(func() { maxKeysPerLease = old })
+	keysPerLease(t, 3)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	const ttl = 3600
@@ -219,9 +224,7 @@ func TestALeaseServesALimitedNumberOfKeys(t *testing.T) {
 // however many they were).
 func TestABurstKeepsALeaseToItsKeys(t *testing.T) {
 	c := startEtcd(t)
-	old := maxKeysPerLease
-	maxKeysPerLease = 3
-	t.Cleanup(func() { maxKeysPerLease = old })
+	keysPerLease(t, 3)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	const ttl, n = 3600, 12
