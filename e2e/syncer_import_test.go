@@ -106,10 +106,14 @@ func testServiceImports(t *testing.T, env *framework.Env, demo, other, host kube
 	if _, err := host.CoreV1().Services(db).Create(ctx, pg, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := host.CoreV1().Endpoints(db).Create(ctx, pgEndpoints("10.250.0.10"), metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
-		t.Fatal(err)
-	}
+	// The host's endpoints controller deletes the Endpoints of a deleted
+	// Service, and may do so after they are created again (its informer
+	// not yet knowing the new Service): the host's owner, this test,
+	// puts them back whenever they are gone.
 	framework.Eventually(t, 30*time.Second, "the import turned headless", func(ctx context.Context) error {
+		if _, err := host.CoreV1().Endpoints(db).Create(ctx, pgEndpoints("10.250.0.10"), metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+			return fmt.Errorf("host endpoints of pg: %w", err)
+		}
 		svc, err := demo.CoreV1().Services("default").Get(ctx, "pg", metav1.GetOptions{})
 		if err != nil {
 			return err
