@@ -123,6 +123,7 @@ type rangeStream struct {
 	reserved []*tenantbackend.Reservation
 	sendMu   sync.Mutex // kine's sends and this stream's refusals
 	ids      watchIDs
+	opts     watchOptions                    // what kine does not do of each create request
 	admit    func(ctx context.Context) error // the tenant's admitWatch
 }
 
@@ -167,6 +168,7 @@ func (r *rangeStream) Recv() (*etcdserverpb.WatchRequest, error) {
 				continue
 			}
 			ctx = tenantbackend.WithReservation(ctx, res)
+			r.opts.queue(cr)
 			r.mu.Lock()
 			r.reserved = append(slices.DeleteFunc(r.reserved, func(x *tenantbackend.Reservation) bool { return !x.Held() }), res)
 			r.mu.Unlock()
@@ -183,6 +185,9 @@ func (r *rangeStream) Recv() (*etcdserverpb.WatchRequest, error) {
 func (r *rangeStream) Send(m *etcdserverpb.WatchResponse) error {
 	r.sendMu.Lock()
 	defer r.sendMu.Unlock()
+	if !r.opts.filter(m) {
+		return nil // events the watch did not ask for, and no others
+	}
 	id, ok := r.ids.fromKine(m.WatchId, m.Created, m.Canceled)
 	if !ok {
 		return nil // a watch the stream no longer has (watchids.go)
