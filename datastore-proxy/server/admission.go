@@ -32,7 +32,7 @@ func (s *Server) Admit(ctx context.Context, req any, info *grpc.UnaryServerInfo,
 	if err := s.rateLimit(ctx, tenant); err != nil {
 		return nil, err
 	}
-	write := isWrite(info.FullMethod)
+	write := isWrite(info.FullMethod, req)
 	if write && mayAdd(req) {
 		// A write of a tenant with limits waits for its first count (a
 		// read of its whole space) before it takes a slot, not while it
@@ -122,11 +122,16 @@ func mayAdd(req any) bool {
 	return false
 }
 
-// isWrite reports whether an etcd method writes.
-func isWrite(method string) bool {
+// isWrite reports whether req, a request of method, writes: it then takes
+// a write slot. A transaction that only reads (compares and ranges) is a
+// read.
+func isWrite(method string, req any) bool {
 	switch method {
-	case "/etcdserverpb.KV/Put", "/etcdserverpb.KV/Txn", "/etcdserverpb.KV/DeleteRange", "/etcdserverpb.KV/Compact":
+	case "/etcdserverpb.KV/Put", "/etcdserverpb.KV/DeleteRange", "/etcdserverpb.KV/Compact":
 		return true
+	case "/etcdserverpb.KV/Txn":
+		r, ok := req.(*etcdserverpb.TxnRequest)
+		return !ok || txnWrites(r)
 	}
 	return false
 }

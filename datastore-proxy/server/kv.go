@@ -3,6 +3,7 @@ package server
 import (
 	"bytes"
 	"context"
+	"slices"
 
 	kineserver "github.com/k3s-io/kine/pkg/server"
 	"go.etcd.io/etcd/api/v3/etcdserverpb"
@@ -167,23 +168,22 @@ func (s *Server) deleteAbsent(ctx context.Context, b *kineserver.KVServerBridge,
 // hasEmptyKey reports whether a compare or operation of r, nested ones
 // included, has an empty key (kine would take it for the tenant's prefix).
 func hasEmptyKey(r *etcdserverpb.TxnRequest) bool {
-	for _, c := range r.Compare {
-		if len(c.Key) == 0 {
-			return true
-		}
+	emptyCompare := func(r *etcdserverpb.TxnRequest) bool {
+		return slices.ContainsFunc(r.Compare, func(c *etcdserverpb.Compare) bool { return len(c.Key) == 0 })
 	}
-	for _, ops := range [2][]*etcdserverpb.RequestOp{r.Success, r.Failure} {
-		for _, op := range ops {
-			switch {
-			case op.GetRequestRange() != nil && len(op.GetRequestRange().Key) == 0,
-				op.GetRequestPut() != nil && len(op.GetRequestPut().Key) == 0,
-				op.GetRequestDeleteRange() != nil && len(op.GetRequestDeleteRange().Key) == 0,
-				op.GetRequestTxn() != nil && hasEmptyKey(op.GetRequestTxn()):
-				return true
-			}
+	return emptyCompare(r) || anyOp(r, func(op *etcdserverpb.RequestOp) bool {
+		switch {
+		case op.GetRequestRange() != nil:
+			return len(op.GetRequestRange().Key) == 0
+		case op.GetRequestPut() != nil:
+			return len(op.GetRequestPut().Key) == 0
+		case op.GetRequestDeleteRange() != nil:
+			return len(op.GetRequestDeleteRange().Key) == 0
+		case op.GetRequestTxn() != nil:
+			return emptyCompare(op.GetRequestTxn())
 		}
-	}
-	return false
+		return false
+	})
 }
 
 // ignoringPut is a put of r (nested transactions too) that asks to keep
@@ -194,20 +194,39 @@ func ignoringPut(r *etcdserverpb.TxnRequest) *etcdserverpb.PutRequest {
 
 // findPut is the first put of r (nested transactions too) that match
 // takes, if there is one.
-func findPut(r *etcdserverpb.TxnRequest, match func(*etcdserverpb.PutRequest) bool) *etcdserverpb.PutRequest {
+func findPut(r *etcdserverpb.TxnRequest, match func(*etcdserverpb.PutRequest) bool) (found *etcdserverpb.PutRequest) {
+	anyOp(r, func(op *etcdserverpb.RequestOp) bool {
+		if p := op.GetRequestPut(); p != nil && match(p) {
+			found = p
+		}
+		return found != nil
+	})
+	return found
+}
+
+// txnWrites reports whether r (nested transactions too) has a put or a
+// delete in either branch.
+func txnWrites(r *etcdserverpb.TxnRequest) bool {
+	return anyOp(r, func(op *etcdserverpb.RequestOp) bool {
+		return op.GetRequestPut() != nil || op.GetRequestDeleteRange() != nil
+	})
+}
+
+// anyOp reports whether f holds for an operation of r, in either branch,
+// in the order etcd would list them; a nested transaction is an operation
+// itself (before its own operations, which follow it).
+func anyOp(r *etcdserverpb.TxnRequest, f func(*etcdserverpb.RequestOp) bool) bool {
 	for _, ops := range [2][]*etcdserverpb.RequestOp{r.Success, r.Failure} {
 		for _, op := range ops {
-			if p := op.GetRequestPut(); p != nil && match(p) {
-				return p
+			if f(op) {
+				return true
 			}
-			if t := op.GetRequestTxn(); t != nil {
-				if p := findPut(t, match); p != nil {
-					return p
-				}
+			if t := op.GetRequestTxn(); t != nil && anyOp(t, f) {
+				return true
 			}
 		}
 	}
-	return nil
+	return false
 }
 
 // Compact is accepted and does not compact the shared store
