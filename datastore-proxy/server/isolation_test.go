@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -287,5 +288,12 @@ func TestIdentity(t *testing.T) {
 				t.Fatalf("err = %v, want %q", err, tt.want)
 			}
 		})
+	}
+	// The refused request is counted under a tenant label no tenant can
+	// have: "unauthenticated" is a valid tenant name.
+	refused := regexp.MustCompile(`(?m)^kplex_datastore_proxy_requests_total\{code="PermissionDenied",method="/etcdserverpb.KV/Range",tenant="([^"]+)"\} (\S+)`)
+	got := metricByTenant(refused, scrape(t, px.MetricsAddress))
+	if len(got) != 1 || got["(unauthenticated)"] < 1 {
+		t.Errorf("refused requests by tenant: %v, want them under (unauthenticated) alone", got)
 	}
 }

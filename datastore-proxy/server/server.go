@@ -45,12 +45,15 @@ type Server struct {
 	onStall        func(tenant string)
 	stallTimeout   time.Duration
 	onSlotWait     func(tenant string, write bool, waited time.Duration)
+	forgetAfter    time.Duration
+	onForget       func(tenant string)
 	fair           *fairshare.Scheduler
 	fairWrites     *fairshare.Scheduler
 
 	mu       sync.Mutex
 	tenants  map[string]*tenant
 	limiters map[string]*rate.Limiter
+	uses     map[string]*usage // idle.go
 
 	etcdserverpb.UnsafeKVServer
 	etcdserverpb.UnsafeWatchServer
@@ -103,6 +106,11 @@ type Options struct {
 	// OnSlotWait, if set, is told how long each request admitted (or
 	// given up) waited for its backend slot: the fair share's queue.
 	OnSlotWait func(tenant string, write bool, waited time.Duration)
+	// ForgetIdle is how long a tenant may be idle, with no request and no
+	// stream open, before the proxy forgets it (idle.go); 0: never.
+	ForgetIdle time.Duration
+	// OnForget, if set, is told of every tenant forgotten so.
+	OnForget func(tenant string)
 }
 
 // New returns a server over a started backend.
@@ -122,8 +130,8 @@ func New(backend kineserver.Backend, o Options) *Server {
 	activity := fairshare.NewActivity() // a tenant reading counts as active for writes too
 	return &Server{
 		backend: backend, scheme: o.Scheme, notifyInterval: o.NotifyInterval,
-		limits: o.Limits, onWatch: o.OnWatch, onWatchRefused: o.OnWatchRefused, onStall: o.OnWatchStreamStalled, stallTimeout: o.WatchStallTimeout, onSlotWait: o.OnSlotWait, fair: fairshare.New(o.BackendSlots, o.TenantShare, activity).WithBusyShare(o.TenantBusyShare), fairWrites: fairshare.New(o.WriteSlots, o.TenantWriteShare, activity).WithBusyShare(o.TenantBusyShare),
-		tenants: map[string]*tenant{}, limiters: map[string]*rate.Limiter{},
+		limits: o.Limits, onWatch: o.OnWatch, onWatchRefused: o.OnWatchRefused, onStall: o.OnWatchStreamStalled, stallTimeout: o.WatchStallTimeout, onSlotWait: o.OnSlotWait, forgetAfter: o.ForgetIdle, onForget: o.OnForget, fair: fairshare.New(o.BackendSlots, o.TenantShare, activity).WithBusyShare(o.TenantBusyShare), fairWrites: fairshare.New(o.WriteSlots, o.TenantWriteShare, activity).WithBusyShare(o.TenantBusyShare),
+		tenants: map[string]*tenant{}, limiters: map[string]*rate.Limiter{}, uses: map[string]*usage{},
 	}
 }
 

@@ -61,6 +61,9 @@ type Options struct {
 	// WatchStall is how long a tenant's watch stream on etcd may take no
 	// response while the tenant has another, before it is ended.
 	WatchStall time.Duration
+	// ForgetIdle is how long a tenant may be idle before the proxy forgets
+	// what it keeps of it (server.Options.ForgetIdle).
+	ForgetIdle time.Duration
 }
 
 // ParseFlags reads the command line.
@@ -103,6 +106,7 @@ Flags:
 	fs.Float64Var(&o.TenantBusy, "backend-tenant-busy-share", -1, "while another tenant is busy (has requests running or waiting, or had one done in the last 20 ms), the share (0-1) of the backend slots' time a flooding tenant (more requests waiting than --backend-tenant-share or --backend-tenant-write-share lets run) may use, so that its neighbours find the backend and the proxy's CPU with room; 0: no bound; -1: the backend's default, half a write slot's time on postgres, mysql and etcd (0.0625 of postgres' 8 slots, 0.015625 of 32; at most 0.25), 0.0625 of sqlite's one write slot")
 	fs.IntVar(&o.WriteSlots, "backend-write-slots", 0, "writes run against the backend at once, shared as reads are (default: 1 for sqlite, which has one writer; 8 for postgres; --backend-slots for mysql and etcd)")
 	fs.IntVar(&o.UsageScanRate, "usage-scan-rate", quota.DefaultBackgroundScanRate, "bytes per second that the background recounts of tenants' keys and bytes read from the backend, all tenants together (a tenant's count is then refreshed every 2 minutes or as this rate allows); 0: no bound")
+	fs.DurationVar(&o.ForgetIdle, "forget-idle-tenants", 10*time.Minute, "how long a tenant may go without a request or an open stream before the proxy forgets what it keeps of it: its metric series (a deleted tenant's stop showing), its counted usage (its next write with limits counts its keys again) and its rate limiter; 0: never")
 	fs.DurationVar(&o.WatchStall, "watch-stall-timeout", 10*time.Second, "etcd backend: how long a tenant's watch stream may take no response while the tenant has other watch streams before it is ended (its client watches again from where it was); until then the tenant's other streams wait, as every stream of a tenant shares one etcd watch stream; 0: never end one")
 	fs.UintVar(&o.MaxStreams, "max-concurrent-streams", 0, "requests and streams one client connection may have open at once (HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS); a gRPC client past it waits before sending (one that ignores it has its new streams refused), so that the proxy holds at most this many of a connection's requests in memory; a tenant with several connections holds as many times that. Long-lived watch streams count, and a tenant's apiserver keeps about one open per resource it watches: set it well above the most any tenant has open (kplex_datastore_proxy_active_streams counts them by tenant), or its requests stall; 0: no bound, as etcd")
 	fs.DurationVar(&o.ShutdownGrace, "shutdown-grace", 10*time.Second, "how long open requests and watches may drain on SIGTERM")
@@ -114,6 +118,9 @@ Flags:
 	}
 	if o.UsageScanRate < 0 {
 		return o, fmt.Errorf("--usage-scan-rate: want bytes per second, 0 for no bound; got %d", o.UsageScanRate)
+	}
+	if o.ForgetIdle < 0 {
+		return o, fmt.Errorf("--forget-idle-tenants: want a duration, 0 for never; got %s", o.ForgetIdle)
 	}
 	if o.WatchStall < 0 {
 		return o, fmt.Errorf("--watch-stall-timeout: want a duration, 0 for never; got %s", o.WatchStall)
@@ -202,12 +209,13 @@ func Run(ctx context.Context, o Options, log *slog.Logger) error {
 	quota.SetBackgroundScanRate(o.UsageScanRate)
 	m := metrics.New(reg, server.TenantFromContext)
 	srv := server.New(b, server.Options{Scheme: scheme, NotifyInterval: o.NotifyInterval, Limits: limits, BackendSlots: o.BackendSlots, WriteSlots: o.WriteSlots, TenantShare: o.TenantShare, TenantWriteShare: o.TenantWrites, TenantBusyShare: o.TenantBusy,
-		OnWatch: m.Watch, OnWatchRefused: m.WatchRefused, OnSlotWait: m.SlotWait, WatchStallTimeout: o.WatchStall,
+		OnWatch: m.Watch, OnWatchRefused: m.WatchRefused, OnSlotWait: m.SlotWait, WatchStallTimeout: o.WatchStall, ForgetIdle: o.ForgetIdle, OnForget: m.Forget,
 		OnWatchStreamStalled: func(tenant string) {
 			m.WatchStreamStalled(tenant)
 			log.Warn("ended a watch stream whose client took no response, so that the tenant's other watch streams go on; its client watches again", "tenant", tenant, "after", o.WatchStall)
 		}})
 	reg.MustRegister(metrics.NewUsageCollector(srv.Usage))
+	go srv.ForgetIdle(ctx)
 	g := grpc.NewServer(append(serverOptions(o),
 		grpc.Creds(coalesce.Server(creds)), // a response's TLS records in one system call
 		// Large enough for a list of 100 objects in one write (and so one
@@ -215,8 +223,8 @@ func Run(ctx context.Context, o Options, log *slog.Logger) error {
 		// hold none.
 		grpc.WriteBufferSize(128<<10), grpc.SharedWriteBuffer(true),
 		grpc.StatsHandler(otelgrpc.NewServerHandler()), // tracing hook: spans go to the global provider
-		grpc.ChainUnaryInterceptor(server.IdentifyUnary, m.Unary, srv.Admit),
-		grpc.ChainStreamInterceptor(server.IdentifyStream, m.Stream),
+		grpc.ChainUnaryInterceptor(server.IdentifyUnary, srv.TrackUnary, m.Unary, srv.Admit),
+		grpc.ChainStreamInterceptor(server.IdentifyStream, srv.TrackStream, m.Stream),
 		grpc.MaxRecvMsgSize(2<<20),
 		grpc.ForceServerCodecV2(server.Codec{}), // lists sent as etcd encoded them (server/rawlist.go)
 		// Reused handler goroutines keep their grown stacks: a new one per

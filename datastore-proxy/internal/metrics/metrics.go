@@ -31,7 +31,7 @@ func New(reg prometheus.Registerer, tenantOf func(context.Context) (string, erro
 	m := &Metrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "kplex_datastore_proxy_requests_total",
-			Help: "etcd API requests by tenant, method and gRPC code.",
+			Help: "etcd API requests by tenant, method and gRPC code; tenant \"(unauthenticated)\" for callers whose certificate names no tenant.",
 		}, []string{"tenant", "method", "code"}),
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "kplex_datastore_proxy_request_duration_seconds",
@@ -69,12 +69,29 @@ func New(reg prometheus.Registerer, tenantOf func(context.Context) (string, erro
 	return m
 }
 
+// Unauthenticated is the tenant label of requests from callers with no
+// tenant: not a DNS label, so no tenant's name ("unauthenticated" is one).
+const Unauthenticated = "(unauthenticated)"
+
 func (m *Metrics) tenant(ctx context.Context) string {
 	t, err := m.tenantOf(ctx)
 	if err != nil {
-		return "unauthenticated"
+		return Unauthenticated
 	}
 	return t
+}
+
+// Forget drops every series of tenant (server.Options.OnForget).
+func (m *Metrics) Forget(tenant string) {
+	l := prometheus.Labels{"tenant": tenant}
+	m.requests.DeletePartialMatch(l)
+	m.latency.DeletePartialMatch(l)
+	m.streams.DeletePartialMatch(l)
+	m.watches.DeletePartialMatch(l)
+	m.active.DeletePartialMatch(l)
+	m.refused.DeletePartialMatch(l)
+	m.stalled.DeletePartialMatch(l)
+	m.slotWait.DeletePartialMatch(l)
 }
 
 // Unary records unary requests.
