@@ -126,6 +126,9 @@ func (s *Server) Txn(ctx context.Context, r *etcdserverpb.TxnRequest) (*etcdserv
 		}
 		return nil, status.Error(codes.Unimplemented, "ignoreLease is not implemented by kine")
 	}
+	if what := otherKeyOp(r); what != "" {
+		return nil, status.Error(codes.Unimplemented, "a transaction's operations must all be on its compared key, with no range: "+what)
+	}
 	if key, ok := deleteIfAbsent(r); ok {
 		return s.deleteAbsent(ctx, b, key)
 	}
