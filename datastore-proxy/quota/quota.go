@@ -208,6 +208,13 @@ func (u *Usage) Snapshot() (keys, bytes int64, loaded bool) {
 	return u.keys, u.bytes, !u.scanned.IsZero()
 }
 
+// Scanning reports whether a count is running.
+func (u *Usage) Scanning() bool {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.run != nil
+}
+
 // Admit loads or refreshes the counts when needed and checks that adding
 // keys and bytes stays within l.
 func (u *Usage) Admit(ctx context.Context, l tenantconfig.Limits, scan Scan, keys, bytes int64) error {

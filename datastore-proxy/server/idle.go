@@ -5,17 +5,37 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+
+	"kplex.dev/datastore-proxy/quota"
 )
 
-// What the proxy keeps of a tenant (its bridge, its counted usage, its
-// rate limiter; per-tenant metric series, through Options.OnForget) stays
+// What the proxy keeps of a tenant (its bridge, its rate limiter, its
+// watch hub; per-tenant metric series, through Options.OnForget) stays
 // until the tenant has been idle, with no request and no stream open, for
 // Options.ForgetIdle: a tenant deleted for good, whose apiserver is gone,
 // no longer shows in the metrics with its last figures, and hundreds of
 // tenants coming and going do not pile up in memory. A live apiserver is
 // never idle that long (it renews leases every few seconds and keeps its
-// watches open). A forgotten tenant's next request sets it up again, and
-// its next write with limits counts its keys again first (quota).
+// watches open). A forgotten tenant's next request sets it up again.
+//
+// Its counted usage, a few numbers, is kept for dormantUsage more: a
+// tenant back within that (a paused virtual cluster resumed) has its
+// writes checked against the count it had while a recount runs in the
+// background, as before it was forgotten, rather than wait for a count of
+// its whole space; and a recount it started is not left running for
+// nobody. After that, with no recount running, it goes too, and the
+// tenant's next write with limits waits for a new count (quota).
+// A tenant whose rate limiter has not refilled is not forgotten yet: a
+// new limiter would hand it a full burst early.
+
+// dormantUsage is how long a forgotten tenant's counted usage is kept.
+var dormantUsage = 24 * time.Hour
+
+// dormant is a forgotten tenant's counted usage, kept since.
+type dormant struct {
+	usage *quota.Usage
+	since time.Time
+}
 
 // usage is a tenant's requests and streams in progress, and when its last
 // one ended (or began).
@@ -26,6 +46,9 @@ type usage struct {
 
 // begin records a request or stream of tenant in progress; end must follow.
 func (s *Server) begin(tenant string) {
+	if s.forgetAfter <= 0 {
+		return
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	u := s.uses[tenant]
@@ -38,6 +61,9 @@ func (s *Server) begin(tenant string) {
 }
 
 func (s *Server) end(tenant string) {
+	if s.forgetAfter <= 0 {
+		return
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if u := s.uses[tenant]; u != nil {
@@ -81,11 +107,22 @@ func (s *Server) forgetIdle(now time.Time, idle time.Duration) {
 		if u.open > 0 || now.Sub(u.last) < idle {
 			continue
 		}
+		if lim := s.limiters[name]; lim != nil && lim.TokensAt(now) < float64(lim.Burst()) {
+			continue
+		}
+		if st := s.tenants[name]; st != nil {
+			s.dormant[name] = &dormant{usage: st.usage, since: now}
+		}
 		delete(s.uses, name)
 		delete(s.tenants, name)
 		delete(s.limiters, name)
 		if s.onForget != nil {
 			s.onForget(name)
+		}
+	}
+	for name, d := range s.dormant {
+		if now.Sub(d.since) >= dormantUsage && !d.usage.Scanning() {
+			delete(s.dormant, name)
 		}
 	}
 }

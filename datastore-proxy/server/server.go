@@ -53,7 +53,8 @@ type Server struct {
 	mu       sync.Mutex
 	tenants  map[string]*tenant
 	limiters map[string]*rate.Limiter
-	uses     map[string]*usage // idle.go
+	uses     map[string]*usage   // idle.go
+	dormant  map[string]*dormant // idle.go
 
 	etcdserverpb.UnsafeKVServer
 	etcdserverpb.UnsafeWatchServer
@@ -131,7 +132,7 @@ func New(backend kineserver.Backend, o Options) *Server {
 	return &Server{
 		backend: backend, scheme: o.Scheme, notifyInterval: o.NotifyInterval,
 		limits: o.Limits, onWatch: o.OnWatch, onWatchRefused: o.OnWatchRefused, onStall: o.OnWatchStreamStalled, stallTimeout: o.WatchStallTimeout, onSlotWait: o.OnSlotWait, forgetAfter: o.ForgetIdle, onForget: o.OnForget, fair: fairshare.New(o.BackendSlots, o.TenantShare, activity).WithBusyShare(o.TenantBusyShare), fairWrites: fairshare.New(o.WriteSlots, o.TenantWriteShare, activity).WithBusyShare(o.TenantBusyShare),
-		tenants: map[string]*tenant{}, limiters: map[string]*rate.Limiter{}, uses: map[string]*usage{},
+		tenants: map[string]*tenant{}, limiters: map[string]*rate.Limiter{}, uses: map[string]*usage{}, dormant: map[string]*dormant{},
 	}
 }
 
@@ -196,6 +197,10 @@ func (s *Server) tenant(ctx context.Context) (*tenant, error) {
 		return nil, err
 	}
 	u := &quota.Usage{}
+	if d := s.dormant[name]; d != nil { // forgotten lately (idle.go)
+		u = d.usage
+		delete(s.dormant, name)
+	}
 	limits := func() tenantconfig.Limits { return s.limits.For(name) }
 	tb := tenantbackend.New(s.backend, space, limits, u)
 	if s.onWatch != nil {

@@ -41,9 +41,10 @@ func TestWatchFiltersAndPrevKV(t *testing.T) {
 			}
 			watch[resp.WatchId] = i
 			if i == 0 {
-				// A create refused at once, among the others (kine
-				// refuses it, etcd takes an ID and cancels it): the
-				// next watch still gets its own options.
+				// A create refused at once, among the others (with no
+				// watch ID from kine and etcd; the hub's answer uses up
+				// one of the stream's IDs): the next watch still gets
+				// its own options.
 				refused := &etcdserverpb.WatchCreateRequest{Key: []byte("/registry/k"), StartRevision: -1, PrevKv: true}
 				if err := ws.Send(&etcdserverpb.WatchRequest{RequestUnion: &etcdserverpb.WatchRequest_CreateRequest{CreateRequest: refused}}); err != nil {
 					t.Fatal(err)
