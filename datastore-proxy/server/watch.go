@@ -12,6 +12,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"kplex.dev/datastore-proxy/tenantbackend"
+	"kplex.dev/datastore-proxy/watchhub"
 )
 
 // Watch serves a tenant's watch stream: events of its own keys only.
@@ -155,9 +156,17 @@ func (r *rangeStream) Recv() (*etcdserverpb.WatchRequest, error) {
 		if cr == nil {
 			return msg, nil
 		}
+		if err := watchhub.RefusedFirst(cr); err != nil {
+			if err := r.refuse(err); err != nil {
+				return nil, err
+			}
+			continue
+		}
 		key, end := createRange(cr)
 		kineFromKey(cr)
 		ctx := tenantbackend.WithWatchRange(r.Watch_WatchServer.Context(), tenantbackend.WatchRange{Key: key, End: end, Revision: cr.StartRevision})
+		opts := optsOf(cr)
+		ctx = tenantbackend.WithWatchStart(ctx, func() { r.opts.queue(opts) })
 		// kine refuses these itself, before it starts a watch.
 		if cr.WatchId == clientv3.AutoWatchID && cr.StartRevision >= 0 {
 			res, err := r.reserve()
@@ -168,7 +177,6 @@ func (r *rangeStream) Recv() (*etcdserverpb.WatchRequest, error) {
 				continue
 			}
 			ctx = tenantbackend.WithReservation(ctx, res)
-			r.opts.queue(cr)
 			r.mu.Lock()
 			r.reserved = append(slices.DeleteFunc(r.reserved, func(x *tenantbackend.Reservation) bool { return !x.Held() }), res)
 			r.mu.Unlock()

@@ -121,3 +121,38 @@ func TestACanceledWatchSaysNothingMore(t *testing.T) {
 		}
 	})
 }
+
+// A create that etcd refuses before it gives the watch an ID (a negative
+// start revision, a range end not past its key) is refused with no watch
+// ID on every backend, and the stream's next watch gets the ID it would
+// have had: the hub numbered the refused one, and kine started a watch on
+// the empty range.
+func TestRefusedCreatesTakeNoID(t *testing.T) {
+	proxytest.ForEachBackend(t, func(t *testing.T, b backend.Config) {
+		px := proxytest.Start(t, b)
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		ws := px.WatchStream(t, ctx, "alpha")
+		for i, cr := range []*etcdserverpb.WatchCreateRequest{
+			{Key: []byte("/registry/a"), StartRevision: -1},
+			{Key: []byte("/registry/b"), RangeEnd: []byte("/registry/a")},
+			{Key: []byte("/registry/b"), RangeEnd: []byte("/registry/b")},
+			{Key: []byte("/registry/a")},
+		} {
+			if err := ws.Send(&etcdserverpb.WatchRequest{RequestUnion: &etcdserverpb.WatchRequest_CreateRequest{CreateRequest: cr}}); err != nil {
+				t.Fatal(err)
+			}
+			resp, err := ws.Recv()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if i < 3 {
+				if !resp.Created || !resp.Canceled || resp.WatchId != -1 || resp.CancelReason == "" {
+					t.Errorf("create %v: %v; want it refused with watch ID -1 and a reason", cr, resp)
+				}
+			} else if !resp.Created || resp.Canceled || resp.WatchId != 0 {
+				t.Errorf("the create after the refused ones: %v; want watch 0 created", resp)
+			}
+		}
+	})
+}

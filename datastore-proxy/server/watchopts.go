@@ -46,23 +46,24 @@ func (o watchOpts) apply(events []*mvccpb.Event) []*mvccpb.Event {
 
 // watchOptions keeps each watch's options on one tenant stream, by kine's
 // watch ID. kine answers the creates it starts in the order it reads them
-// (its Create holds a lock until its created answer is sent), so the
-// create requests passed on to be started queue here, and each created
-// answer with a watch ID takes the first. Creates kine refuses at once
-// (a client's own watch ID, a negative start revision) are not queued:
-// their answers have no watch ID and may overtake, and so are the ones
-// the proxy refuses itself.
+// (its Create holds a lock until its created answer is sent), and calls
+// Backend.Watch for each just before that answer: there the create's
+// options queue (tenantbackend.WithWatchStart), and each created answer
+// with a watch ID takes the first. Creates kine refuses at once (a
+// client's own watch ID, a negative start revision), which never reach
+// Backend.Watch, are not queued, nor are the ones the proxy refuses
+// itself: their answers have no watch ID.
 type watchOptions struct {
 	mu     sync.Mutex
 	queued []watchOpts
 	byKine map[int64]watchOpts
 }
 
-// queue records the options of a create request kine will start.
-func (w *watchOptions) queue(cr *etcdserverpb.WatchCreateRequest) {
+// queue records the options of a create request kine is starting.
+func (w *watchOptions) queue(o watchOpts) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	w.queued = append(w.queued, optsOf(cr))
+	w.queued = append(w.queued, o)
 }
 
 // filter applies the options of the watch m is for to m's events; ok is

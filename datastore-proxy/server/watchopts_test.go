@@ -36,15 +36,13 @@ func TestWatchFiltersAndPrevKV(t *testing.T) {
 				t.Fatal(err)
 			}
 			resp, err := ws.Recv()
-			if err != nil || !resp.Created || resp.Canceled {
+			if err != nil || !resp.Created || resp.Canceled || resp.WatchId != int64(i) {
 				t.Fatalf("create watch %d: %v, %v", i, resp, err)
 			}
 			watch[resp.WatchId] = i
 			if i == 0 {
-				// A create refused at once, among the others (with no
-				// watch ID from kine and etcd; the hub's answer uses up
-				// one of the stream's IDs): the next watch still gets
-				// its own options.
+				// A create refused at once, among the others: the next
+				// watch still gets its own options.
 				refused := &etcdserverpb.WatchCreateRequest{Key: []byte("/registry/k"), StartRevision: -1, PrevKv: true}
 				if err := ws.Send(&etcdserverpb.WatchRequest{RequestUnion: &etcdserverpb.WatchRequest_CreateRequest{CreateRequest: refused}}); err != nil {
 					t.Fatal(err)

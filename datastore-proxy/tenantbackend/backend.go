@@ -144,6 +144,7 @@ const watchHandoff = 4
 // goroutine or channel of this layer in between; a watch is otherwise
 // relayed here, its events made the tenant's on the way.
 func (b *Backend) Watch(ctx context.Context, revision int64) server.WatchResult {
+	watchStarts(ctx)
 	if err := b.takeWatch(ctx); err != nil {
 		return b.refuseWatch(ctx, err)
 	}

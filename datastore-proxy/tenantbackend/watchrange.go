@@ -38,6 +38,24 @@ func WithWatchRange(ctx context.Context, r WatchRange) context.Context {
 	return context.WithValue(ctx, watchRangeKey{}, r)
 }
 
+type watchStartKey struct{}
+
+// WithWatchStart returns ctx carrying f, which Backend.Watch calls before
+// anything else. kine calls Backend.Watch once for each create request it
+// starts (not for those it refuses at once), while it holds the lock that
+// keeps create answers in order, just before it sends the created answer:
+// f can tie something of the request to that answer.
+func WithWatchStart(ctx context.Context, f func()) context.Context {
+	return context.WithValue(ctx, watchStartKey{}, f)
+}
+
+// watchStarts calls the function ctx carries for WithWatchStart, if any.
+func watchStarts(ctx context.Context) {
+	if f, ok := ctx.Value(watchStartKey{}).(func()); ok {
+		f()
+	}
+}
+
 // watchRange returns the range ctx carries for a watch from revision.
 func watchRange(ctx context.Context, revision int64) (WatchRange, bool) {
 	r, ok := ctx.Value(watchRangeKey{}).(WatchRange)

@@ -1,12 +1,14 @@
 package watchhub
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
 	"time"
 
 	"go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -17,6 +19,28 @@ import (
 // errDuplicateID refuses a create request with a watch ID its stream has
 // in use, as etcd does (mvcc.ErrWatcherDuplicateID).
 var errDuplicateID = errors.New("mvcc: duplicate watch ID provided on the WatchStream")
+
+// errEmptyRange refuses a create request whose range end is not past its
+// key, as etcd does (mvcc.ErrEmptyWatcherRange).
+var errEmptyRange = errors.New("mvcc: watcher range is empty")
+
+// RefusedFirst is the reason etcd refuses cr for before it gives the watch
+// an ID, or nil: the hub refuses these itself, so that they take none of
+// the stream's IDs either (and so does the proxy's SQL watch stream,
+// where kine would start a watch on an empty range).
+func RefusedFirst(cr *etcdserverpb.WatchCreateRequest) error {
+	key, end := cr.Key, cr.RangeEnd
+	if len(key) == 0 {
+		key = []byte{0} // the smallest key, as etcd takes it
+	}
+	switch {
+	case cr.StartRevision < 0:
+		return rpctypes.ErrCompacted
+	case len(end) != 0 && string(end) != "\x00" && bytes.Compare(key, end) >= 0:
+		return errEmptyRange
+	}
+	return nil
+}
 
 // stream is one watch stream of the tenant; its fields are guarded by the
 // hub's mu (outbox says which of its own are not).
@@ -114,10 +138,10 @@ func (h *Hub) requests(up *upstream, s *stream) error {
 // refuses it as etcd would (a watch ID in use) or for the tenant's
 // maxWatches; it returns the streams to flush (the refusal's).
 func (h *Hub) create(ctx context.Context, up *upstream, s *stream, cr *etcdserverpb.WatchCreateRequest) (flush []*stream) {
+	refusal := RefusedFirst(cr)
 	key, end := h.cfg.Range(cr)
 	var res *tenantbackend.Reservation
-	var refusal error
-	if h.cfg.Admit != nil {
+	if refusal == nil && h.cfg.Admit != nil {
 		refusal = h.cfg.Admit(ctx)
 	}
 	if refusal == nil {
