@@ -125,6 +125,7 @@ type rangeStream struct {
 	sendMu   sync.Mutex // kine's sends and this stream's refusals
 	ids      watchIDs
 	opts     watchOptions                    // what kine does not do of each create request
+	order    createOrder                     // refusals after the answers before them
 	admit    func(ctx context.Context) error // the tenant's admitWatch
 }
 
@@ -177,6 +178,7 @@ func (r *rangeStream) Recv() (*etcdserverpb.WatchRequest, error) {
 				continue
 			}
 			ctx = tenantbackend.WithReservation(ctx, res)
+			r.order.passed()
 			r.mu.Lock()
 			r.reserved = append(slices.DeleteFunc(r.reserved, func(x *tenantbackend.Reservation) bool { return !x.Held() }), res)
 			r.mu.Unlock()
@@ -196,6 +198,9 @@ func (r *rangeStream) Send(m *etcdserverpb.WatchResponse) error {
 	if !r.opts.filter(m) {
 		return nil // events the watch did not ask for, and no others
 	}
+	if m.Created && m.WatchId != clientv3.InvalidWatchID {
+		r.order.answered()
+	}
 	id, ok := r.ids.fromKine(m.WatchId, m.Created, m.Canceled)
 	if !ok {
 		return nil // a watch the stream no longer has (watchids.go)
@@ -207,6 +212,9 @@ func (r *rangeStream) Send(m *etcdserverpb.WatchResponse) error {
 // refuse answers a create request with err, as etcd answers a create it
 // cannot serve: created and canceled at once, with no watch ID.
 func (r *rangeStream) refuse(err error) error {
+	if err := r.order.wait(r.Watch_WatchServer.Context()); err != nil {
+		return err
+	}
 	rev, _ := r.tb.CurrentRevision(r.Watch_WatchServer.Context())
 	return r.Send(&etcdserverpb.WatchResponse{
 		Header:  &etcdserverpb.ResponseHeader{Revision: rev},
