@@ -16,9 +16,9 @@ import (
 
 // A stream's create answers come in the order of its creates, refusals
 // too, on every backend: etcd's client takes each created answer for its
-// oldest create still unanswered. On SQL the proxy sent a refusal (here
-// for maxWatches) at once, ahead of the answer to a create kine was still
-// catching up for.
+// oldest create still unanswered. On SQL the proxy sent a refusal (past
+// maxWatches) at once, and kine its own (a client's watch ID), ahead of
+// the answer to a create kine was still catching up for.
 func TestCreateAnswersKeepTheirOrder(t *testing.T) {
 	proxytest.ForEachBackend(t, func(t *testing.T, b backend.Config) {
 		cfg := filepath.Join(t.TempDir(), "tenants.yaml")
@@ -26,36 +26,45 @@ func TestCreateAnswersKeepTheirOrder(t *testing.T) {
 		px := proxytest.StartWith(t, b, func(o *app.Options) { o.TenantConfig = cfg })
 		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 		defer cancel()
-		c := px.Client(t, "alpha")
-		for i := range 300 { // a catch-up that takes a while
-			if _, err := c.Put(ctx, fmt.Sprintf("/registry/p/%04d", i), "v"); err != nil {
-				t.Fatal(err)
-			}
-		}
-		ws := px.WatchStream(t, ctx, "alpha")
-		for _, cr := range []*etcdserverpb.WatchCreateRequest{
-			{Key: []byte("/registry/p/"), RangeEnd: []byte("/registry/p0"), StartRevision: 1},
-			{Key: []byte("/registry/x")}, // past maxWatches
+		for _, tc := range []struct {
+			tenant string
+			second *etcdserverpb.WatchCreateRequest
+			etcd   bool // refused on etcd too
+		}{
+			{"alpha", &etcdserverpb.WatchCreateRequest{Key: []byte("/registry/x")}, true},             // past maxWatches
+			{"beta", &etcdserverpb.WatchCreateRequest{Key: []byte("/registry/x"), WatchId: 7}, false}, // a client's own ID: etcd serves it, kine does not
 		} {
-			if err := ws.Send(&etcdserverpb.WatchRequest{RequestUnion: &etcdserverpb.WatchRequest_CreateRequest{CreateRequest: cr}}); err != nil {
-				t.Fatal(err)
+			c := px.Client(t, tc.tenant)
+			for i := range 300 { // a catch-up that takes a while
+				if _, err := c.Put(ctx, fmt.Sprintf("/registry/p/%04d", i), "v"); err != nil {
+					t.Fatal(err)
+				}
 			}
-		}
-		var answers []*etcdserverpb.WatchResponse
-		for len(answers) < 2 {
-			resp, err := ws.Recv()
-			if err != nil {
-				t.Fatalf("answers so far %v: %v", answers, err)
+			ws := px.WatchStream(t, ctx, tc.tenant)
+			for _, cr := range []*etcdserverpb.WatchCreateRequest{
+				{Key: []byte("/registry/p/"), RangeEnd: []byte("/registry/p0"), StartRevision: 1},
+				tc.second,
+			} {
+				if err := ws.Send(&etcdserverpb.WatchRequest{RequestUnion: &etcdserverpb.WatchRequest_CreateRequest{CreateRequest: cr}}); err != nil {
+					t.Fatal(err)
+				}
 			}
-			if resp.Created {
-				answers = append(answers, resp)
+			var answers []*etcdserverpb.WatchResponse
+			for len(answers) < 2 {
+				resp, err := ws.Recv()
+				if err != nil {
+					t.Fatalf("%s: answers so far %v: %v", tc.tenant, answers, err)
+				}
+				if resp.Created {
+					answers = append(answers, resp)
+				}
 			}
-		}
-		if a := answers[0]; a.Canceled || a.WatchId != 0 {
-			t.Errorf("first answer: %v; want the first create's watch 0", a)
-		}
-		if a := answers[1]; !a.Canceled || a.WatchId != -1 {
-			t.Errorf("second answer: %v; want the second create refused", a)
+			if a := answers[0]; a.Canceled || a.WatchId != 0 {
+				t.Errorf("%s: first answer: %v; want the first create's watch 0", tc.tenant, a)
+			}
+			if a := answers[1]; (tc.etcd || b.Kind != "etcd") && (!a.Canceled || a.WatchId != -1) {
+				t.Errorf("%s: second answer: %v; want the second create refused", tc.tenant, a)
+			}
 		}
 	})
 }

@@ -10,6 +10,7 @@ import (
 	"go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"google.golang.org/grpc/status"
 
 	"kplex.dev/datastore-proxy/tenantbackend"
 	"kplex.dev/datastore-proxy/watchhub"
@@ -157,8 +158,19 @@ func (r *rangeStream) Recv() (*etcdserverpb.WatchRequest, error) {
 		if cr == nil {
 			return msg, nil
 		}
-		if err := watchhub.RefusedFirst(cr); err != nil {
-			if err := r.refuse(err); err != nil {
+		// Every create kine would refuse at once is refused here, in its
+		// turn (createorder.go): kine's own refusal was sent from its
+		// reading loop, ahead of answers it still owed.
+		refusal := watchhub.RefusedFirst(cr)
+		if refusal == nil && cr.WatchId != clientv3.AutoWatchID {
+			refusal = kineserver.ErrInvalidWatch // kine takes no watch ID from a client
+		}
+		var res *tenantbackend.Reservation
+		if refusal == nil {
+			res, refusal = r.reserve()
+		}
+		if refusal != nil {
+			if err := r.refuse(refusal); err != nil {
 				return nil, err
 			}
 			continue
@@ -168,22 +180,10 @@ func (r *rangeStream) Recv() (*etcdserverpb.WatchRequest, error) {
 		ctx := tenantbackend.WithWatchRange(r.Watch_WatchServer.Context(), tenantbackend.WatchRange{Key: key, End: end, Revision: cr.StartRevision})
 		opts := optsOf(cr)
 		ctx = tenantbackend.WithWatchStart(ctx, func() { r.opts.queue(opts) })
-		// kine refuses these itself, before it starts a watch.
-		if cr.WatchId == clientv3.AutoWatchID && cr.StartRevision >= 0 {
-			res, err := r.reserve()
-			if err != nil {
-				if err := r.refuse(err); err != nil {
-					return nil, err
-				}
-				continue
-			}
-			ctx = tenantbackend.WithReservation(ctx, res)
-			r.order.passed()
-			r.mu.Lock()
-			r.reserved = append(slices.DeleteFunc(r.reserved, func(x *tenantbackend.Reservation) bool { return !x.Held() }), res)
-			r.mu.Unlock()
-		}
+		ctx = tenantbackend.WithReservation(ctx, res)
+		r.order.passed()
 		r.mu.Lock()
+		r.reserved = append(slices.DeleteFunc(r.reserved, func(x *tenantbackend.Reservation) bool { return !x.Held() }), res)
 		r.ctx = ctx
 		r.mu.Unlock()
 		return msg, nil
@@ -213,7 +213,7 @@ func (r *rangeStream) Send(m *etcdserverpb.WatchResponse) error {
 // cannot serve: created and canceled at once, with no watch ID.
 func (r *rangeStream) refuse(err error) error {
 	if err := r.order.wait(r.Watch_WatchServer.Context()); err != nil {
-		return err
+		return status.FromContextError(err).Err()
 	}
 	rev, _ := r.tb.CurrentRevision(r.Watch_WatchServer.Context())
 	return r.Send(&etcdserverpb.WatchResponse{

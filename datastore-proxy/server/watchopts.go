@@ -49,10 +49,9 @@ func (o watchOpts) apply(events []*mvccpb.Event) []*mvccpb.Event {
 // (its Create holds a lock until its created answer is sent), and calls
 // Backend.Watch for each just before that answer: there the create's
 // options queue (tenantbackend.WithWatchStart), and each created answer
-// with a watch ID takes the first. Creates kine refuses at once (a
-// client's own watch ID, a negative start revision), which never reach
-// Backend.Watch, are not queued, nor are the ones the proxy refuses
-// itself: their answers have no watch ID.
+// with a watch ID takes the first. Creates the proxy refuses (watch.go;
+// among them every one kine would refuse at once) never reach
+// Backend.Watch and are not queued: their answers have no watch ID.
 type watchOptions struct {
 	mu     sync.Mutex
 	queued []watchOpts
