@@ -32,6 +32,13 @@ func (s *Server) Admit(ctx context.Context, req any, info *grpc.UnaryServerInfo,
 	if err := s.rateLimit(ctx, tenant); err != nil {
 		return nil, err
 	}
+	if txn, ok := req.(*etcdserverpb.TxnRequest); ok {
+		// A transaction refused for its shape is refused before it
+		// waits for its tenant's first count or a slot (kv.go).
+		if err := txnRefusal(txn); err != nil {
+			return nil, err
+		}
+	}
 	write := isWrite(info.FullMethod, req)
 	if write && mayAdd(req) {
 		// A write of a tenant with limits waits for its first count (a

@@ -8,6 +8,8 @@ import (
 
 	"go.etcd.io/etcd/api/v3/etcdserverpb"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"kplex.dev/datastore-proxy/backend"
 	"kplex.dev/datastore-proxy/tenantconfig"
@@ -71,5 +73,52 @@ func TestAWriteTakesItsSlotAfterItsTenantsFirstCount(t *testing.T) {
 	time.Sleep(100 * time.Millisecond) // a count started would be done
 	if _, counted := s.Usage()["beta"]; counted {
 		t.Errorf("beta's delete counted beta's usage first")
+	}
+}
+
+// A transaction refused for its shape is refused at once: it neither
+// waits for its tenant's first count (nor starts one) nor takes a slot.
+func TestARefusedTxnWaitsForNoCountAndNoSlot(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var wg sync.WaitGroup
+	bctx, bcancel := context.WithCancel(ctx)
+	t.Cleanup(func() { bcancel(); wg.Wait() })
+	b, scheme, err := backend.Open(bctx, &wg, backend.Config{Kind: "sqlite", DataDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	limits := &tenantconfig.Store{}
+	limits.Set(&tenantconfig.Config{Tenants: map[string]tenantconfig.Limits{"alpha": {MaxKeys: 100}}})
+	var mu sync.Mutex
+	slots := 0
+	s := New(b, Options{Scheme: scheme, Limits: limits, OnSlotWait: func(string, bool, time.Duration) {
+		mu.Lock()
+		defer mu.Unlock()
+		slots++
+	}})
+	alpha := context.WithValue(ctx, identityKey{}, identity{tenant: "alpha"})
+	reached := false
+	txn := func(ctx context.Context, req any) (any, error) {
+		reached = true
+		return s.Txn(ctx, req.(*etcdserverpb.TxnRequest))
+	}
+	put := func(key string) *etcdserverpb.RequestOp {
+		return &etcdserverpb.RequestOp{Request: &etcdserverpb.RequestOp_RequestPut{RequestPut: &etcdserverpb.PutRequest{Key: []byte(key), Value: []byte("v")}}}
+	}
+	// "if a is absent, put b": kine would write b's value to a.
+	r := &etcdserverpb.TxnRequest{
+		Compare: []*etcdserverpb.Compare{{Key: []byte("/registry/a"), Target: etcdserverpb.Compare_MOD, Result: etcdserverpb.Compare_EQUAL}},
+		Success: []*etcdserverpb.RequestOp{put("/registry/b")},
+	}
+	_, err = s.Admit(alpha, r, &grpc.UnaryServerInfo{FullMethod: "/etcdserverpb.KV/Txn"}, txn)
+	if status.Code(err) != codes.Unimplemented {
+		t.Fatalf("a put of another key than the compared one: %v, want Unimplemented", err)
+	}
+	time.Sleep(100 * time.Millisecond) // a count started would be done
+	mu.Lock()
+	defer mu.Unlock()
+	if _, counted := s.Usage()["alpha"]; counted || slots != 0 || reached {
+		t.Errorf("refused txn: counted %v, slots taken %d, handler reached %v; want none", counted, slots, reached)
 	}
 }

@@ -115,24 +115,35 @@ func (s *Server) Txn(ctx context.Context, r *etcdserverpb.TxnRequest) (*etcdserv
 	if err != nil {
 		return nil, err
 	}
-	if hasEmptyKey(r) {
-		return nil, rpctypes.ErrGRPCEmptyKey // as etcd answers
-	}
-	if p := ignoringPut(r); p != nil {
-		// kine's Txn put stores an empty value, or no lease, for these:
-		// refused as a plain put refuses them, rather than data lost.
-		if p.IgnoreValue {
-			return nil, status.Error(codes.Unimplemented, "ignoreValue is not implemented by kine")
-		}
-		return nil, status.Error(codes.Unimplemented, "ignoreLease is not implemented by kine")
-	}
-	if what := otherKeyOp(r); what != "" {
-		return nil, status.Error(codes.Unimplemented, "a transaction's operations must all be on its compared key, with no range: "+what)
+	if err := txnRefusal(r); err != nil {
+		return nil, err // Admit refuses it before this; kept for callers without Admit
 	}
 	if key, ok := deleteIfAbsent(r); ok {
 		return s.deleteAbsent(ctx, b, key)
 	}
 	return b.Txn(ctx, r)
+}
+
+// txnRefusal is why r is refused before it reaches the backend, or nil:
+// what etcd refuses alike (an empty key), and what kine's bridge would
+// run otherwise than asked (a put that keeps a value or lease, an
+// operation on another key than the compared one: txnshape.go).
+func txnRefusal(r *etcdserverpb.TxnRequest) error {
+	if hasEmptyKey(r) {
+		return rpctypes.ErrGRPCEmptyKey // as etcd answers
+	}
+	if p := ignoringPut(r); p != nil {
+		// kine's Txn put stores an empty value, or no lease, for these:
+		// refused as a plain put refuses them, rather than data lost.
+		if p.IgnoreValue {
+			return status.Error(codes.Unimplemented, "ignoreValue is not implemented by kine")
+		}
+		return status.Error(codes.Unimplemented, "ignoreLease is not implemented by kine")
+	}
+	if what := otherKeyOp(r); what != "" {
+		return status.Error(codes.Unimplemented, "a transaction's operations must all be on its compared key, with no range: "+what)
+	}
+	return nil
 }
 
 // deleteIfAbsent reports whether r deletes a key if it does not exist (its
