@@ -6,6 +6,7 @@ import (
 	"errors"
 
 	"github.com/k3s-io/kine/pkg/server"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -45,6 +46,9 @@ import (
 // caller has just read it at that revision (tenantbackend.Read) stands in
 // for the read.
 func (b *sqlBackend) Update(ctx context.Context, key string, value []byte, revision, lease int64) (int64, *server.KeyValue, bool, error) {
+	if err := b.checkLease(lease); err != nil {
+		return 0, nil, false, err
+	}
 	var rev int64
 	var err error
 	cur, read := tenantbackend.Read(ctx, key)
@@ -104,6 +108,9 @@ func (b *sqlBackend) Delete(ctx context.Context, key string, revision int64) (in
 // applied; over a deletion, as existing, which a put then tried again for
 // ever. Here that error is returned.
 func (b *sqlBackend) Create(ctx context.Context, key string, value []byte, lease int64) (int64, error) {
+	if err := b.checkLease(lease); err != nil {
+		return 0, err
+	}
 	ev := &server.Event{Create: true, KV: &server.KeyValue{Key: key, Value: value, Lease: lease}, PrevKV: &server.KeyValue{}}
 	rev, err := b.log.Append(ctx, ev)
 	switch {
@@ -148,4 +155,14 @@ func (b *sqlBackend) createFailed(ctx context.Context, err error) (int64, error)
 // would try again for ever.
 func errRefused(op, key string, revision int64) error {
 	return status.Errorf(codes.Unavailable, "kplex: the database did not take the %s of %q at revision %d, which the key is at", op, key, revision)
+}
+
+// checkLease refuses a lease longer than the lease column holds (68 years
+// on PostgreSQL and MySQL) as etcd refuses one longer than its own
+// longest, rather than with the database's error.
+func (b *sqlBackend) checkLease(lease int64) error {
+	if b.maxLease > 0 && lease > b.maxLease {
+		return rpctypes.ErrGRPCLeaseTTLTooLarge
+	}
+	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"math"
 	"reflect"
 	"sync"
 	"sync/atomic"
@@ -37,6 +38,9 @@ type sqlBackend struct {
 	// it has been passed to the live watches, filled, or skipped for good
 	// (gaps.go). It only ever lags the poller.
 	polled atomic.Int64
+	// maxLease is the longest lease (TTL) the kind's lease column holds;
+	// 0: no bound below etcd's own (tenantbackend refuses longer ones).
+	maxLease int64
 }
 
 // newSQLBackend reaches the log beneath kine's LogStructured b and the
@@ -49,7 +53,11 @@ func newSQLBackend(b server.Backend, kind string) (*sqlBackend, *generic.Generic
 	if err != nil {
 		return nil, nil, err
 	}
-	return &sqlBackend{Backend: b, log: log, db: g.DB, idsAfter: idsAfterQuery(kind)}, g, nil
+	sb := &sqlBackend{Backend: b, log: log, db: g.DB, idsAfter: idsAfterQuery(kind)}
+	if kind == "postgres" || kind == "mysql" {
+		sb.maxLease = math.MaxInt32 // kine's lease INTEGER column
+	}
+	return sb, g, nil
 }
 
 // served starts kine's poller now, while the log is quiet, rather than on a

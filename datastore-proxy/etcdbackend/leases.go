@@ -93,10 +93,10 @@ func newLeaseCache(c *clientv3.Client) *leaseCache {
 	return l
 }
 
-// maxLeaseTTL is etcd's longest lease (lease.MaxLeaseTTL, about 285
-// years); a longer TTL, such as a real lease ID a client sent where kine
-// takes a TTL, is refused before the window arithmetic overflows.
-const maxLeaseTTL = 9_000_000_000
+// maxLeaseTTL is etcd's longest lease; a longer TTL is refused (by
+// tenantbackend for every backend, and here again) before the window
+// arithmetic overflows.
+const maxLeaseTTL = leaseid.MaxTTL
 
 // topClass is the longest TTL class: its lease, granted for it plus its
 // window, is etcd's longest. A TTL above it (282 years) gets it.

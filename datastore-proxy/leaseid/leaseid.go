@@ -24,6 +24,17 @@ const TTLBits = 34
 
 const ttlMask = 1<<TTLBits - 1
 
+// MaxTTL is etcd's longest lease (lease.MaxLeaseTTL, about 285 years). A
+// longer TTL, such as a real lease ID a client sent where kine takes a TTL,
+// is refused as etcd refuses it, on every backend: kine's expiry would
+// overflow and delete the key at once.
+const MaxTTL = 9_000_000_000
+
+// MinTTL is the shortest lease etcd grants with its default election
+// timeout (1 s: 1.5 election timeouts, rounded up); etcd raises a shorter
+// grant to it.
+const MinTTL = 2
+
 // New returns the ID for a lease of ttl seconds (0 < ttl < 2^TTLBits), its
 // other bits random's top 29: positive, never 0 (etcd's "no lease").
 func New(ttl int64, random uint64) int64 {

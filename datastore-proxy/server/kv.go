@@ -23,6 +23,9 @@ func (s *Server) Range(ctx context.Context, r *etcdserverpb.RangeRequest) (*etcd
 	if len(r.Key) == 0 {
 		return nil, rpctypes.ErrGRPCEmptyKey // as etcd answers ("\x00" is the smallest key)
 	}
+	// etcd reads the latest revision for any revision <= 0; kine's read
+	// of one key at -1 would find nothing.
+	r.Revision = max(r.Revision, 0)
 	if resp, ok, err := listRaw(ctx, st.backend, r); ok {
 		return resp, err
 	}

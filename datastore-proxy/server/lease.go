@@ -4,6 +4,9 @@ import (
 	"context"
 
 	"go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+
+	"kplex.dev/datastore-proxy/leaseid"
 )
 
 // Leases follow kine: a lease is its TTL (the lease ID is the TTL in
@@ -11,12 +14,19 @@ import (
 // is shared, so no tenant can see, revoke or keep alive another's lease;
 // revoke, keep-alive and listing are refused for every tenant alike.
 
-// LeaseGrant grants a TTL lease.
+// LeaseGrant grants a TTL lease: as etcd, it refuses a TTL longer than
+// etcd's longest and raises one shorter than etcd's shortest (kine would
+// answer 0, "no lease", for a TTL of 0, and a key put with it would never
+// expire).
 func (s *Server) LeaseGrant(ctx context.Context, r *etcdserverpb.LeaseGrantRequest) (*etcdserverpb.LeaseGrantResponse, error) {
 	b, err := s.bridge(ctx)
 	if err != nil {
 		return nil, err
 	}
+	if r.TTL > leaseid.MaxTTL {
+		return nil, rpctypes.ErrGRPCLeaseTTLTooLarge
+	}
+	r.TTL = max(r.TTL, leaseid.MinTTL)
 	return b.LeaseGrant(ctx, r)
 }
 

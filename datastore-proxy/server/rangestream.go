@@ -54,6 +54,7 @@ func (s *Server) RangeStream(r *etcdserverpb.RangeRequest, rs etcdserverpb.KV_Ra
 	}
 	limit := max(r.Limit, 0)
 	req := proto.Clone(r).(*etcdserverpb.RangeRequest)
+	req.Revision = max(req.Revision, 0) // the latest, as etcd reads it; then the first page's
 	pageKeys := int64(firstPageKeys)
 	if !r.CountOnly && (limit == 0 || limit > pageKeys) {
 		req.Limit = pageKeys

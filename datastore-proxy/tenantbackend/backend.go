@@ -17,8 +17,10 @@ import (
 	"sync/atomic"
 
 	"github.com/k3s-io/kine/pkg/server"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 
 	"kplex.dev/datastore-proxy/keyspace"
+	"kplex.dev/datastore-proxy/leaseid"
 	"kplex.dev/datastore-proxy/quota"
 	"kplex.dev/datastore-proxy/tenantconfig"
 )
@@ -59,6 +61,9 @@ func (b *Backend) Get(ctx context.Context, key string, revision int64, keysOnly 
 
 // Create creates the tenant's key, within its quota.
 func (b *Backend) Create(ctx context.Context, key string, value []byte, lease int64) (int64, error) {
+	if err := checkLease(lease); err != nil {
+		return 0, err
+	}
 	size := int64(len(key) + len(value))
 	if err := b.admit(ctx, 1, size); err != nil {
 		// A key that exists is not created, whatever the limits: the
@@ -241,4 +246,14 @@ func (b *Backend) ownEvent(ev *server.Event) *server.Event {
 		c.PrevKV = b.own(ev.PrevKV)
 	}
 	return &c
+}
+
+// checkLease refuses a write with a lease (a TTL, in kine's model) longer
+// than etcd's longest, as etcd refuses it; kine's expiry of such a key
+// would overflow and delete it at once.
+func checkLease(lease int64) error {
+	if lease > leaseid.MaxTTL {
+		return rpctypes.ErrGRPCLeaseTTLTooLarge
+	}
+	return nil
 }

@@ -24,6 +24,9 @@ type Putter interface {
 // applied. Here a put is etcd's own put where the shared backend has one,
 // and otherwise such steps again until one applies.
 func (b *Backend) Put(ctx context.Context, key string, value []byte, lease int64) (int64, *server.KeyValue, error) {
+	if err := checkLease(lease); err != nil {
+		return 0, nil, err
+	}
 	p, ok := b.inner.(Putter)
 	if !ok {
 		return b.putByUpdate(ctx, key, value, lease)

@@ -13,6 +13,9 @@ import (
 // key that is not at revision fails here, as etcd's compare would, without
 // a write.
 func (b *Backend) Update(ctx context.Context, key string, value []byte, revision, lease int64) (int64, *server.KeyValue, bool, error) {
+	if err := checkLease(lease); err != nil {
+		return 0, nil, false, err
+	}
 	if b.limits().MaxBytes == 0 {
 		return b.update(ctx, key, value, revision, lease, nil)
 	}
