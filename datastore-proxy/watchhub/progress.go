@@ -24,10 +24,15 @@ import (
 // the hub asks etcd again after the answer. A progress request is queued
 // for a second one only while it is the last request queued.
 
-// maxOutstanding bounds the progress requests kept unanswered (etcd drops
-// those it cannot answer); past it, a request is sent without a number,
-// and an answer is put down to the last number it had, which is older.
-const maxOutstanding = 256
+// maxOutstanding bounds the progress requests kept unanswered; past it, a
+// request is sent without a number, and an answer is put down to the last
+// number it had, which is older. etcd drops the requests it cannot answer
+// (a watch of the stream catching up) and never answers them later, so
+// each drop leaves a number that the next answer is put down to: a
+// stream that asks after D drops waits for D more answers than it needs,
+// at most this many (it was 256, and a tenant whose watches caught up
+// often left its apiserver's progress requests hundreds of answers behind).
+const maxOutstanding = 8
 
 // ask queues a progress request for s; h.mu is held.
 func (up *upstream) ask(s *stream) {

@@ -87,3 +87,32 @@ func TestProgressAnswersGoToStreamsTheyCover(t *testing.T) {
 		t.Fatalf("after the next answer: b %d answers, %d waiting; want 2, 0", answers("b"), len(up.asked))
 	}
 }
+
+// etcd never answers the progress requests it drops, so their numbers
+// stay outstanding; an answer is put down to the oldest. Many drops (a
+// tenant's watches catching up while its apiserver asks every 100 ms)
+// must not make a stream that asks later wait for as many answers.
+func TestDroppedProgressRequestsDelayLaterOnesABoundedWhile(t *testing.T) {
+	up := &upstream{wake: make(chan struct{}, 1), asked: map[*stream]bool{}}
+	a, c := &stream{ids: map[int64]int64{}}, &stream{ids: map[int64]int64{}}
+	create := func(s *stream) {
+		up.send(&etcdserverpb.WatchRequest{RequestUnion: &etcdserverpb.WatchRequest_CreateRequest{CreateRequest: &etcdserverpb.WatchCreateRequest{}}})
+		s.lastCreate = up.seq
+	}
+	for range 50 { // each dropped by etcd
+		create(a)
+		up.ask(a)
+		up.out = nil
+	}
+	create(c)
+	up.ask(c)
+	up.out = nil
+	n := 0
+	for ; len(c.out) == 0 && n < 100; n++ {
+		up.answer(&etcdserverpb.WatchResponse{Header: &etcdserverpb.ResponseHeader{Revision: 9}, WatchId: -1})
+		up.out = nil // the hub asked again; etcd answers that too
+	}
+	if n > 10 {
+		t.Fatalf("c was answered after %d answers, after 50 requests dropped; want at most 10", n)
+	}
+}
