@@ -11,6 +11,7 @@ import (
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
 	"kplex.dev/datastore-proxy/tenantbackend"
@@ -86,12 +87,12 @@ func (h *Hub) Serve(ws etcdserverpb.Watch_WatchServer) error {
 		case <-ws.Context().Done():
 			return nil
 		case <-up.done:
-			return retriable(up.err)
+			return retriable(up.err, leaderRequired(ws.Context()))
 		case <-s.kicked:
 			return errStalled
 		}
 	case <-up.done:
-		return retriable(up.err)
+		return retriable(up.err, leaderRequired(ws.Context()))
 	case <-s.kicked:
 		// Returning ends the stream, and so the send that waits on it.
 		return errStalled
@@ -100,12 +101,25 @@ func (h *Hub) Serve(ws etcdserverpb.Watch_WatchServer) error {
 
 // retriable is why the tenant's etcd stream ended, as an error that etcd's
 // client answers by watching again from where it was (Unavailable),
-// unless etcd's own status already says what to do.
-func retriable(err error) error {
+// unless etcd's own status already says what to do. The tenant's etcd
+// stream always requires a leader; etcd's "no leader" ends a client's
+// watches for good, so it is passed on only to a stream that required a
+// leader too, as etcd would (etcd never ends one that did not).
+func retriable(err error, leaderRequired bool) error {
 	if st, ok := status.FromError(err); ok && st.Code() != codes.Unknown && st.Code() != codes.Canceled {
-		return err
+		if leaderRequired || !errors.Is(rpctypes.Error(err), rpctypes.ErrNoLeader) {
+			return err
+		}
 	}
 	return status.Errorf(codes.Unavailable, "kplex: the tenant's watch stream on etcd ended: %v", err)
+}
+
+// leaderRequired reports whether the client's stream asked for a leader
+// (clientv3.WithRequireLeader), as etcd reads it.
+func leaderRequired(ctx context.Context) bool {
+	md, _ := metadata.FromIncomingContext(ctx)
+	rl := md.Get(rpctypes.MetadataRequireLeaderKey)
+	return len(rl) > 0 && rl[0] == rpctypes.MetadataHasLeader
 }
 
 // requests passes the stream's requests on until it ends.
