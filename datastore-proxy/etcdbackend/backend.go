@@ -111,11 +111,12 @@ func (b *Backend) read(ctx context.Context, key string, alone bool, opts ...clie
 func (b *Backend) Create(ctx context.Context, key string, value []byte, ttl int64) (int64, error) {
 	var rev int64
 	var txn *etcdserverpb.TxnResponse
-	err := b.leased(ctx, key, value, ttl, nil, func(put clientv3.Op) (err error) {
+	err := b.leased(ctx, key, value, ttl, nil, func(put clientv3.Op, _ clientv3.LeaseID) (bool, error) {
+		var err error
 		rev, txn, err = b.write(ctx, key, len(key)+len(value), clientv3.OpTxn(
 			[]clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(key), "=", 0)},
 			[]clientv3.Op{put}, nil))
-		return err
+		return err == nil && txn.Succeeded, err
 	})
 	if err != nil {
 		return 0, err
@@ -130,12 +131,15 @@ func (b *Backend) Create(ctx context.Context, key string, value []byte, ttl int6
 func (b *Backend) Update(ctx context.Context, key string, value []byte, revision, ttl int64) (int64, *server.KeyValue, bool, error) {
 	var rev int64
 	var txn *etcdserverpb.TxnResponse
-	err := b.leased(ctx, key, value, ttl, nil, func(put clientv3.Op) (err error) {
+	err := b.leased(ctx, key, value, ttl, nil, func(put clientv3.Op, _ clientv3.LeaseID) (bool, error) {
+		var err error
 		rev, txn, err = b.write(ctx, key, len(key)+len(value), clientv3.OpTxn(
 			[]clientv3.Cmp{clientv3.Compare(clientv3.ModRevision(key), "=", revision)},
 			[]clientv3.Op{put, clientv3.OpGet(key)},
 			[]clientv3.Op{clientv3.OpGet(key)}))
-		return err
+		// The key's lease before is not read: an update counts as an
+		// attach, on the lease it had or not.
+		return err == nil && txn.Succeeded, err
 	})
 	if err != nil {
 		return 0, nil, false, err
@@ -153,9 +157,13 @@ func (b *Backend) Update(ctx context.Context, key string, value []byte, revision
 func (b *Backend) Put(ctx context.Context, key string, value []byte, ttl int64) (int64, *server.KeyValue, error) {
 	var rev int64
 	var r *etcdserverpb.ResponseOp
-	err := b.leased(ctx, key, value, ttl, []clientv3.OpOption{clientv3.WithPrevKV()}, func(put clientv3.Op) (err error) {
-		r, rev, err = b.writes.do(ctx, put, key, len(key)+len(value))
-		return mapErr(err)
+	err := b.leased(ctx, key, value, ttl, []clientv3.OpOption{clientv3.WithPrevKV()}, func(put clientv3.Op, lease clientv3.LeaseID) (bool, error) {
+		var err error
+		if r, rev, err = b.writes.do(ctx, put, key, len(key)+len(value)); err != nil {
+			return false, mapErr(err)
+		}
+		prev := r.GetResponsePut().GetPrevKv()
+		return prev == nil || clientv3.LeaseID(prev.Lease) != lease, nil
 	})
 	if err != nil {
 		return 0, nil, err
@@ -304,8 +312,10 @@ func (b *Backend) write(ctx context.Context, key string, size int, txn clientv3.
 // by hand, or etcd restored from a backup), the cache forgets it and
 // write runs once more, with a lease granted anew: otherwise every write
 // of the TTL class would fail until the lease's window ended, which for
-// long TTLs is days.
-func (b *Backend) leased(ctx context.Context, key string, value []byte, ttl int64, opts []clientv3.OpOption, write func(put clientv3.Op) error) error {
+// long TTLs is days. write reports whether it attached key to the lease
+// (it wrote, and the key was not on the lease already); if not, the
+// lease's place is given back.
+func (b *Backend) leased(ctx context.Context, key string, value []byte, ttl int64, opts []clientv3.OpOption, write func(put clientv3.Op, lease clientv3.LeaseID) (attached bool, err error)) error {
 	for retried := false; ; retried = true {
 		var id clientv3.LeaseID
 		if ttl > 0 {
@@ -314,7 +324,10 @@ func (b *Backend) leased(ctx context.Context, key string, value []byte, ttl int6
 				return err
 			}
 		}
-		err := write(clientv3.OpPut(key, string(value), append(opts, clientv3.WithLease(id))...))
+		attached, err := write(clientv3.OpPut(key, string(value), append(opts, clientv3.WithLease(id))...), id)
+		if id != 0 && (err != nil || !attached) {
+			b.leases.release(ttl, id)
+		}
 		if id == 0 || retried || !errors.Is(rpctypes.Error(err), rpctypes.ErrLeaseNotFound) {
 			return err
 		}

@@ -23,14 +23,18 @@ import (
 // 1/32 (the class) plus the window.
 //
 // The leases in etcd are shared by every tenant and so must stay bounded
-// whatever tenants do. A TTL is one of 930 classes (ttlClass), and
-// each class has at most about 101 leases alive at once (reuseWindow),
-// and beyond that one per maxKeysPerLease keys it holds, so however many
-// distinct TTLs tenants put keys with, the proxy holds at most 930 cached
-// leases and keeps at most about 94,000 alive in etcd, plus one per
-// thousand keys with a TTL (which the tenants' quotas bound). Before classes, every distinct TTL was a lease of its own, and a
-// TTL of years a new one each minute: a tenant could fill the shared etcd
-// with leases.
+// whatever tenants do. A TTL is one of 930 classes (ttlClass), and each
+// class has a window lease for at most about 101 windows alive at once
+// (reuseWindow), so however many distinct TTLs tenants put keys with, the
+// proxy holds at most 930 cached leases and etcd about 94,000 window
+// leases. A full lease is followed by at most maxRandomLeases more in a
+// row (below), so what a replica can add is bounded by the windows' pace,
+// not by how fast tenants write: for the longest classes, whose windows
+// are days to years, a few hundred leases a day at most. Before classes,
+// every distinct TTL was a lease of its own, and a TTL of years a new one
+// each minute; before the bound on full leases, a tenant attaching keys
+// fast (or, before release, failing to) made etcd hold a new lease every
+// thousand writes.
 //
 // The IDs are the proxy's own (leaseid), so a key's lease reads as its
 // TTL class, never as an ID that other tenants' keys share. Their other
@@ -44,8 +48,11 @@ import (
 // lease manager has it: when a lease expires, etcd deletes all its keys in
 // one transaction, and hundreds of tenants' Events on one lease would make
 // that one transaction hold tens of thousands of deletes. A full lease is
-// followed by one of a random ID within its window; each replica counts
-// the keys it attaches itself.
+// followed by one of a random ID within its window, up to maxRandomLeases
+// in a row, after which the last takes every key until the window's next
+// lease; each replica counts the keys it attaches itself, and a write that
+// attached none (it failed, or the key was on that lease already) gives
+// its place back.
 //
 // A cached lease that etcd no longer has (revoked by hand, or etcd
 // restored from a backup) is forgotten when a write finds it missing, and
@@ -68,11 +75,30 @@ type cachedLease struct {
 	id    clientv3.LeaseID
 	until time.Time // the last moment a key of the class may be attached
 	keys  int       // attached through this cache so far
+	// randoms counts the leases of random IDs granted, each when the one
+	// before was full, since the class's last window lease.
+	randoms int
+}
+
+// roomy reports whether cl takes another key: it has room, or the class
+// has had its share of leases for now (maxRandomLeases).
+func (cl cachedLease) roomy() bool {
+	return cl.keys < maxKeysPerLease || cl.randoms >= maxRandomLeases
 }
 
 // maxKeysPerLease is how many keys one lease serves (kube-apiserver's
 // defaultLeaseMaxObjectCount); a variable for tests.
 var maxKeysPerLease = 1000
+
+// maxRandomLeases bounds the leases of random IDs that follow a class's
+// window lease, each when the one before is full; past it the last one
+// takes every key. A key counts when a write attaches it (release), but a
+// tenant can attach keys over and over (write, delete, write again), and
+// leases are granted for the class plus its window (285 years for the
+// longest) and never revoked: without a bound a tenant writing fast made
+// etcd hold a new lease every thousand writes, forever. A variable for
+// tests.
+var maxRandomLeases = 16
 
 // grantCall is one grant of a class's lease; id and err are set when done
 // is closed.
@@ -145,7 +171,7 @@ func (l *leaseCache) get(ctx context.Context, ttl int64) (clientv3.LeaseID, erro
 		l.mu.Lock()
 		cl, ok := l.by[class]
 		live := ok && time.Now().Before(cl.until)
-		if live && cl.keys < maxKeysPerLease {
+		if live && cl.roomy() {
 			cl.keys++
 			l.by[class] = cl
 			l.mu.Unlock()
@@ -168,7 +194,7 @@ func (l *leaseCache) get(ctx context.Context, ttl int64) (clientv3.LeaseID, erro
 			// window (a short class's is 50 ms), but like any only while
 			// it has room: a burst that waited for it may fill it.
 			l.mu.Lock()
-			if cl, ok := l.by[class]; ok && cl.id == g.id && cl.keys < maxKeysPerLease {
+			if cl, ok := l.by[class]; ok && cl.id == g.id && cl.roomy() {
 				cl.keys++
 				l.by[class] = cl
 				l.mu.Unlock()
@@ -189,12 +215,29 @@ func (l *leaseCache) grant(ctx context.Context, class int64, window time.Duratio
 	cl, err := l.grantOnce(ctx, class+int64((window+time.Second-1)/time.Second), class, window, random)
 	l.mu.Lock()
 	if err == nil {
+		if prev, ok := l.by[class]; ok && random {
+			cl.randoms = prev.randoms + 1
+		}
 		l.by[class] = cl
 	}
 	delete(l.granting, class)
 	l.mu.Unlock()
 	g.id, g.err = cl.id, err
 	close(g.done)
+}
+
+// release gives back the place get took on id for a key that the write
+// did not attach to it after all: the write failed, its compare did, or
+// the key was on id already. Otherwise failed and repeated writes would
+// fill leases, and have more granted, with no key on them.
+func (l *leaseCache) release(ttl int64, id clientv3.LeaseID) {
+	class := ttlClass(ttl)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if cl, ok := l.by[class]; ok && cl.id == id && cl.keys > 0 {
+		cl.keys--
+		l.by[class] = cl
+	}
 }
 
 // forget drops class's cached lease if it is id, which etcd no longer

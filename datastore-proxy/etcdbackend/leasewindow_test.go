@@ -254,3 +254,97 @@ func TestABurstKeepsALeaseToItsKeys(t *testing.T) {
 		}
 	}
 }
+
+// maxRandoms sets maxRandomLeases to n for the test.
+func maxRandoms(t *testing.T, n int) {
+	old := maxRandomLeases
+	maxRandomLeases = n
+	t.Cleanup(func() { maxRandomLeases = old })
+}
+
+// leasesInEtcd is how many leases etcd holds.
+func leasesInEtcd(t *testing.T, ctx context.Context, c *clientv3.Client) int {
+	t.Helper()
+	r, err := c.Leases(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(r.Leases)
+}
+
+// A key counts on a lease when a write attaches it: a put of a key
+// already on the lease, and a create whose key exists, fill no lease.
+// (Before, every write with a TTL counted, and a tenant rewriting one key,
+// or failing to create one, made etcd hold a new lease every thousand
+// writes, for as long as the class: 285 years for the longest.)
+func TestFailedAndRepeatedWritesFillNoLease(t *testing.T) {
+	c := startEtcd(t)
+	keysPerLease(t, 2)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	const ttl = 3600
+	inOneWindow(t, ttlClass(ttl), func(seq uint64) {
+		ls, err := c.Leases(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, l := range ls.Leases { // an earlier try's, in another window
+			if _, err := c.Revoke(ctx, l.ID); err != nil {
+				t.Fatal(err)
+			}
+		}
+		b := New(c, &sync.WaitGroup{}, 0, 0, prometheus.NewRegistry())
+		k := fmt.Sprintf("/kplex/alpha/k%d", seq)
+		for range 10 {
+			if _, _, err := b.Put(ctx, k, []byte("v"), ttl); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := b.Create(ctx, k, []byte("v"), ttl); err == nil {
+				t.Fatalf("create of %s, which exists, succeeded", k)
+			}
+		}
+		if n := leasesInEtcd(t, ctx, c); n != 1 {
+			t.Errorf("after 10 puts of one key and 10 failed creates of it: %d leases in etcd, want 1", n)
+		}
+		// The lease has one key: one more fits, the next needs a lease.
+		for i := range 2 {
+			if _, err := b.Create(ctx, fmt.Sprintf("%s-new%d", k, i), []byte("v"), ttl); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if n := leasesInEtcd(t, ctx, c); n != 2 {
+			t.Errorf("after two new keys: %d leases in etcd, want 2", n)
+		}
+	})
+}
+
+// Full leases are followed by at most maxRandomLeases more in a row; the
+// last then takes every key of the class until the window's next lease.
+func TestFullLeasesInARowAreBounded(t *testing.T) {
+	c := startEtcd(t)
+	keysPerLease(t, 1)
+	maxRandoms(t, 2)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	const ttl = 3600
+	var first uint64
+	inOneWindow(t, ttlClass(ttl), func(seq uint64) {
+		first = seq
+		b := New(c, &sync.WaitGroup{}, 0, 0, prometheus.NewRegistry())
+		for i := range 8 {
+			if _, err := b.Create(ctx, fmt.Sprintf("/kplex/alpha/f%d-%d", seq, i), []byte("v"), ttl); err != nil {
+				t.Fatal(err)
+			}
+		}
+	})
+	keys := map[clientv3.LeaseID]int{}
+	for i := range 8 {
+		keys[leaseOf(t, ctx, c, fmt.Sprintf("/kplex/alpha/f%d-%d", first, i))]++
+	}
+	if len(keys) != 3 {
+		t.Errorf("8 keys on %d leases, want 3 (the window's and 2 more): %v", len(keys), keys)
+	}
+	if n := keys[clientv3.LeaseID(leaseid.New(ttlClass(ttl), first))]; n != 1 {
+		t.Errorf("the window's own lease has %d keys, want 1: %v", n, keys)
+	}
+}
