@@ -267,6 +267,9 @@ func (h *Hub) route(up *upstream, resp *etcdserverpb.WatchResponse) {
 		for _, part := range splitEvents(resp, maxResponseBytes) {
 			up.post(r.s, part)
 		}
+		if r.s.midFragment = resp.Fragment; !resp.Fragment {
+			up.postRefusals(r.s)
+		}
 	}
 }
 

@@ -58,8 +58,14 @@ type stream struct {
 	lastCreate int64
 	// queue holds the stream's create requests not yet answered, in order
 	// (nil), and refusals waiting for the answers before them.
-	queue  []*etcdserverpb.WatchResponse
-	outbox // what is for its client, sent outside the hub's mu (send.go)
+	queue []*etcdserverpb.WatchResponse
+	// midFragment is set while the last response of etcd passed to the
+	// stream was a fragment with more to come: etcd sends a response's
+	// fragments back to back, and etcd's client takes a created or
+	// canceled answer between them for the start of a new response,
+	// dropping the fragments it had. The hub's own refusals wait.
+	midFragment bool
+	outbox      // what is for its client, sent outside the hub's mu (send.go)
 }
 
 // Serve serves one watch stream of the tenant until it ends, or the
@@ -220,7 +226,7 @@ func (s *stream) used(id int64) bool {
 
 // refuse answers a create request of s with a refusal, in its turn.
 func (up *upstream) refuse(s *stream, r *etcdserverpb.WatchResponse) {
-	if len(s.queue) > 0 {
+	if len(s.queue) > 0 || s.midFragment {
 		s.queue = append(s.queue, r)
 		return
 	}
@@ -234,6 +240,12 @@ func (up *upstream) answerCreate(s *stream, r *etcdserverpb.WatchResponse) {
 		s.queue = s.queue[1:]
 	}
 	up.post(s, r)
+	up.postRefusals(s)
+}
+
+// postRefusals passes on the refusals at the head of s's queue, which
+// waited for the answers, or the fragment, before them.
+func (up *upstream) postRefusals(s *stream) {
 	for len(s.queue) > 0 && s.queue[0] != nil {
 		up.post(s, s.queue[0])
 		s.queue = s.queue[1:]
