@@ -69,12 +69,17 @@ func tenantRange(key, end []byte) (string, string) {
 }
 
 // createRange is the tenant range a create request asks for, in kine's
-// spelling and with the apiserver's compaction key as kine stores it
-// (watchhub.Config.Range, and kine's bridge's watches).
+// spelling and, for a watch of one key, with the apiserver's compaction
+// key as kine stores it (watchhub.Config.Range, and kine's bridge's
+// watches). A range is left as it is, as DeleteRange leaves it: renamed,
+// a prefix watch on "compact_rev_key" missed "compact_rev_key/x".
 func createRange(cr *etcdserverpb.WatchCreateRequest) (string, string) {
 	etcdWatchRange(cr)
 	key, end := tenantRange(cr.Key, cr.RangeEnd)
-	return storedKey(key), end // the apiserver's compaction key, as kine stores it
+	if end == "" {
+		key = storedKey(key) // the apiserver's compaction key, as kine stores it
+	}
+	return key, end
 }
 
 // compactKeyAsAPI turns kine's stored compaction key back into the
