@@ -128,6 +128,16 @@ func leaderRequired(ctx context.Context) bool {
 	return len(rl) > 0 && rl[0] == rpctypes.MetadataHasLeader
 }
 
+// maxCreateRangeBytes bounds a create request's key and range end. etcd
+// ends a stream whose request is larger than its gRPC limit (2 MiB by
+// default, with its default 1.5 MiB requests); the tenant's space added to
+// both could push a create the proxy took past that limit, and etcd would
+// end the tenant's stream, and so every watch of the tenant, rather than
+// the one stream that asked. No key longer than etcd's requests can be
+// written, so a watch on one could never see an event: the stream that
+// asks is ended, as etcd ends one that sends too much.
+const maxCreateRangeBytes = 3 << 19 // 1.5 MiB
+
 // requests passes the stream's requests on until it ends.
 func (h *Hub) requests(up *upstream, s *stream) error {
 	ctx := s.ws.Context()
@@ -138,6 +148,9 @@ func (h *Hub) requests(up *upstream, s *stream) error {
 		}
 		switch {
 		case msg.GetCreateRequest() != nil:
+			if cr := msg.GetCreateRequest(); len(cr.Key)+len(cr.RangeEnd) > maxCreateRangeBytes {
+				return status.Errorf(codes.ResourceExhausted, "kplex: a watch's key and range end may hold at most %d bytes, not %d", maxCreateRangeBytes, len(cr.Key)+len(cr.RangeEnd))
+			}
 			// A refusal is sent from a goroutine of its own: this one
 			// must go on reading the client's requests, or a client that
 			// does not take the refusal yet could wait on both.
