@@ -88,6 +88,7 @@ func (b *Backend) Create(ctx context.Context, key string, value []byte, lease in
 // Delete deletes the tenant's key.
 func (b *Backend) Delete(ctx context.Context, key string, revision int64) (int64, *server.KeyValue, bool, error) {
 	rev, kv, ok, err := b.inner.Delete(ctx, b.space.Key(key), revision)
+	b.deleteFailed(err)
 	if ok && err == nil && kv != nil && kv.CreateRevision == 0 {
 		// kine's SQL backends answer with the key alone: what it held, and
 		// so the bytes the delete freed, is at the revision before.
@@ -256,4 +257,14 @@ func checkLease(lease int64) error {
 		return rpctypes.ErrGRPCLeaseTTLTooLarge
 	}
 	return nil
+}
+
+// deleteFailed records a delete whose outcome is unknown (maybeApplied):
+// the keys it may have freed stay counted, and the doubt makes the next
+// write that could be refused for them start a recount (quota.Usage.Admit)
+// rather than be refused until the periodic one.
+func (b *Backend) deleteFailed(err error) {
+	if maybeApplied(err) {
+		b.usage.Unsure(0, 0)
+	}
 }

@@ -30,6 +30,7 @@ func (b *Backend) DeleteRange(ctx context.Context, key, end string) (int64, []*s
 	if d, ok := b.inner.(RangeDeleter); ok {
 		rev, prev, err := d.DeleteRange(ctx, k, e)
 		if err != nil {
+			b.deleteFailed(err)
 			return 0, nil, err
 		}
 		prev = b.ownAll(prev)
@@ -76,6 +77,7 @@ func (b *Backend) deleteAsIs(ctx context.Context, kv *server.KeyValue) (int64, *
 		rev, cur, ok, err := b.inner.Delete(ctx, kv.Key, kv.ModRevision)
 		switch {
 		case err != nil:
+			b.deleteFailed(err)
 			return 0, nil, err
 		case ok:
 			own := b.own(kv)

@@ -120,3 +120,55 @@ func TestAtTheLimitsAnExistingKeyIsNotANewOne(t *testing.T) {
 		}
 	})
 }
+
+// lostDeletes is a shared backend whose deletes are applied and then
+// reported as the caller's deadline passing.
+type lostDeletes struct{ server.Backend }
+
+func (b lostDeletes) Delete(ctx context.Context, key string, revision int64) (int64, *server.KeyValue, bool, error) {
+	if _, _, _, err := b.Backend.Delete(ctx, key, revision); err != nil {
+		return 0, nil, false, err
+	}
+	return 0, nil, false, context.DeadlineExceeded
+}
+
+// A delete whose answer was lost may have freed its key: a tenant at its
+// key limit that deleted so gets its next create within a recount, not
+// after the periodic one two minutes away (the delete left no doubt, so
+// nothing started a recount early). Both a delete and a range delete.
+func TestDeletesWhoseAnswersWereLostStartARecount(t *testing.T) {
+	proxytest.ForEachBackend(t, func(t *testing.T, cfg backend.Config) {
+		inner := openShared(t, cfg)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		for _, how := range []string{"delete", "range delete"} {
+			name := strings.ReplaceAll("t-"+how, " ", "-")
+			alpha := tenantOn(t, lostDeletes{inner}, name, tenantconfig.Limits{MaxKeys: 2})
+			for i := range 2 {
+				if _, err := alpha.Create(ctx, fmt.Sprintf("/registry/k%d", i), []byte("v"), 0); err != nil {
+					t.Fatal(err)
+				}
+			}
+			var err error
+			if how == "delete" {
+				_, _, _, err = alpha.Delete(ctx, "/registry/k0", 0)
+			} else {
+				_, _, err = alpha.DeleteRange(ctx, "/registry/k0", "")
+			}
+			if !errors.Is(err, context.DeadlineExceeded) {
+				t.Fatalf("%s: %v, want the lost answer", how, err)
+			}
+			deadline := time.Now().Add(10 * time.Second)
+			for {
+				_, err := alpha.Create(ctx, "/registry/k2", []byte("v"), 0)
+				if err == nil {
+					break
+				}
+				if !errors.Is(err, quota.ErrNoSpace) || time.Now().After(deadline) {
+					t.Fatalf("%s: a create after the lost delete: %v (10 s on)", how, err)
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+		}
+	})
+}
