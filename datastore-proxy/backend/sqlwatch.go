@@ -130,12 +130,18 @@ func field[T any](v reflect.Value, name string) (T, error) {
 	return reflect.NewAt(f.Type(), unsafe.Pointer(f.UnsafeAddr())).Elem().Interface().(T), nil
 }
 
-// sqlWatchSlack is how many batches a range watch on SQL holds for a slow
-// reader, on top of the 100 of kine's broadcaster, which drops a
-// subscriber whose buffer is full (the watch then ends and its client
-// watches again from its last revision). They are held in a queue that
-// grows as it needs: a channel of that many held 6.4 KiB for every idle
-// watch.
+// sqlWatchSlack is how many batches with events a range watch on SQL
+// holds for a slow reader, on top of the 100 of kine's broadcaster, which
+// drops a subscriber whose buffer is full (the watch then ends and its
+// client watches again from its last revision). They are held in a queue
+// that grows as it needs: a channel of that many held 6.4 KiB for every
+// idle watch. The broadcaster hands every watch every batch of the whole
+// store, most with none of its events: those take no place (merge), and
+// the live feed is read from the subscription on, during the catch-up
+// too. Otherwise other tenants' writes filled a watch's buffer while its
+// catch-up read ran, or while its stream sent another watch's large
+// response, and kine ended the watch (a Canceled with no reason, which
+// etcd's client takes for the end of the watch).
 const sqlWatchSlack = 200
 
 // WatchRange is kine's LogStructured.Watch with the catch-up read and the
@@ -143,14 +149,17 @@ const sqlWatchSlack = 200
 // tenant's with h.Own on the way (kine's broadcaster hands every
 // subscriber the same events; h.Own copies what it changes).
 func (b *sqlBackend) WatchRange(ctx context.Context, key, end string, revision int64, h tenantbackend.WatchHooks) server.WatchResult {
-	// Subscribe first so that nothing written during the catch-up is missed.
+	// Subscribe first so that nothing written during the catch-up is
+	// missed, and read the subscription from then on (follow).
 	ctx, cancel := context.WithCancel(ctx)
 	live := b.log.Watch(ctx)
 
-	// Room for the first batch only: the queue below is the buffer.
+	// Room for the first batch only: the queue of follow is the buffer.
 	result := make(chan server.EventBatch, 1)
 	errc := make(chan error, 1)
 	wr := server.WatchResult{Eventc: result, Errorc: errc}
+	caughtUp := make(chan int64, 1)
+	go follow(ctx, cancel, live, caughtUp, result, key, end, h)
 
 	// The catch-up includes the start revision itself.
 	if revision > 1 {
@@ -176,39 +185,74 @@ func (b *sqlBackend) WatchRange(ctx context.Context, key, end string, revision i
 		cancel()
 	}
 	result <- tenantbackend.OwnBatch(batch, h.Own)
-	rev := wr.CurrentRevision
-	go func() {
-		defer h.Ended()
-		defer cancel()
-		defer close(result)
-		var queue []server.EventBatch
-		in := live // read to the end: the broadcaster closes it
-		for in != nil || len(queue) > 0 {
-			recv := in
-			if len(queue) >= sqlWatchSlack {
-				recv = nil // kine's broadcaster holds the next, up to its limit
-			}
-			var out chan<- server.EventBatch
-			var head server.EventBatch
+	caughtUp <- wr.CurrentRevision
+	return wr
+}
+
+// follow reads a watch's live feed from its subscription until the
+// broadcaster closes it, and passes its batches of [key, end) on to
+// result once the catch-up is there: caughtUp gets the catch-up's
+// revision right after its batch is in result (live batches at or below
+// it are dropped: liveBatch). Batches with none of the watch's events are
+// merged into the last one queued.
+func follow(ctx context.Context, cancel context.CancelFunc, live <-chan server.EventBatch, caughtUp <-chan int64, result chan<- server.EventBatch, key, end string, h tenantbackend.WatchHooks) {
+	defer h.Ended()
+	defer cancel()
+	defer close(result)
+	var queue []server.EventBatch
+	add := func(batch server.EventBatch) {
+		if n := len(queue); n > 0 && len(batch.Events) == 0 {
+			queue[n-1].CurrentRev = max(queue[n-1].CurrentRev, batch.CurrentRev)
+			return
+		}
+		queue = append(queue, batch)
+	}
+	rev := int64(-1) // until the catch-up's is known
+	in := live       // read to the end: the broadcaster closes it
+	for in != nil || len(queue) > 0 || rev < 0 {
+		recv := in
+		if len(queue) >= sqlWatchSlack {
+			recv = nil // kine's broadcaster holds the next, up to its limit
+		}
+		var out chan<- server.EventBatch
+		var head server.EventBatch
+		start := caughtUp
+		if rev >= 0 {
+			start = nil
 			if len(queue) > 0 {
 				out, head = result, queue[0]
 			}
-			select {
-			case batch, ok := <-recv:
-				if !ok {
-					in = nil
-					continue
-				}
-				queue = append(queue, tenantbackend.OwnBatch(liveBatch(batch, rev, key, end), h.Own))
-			case out <- head:
-				queue[0] = server.EventBatch{}
-				queue = queue[1:]
-			case <-ctx.Done():
+		}
+		select {
+		case batch, ok := <-recv:
+			if !ok {
+				in = nil
+				continue
+			}
+			if rev < 0 {
+				add(inRange(batch, key, end)) // not made the tenant's yet: some may go
+			} else {
+				add(tenantbackend.OwnBatch(liveBatch(batch, rev, key, end), h.Own))
+			}
+		case rev = <-start:
+			held := queue
+			queue = nil
+			for _, batch := range held {
+				add(tenantbackend.OwnBatch(liveBatch(batch, rev, key, end), h.Own))
+			}
+		case out <- head:
+			queue[0] = server.EventBatch{}
+			queue = queue[1:]
+		case <-ctx.Done():
+			if rev >= 0 {
 				return
 			}
+			// The catch-up's batch may be on its way into result, which
+			// must not be closed before it.
+			<-caughtUp
+			return
 		}
-	}()
-	return wr
+	}
 }
 
 // catchUp reads the rows of [key, end) after revision up to the first gap

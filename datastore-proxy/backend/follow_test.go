@@ -1,0 +1,78 @@
+package backend
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/k3s-io/kine/pkg/server"
+
+	"kplex.dev/datastore-proxy/tenantbackend"
+)
+
+// A watch on SQL reads the whole store's live feed from its subscription
+// on: during its catch-up, and while its client takes nothing. Batches
+// with none of its events take no place, so that kine's broadcaster (100
+// batches, then the subscriber is dropped and the watch ends) never fills
+// with other tenants' writes; the watch's own events come through in
+// order, after the catch-up's revision.
+func TestAWatchFollowsTheLiveFeedWhateverElseIsWritten(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	live := make(chan server.EventBatch, 100) // kine's broadcaster's buffer
+	caughtUp := make(chan int64, 1)
+	result := make(chan server.EventBatch, 1)
+	ended := make(chan struct{})
+	go follow(ctx, cancel, live, caughtUp, result, "/t/a", "/t/b", tenantbackend.WatchHooks{Done: func() { close(ended) }})
+
+	ev := func(key string, rev int64) *server.Event {
+		return &server.Event{KV: &server.KeyValue{Key: key, ModRevision: rev}}
+	}
+	feed := func(from, to int64, mine map[int64]bool) {
+		t.Helper()
+		for rev := from; rev <= to; rev++ {
+			key := "/t/other"
+			if mine[rev] {
+				key = "/t/a1"
+			}
+			select {
+			case live <- server.EventBatch{CurrentRev: rev, Events: []*server.Event{ev(key, rev)}}:
+			case <-time.After(5 * time.Second):
+				t.Fatalf("the watch stopped reading the live feed at revision %d", rev)
+			}
+		}
+	}
+	// The catch-up runs (nothing in result yet): 1,000 other writes, and
+	// one of the watch's own at 10, which the catch-up also read.
+	feed(1, 1000, map[int64]bool{10: true})
+	result <- server.EventBatch{CurrentRev: 20} // the catch-up's batch
+	caughtUp <- 20
+	if got := <-result; got.CurrentRev != 20 {
+		t.Fatalf("first batch at %d, want the catch-up's", got.CurrentRev)
+	}
+	// The client takes nothing for a while: 1,000 more other writes and
+	// two of the watch's own.
+	feed(1001, 2000, map[int64]bool{1500: true, 1900: true})
+	var events []int64
+	var last int64
+	for len(events) < 2 || last < 2000 {
+		select {
+		case b := <-result:
+			for _, e := range b.Events {
+				events = append(events, e.KV.ModRevision)
+			}
+			last = b.CurrentRev
+		case <-time.After(5 * time.Second):
+			t.Fatalf("events %v up to %d: want 1500 and 1900, up to 2000", events, last)
+		}
+	}
+	if len(events) != 2 || events[0] != 1500 || events[1] != 1900 {
+		t.Errorf("the watch's events: %v, want [1500 1900] (10 was the catch-up's)", events)
+	}
+	cancel()
+	select {
+	case <-ended:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the watch did not end with its context")
+	}
+}
