@@ -41,6 +41,10 @@ type sqlBackend struct {
 	// maxLease is the longest lease (TTL) the kind's lease column holds;
 	// 0: no bound below etcd's own (tenantbackend refuses longer ones).
 	maxLease int64
+	// outOfOrder is set where rows can commit out of id order (PostgreSQL
+	// and MySQL): lists at the latest revision read at a settled one
+	// (settle.go).
+	outOfOrder bool
 }
 
 // newSQLBackend reaches the log beneath kine's LogStructured b and the
@@ -56,6 +60,7 @@ func newSQLBackend(b server.Backend, kind string) (*sqlBackend, *generic.Generic
 	sb := &sqlBackend{Backend: b, log: log, db: g.DB, idsAfter: idsAfterQuery(kind)}
 	if kind == "postgres" || kind == "mysql" {
 		sb.maxLease = math.MaxInt32 // kine's lease INTEGER column
+		sb.outOfOrder = true
 	}
 	return sb, g, nil
 }
