@@ -131,15 +131,21 @@ func (b *Backend) Create(ctx context.Context, key string, value []byte, ttl int6
 func (b *Backend) Update(ctx context.Context, key string, value []byte, revision, ttl int64) (int64, *server.KeyValue, bool, error) {
 	var rev int64
 	var txn *etcdserverpb.TxnResponse
-	err := b.leased(ctx, key, value, ttl, nil, func(put clientv3.Op, _ clientv3.LeaseID) (bool, error) {
+	var opts []clientv3.OpOption
+	if ttl > 0 {
+		opts = append(opts, clientv3.WithPrevKV()) // the lease the key had
+	}
+	err := b.leased(ctx, key, value, ttl, opts, func(put clientv3.Op, lease clientv3.LeaseID) (bool, error) {
 		var err error
 		rev, txn, err = b.write(ctx, key, len(key)+len(value), clientv3.OpTxn(
 			[]clientv3.Cmp{clientv3.Compare(clientv3.ModRevision(key), "=", revision)},
 			[]clientv3.Op{put, clientv3.OpGet(key)},
 			[]clientv3.Op{clientv3.OpGet(key)}))
-		// The key's lease before is not read: an update counts as an
-		// attach, on the lease it had or not.
-		return err == nil && txn.Succeeded, err
+		if err != nil || !txn.Succeeded {
+			return false, err
+		}
+		prev := txn.Responses[0].GetResponsePut().GetPrevKv()
+		return prev == nil || clientv3.LeaseID(prev.Lease) != lease, nil
 	})
 	if err != nil {
 		return 0, nil, false, err

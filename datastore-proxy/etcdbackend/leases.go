@@ -27,14 +27,15 @@ import (
 // class has a window lease for at most about 101 windows alive at once
 // (reuseWindow), so however many distinct TTLs tenants put keys with, the
 // proxy holds at most 930 cached leases and etcd about 94,000 window
-// leases. A full lease is followed by at most maxRandomLeases more in a
-// row (below), so what a replica can add is bounded by the windows' pace,
-// not by how fast tenants write: for the longest classes, whose windows
-// are days to years, a few hundred leases a day at most. Before classes,
+// leases. A full lease is followed by another, one per maxKeysPerLease
+// keys attached: in classes up to two hours those expire within about
+// twice the class, and in longer ones at most maxRandomLeases follow in a
+// row (below), so what a replica can add there is bounded by the windows'
+// pace (days to years), not by how fast tenants write. Before classes,
 // every distinct TTL was a lease of its own, and a TTL of years a new one
 // each minute; before the bound on full leases, a tenant attaching keys
 // fast (or, before release, failing to) made etcd hold a new lease every
-// thousand writes.
+// thousand writes, for as long as the class.
 //
 // The IDs are the proxy's own (leaseid), so a key's lease reads as its
 // TTL class, never as an ID that other tenants' keys share. Their other
@@ -48,11 +49,11 @@ import (
 // lease manager has it: when a lease expires, etcd deletes all its keys in
 // one transaction, and hundreds of tenants' Events on one lease would make
 // that one transaction hold tens of thousands of deletes. A full lease is
-// followed by one of a random ID within its window, up to maxRandomLeases
-// in a row, after which the last takes every key until the window's next
-// lease; each replica counts the keys it attaches itself, and a write that
-// attached none (it failed, or the key was on that lease already) gives
-// its place back.
+// followed by one of a random ID within its window (in a long class up
+// to maxRandomLeases in a row, after which the last takes every key until
+// the window's next lease); each replica counts the keys it attaches
+// itself, and a write that attached none (it failed, or the key was on
+// that lease already) gives its place back.
 //
 // A cached lease that etcd no longer has (revoked by hand, or etcd
 // restored from a backup) is forgotten when a write finds it missing, and
@@ -80,19 +81,29 @@ type cachedLease struct {
 	randoms int
 }
 
-// roomy reports whether cl takes another key: it has room, or the class
-// has had its share of leases for now (maxRandomLeases).
-func (cl cachedLease) roomy() bool {
-	return cl.keys < maxKeysPerLease || cl.randoms >= maxRandomLeases
+// roomy reports whether cl, a lease of class, takes another key: it has
+// room, or the class is a long one that has had its share of leases for
+// now (maxRandomLeases).
+func (cl cachedLease) roomy(class int64) bool {
+	return cl.keys < maxKeysPerLease || class > maxUncappedClass && cl.randoms >= maxRandomLeases
 }
+
+// maxUncappedClass is the longest TTL class whose full leases are
+// followed by as many more as its keys need. Its leases expire within the
+// class plus its window, so those alive are bounded by the keys attached
+// in the last two hours, however fast; kube-apiserver's Events (an hour)
+// are in such a class. The leases of longer classes live for days to
+// centuries: there maxRandomLeases bounds the leases in a row, and past
+// it one lease takes more than maxKeysPerLease keys.
+const maxUncappedClass = 2 * 60 * 60
 
 // maxKeysPerLease is how many keys one lease serves (kube-apiserver's
 // defaultLeaseMaxObjectCount); a variable for tests.
 var maxKeysPerLease = 1000
 
-// maxRandomLeases bounds the leases of random IDs that follow a class's
-// window lease, each when the one before is full; past it the last one
-// takes every key. A key counts when a write attaches it (release), but a
+// maxRandomLeases bounds the leases of random IDs that follow a long
+// class's window lease (maxUncappedClass), each when the one before is
+// full; past it the last one takes every key. A key counts when a write attaches it (release), but a
 // tenant can attach keys over and over (write, delete, write again), and
 // leases are granted for the class plus its window (285 years for the
 // longest) and never revoked: without a bound a tenant writing fast made
@@ -171,7 +182,7 @@ func (l *leaseCache) get(ctx context.Context, ttl int64) (clientv3.LeaseID, erro
 		l.mu.Lock()
 		cl, ok := l.by[class]
 		live := ok && time.Now().Before(cl.until)
-		if live && cl.roomy() {
+		if live && cl.roomy(class) {
 			cl.keys++
 			l.by[class] = cl
 			l.mu.Unlock()
@@ -194,7 +205,7 @@ func (l *leaseCache) get(ctx context.Context, ttl int64) (clientv3.LeaseID, erro
 			// window (a short class's is 50 ms), but like any only while
 			// it has room: a burst that waited for it may fill it.
 			l.mu.Lock()
-			if cl, ok := l.by[class]; ok && cl.id == g.id && cl.roomy() {
+			if cl, ok := l.by[class]; ok && cl.id == g.id && cl.roomy(class) {
 				cl.keys++
 				l.by[class] = cl
 				l.mu.Unlock()

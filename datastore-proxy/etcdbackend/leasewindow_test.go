@@ -272,8 +272,9 @@ func leasesInEtcd(t *testing.T, ctx context.Context, c *clientv3.Client) int {
 	return len(r.Leases)
 }
 
-// A key counts on a lease when a write attaches it: a put of a key
-// already on the lease, and a create whose key exists, fill no lease.
+// A key counts on a lease when a write attaches it: a put or an update
+// of a key already on the lease, and a create whose key exists, fill no
+// lease.
 // (Before, every write with a TTL counted, and a tenant rewriting one key,
 // or failing to create one, made etcd hold a new lease every thousand
 // writes, for as long as the class: 285 years for the longest.)
@@ -296,15 +297,20 @@ func TestFailedAndRepeatedWritesFillNoLease(t *testing.T) {
 		b := New(c, &sync.WaitGroup{}, 0, 0, prometheus.NewRegistry())
 		k := fmt.Sprintf("/kplex/alpha/k%d", seq)
 		for range 10 {
-			if _, _, err := b.Put(ctx, k, []byte("v"), ttl); err != nil {
+			rev, _, err := b.Put(ctx, k, []byte("v"), ttl)
+			if err != nil {
 				t.Fatal(err)
 			}
 			if _, err := b.Create(ctx, k, []byte("v"), ttl); err == nil {
 				t.Fatalf("create of %s, which exists, succeeded", k)
 			}
+			// An update, as kube-apiserver writes a key it has read.
+			if _, _, ok, err := b.Update(ctx, k, []byte("v2"), rev, ttl); err != nil || !ok {
+				t.Fatalf("update of %s at %d: %v, %v", k, rev, ok, err)
+			}
 		}
 		if n := leasesInEtcd(t, ctx, c); n != 1 {
-			t.Errorf("after 10 puts of one key and 10 failed creates of it: %d leases in etcd, want 1", n)
+			t.Errorf("after 10 puts, 10 updates and 10 failed creates of one key: %d leases in etcd, want 1", n)
 		}
 		// The lease has one key: one more fits, the next needs a lease.
 		for i := range 2 {
@@ -318,33 +324,43 @@ func TestFailedAndRepeatedWritesFillNoLease(t *testing.T) {
 	})
 }
 
-// Full leases are followed by at most maxRandomLeases more in a row; the
-// last then takes every key of the class until the window's next lease.
-func TestFullLeasesInARowAreBounded(t *testing.T) {
+// In a long class, full leases are followed by at most maxRandomLeases
+// more in a row; the last then takes every key of the class until the
+// window's next lease. A class of up to two hours (kube-apiserver's
+// Events) takes as many as its keys need: its leases expire soon anyway.
+func TestFullLeasesInARowAreBoundedInLongClasses(t *testing.T) {
 	c := startEtcd(t)
 	keysPerLease(t, 1)
 	maxRandoms(t, 2)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	const ttl = 3600
-	var first uint64
-	inOneWindow(t, ttlClass(ttl), func(seq uint64) {
-		first = seq
-		b := New(c, &sync.WaitGroup{}, 0, 0, prometheus.NewRegistry())
-		for i := range 8 {
-			if _, err := b.Create(ctx, fmt.Sprintf("/kplex/alpha/f%d-%d", seq, i), []byte("v"), ttl); err != nil {
-				t.Fatal(err)
+	for _, tc := range []struct {
+		ttl    int64
+		leases int
+	}{
+		{30 * 24 * 3600, 3}, // the window's and 2 more
+		{3600, 8},           // one a key
+	} {
+		class := ttlClass(tc.ttl)
+		var first uint64
+		inOneWindow(t, class, func(seq uint64) {
+			first = seq
+			b := New(c, &sync.WaitGroup{}, 0, 0, prometheus.NewRegistry())
+			for i := range 8 {
+				if _, err := b.Create(ctx, fmt.Sprintf("/kplex/alpha/f%d-%d-%d", tc.ttl, seq, i), []byte("v"), tc.ttl); err != nil {
+					t.Fatal(err)
+				}
 			}
+		})
+		keys := map[clientv3.LeaseID]int{}
+		for i := range 8 {
+			keys[leaseOf(t, ctx, c, fmt.Sprintf("/kplex/alpha/f%d-%d-%d", tc.ttl, first, i))]++
 		}
-	})
-	keys := map[clientv3.LeaseID]int{}
-	for i := range 8 {
-		keys[leaseOf(t, ctx, c, fmt.Sprintf("/kplex/alpha/f%d-%d", first, i))]++
-	}
-	if len(keys) != 3 {
-		t.Errorf("8 keys on %d leases, want 3 (the window's and 2 more): %v", len(keys), keys)
-	}
-	if n := keys[clientv3.LeaseID(leaseid.New(ttlClass(ttl), first))]; n != 1 {
-		t.Errorf("the window's own lease has %d keys, want 1: %v", n, keys)
+		if len(keys) != tc.leases {
+			t.Errorf("TTL %d: 8 keys on %d leases, want %d: %v", tc.ttl, len(keys), tc.leases, keys)
+		}
+		if n := keys[clientv3.LeaseID(leaseid.New(class, first))]; n != 1 {
+			t.Errorf("TTL %d: the window's own lease has %d keys, want 1: %v", tc.ttl, n, keys)
+		}
 	}
 }
