@@ -20,13 +20,13 @@ import (
 // holds every change up to R.
 //
 // So a list at the latest revision first reads the highest id, waits until
-// every id up to it is settled (a row, or a gap the poller has given up
-// on: gaps.go), and reads at that revision: everything committed before
-// the list is in it (the write that was acknowledged before it was, at an
-// id at or below the highest), and everything after reaches the watch.
-// A gap the poller has not passed yet is waited for, at most settleWait:
-// the poller fills or skips one after about a second (kine's sqllog).
-// Past that the list reads at the highest id as kine does.
+// every id up to it is settled (a row, or a gap the poller has passed:
+// gaps.go), and reads at that revision: everything committed before the
+// list is in it (the write that was acknowledged before it was, at an id
+// at or below the highest), and everything after reaches the watch. A gap
+// is waited for at most settleWait (a transaction holding the id commits
+// or ends, or the poller passes it); past that the list reads at the
+// highest id, as kine does.
 
 // settleWait bounds how long a list waits for the ids below the log's
 // highest to settle.
@@ -57,13 +57,14 @@ func (b *sqlBackend) settledRevision(ctx context.Context) (int64, error) {
 		return 0, fmt.Errorf("read the log's highest id: %w", err)
 	}
 	deadline := time.Now().Add(settleWait)
+	var end int64 // the ids are contiguous up to it, as last read
 	for {
-		settled := b.polled.Load()
-		if settled >= highest {
+		from := max(b.polled.Load(), end)
+		if from >= highest {
 			return highest, nil
 		}
-		end, err := contiguousEnd(ctx, b.db, b.idsAfter, settled)
-		if err != nil {
+		var err error
+		if end, err = contiguousEnd(ctx, b.db, b.idsAfter, from); err != nil {
 			return 0, err
 		}
 		if end >= highest || time.Now().After(deadline) {

@@ -240,6 +240,12 @@ func follow(ctx context.Context, cancel context.CancelFunc, live <-chan server.E
 				add(tenantbackend.OwnBatch(liveBatch(batch, rev, key, end), h.Own))
 			}
 		case rev = <-start:
+			if ctx.Err() != nil {
+				// The catch-up failed (WatchRange cancels first): nothing
+				// after its batch, or the client would get events with a
+				// gap below them before the watch's end.
+				return
+			}
 			held := queue
 			queue = nil
 			for _, batch := range held {
