@@ -2,7 +2,6 @@ package backend_test
 
 import (
 	"context"
-	"database/sql"
 	"strings"
 	"sync"
 	"testing"
@@ -37,7 +36,7 @@ func TestWatchSeesARowCommittedIntoAGap(t *testing.T) {
 		}
 
 		// A writer of our own takes the next id and holds its commit.
-		tx := holdRow(t, ctx, c, "/t/1")
+		tx := proxytest.HoldRow(t, ctx, c, "/t/1")
 		after, err := b.Create(ctx, "/t/2", []byte("v"), 0)
 		if err != nil {
 			t.Fatal(err)
@@ -61,41 +60,6 @@ func skipInIDOrder(t *testing.T, c backend.Config) {
 	if c.Kind != "postgres" && c.Kind != "mysql" {
 		t.Skipf("SKIPPED: %s shows rows in id order (one writer or one revision counter)", c.Kind)
 	}
-}
-
-// holdRow has a writer of the test's own insert a row of key into the
-// log of c's database, taking the next id, and hold its commit; the
-// transaction is rolled back when the test ends, if it is still open.
-func holdRow(t *testing.T, ctx context.Context, c backend.Config, key string) *sql.Tx {
-	t.Helper()
-	driver, dsn := "pgx", c.DSN
-	if c.Kind == "mysql" {
-		driver, dsn = "mysql", strings.TrimPrefix(c.DSN, "mysql://")
-	}
-	db, err := sql.Open(driver, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	tx, err := db.BeginTx(ctx, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = tx.Rollback() })
-	if _, err := tx.ExecContext(ctx, placeholders(c.Kind, `INSERT INTO kine(name, created, deleted, create_revision, prev_revision, lease, value, old_value) VALUES (?, 1, 0, 0, 0, 0, ?, NULL)`), key, []byte("v")); err != nil {
-		t.Fatalf("insert the held row: %v", err)
-	}
-	return tx
-}
-
-func placeholders(kind, q string) string {
-	if kind != "postgres" {
-		return q
-	}
-	for i := 1; strings.Contains(q, "?"); i++ {
-		q = strings.Replace(q, "?", "$"+string(rune('0'+i)), 1)
-	}
-	return q
 }
 
 // eventKeys reads n events' keys from w in order of revision, skipping
@@ -148,7 +112,7 @@ func TestWatchReadsPastAGapThePollerHasPassed(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		tx := holdRow(t, ctx, c, "/t/1")
+		tx := proxytest.HoldRow(t, ctx, c, "/t/1")
 		for _, key := range []string{"/t/2", "/t/3"} {
 			if _, err := a.Create(ctx, key, []byte("v"), 0); err != nil {
 				t.Fatal(err)

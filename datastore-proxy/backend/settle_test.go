@@ -30,7 +30,7 @@ func TestAListHoldsARowCommittedIntoAGap(t *testing.T) {
 		if _, err := b.Create(ctx, "/l/0", []byte("v"), 0); err != nil {
 			t.Fatal(err)
 		}
-		tx := holdRow(t, ctx, c, "/l/1") // takes the next id, commits later
+		tx := proxytest.HoldRow(t, ctx, c, "/l/1") // takes the next id, commits later
 		after, err := b.Create(ctx, "/l/2", []byte("v"), 0)
 		if err != nil {
 			t.Fatal(err)

@@ -2,8 +2,6 @@ package tenantbackend_test
 
 import (
 	"context"
-	"database/sql"
-	"strings"
 	"testing"
 	"time"
 
@@ -29,27 +27,7 @@ func TestAUsageCountHoldsARowCommittedIntoAGap(t *testing.T) {
 		if _, err := alpha.Create(ctx, "/registry/a", []byte("v"), 0); err != nil {
 			t.Fatal(err)
 		}
-		driver, dsn := "pgx", cfg.DSN
-		if cfg.Kind == "mysql" {
-			driver, dsn = "mysql", strings.TrimPrefix(cfg.DSN, "mysql://")
-		}
-		db, err := sql.Open(driver, dsn)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer db.Close()
-		tx, err := db.BeginTx(ctx, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer func() { _ = tx.Rollback() }()
-		q := `INSERT INTO kine(name, created, deleted, create_revision, prev_revision, lease, value, old_value) VALUES (?, 1, 0, 0, 0, 0, ?, NULL)`
-		if cfg.Kind == "postgres" {
-			q = strings.NewReplacer("(?, 1", "($1, 1", "?, NULL", "$2, NULL").Replace(q)
-		}
-		if _, err := tx.ExecContext(ctx, q, "/kplex/gapcount//registry/held", []byte("v")); err != nil {
-			t.Fatalf("insert the held row: %v", err)
-		}
+		tx := proxytest.HoldRow(t, ctx, cfg, "/kplex/gapcount//registry/held")
 		if _, err := alpha.Create(ctx, "/registry/b", []byte("v"), 0); err != nil {
 			t.Fatal(err)
 		}
