@@ -103,12 +103,12 @@ var maxKeysPerLease = 1000
 
 // maxRandomLeases bounds the leases of random IDs that follow a long
 // class's window lease (maxUncappedClass), each when the one before is
-// full; past it the last one takes every key. A key counts when a write attaches it (release), but a
-// tenant can attach keys over and over (write, delete, write again), and
-// leases are granted for the class plus its window (285 years for the
-// longest) and never revoked: without a bound a tenant writing fast made
-// etcd hold a new lease every thousand writes, forever. A variable for
-// tests.
+// full; past it the last one takes every key. A key counts when a write
+// attaches it (release), but a tenant can attach keys over and over
+// (write, delete, write again), and leases are granted for the class plus
+// its window (285 years for the longest) and never revoked: without a
+// bound a tenant writing fast made etcd hold a new lease every thousand
+// writes, forever. A variable for tests.
 var maxRandomLeases = 16
 
 // grantCall is one grant of a class's lease; id and err are set when done
