@@ -18,7 +18,9 @@ import (
 // too, on every backend: etcd's client takes each created answer for its
 // oldest create still unanswered. On SQL the proxy sent a refusal (past
 // maxWatches) at once, and kine its own (a client's watch ID), ahead of
-// the answer to a create kine was still catching up for.
+// the answer to a create kine was still catching up for. Since the SQL
+// backends' watches are the proxy's own (localwatch), a client's watch ID
+// is taken there too, as etcd takes it.
 func TestCreateAnswersKeepTheirOrder(t *testing.T) {
 	proxytest.ForEachBackend(t, func(t *testing.T, b backend.Config) {
 		cfg := filepath.Join(t.TempDir(), "tenants.yaml")
@@ -27,12 +29,12 @@ func TestCreateAnswersKeepTheirOrder(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 		defer cancel()
 		for _, tc := range []struct {
-			tenant string
-			second *etcdserverpb.WatchCreateRequest
-			etcd   bool // refused on etcd too
+			tenant  string
+			second  *etcdserverpb.WatchCreateRequest
+			refused bool
 		}{
 			{"alpha", &etcdserverpb.WatchCreateRequest{Key: []byte("/registry/x")}, true},             // past maxWatches
-			{"beta", &etcdserverpb.WatchCreateRequest{Key: []byte("/registry/x"), WatchId: 7}, false}, // a client's own ID: etcd serves it, kine does not
+			{"beta", &etcdserverpb.WatchCreateRequest{Key: []byte("/registry/x"), WatchId: 7}, false}, // a client's own ID, as etcd takes it
 		} {
 			c := px.Client(t, tc.tenant)
 			for i := range 300 { // a catch-up that takes a while
@@ -62,8 +64,11 @@ func TestCreateAnswersKeepTheirOrder(t *testing.T) {
 			if a := answers[0]; a.Canceled || a.WatchId != 0 {
 				t.Errorf("%s: first answer: %v; want the first create's watch 0", tc.tenant, a)
 			}
-			if a := answers[1]; (tc.etcd || b.Kind != "etcd") && (!a.Canceled || a.WatchId != -1) {
+			switch a := answers[1]; {
+			case tc.refused && (!a.Canceled || a.WatchId != -1):
 				t.Errorf("%s: second answer: %v; want the second create refused", tc.tenant, a)
+			case !tc.refused && (a.Canceled || a.WatchId != tc.second.WatchId):
+				t.Errorf("%s: second answer: %v; want watch %d created", tc.tenant, a, tc.second.WatchId)
 			}
 		}
 	})

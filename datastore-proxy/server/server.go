@@ -7,9 +7,10 @@
 // calls, and the tenant backend confines them to the tenant's keyspace.
 // Exceptions: the tenant backend serves Put itself (kv.go says why), on
 // etcd a list is etcd's own answer with the keys rewritten, never decoded
-// (rawlist.go), and on etcd a tenant's watch streams share an etcd watch
-// stream of the tenant's own (watchhub). One file per service: kv.go, watch.go, lease.go,
-// maintenance.go, cluster.go.
+// (rawlist.go), and a tenant's watch streams share one watch stream of the
+// tenant's own (watchhub): on etcd, an etcd watch stream; on the SQL
+// backends, one the proxy serves itself (localwatch). One file per
+// service: kv.go, watch.go, lease.go, maintenance.go, cluster.go.
 package server
 
 import (
@@ -69,7 +70,7 @@ type Options struct {
 	// behaviour).
 	Scheme string
 	// NotifyInterval is how often idle watches get progress notifications
-	// from kine's bridge (the SQL backends; on etcd, etcd's own).
+	// on the SQL backends (localwatch; on etcd, etcd's own).
 	NotifyInterval time.Duration
 	// Limits are the tenants' quotas (nil: none).
 	Limits *tenantconfig.Store
@@ -98,7 +99,7 @@ type Options struct {
 	// OnWatchRefused, if set, is told of every watch refused for the
 	// tenant's maxWatches.
 	OnWatchRefused func(tenant string)
-	// WatchStallTimeout is how long a watch stream on etcd may take no
+	// WatchStallTimeout is how long a watch stream may take no
 	// response while the tenant has another, before it is ended so that
 	// the others go on (watchhub.Config.StallTimeout); 0: never.
 	WatchStallTimeout time.Duration
@@ -165,7 +166,7 @@ type tenant struct {
 	bridge  *kineserver.KVServerBridge
 	backend *tenantbackend.Backend
 	usage   *quota.Usage
-	hub     *watchhub.Hub // the tenant's watch streams on etcd; nil elsewhere
+	hub     *watchhub.Hub // the tenant's watch streams
 	// admitWatch holds up or refuses a watch create request for the
 	// tenant's request rate: a watch from a revision reads the store's
 	// history (watch.go, watchhub.Config.Admit).
@@ -211,13 +212,12 @@ func (s *Server) tenant(ctx context.Context) (*tenant, error) {
 	}
 	st := &tenant{bridge: kineserver.New(tb, s.scheme, s.notifyInterval, EmulatedETCDVersion), backend: tb, usage: u,
 		admitWatch: func(ctx context.Context) error { return s.rateLimit(ctx, name) }}
-	if tb.StreamsWatches() {
-		cfg := watchhub.Config{Tenant: tb, Range: createRange, FixKV: compactKeyAsAPI, StallTimeout: s.stallTimeout, Admit: st.admitWatch}
-		if s.onStall != nil {
-			cfg.OnStall = func() { s.onStall(name) }
-		}
-		st.hub = watchhub.New(cfg)
+	tb.ProgressInterval = s.notifyInterval
+	cfg := watchhub.Config{Tenant: tb, Range: createRange, FixKV: compactKeyAsAPI, StallTimeout: s.stallTimeout, Admit: st.admitWatch}
+	if s.onStall != nil {
+		cfg.OnStall = func() { s.onStall(name) }
 	}
+	st.hub = watchhub.New(cfg)
 	s.tenants[name] = st
 	return st, nil
 }

@@ -15,6 +15,7 @@ import (
 	"errors"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/k3s-io/kine/pkg/server"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
@@ -38,6 +39,10 @@ type Backend struct {
 	// OnWatchRefused, if set, is told of every watch refused for the
 	// tenant's MaxWatches (watchlimit.go).
 	OnWatchRefused func()
+	// ProgressInterval is how often idle watches that asked for progress
+	// notifications get them, on a store whose watch streams the proxy
+	// serves itself (WatchStream); 0: never.
+	ProgressInterval time.Duration
 
 	watches atomic.Int64 // open now
 }

@@ -2,19 +2,23 @@ package tenantbackend
 
 import (
 	"context"
-	"fmt"
 
+	"github.com/k3s-io/kine/pkg/server"
 	"go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/mvccpb"
 
 	"kplex.dev/datastore-proxy/leaseid"
+	"kplex.dev/datastore-proxy/localwatch"
 )
 
 // WatchStreamer is implemented by shared backends that are etcd itself:
 // a tenant's watch stream is then a watch stream of its own on etcd, its
-// requests and responses passed on with the keys rewritten (Stream), and
-// kine's bridge, which cannot answer a progress request on a shared store
-// (watchhub says why), is not in the way.
+// requests and responses passed on with the keys rewritten (Stream).
+// Elsewhere (the SQL backends) the proxy serves the tenant's stream itself,
+// from the backend's watches (localwatch); kine's bridge, which cannot
+// answer a progress request on a shared store (watchhub says why) and can
+// exit the process on one (localwatch says how), is not in the way on
+// either.
 type WatchStreamer interface {
 	// WatchStream opens a watch stream on the store, until ctx ends.
 	WatchStream(ctx context.Context) (etcdserverpb.Watch_WatchClient, error)
@@ -26,28 +30,44 @@ type WatchStreamer interface {
 // another.
 type Stream struct {
 	b  *Backend
-	es etcdserverpb.Watch_WatchClient
+	es watchConn
 }
 
-// StreamsWatches reports whether the shared backend has watch streams of
-// its own (WatchStream).
-func (b *Backend) StreamsWatches() bool {
-	_, ok := b.inner.(WatchStreamer)
-	return ok
+// watchConn is a watch stream on the store: etcd's, or the proxy's own
+// (localwatch).
+type watchConn interface {
+	Send(*etcdserverpb.WatchRequest) error
+	Recv() (*etcdserverpb.WatchResponse, error)
 }
 
-// WatchStream opens a watch stream for the tenant on the store, which
-// must have them (StreamsWatches).
+// WatchStream opens a watch stream for the tenant on the store, until ctx
+// ends: etcd's own, or one the proxy serves from the store's watches
+// (localwatch), whose idle watches get progress notifications every
+// b.ProgressInterval.
 func (b *Backend) WatchStream(ctx context.Context) (*Stream, error) {
 	ws, ok := b.inner.(WatchStreamer)
 	if !ok {
-		return nil, fmt.Errorf("kplex: the shared backend (%T) has no watch streams of its own", b.inner)
+		return &Stream{b: b, es: localwatch.New(ctx, LocalSource(b.inner), b.ProgressInterval)}, nil
 	}
 	es, err := ws.WatchStream(ctx)
 	if err != nil {
 		return nil, err
 	}
 	return &Stream{b: b, es: es}, nil
+}
+
+// LocalSource is what a stream the proxy serves itself watches: the
+// shared backend, a key range at a time where it can (RangeWatcher), or
+// else every change of the store (the stream keeps its range's).
+func LocalSource(inner server.Backend) localwatch.Source { return localSource{inner} }
+
+type localSource struct{ server.Backend }
+
+func (s localSource) WatchRange(ctx context.Context, key, end string, revision int64) server.WatchResult {
+	if rw, ok := s.Backend.(RangeWatcher); ok {
+		return rw.WatchRange(ctx, key, end, revision, WatchHooks{})
+	}
+	return s.Watch(ctx, revision)
 }
 
 // Confine sets cr's range to the tenant's [key, end) (Space.Range's

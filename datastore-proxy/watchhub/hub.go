@@ -1,5 +1,8 @@
-// Package watchhub serves every watch stream of one tenant on etcd over a
-// single etcd watch stream of the tenant's own.
+// Package watchhub serves every watch stream of one tenant over a single
+// watch stream of the tenant's own on the store: on etcd, an etcd watch
+// stream; on the SQL backends, a stream the proxy serves itself from the
+// store's watches, which answers as etcd's does (localwatch). "etcd"
+// below stands for either.
 //
 // Why etcd's own stream: kube-apiserver's watch cache serves a consistent
 // list once it has seen the store's current revision, and asks its watch
@@ -51,8 +54,8 @@ import (
 
 // Config is what a hub needs of its tenant.
 type Config struct {
-	// Tenant is the tenant's view of the shared backend, which is etcd
-	// (tenantbackend.Backend.WatchStream).
+	// Tenant is the tenant's view of the shared backend, whose watch
+	// streams the hub opens (tenantbackend.Backend.WatchStream).
 	Tenant *tenantbackend.Backend
 	// Range is the tenant's range that a create request asks for
 	// (keyspace.Space.Range's spelling).

@@ -117,7 +117,7 @@ func retriable(err error, leaderRequired bool) error {
 			return err
 		}
 	}
-	return status.Errorf(codes.Unavailable, "kplex: the tenant's watch stream on etcd ended: %v", err)
+	return status.Errorf(codes.Unavailable, "kplex: the tenant's watch stream on the store ended: %v", err)
 }
 
 // leaderRequired reports whether the client's stream asked for a leader

@@ -58,7 +58,7 @@ type Options struct {
 	TenantBusy     float64
 	UsageScanRate  int
 	MaxStreams     uint
-	// WatchStall is how long a tenant's watch stream on etcd may take no
+	// WatchStall is how long a tenant's watch stream may take no
 	// response while the tenant has another, before it is ended.
 	WatchStall time.Duration
 	// ForgetIdle is how long a tenant may be idle before the proxy forgets
@@ -107,7 +107,7 @@ Flags:
 	fs.IntVar(&o.WriteSlots, "backend-write-slots", 0, "writes run against the backend at once, shared as reads are (default: 1 for sqlite, which has one writer; 8 for postgres; --backend-slots for mysql and etcd)")
 	fs.IntVar(&o.UsageScanRate, "usage-scan-rate", quota.DefaultBackgroundScanRate, "bytes per second that the background recounts of tenants' keys and bytes read from the backend, all tenants together (a tenant's count is then refreshed every 2 minutes or as this rate allows); 0: no bound")
 	fs.DurationVar(&o.ForgetIdle, "forget-idle-tenants", 10*time.Minute, "how long a tenant may go without a request or an open stream before the proxy forgets what it keeps of it: its metric series (a deleted tenant's stop showing) and its rate limiter; its key and byte counts stay a day longer, after which its next write with limits waits for a new count; 0: never")
-	fs.DurationVar(&o.WatchStall, "watch-stall-timeout", 10*time.Second, "etcd backend: how long a tenant's watch stream may take no response while the tenant has other watch streams before it is ended (its client watches again from where it was); until then the tenant's other streams wait, as every stream of a tenant shares one etcd watch stream; 0: never end one")
+	fs.DurationVar(&o.WatchStall, "watch-stall-timeout", 10*time.Second, "how long a tenant's watch stream may take no response while the tenant has other watch streams before it is ended (its client watches again from where it was); until then the tenant's other streams wait, as every stream of a tenant shares one watch stream on the store; 0: never end one")
 	fs.UintVar(&o.MaxStreams, "max-concurrent-streams", 0, "requests and streams one client connection may have open at once (HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS); a gRPC client past it waits before sending (one that ignores it has its new streams refused), so that the proxy holds at most this many of a connection's requests in memory; a tenant with several connections holds as many times that. Long-lived watch streams count, and a tenant's apiserver keeps about one open per resource it watches: set it well above the most any tenant has open (kplex_datastore_proxy_active_streams counts them by tenant), or its requests stall; 0: no bound, as etcd")
 	fs.DurationVar(&o.ShutdownGrace, "shutdown-grace", 10*time.Second, "how long open requests and watches may drain on SIGTERM")
 	if err := fs.Parse(args); err != nil {

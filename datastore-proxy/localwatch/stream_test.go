@@ -1,0 +1,229 @@
+package localwatch_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/k3s-io/kine/pkg/server"
+	"go.etcd.io/etcd/api/v3/etcdserverpb"
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"kplex.dev/datastore-proxy/backend"
+	"kplex.dev/datastore-proxy/internal/proxytest"
+	"kplex.dev/datastore-proxy/localwatch"
+	"kplex.dev/datastore-proxy/tenantbackend"
+)
+
+// forEachSQL runs f with a stream on each SQL backend, the ones the
+// stream serves (etcd has watch streams of its own), and the backend to
+// write to.
+func forEachSQL(t *testing.T, interval time.Duration, f func(t *testing.T, s *localwatch.Stream, b server.Backend)) {
+	proxytest.ForEachBackend(t, func(t *testing.T, c backend.Config) {
+		if c.Kind == "etcd" {
+			t.Skip("etcd's watch streams are etcd's own (watchhub): no local stream")
+		}
+		if c.Kind == "sqlite" {
+			c.DataDir = t.TempDir()
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		var wg sync.WaitGroup
+		defer wg.Wait()
+		defer cancel()
+		b, _, err := backend.Open(ctx, &wg, c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f(t, localwatch.New(ctx, tenantbackend.LocalSource(b), interval), b)
+	})
+}
+
+// reader reads a stream's responses in the background, so that a test
+// can wait for the ones it expects and print all it got when they do not
+// come.
+type reader struct {
+	t    *testing.T
+	c    chan *etcdserverpb.WatchResponse
+	seen []*etcdserverpb.WatchResponse
+}
+
+func read(t *testing.T, s *localwatch.Stream) *reader {
+	r := &reader{t: t, c: make(chan *etcdserverpb.WatchResponse, 1024)}
+	go func() {
+		defer close(r.c)
+		for {
+			resp, err := s.Recv()
+			if err != nil {
+				return
+			}
+			r.c <- resp
+		}
+	}()
+	return r
+}
+
+// until returns the responses up to and including the first that ok takes.
+func (r *reader) until(what string, ok func(*etcdserverpb.WatchResponse) bool) []*etcdserverpb.WatchResponse {
+	r.t.Helper()
+	from := len(r.seen)
+	timeout := time.After(10 * time.Second)
+	for {
+		select {
+		case resp, open := <-r.c:
+			if !open {
+				r.t.Fatalf("the stream ended before %s; got %s", what, describe(r.seen))
+			}
+			r.seen = append(r.seen, resp)
+			if ok(resp) {
+				return r.seen[from:]
+			}
+		case <-timeout:
+			r.t.Fatalf("no %s within 10 s; got %s", what, describe(r.seen))
+		}
+	}
+}
+
+func describe(rs []*etcdserverpb.WatchResponse) string {
+	s := ""
+	for _, r := range rs {
+		s += fmt.Sprintf("\n  id=%d rev=%d created=%v canceled=%v reason=%q compact=%d events=%d", r.WatchId, r.Header.GetRevision(),
+			r.Created, r.Canceled, r.CancelReason, r.CompactRevision, len(r.Events))
+	}
+	if s == "" {
+		return "nothing"
+	}
+	return s
+}
+
+func isProgressAnswer(r *etcdserverpb.WatchResponse) bool {
+	return r.WatchId == clientv3.InvalidWatchID && !r.Created && !r.Canceled
+}
+
+func create(id int64, key, end string, rev int64) *etcdserverpb.WatchRequest {
+	return &etcdserverpb.WatchRequest{RequestUnion: &etcdserverpb.WatchRequest_CreateRequest{CreateRequest: &etcdserverpb.WatchCreateRequest{
+		WatchId: id, Key: []byte(key), RangeEnd: []byte(end), StartRevision: rev, ProgressNotify: true, PrevKv: true}}}
+}
+
+var progress = &etcdserverpb.WatchRequest{RequestUnion: &etcdserverpb.WatchRequest_ProgressRequest{ProgressRequest: &etcdserverpb.WatchProgressRequest{}}}
+
+func send(t *testing.T, s *localwatch.Stream, r *etcdserverpb.WatchRequest) {
+	t.Helper()
+	if err := s.Send(r); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func put(t *testing.T, b server.Backend, key string) int64 {
+	t.Helper()
+	rev, err := b.Create(context.Background(), key, []byte("v"), 0)
+	if err != nil {
+		t.Fatalf("create %s: %v", key, err)
+	}
+	return rev
+}
+
+// A progress answer is the promise that every watch of the stream has
+// been sent every event up to its revision. kine's bridge made it for the
+// watches it had when it checked, and sent it later: a watch created in
+// between from a past revision was recorded as having been sent the
+// answer's revision, and its older events then made kine exit the
+// process. Here an answer sent before a watch's create leaves the watch
+// alone, and one asked after it waits for the watch's catch-up.
+func TestAProgressAnswerNeverGetsAheadOfAWatchCatchingUp(t *testing.T) {
+	forEachSQL(t, 0, func(t *testing.T, s *localwatch.Stream, b server.Backend) {
+		first := put(t, b, "/t/000")
+		var last int64
+		for i := 1; i < 300; i++ {
+			last = put(t, b, fmt.Sprintf("/t/%03d", i))
+		}
+		r := read(t, s)
+		send(t, s, progress)
+		got := r.until("an answer to the progress request with no watch", isProgressAnswer)
+		if rev := got[len(got)-1].Header.Revision; rev < last {
+			t.Fatalf("progress answered at %d, before the last write (%d)", rev, last)
+		}
+
+		// A watch from the first write, then a progress request at once.
+		send(t, s, create(0, "/t/", "/t0", first))
+		send(t, s, progress)
+		got = r.until("an answer to the progress request after the watch's create", isProgressAnswer)
+		events := 0
+		for _, resp := range got {
+			if resp.WatchId == 0 && !resp.Created {
+				for _, ev := range resp.Events {
+					if ev.Kv.ModRevision > got[len(got)-1].Header.Revision {
+						t.Fatalf("an event at %d before a progress answer at %d", ev.Kv.ModRevision, got[len(got)-1].Header.Revision)
+					}
+				}
+				events += len(resp.Events)
+			}
+		}
+		if !got[0].Created || events != 300 {
+			t.Fatalf("want the created answer, the 300 events of the catch-up, then the progress answer; got %s", describe(got))
+		}
+
+		// A later event comes after it, never at or below it.
+		answer := got[len(got)-1].Header.Revision
+		rev := put(t, b, "/t/300")
+		got = r.until("the watch's event of /t/300", func(resp *etcdserverpb.WatchResponse) bool { return len(resp.Events) > 0 })
+		if ev := got[len(got)-1].Events[0]; ev.Kv.ModRevision != rev || rev <= answer {
+			t.Fatalf("event %s at %d after a progress answer at %d; want /t/300 at %d", ev.Kv.Key, ev.Kv.ModRevision, answer, rev)
+		}
+	})
+}
+
+// A watch of a range nobody writes to does not hold progress answers back
+// while others write: its feed carries the store's revision.
+func TestAnIdleWatchDoesNotHoldProgressBack(t *testing.T) {
+	forEachSQL(t, 0, func(t *testing.T, s *localwatch.Stream, b server.Backend) {
+		r := read(t, s)
+		send(t, s, create(7, "/idle/", "/idle0", 0))
+		send(t, s, create(8, "/busy/", "/busy0", 0))
+		r.until("two created answers", func(resp *etcdserverpb.WatchResponse) bool { return resp.Created && resp.WatchId == 8 })
+		var last int64
+		for i := range 20 {
+			put(t, b, fmt.Sprintf("/busy/%d", i))
+			last = put(t, b, fmt.Sprintf("/elsewhere/%d", i))
+		}
+		send(t, s, progress)
+		got := r.until("a progress answer", isProgressAnswer)
+		if rev := got[len(got)-1].Header.Revision; rev < last {
+			t.Fatalf("progress answered at %d, before the last write (%d): %s", rev, last, describe(got))
+		}
+		for _, resp := range got {
+			if resp.WatchId == 7 && len(resp.Events) > 0 {
+				t.Fatalf("the idle watch got events of another range: %s", describe(got))
+			}
+		}
+	})
+}
+
+// A canceled watch gets a canceled answer and nothing after it; a create
+// with a watch ID in use is refused as etcd refuses it; a watch that
+// asked for progress notifications and stays idle gets them.
+func TestCancelDuplicateIDsAndNotifications(t *testing.T) {
+	forEachSQL(t, 100*time.Millisecond, func(t *testing.T, s *localwatch.Stream, b server.Backend) {
+		r := read(t, s)
+		send(t, s, create(1, "/a/", "/a0", 0))
+		send(t, s, create(1, "/b/", "/b0", 0))
+		got := r.until("the duplicate's refusal", func(resp *etcdserverpb.WatchResponse) bool { return resp.Canceled })
+		if last := got[len(got)-1]; !last.Created || last.WatchId != clientv3.InvalidWatchID || last.CancelReason == "" {
+			t.Fatalf("want a created and canceled answer with no watch ID and a reason; got %s", describe(got))
+		}
+		r.until("a progress notification of the idle watch", func(resp *etcdserverpb.WatchResponse) bool {
+			return resp.WatchId == 1 && !resp.Created && !resp.Canceled && len(resp.Events) == 0
+		})
+		send(t, s, &etcdserverpb.WatchRequest{RequestUnion: &etcdserverpb.WatchRequest_CancelRequest{CancelRequest: &etcdserverpb.WatchCancelRequest{WatchId: 1}}})
+		r.until("the canceled answer", func(resp *etcdserverpb.WatchResponse) bool { return resp.WatchId == 1 && resp.Canceled })
+		put(t, b, "/a/after")
+		send(t, s, progress)
+		got = r.until("a progress answer", isProgressAnswer)
+		for _, resp := range got {
+			if resp.WatchId == 1 {
+				t.Fatalf("a response of the canceled watch: %s", describe(got))
+			}
+		}
+	})
+}
