@@ -13,7 +13,6 @@ package tenantbackend
 import (
 	"context"
 	"errors"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -32,9 +31,10 @@ type Backend struct {
 	space  keyspace.Space
 	limits func() tenantconfig.Limits
 	usage  *quota.Usage
-	// OnWatch, if set, is told of every watch: scoped when the shared
-	// store is asked for the watch's own range, not the whole tenant
-	// space (watchrange.go). It returns what to call when the watch ends.
+	// OnWatch, if set, is told of every watch the tenant's watch hub
+	// starts, each on its own range of the store (scoped: always, since
+	// the proxy serves every backend's watch streams itself). It returns
+	// what to call when the watch ends.
 	OnWatch func(scoped bool) (done func())
 	// OnWatchRefused, if set, is told of every watch refused for the
 	// tenant's MaxWatches (watchlimit.go).
@@ -44,7 +44,7 @@ type Backend struct {
 	// serves itself (WatchStream); 0: never.
 	ProgressInterval time.Duration
 
-	watches atomic.Int64 // open now
+	watches atomic.Int64 // open or reserved now (watchlimit.go)
 }
 
 var _ server.Backend = (*Backend)(nil)
@@ -143,42 +143,22 @@ func (b *Backend) Count(ctx context.Context, key, end string, revision int64) (i
 
 // watchHandoff is how many batches a watch of a shared backend without
 // range watches passes on ahead of its reader, here (Watch). Few: what a
-// slow reader leaves unread is held where it is bounded, not here; 100
-// batches of 128 KiB events (64 KiB values and their previous values)
-// held 11 MiB for a watch nobody read.
+// slow reader leaves unread is held where it is bounded, not here.
 const watchHandoff = 4
 
-// Watch streams the tenant's changes after revision.
-//
-// A shared backend that watches key ranges (RangeWatcher) passes the
-// events on as the tenant's itself (WatchHooks), to kine's bridge with no
-// goroutine or channel of this layer in between; a watch is otherwise
-// relayed here, its events made the tenant's on the way.
+// Watch streams the tenant's changes after revision: kine's
+// server.Backend.Watch, for kine's bridge. The proxy serves the tenant's
+// watch streams itself (WatchStream; watchhub), with the tenant's limits
+// and metrics, so the bridge never watches through it; this is the plain
+// watch of the tenant's whole space, its events made the tenant's.
 func (b *Backend) Watch(ctx context.Context, revision int64) server.WatchResult {
-	watchStarts(ctx)
-	if err := b.takeWatch(ctx); err != nil {
-		return b.refuseWatch(ctx, err)
-	}
-	r, known := watchRange(ctx, revision)
-	done := func() {}
-	if b.OnWatch != nil {
-		done = b.OnWatch(known)
-	}
-	ended := func() {
-		b.watches.Add(-1)
-		done()
-	}
 	if rw, ok := b.inner.(RangeWatcher); ok {
 		key, end := b.space.Range("", "")
-		if known {
-			key, end = b.space.Range(r.Key, r.End)
-		}
-		return rw.WatchRange(ctx, key, end, revision, WatchHooks{Own: b.ownEvent, Done: sync.OnceFunc(ended)})
+		return rw.WatchRange(ctx, key, end, revision, WatchHooks{Own: b.ownEvent})
 	}
 	in := b.inner.Watch(ctx, revision)
 	out := make(chan server.EventBatch, watchHandoff)
 	go func() {
-		defer ended()
 		defer close(out)
 		for batch := range in.Eventc {
 			// A batch with no events of this tenant still carries the
