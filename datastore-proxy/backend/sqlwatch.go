@@ -188,6 +188,11 @@ func (b *sqlBackend) WatchRange(ctx context.Context, key, end string, revision i
 			errc <- err
 		}
 		cancel()
+		// Nothing of a failed catch-up, not even its revision: the watch
+		// has not sent everything up to it, and a progress answer at it
+		// before the watch's end would make its client watch again from
+		// past events it never got.
+		batch = server.EventBatch{}
 	}
 	result <- tenantbackend.OwnBatch(batch, h.Own)
 	caughtUp <- wr.CurrentRevision

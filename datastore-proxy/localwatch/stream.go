@@ -20,19 +20,23 @@
 //   - a watch gets the events of its range from its start revision on,
 //     without the kinds it filters out, with previous values only if it
 //     asked for them, cut into fragments if it asked and they are large;
-//   - a progress request is answered (watch ID -1) once every watch of the
-//     stream has sent every event up to a revision at or past the store's
-//     revision when it was asked, and none a later one; etcd drops a request
-//     it cannot answer at once, this stream answers it when it can;
+//   - a progress request is answered (watch ID -1) if every watch of the
+//     stream has sent every event up to a revision at or past the store's,
+//     and none a later one; otherwise it is dropped, as etcd (3.7) drops
+//     one it cannot answer at once (watchhub asks again);
 //   - every interval, a watch that asked for progress notifications and was
-//     sent nothing since the last tick gets one, if it is synced;
+//     sent nothing since the last tick gets one, at the revision it has
+//     sent everything up to;
 //   - a cancel request ends its watch with a canceled answer; an ID the
 //     stream does not have is ignored.
 //
 // What it does not: the caller gives every create request its watch ID
 // (watchhub does), and a watch ID in use is refused; a watch whose feed
 // ends (kine's broadcaster drops a subscriber that falls 100 batches
-// behind) is canceled with a reason, and its client watches again.
+// behind) is canceled with a reason, and its client watches again. A
+// create's catch-up is read in Send, so the requests after it wait for it:
+// on one hub, every stream of the tenant's (kine's bridge made a stream's
+// own requests wait; kube-apiserver sends all its watches on one stream).
 package localwatch
 
 import (
@@ -59,15 +63,13 @@ type Source interface {
 	CurrentRevision(ctx context.Context) (int64, error)
 }
 
-// maxQueued bounds the event responses queued for Recv: past it, a
-// watch's goroutine waits, and its feed holds what comes (and ends it if
-// it falls too far behind). Created, canceled and progress answers are
-// always queued.
+// maxQueued bounds the responses queued for Recv: past it, a watch's
+// goroutine waits, and its feed holds what comes (and ends it if it falls
+// too far behind), and progress requests and notifications are dropped (a
+// client that takes nothing would otherwise grow the queue with every
+// progress request it sends). Created and canceled answers are always
+// queued: a stream has as many as its creates.
 const maxQueued = 64
-
-// maxAsked bounds the progress requests held until they can be answered;
-// past it, a request is dropped, as etcd drops the ones it cannot answer.
-const maxAsked = 64
 
 // Stream is one watch stream. Send is called from one goroutine at a time,
 // and Recv from another, as with etcd's client stream.
@@ -82,9 +84,7 @@ type Stream struct {
 	closed  bool
 	out     []*etcdserverpb.WatchResponse
 	watches map[int64]*watch
-	// asked holds the store's revision at each progress request not yet
-	// answered, oldest first; answered is the last answer's revision.
-	asked    []int64
+	// answered is the last progress answer's revision: none goes back.
 	answered int64
 	top      int64 // the highest revision seen, for canceled answers
 }
@@ -172,7 +172,8 @@ func header(rev int64) *etcdserverpb.ResponseHeader {
 	return &etcdserverpb.ResponseHeader{Revision: rev}
 }
 
-// ask holds a progress request until it can be answered (answer).
+// ask answers a progress request if it can (progressRevision), and
+// otherwise drops it, as etcd does.
 func (s *Stream) ask() {
 	rev, err := s.src.CurrentRevision(s.ctx)
 	if err != nil {
@@ -181,51 +182,42 @@ func (s *Stream) ask() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.top = max(s.top, rev)
-	if len(s.asked) < maxAsked {
-		s.asked = append(s.asked, rev)
-	}
-	s.answer()
-}
-
-// answer answers the progress requests held, oldest first, for as long as
-// they can be; s.mu is held. A request asked at store revision cur can be
-// answered at revision r when every watch has sent every event up to r
-// (r is the lowest revision the watches are synced to), r is at least
-// cur, and no watch has been sent anything past r, nor the stream a
-// progress answer (so that an answer never goes back).
-func (s *Stream) answer() {
-	for len(s.asked) > 0 {
-		floor := max(s.asked[0], s.answered)
-		r := int64(math.MaxInt64)
-		for _, w := range s.watches {
-			r = min(r, w.synced)
-			floor = max(floor, w.sent)
-		}
-		if len(s.watches) == 0 {
-			r = floor
-		}
-		if r < floor {
-			return
-		}
-		s.asked = s.asked[1:]
-		s.answered = r
-		s.queue(&etcdserverpb.WatchResponse{Header: header(r), WatchId: clientv3.InvalidWatchID})
-	}
-}
-
-// notify sends each watch that asked for progress notifications, was
-// sent nothing since the last tick and is synced to the store's revision,
-// a notification, as etcd's ticker does.
-func (s *Stream) notify() {
-	rev, err := s.src.CurrentRevision(s.ctx)
-	if err != nil {
+	r, ok := s.progressRevision(rev)
+	if !ok || len(s.out) >= maxQueued {
 		return
 	}
+	s.answered = r
+	s.queue(&etcdserverpb.WatchResponse{Header: header(r), WatchId: clientv3.InvalidWatchID})
+}
+
+// progressRevision is the revision a progress request asked at store
+// revision cur can be answered at, if it can; s.mu is held. That is the
+// lowest revision the watches have sent every event up to, if it is at
+// least cur (kine's cached revision, which can lag: then the higher one),
+// no watch has been sent anything past it, and no answer went past it.
+func (s *Stream) progressRevision(cur int64) (int64, bool) {
+	floor := max(cur, s.answered)
+	r := int64(math.MaxInt64)
+	for _, w := range s.watches {
+		r = min(r, w.synced)
+		floor = max(floor, w.sent)
+	}
+	if len(s.watches) == 0 {
+		r = floor
+	}
+	return r, r >= floor
+}
+
+// notify sends each watch that asked for progress notifications and was
+// sent nothing since the last tick a notification at the revision it has
+// sent every event up to, as etcd's ticker does (etcd's is its current
+// revision; here the store's last batch the watch has taken, which can lag
+// the store's by a poll).
+func (s *Stream) notify() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.top = max(s.top, rev)
 	for _, w := range s.watches {
-		if w.progress && w.quiet && w.synced >= rev && w.synced >= w.sent {
+		if w.progress && w.quiet && w.synced > 0 && w.synced >= w.sent && len(s.out) < maxQueued {
 			w.sent = w.synced
 			s.queue(&etcdserverpb.WatchResponse{Header: header(w.synced), WatchId: w.id})
 		}

@@ -108,6 +108,31 @@ func create(id int64, key, end string, rev int64) *etcdserverpb.WatchRequest {
 
 var progress = &etcdserverpb.WatchRequest{RequestUnion: &etcdserverpb.WatchRequest_ProgressRequest{ProgressRequest: &etcdserverpb.WatchProgressRequest{}}}
 
+// answered asks for progress every 20 ms until the reader has an answer,
+// as kube-apiserver asks again (a stream drops the requests it cannot
+// answer, as etcd does), and returns the responses up to the answer.
+func (r *reader) answered(s *localwatch.Stream, what string) []*etcdserverpb.WatchResponse {
+	r.t.Helper()
+	stop, stopped := make(chan struct{}), make(chan struct{})
+	defer func() { close(stop); <-stopped }() // no request of it after it returns
+	go func() {
+		defer close(stopped)
+		tick := time.NewTicker(20 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			if s.Send(progress) != nil {
+				return
+			}
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	return r.until(what, isProgressAnswer)
+}
+
 func send(t *testing.T, s *localwatch.Stream, r *etcdserverpb.WatchRequest) {
 	t.Helper()
 	if err := s.Send(r); err != nil {
@@ -139,16 +164,15 @@ func TestAProgressAnswerNeverGetsAheadOfAWatchCatchingUp(t *testing.T) {
 			last = put(t, b, fmt.Sprintf("/t/%03d", i))
 		}
 		r := read(t, s)
-		send(t, s, progress)
-		got := r.until("an answer to the progress request with no watch", isProgressAnswer)
+		got := r.answered(s, "an answer to the progress request with no watch")
 		if rev := got[len(got)-1].Header.Revision; rev < last {
 			t.Fatalf("progress answered at %d, before the last write (%d)", rev, last)
 		}
 
-		// A watch from the first write, then a progress request at once.
+		// A watch from the first write, then progress requests at once.
 		send(t, s, create(0, "/t/", "/t0", first))
-		send(t, s, progress)
-		got = r.until("an answer to the progress request after the watch's create", isProgressAnswer)
+		r.until("the created answer", func(resp *etcdserverpb.WatchResponse) bool { return resp.Created })
+		got = r.answered(s, "an answer to the progress requests after the watch's create")
 		events := 0
 		for _, resp := range got {
 			if resp.WatchId == 0 && !resp.Created {
@@ -160,8 +184,8 @@ func TestAProgressAnswerNeverGetsAheadOfAWatchCatchingUp(t *testing.T) {
 				events += len(resp.Events)
 			}
 		}
-		if !got[0].Created || events != 300 {
-			t.Fatalf("want the created answer, the 300 events of the catch-up, then the progress answer; got %s", describe(got))
+		if events != 300 {
+			t.Fatalf("want the 300 events of the catch-up, then the progress answer; got %s", describe(got))
 		}
 
 		// A later event comes after it, never at or below it.
@@ -187,8 +211,7 @@ func TestAnIdleWatchDoesNotHoldProgressBack(t *testing.T) {
 			put(t, b, fmt.Sprintf("/busy/%d", i))
 			last = put(t, b, fmt.Sprintf("/elsewhere/%d", i))
 		}
-		send(t, s, progress)
-		got := r.until("a progress answer", isProgressAnswer)
+		got := r.answered(s, "a progress answer")
 		if rev := got[len(got)-1].Header.Revision; rev < last {
 			t.Fatalf("progress answered at %d, before the last write (%d): %s", rev, last, describe(got))
 		}
@@ -218,12 +241,36 @@ func TestCancelDuplicateIDsAndNotifications(t *testing.T) {
 		send(t, s, &etcdserverpb.WatchRequest{RequestUnion: &etcdserverpb.WatchRequest_CancelRequest{CancelRequest: &etcdserverpb.WatchCancelRequest{WatchId: 1}}})
 		r.until("the canceled answer", func(resp *etcdserverpb.WatchResponse) bool { return resp.WatchId == 1 && resp.Canceled })
 		put(t, b, "/a/after")
-		send(t, s, progress)
-		got = r.until("a progress answer", isProgressAnswer)
+		got = r.answered(s, "a progress answer")
 		for _, resp := range got {
 			if resp.WatchId == 1 {
 				t.Fatalf("a response of the canceled watch: %s", describe(got))
 			}
+		}
+	})
+}
+
+// A client that reads nothing and keeps asking for progress does not grow
+// what the stream holds for it: requests past its queue are dropped, as
+// etcd drops what it cannot answer.
+func TestProgressRequestsOfAClientThatReadsNothingAreDropped(t *testing.T) {
+	forEachSQL(t, 0, func(t *testing.T, s *localwatch.Stream, b server.Backend) {
+		for range 1000 {
+			send(t, s, progress)
+		}
+		r := read(t, s)
+		n := 0
+		for {
+			select {
+			case <-r.c:
+				n++
+				continue
+			case <-time.After(300 * time.Millisecond):
+			}
+			break
+		}
+		if n == 0 || n > 64 {
+			t.Fatalf("%d answers to 1,000 progress requests nobody read; want 1 to 64", n)
 		}
 	})
 }

@@ -77,7 +77,7 @@ func (s *Stream) create(cr *etcdserverpb.WatchCreateRequest) {
 		return
 	}
 	s.top = max(s.top, wr.CurrentRevision)
-	s.queue(&etcdserverpb.WatchResponse{Header: header(wr.CurrentRevision), WatchId: w.id, Created: true})
+	s.queue(&etcdserverpb.WatchResponse{Header: header(s.top), WatchId: w.id, Created: true})
 	if wr.CompactRevision != 0 {
 		cancel()
 		s.queue(&etcdserverpb.WatchResponse{Header: header(wr.CurrentRevision), WatchId: w.id, Canceled: true,
@@ -104,7 +104,6 @@ func (s *Stream) end(w *watch, reason string) {
 	w.cancel()
 	s.queue(&etcdserverpb.WatchResponse{Header: header(s.top), WatchId: w.id, Canceled: true, CancelReason: reason})
 	s.room.Broadcast()
-	s.answer() // w may have held an answer back
 }
 
 // follow queues w's events until its feed ends.
@@ -154,7 +153,6 @@ func (s *Stream) deliver(w *watch, batch server.EventBatch) bool {
 	}
 	w.synced = max(w.synced, rev)
 	s.top = max(s.top, rev)
-	s.answer()
 	return true
 }
 
