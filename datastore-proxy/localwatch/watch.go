@@ -77,7 +77,15 @@ func (s *Stream) create(cr *etcdserverpb.WatchCreateRequest) {
 		return
 	}
 	s.top = max(s.top, wr.CurrentRevision)
-	s.queue(&etcdserverpb.WatchResponse{Header: header(s.top), WatchId: w.id, Created: true})
+	// The created answer's revision is where the watch starts from (etcd's
+	// client watches again from it if the stream breaks before an event):
+	// not a later one the stream has seen, whose changes may still be on
+	// their way to this watch. A failed catch-up has none.
+	created := wr.CurrentRevision
+	if created == 0 {
+		created = s.top
+	}
+	s.queue(&etcdserverpb.WatchResponse{Header: header(created), WatchId: w.id, Created: true})
 	if wr.CompactRevision != 0 {
 		cancel()
 		s.queue(&etcdserverpb.WatchResponse{Header: header(wr.CurrentRevision), WatchId: w.id, Canceled: true,
