@@ -88,7 +88,7 @@ func (s *Stream) create(cr *etcdserverpb.WatchCreateRequest) {
 	s.queue(&etcdserverpb.WatchResponse{Header: header(created), WatchId: w.id, Created: true})
 	if wr.CompactRevision != 0 {
 		cancel()
-		s.queue(&etcdserverpb.WatchResponse{Header: header(wr.CurrentRevision), WatchId: w.id, Canceled: true,
+		s.queue(&etcdserverpb.WatchResponse{Header: header(created), WatchId: w.id, Canceled: true,
 			CompactRevision: wr.CompactRevision, CancelReason: rpctypes.ErrCompacted.Error()})
 		return
 	}
