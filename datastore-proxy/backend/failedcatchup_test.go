@@ -2,7 +2,6 @@ package backend_test
 
 import (
 	"context"
-	"sync"
 	"testing"
 	"time"
 
@@ -21,17 +20,9 @@ func TestAFailedCatchUpHandsOverNoRevision(t *testing.T) {
 		if c.Kind == "etcd" {
 			t.Skip("etcd's watches are etcd's own")
 		}
-		if c.Kind == "sqlite" {
-			c.DataDir = t.TempDir()
-		}
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		var wg sync.WaitGroup
-		defer wg.Wait()
 		defer cancel()
-		b, _, err := backend.Open(ctx, &wg, c)
-		if err != nil {
-			t.Fatal(err)
-		}
+		b := proxytest.OpenBackend(t, c)
 		rev, err := b.Create(ctx, "/t/a", []byte("v"), 0)
 		if err != nil {
 			t.Fatal(err)

@@ -23,13 +23,8 @@ func TestWatchSeesARowCommittedIntoAGap(t *testing.T) {
 	proxytest.ForEachBackend(t, func(t *testing.T, c backend.Config) {
 		skipInIDOrder(t, c)
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		var wg sync.WaitGroup
-		defer wg.Wait()
 		defer cancel()
-		b, _, err := backend.Open(ctx, &wg, c)
-		if err != nil {
-			t.Fatal(err)
-		}
+		b := proxytest.OpenBackend(t, c)
 		start, err := b.Create(ctx, "/t/0", []byte("v"), 0)
 		if err != nil {
 			t.Fatal(err)

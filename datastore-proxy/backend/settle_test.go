@@ -3,7 +3,6 @@ package backend_test
 import (
 	"context"
 	"slices"
-	"sync"
 	"testing"
 	"time"
 
@@ -20,13 +19,8 @@ func TestAListHoldsARowCommittedIntoAGap(t *testing.T) {
 	proxytest.ForEachBackend(t, func(t *testing.T, c backend.Config) {
 		skipInIDOrder(t, c)
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		var wg sync.WaitGroup
-		defer wg.Wait()
 		defer cancel()
-		b, _, err := backend.Open(ctx, &wg, c)
-		if err != nil {
-			t.Fatal(err)
-		}
+		b := proxytest.OpenBackend(t, c)
 		if _, err := b.Create(ctx, "/l/0", []byte("v"), 0); err != nil {
 			t.Fatal(err)
 		}

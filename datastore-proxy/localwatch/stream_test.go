@@ -3,7 +3,6 @@ package localwatch_test
 import (
 	"context"
 	"fmt"
-	"sync"
 	"testing"
 	"time"
 
@@ -25,17 +24,9 @@ func forEachSQL(t *testing.T, interval time.Duration, f func(t *testing.T, s *lo
 		if c.Kind == "etcd" {
 			t.Skip("etcd's watch streams are etcd's own (watchhub): no local stream")
 		}
-		if c.Kind == "sqlite" {
-			c.DataDir = t.TempDir()
-		}
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		var wg sync.WaitGroup
-		defer wg.Wait()
 		defer cancel()
-		b, _, err := backend.Open(ctx, &wg, c)
-		if err != nil {
-			t.Fatal(err)
-		}
+		b := proxytest.OpenBackend(t, c)
 		f(t, localwatch.New(ctx, tenantbackend.LocalSource(b), interval), b)
 	})
 }

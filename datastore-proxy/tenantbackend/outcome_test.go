@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -32,23 +31,6 @@ func (b lostAcks) Create(ctx context.Context, key string, value []byte, lease in
 	return 0, context.DeadlineExceeded
 }
 
-// openShared opens a shared backend of cfg for the test.
-func openShared(t *testing.T, cfg backend.Config) server.Backend {
-	t.Helper()
-	if cfg.Kind == "sqlite" {
-		cfg.DataDir = t.TempDir()
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	inner, _, err := backend.Open(ctx, &wg, cfg)
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cancel(); wg.Wait() })
-	return inner
-}
-
 func tenantOn(t *testing.T, inner server.Backend, name string, l tenantconfig.Limits) *tenantbackend.Backend {
 	t.Helper()
 	space, err := keyspace.ForTenant(name)
@@ -65,7 +47,7 @@ func tenantOn(t *testing.T, inner server.Backend, name string, l tenantconfig.Li
 // more away: 8 keys stored against a limit of 3 here.)
 func TestCreatesWhoseAnswersWereLostCountAgainstTheLimit(t *testing.T) {
 	proxytest.ForEachBackend(t, func(t *testing.T, cfg backend.Config) {
-		inner := openShared(t, cfg)
+		inner := proxytest.OpenBackend(t, cfg)
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
 		alpha := tenantOn(t, lostAcks{inner}, "alpha", tenantconfig.Limits{MaxKeys: 3})
@@ -95,7 +77,7 @@ func TestCreatesWhoseAnswersWereLostCountAgainstTheLimit(t *testing.T) {
 // SQL backends it was checked as a new key and refused.
 func TestAtTheLimitsAnExistingKeyIsNotANewOne(t *testing.T) {
 	proxytest.ForEachBackend(t, func(t *testing.T, cfg backend.Config) {
-		inner := openShared(t, cfg)
+		inner := proxytest.OpenBackend(t, cfg)
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
 		const key = "/registry/configmaps/ns/big"
@@ -138,7 +120,7 @@ func (b lostDeletes) Delete(ctx context.Context, key string, revision int64) (in
 // nothing started a recount early). Both a delete and a range delete.
 func TestDeletesWhoseAnswersWereLostStartARecount(t *testing.T) {
 	proxytest.ForEachBackend(t, func(t *testing.T, cfg backend.Config) {
-		inner := openShared(t, cfg)
+		inner := proxytest.OpenBackend(t, cfg)
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
 		for _, how := range []string{"delete", "range delete"} {

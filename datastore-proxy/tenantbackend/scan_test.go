@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -24,18 +23,9 @@ import (
 // in the store's memory and the proxy's, every two minutes.)
 func TestUsageIsCountedInPagesAtOneRevision(t *testing.T) {
 	proxytest.ForEachBackend(t, func(t *testing.T, cfg backend.Config) {
-		if cfg.Kind == "sqlite" {
-			cfg.DataDir = t.TempDir()
-		}
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		defer cancel()
-		var wg sync.WaitGroup
-		inner, _, err := backend.Open(ctx, &wg, cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer wg.Wait()
-		defer cancel()
+		inner := proxytest.OpenBackend(t, cfg)
 		tenant := func(name string) *tenantbackend.Backend {
 			space, err := keyspace.ForTenant(name)
 			if err != nil {

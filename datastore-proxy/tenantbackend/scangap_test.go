@@ -20,7 +20,7 @@ func TestAUsageCountHoldsARowCommittedIntoAGap(t *testing.T) {
 		if cfg.Kind != "postgres" && cfg.Kind != "mysql" {
 			t.Skipf("SKIPPED: %s shows rows in id order", cfg.Kind)
 		}
-		inner := openShared(t, cfg)
+		inner := proxytest.OpenBackend(t, cfg)
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
 		alpha := tenantOn(t, inner, "gapcount", tenantconfig.Limits{})
