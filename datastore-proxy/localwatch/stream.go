@@ -30,13 +30,15 @@
 //   - a cancel request ends its watch with a canceled answer; an ID the
 //     stream does not have is ignored.
 //
+// A create's catch-up is read in a goroutine of its own, so that a large
+// one holds up no other request of the tenant's streams (the hub shares
+// this stream among them all); created answers still go out in the order
+// of the creates.
+//
 // What it does not: the caller gives every create request its watch ID
 // (watchhub does), and a watch ID in use is refused; a watch whose feed
 // ends (kine's broadcaster drops a subscriber that falls 100 batches
-// behind) is canceled with a reason, and its client watches again. A
-// create's catch-up is read in Send, so the requests after it wait for it:
-// on one hub, every stream of the tenant's (kine's bridge made a stream's
-// own requests wait; kube-apiserver sends all its watches on one stream).
+// behind) is canceled with a reason, and its client watches again.
 package localwatch
 
 import (
@@ -83,7 +85,9 @@ type Stream struct {
 	room    *sync.Cond // out has shrunk, a watch has gone, or the stream has ended
 	closed  bool
 	out     []*etcdserverpb.WatchResponse
-	watches map[int64]*watch
+	watches map[int64]*watch // by ID, those being created too
+	// creating are the create requests not yet answered, in order.
+	creating []*pending
 	// answered is the last progress answer's revision: none goes back.
 	answered int64
 	top      int64 // the highest revision seen, for canceled answers

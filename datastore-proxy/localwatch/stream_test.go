@@ -20,6 +20,11 @@ import (
 // stream serves (etcd has watch streams of its own), and the backend to
 // write to.
 func forEachSQL(t *testing.T, interval time.Duration, f func(t *testing.T, s *localwatch.Stream, b server.Backend)) {
+	forEachSQLSource(t, interval, nil, f)
+}
+
+// forEachSQLSource is forEachSQL with the stream's source wrapped by wrap.
+func forEachSQLSource(t *testing.T, interval time.Duration, wrap func(localwatch.Source) localwatch.Source, f func(t *testing.T, s *localwatch.Stream, b server.Backend)) {
 	proxytest.ForEachBackend(t, func(t *testing.T, c backend.Config) {
 		if c.Kind == "etcd" {
 			t.Skip("etcd's watch streams are etcd's own (watchhub): no local stream")
@@ -27,7 +32,11 @@ func forEachSQL(t *testing.T, interval time.Duration, f func(t *testing.T, s *lo
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
 		b := proxytest.OpenBackend(t, c)
-		f(t, localwatch.New(ctx, tenantbackend.LocalSource(b), interval), b)
+		src := tenantbackend.LocalSource(b)
+		if wrap != nil {
+			src = wrap(src)
+		}
+		f(t, localwatch.New(ctx, src, interval), b)
 	})
 }
 
@@ -262,6 +271,72 @@ func TestProgressRequestsOfAClientThatReadsNothingAreDropped(t *testing.T) {
 		}
 		if n == 0 || n > 64 {
 			t.Fatalf("%d answers to 1,000 progress requests nobody read; want 1 to 64", n)
+		}
+	})
+}
+
+// gatedSource holds the catch-up of watches of one range until its gate
+// opens, as a large catch-up takes a while.
+type gatedSource struct {
+	localwatch.Source
+	key  string
+	gate chan struct{}
+}
+
+func (g gatedSource) WatchRange(ctx context.Context, key, end string, revision int64) server.WatchResult {
+	if key == g.key {
+		select {
+		case <-g.gate:
+		case <-ctx.Done():
+		}
+	}
+	return g.Source.WatchRange(ctx, key, end, revision)
+}
+
+// A create whose catch-up takes a while holds up no other request: a
+// cancel of another watch is answered meanwhile (the tenant's every watch
+// stream shares this one). Created answers still keep the creates' order.
+// (Each catch-up was read in Send, and the requests after it waited.)
+func TestASlowCatchUpHoldsUpNoOtherRequest(t *testing.T) {
+	var gate chan struct{}
+	wrap := func(src localwatch.Source) localwatch.Source {
+		gate = make(chan struct{}) // each backend's own
+		return gatedSource{src, "/slow/", gate}
+	}
+	forEachSQLSource(t, 0, wrap, func(t *testing.T, s *localwatch.Stream, b server.Backend) {
+		r := read(t, s)
+		send(t, s, create(1, "/a/", "/a0", 0))
+		r.until("watch 1's created answer", func(resp *etcdserverpb.WatchResponse) bool { return resp.Created && resp.WatchId == 1 })
+
+		sent := make(chan error, 1)
+		go func() { // the hub's writer, which may wait in Send
+			for _, req := range []*etcdserverpb.WatchRequest{
+				create(2, "/slow/", "/slow0", 1),
+				create(3, "/b/", "/b0", 0),
+				{RequestUnion: &etcdserverpb.WatchRequest_CancelRequest{CancelRequest: &etcdserverpb.WatchCancelRequest{WatchId: 1}}},
+			} {
+				if err := s.Send(req); err != nil {
+					sent <- err
+					return
+				}
+			}
+			sent <- nil
+		}()
+		got := r.until("watch 1's canceled answer while watch 2's catch-up is held", func(resp *etcdserverpb.WatchResponse) bool {
+			return resp.Canceled && resp.WatchId == 1
+		})
+		for _, resp := range got {
+			if resp.Created {
+				t.Fatalf("a created answer before the held catch-up's: %s", describe(got))
+			}
+		}
+		if err := <-sent; err != nil {
+			t.Fatal(err)
+		}
+		close(gate)
+		got = r.until("watch 3's created answer", func(resp *etcdserverpb.WatchResponse) bool { return resp.Created && resp.WatchId == 3 })
+		if len(got) != 2 || got[0].WatchId != 2 || !got[0].Created {
+			t.Fatalf("want watch 2's created answer, then watch 3's; got %s", describe(got))
 		}
 	})
 }

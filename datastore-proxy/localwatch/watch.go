@@ -40,12 +40,15 @@ type watch struct {
 	synced, sent int64
 	// quiet is set at each progress tick and cleared by events: the next
 	// tick notifies only a watch that stayed quiet.
-	quiet bool
-	gone  bool // canceled or ended: nothing more is queued for it
+	quiet   bool
+	started bool // its created answer is queued, and its events follow
+	gone    bool // canceled or ended: nothing more is queued for it
 }
 
-// create starts the watch cr asks for and answers it; a watch ID in use is
-// refused, as etcd refuses it.
+// create starts the watch cr asks for; its catch-up is read in a
+// goroutine of its own, and its created answer waits for those of the
+// creates before it (answerCreates). A watch ID in use is refused, as etcd
+// refuses it, in its turn too.
 func (s *Stream) create(cr *etcdserverpb.WatchCreateRequest) {
 	s.mu.Lock()
 	_, dup := s.watches[cr.WatchId]
@@ -53,9 +56,11 @@ func (s *Stream) create(cr *etcdserverpb.WatchCreateRequest) {
 	if dup {
 		rev, _ := s.src.CurrentRevision(s.ctx)
 		s.mu.Lock()
-		s.queue(&etcdserverpb.WatchResponse{Header: header(max(rev, s.top)), WatchId: clientv3.InvalidWatchID,
-			Created: true, Canceled: true, CancelReason: errDuplicateID.Error()})
-		s.mu.Unlock()
+		defer s.mu.Unlock()
+		s.creating = append(s.creating, &pending{done: true, refusal: &etcdserverpb.WatchResponse{
+			Header: header(max(rev, s.top)), WatchId: clientv3.InvalidWatchID,
+			Created: true, Canceled: true, CancelReason: errDuplicateID.Error()}})
+		s.answerCreates()
 		return
 	}
 	ctx, cancel := context.WithCancel(s.ctx)
@@ -69,13 +74,60 @@ func (s *Stream) create(cr *etcdserverpb.WatchCreateRequest) {
 			w.noDelete = true
 		}
 	}
-	wr := s.src.WatchRange(ctx, w.key, w.end, w.start)
+	p := &pending{w: w}
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if s.closed {
+		s.mu.Unlock()
 		cancel()
 		return
 	}
+	// In the stream from now: its ID is taken, and, synced to nothing
+	// yet, it holds progress answers back.
+	s.watches[w.id] = w
+	s.creating = append(s.creating, p)
+	s.mu.Unlock()
+	go func() {
+		wr := s.src.WatchRange(ctx, w.key, w.end, w.start)
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		p.wr, p.done = wr, true
+		s.answerCreates()
+	}()
+}
+
+// pending is a create request not yet answered: its watch's catch-up is
+// being read (done is unset), or a create before it is.
+type pending struct {
+	w       *watch
+	refusal *etcdserverpb.WatchResponse // instead of w: answered as it is
+	wr      server.WatchResult
+	done    bool
+}
+
+// answerCreates answers the create requests whose catch-ups are read, in
+// the order they came, up to the first still being read; s.mu is held.
+func (s *Stream) answerCreates() {
+	for len(s.creating) > 0 && s.creating[0].done {
+		p := s.creating[0]
+		s.creating[0] = nil
+		s.creating = s.creating[1:]
+		switch {
+		case p.refusal != nil:
+			if !s.closed {
+				s.queue(p.refusal)
+			}
+		case s.closed:
+			go drain(p.wr.Eventc)
+		default:
+			s.started(p.w, p.wr)
+		}
+	}
+}
+
+// started answers the create of w, whose catch-up wr is read, and starts
+// passing its events on; s.mu is held.
+func (s *Stream) started(w *watch, wr server.WatchResult) {
+	w.started = true
 	s.top = max(s.top, wr.CurrentRevision)
 	// The created answer's revision is where the watch starts from (etcd's
 	// client watches again from it if the stream breaks before an event):
@@ -86,21 +138,43 @@ func (s *Stream) create(cr *etcdserverpb.WatchCreateRequest) {
 		created = s.top
 	}
 	s.queue(&etcdserverpb.WatchResponse{Header: header(created), WatchId: w.id, Created: true})
-	if wr.CompactRevision != 0 {
-		cancel()
+	switch {
+	case w.gone: // canceled while its catch-up was read
+		s.queue(&etcdserverpb.WatchResponse{Header: header(s.top), WatchId: w.id, Canceled: true})
+		go drain(wr.Eventc)
+	case wr.CompactRevision != 0:
+		delete(s.watches, w.id)
+		w.gone = true
+		w.cancel()
 		s.queue(&etcdserverpb.WatchResponse{Header: header(created), WatchId: w.id, Canceled: true,
 			CompactRevision: wr.CompactRevision, CancelReason: rpctypes.ErrCompacted.Error()})
-		return
+		go drain(wr.Eventc)
+	default:
+		go s.follow(w, wr)
 	}
-	s.watches[w.id] = w
-	go s.follow(w, wr)
 }
 
-// cancel ends a watch at its client's request.
+// drain reads a feed no watch takes to its end, so that a feed that does
+// not look at its context is not left waiting to hand over a batch (the
+// SQL backends' end once their context does).
+func drain(c <-chan server.EventBatch) {
+	for range c {
+	}
+}
+
+// cancel ends a watch at its client's request; one whose catch-up is
+// still being read is answered, created and then canceled, in its turn.
 func (s *Stream) cancel(id int64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if w, ok := s.watches[id]; ok {
+	w, ok := s.watches[id]
+	switch {
+	case !ok:
+	case !w.started:
+		delete(s.watches, id)
+		w.gone = true
+		w.cancel()
+	default:
 		s.end(w, "")
 	}
 }
@@ -118,11 +192,7 @@ func (s *Stream) end(w *watch, reason string) {
 func (s *Stream) follow(w *watch, wr server.WatchResult) {
 	for batch := range wr.Eventc {
 		if !s.deliver(w, batch) {
-			// Gone: its context is canceled, and its feed ends; read to
-			// the end, so that a feed that does not look at its context
-			// is not left waiting to hand over a batch.
-			for range wr.Eventc {
-			}
+			drain(wr.Eventc) // gone: its context is canceled, and its feed ends
 			return
 		}
 	}
