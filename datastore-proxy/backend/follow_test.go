@@ -22,8 +22,7 @@ func TestAWatchFollowsTheLiveFeedWhateverElseIsWritten(t *testing.T) {
 	live := make(chan server.EventBatch, 100) // kine's broadcaster's buffer
 	caughtUp := make(chan int64, 1)
 	result := make(chan server.EventBatch, 1)
-	ended := make(chan struct{})
-	go follow(ctx, cancel, live, caughtUp, result, "/t/a", "/t/b", tenantbackend.WatchHooks{Done: func() { close(ended) }})
+	go follow(ctx, cancel, live, caughtUp, result, "/t/a", "/t/b", tenantbackend.WatchHooks{})
 
 	ev := func(key string, rev int64) *server.Event {
 		return &server.Event{KV: &server.KeyValue{Key: key, ModRevision: rev}}
@@ -70,9 +69,13 @@ func TestAWatchFollowsTheLiveFeedWhateverElseIsWritten(t *testing.T) {
 		t.Errorf("the watch's events: %v, want [1500 1900] (10 was the catch-up's)", events)
 	}
 	cancel()
-	select {
-	case <-ended:
-	case <-time.After(5 * time.Second):
-		t.Fatal("the watch did not end with its context")
+	timeout := time.After(5 * time.Second)
+	for ended := false; !ended; {
+		select {
+		case _, open := <-result:
+			ended = !open // follow closes result as it returns
+		case <-timeout:
+			t.Fatal("the watch did not end with its context")
+		}
 	}
 }

@@ -206,7 +206,6 @@ func (b *sqlBackend) WatchRange(ctx context.Context, key, end string, revision i
 // it are dropped: liveBatch). Batches with none of the watch's events are
 // merged into the last one queued.
 func follow(ctx context.Context, cancel context.CancelFunc, live <-chan server.EventBatch, caughtUp <-chan int64, result chan<- server.EventBatch, key, end string, h tenantbackend.WatchHooks) {
-	defer h.Ended()
 	defer cancel()
 	defer close(result)
 	var queue []server.EventBatch

@@ -21,8 +21,7 @@ import (
 type RangeWatcher interface {
 	// WatchRange streams the changes of stored keys in [key, end) (end "":
 	// the single key) after revision, like Backend.Watch, each event passed
-	// through h.Own on its way (OwnBatch), and calls h.Done once Eventc
-	// is closed, however the watch ends, even when it is returned closed.
+	// through h.Own on its way (OwnBatch).
 	WatchRange(ctx context.Context, key, end string, revision int64, h WatchHooks) server.WatchResult
 }
 
@@ -36,15 +35,6 @@ type WatchHooks struct {
 	// nil: events as they are. It must not change the event it is given,
 	// which other watches of the shared backend may hold too.
 	Own func(*server.Event) *server.Event
-	// Done, if set, is called once, when the watch's Eventc is closed.
-	Done func()
-}
-
-// Ended calls h.Done, if set.
-func (h WatchHooks) Ended() {
-	if h.Done != nil {
-		h.Done()
-	}
 }
 
 // OwnBatch is batch with its events passed through own (nil: as they
