@@ -41,7 +41,7 @@ type Server struct {
 	scheme         string
 	notifyInterval time.Duration
 	limits         *tenantconfig.Store
-	onWatch        func(tenant string, scoped bool) (done func())
+	onWatch        func(tenant string) (done func())
 	onWatchRefused func(tenant string)
 	onStall        func(tenant string)
 	stallTimeout   time.Duration
@@ -92,10 +92,10 @@ type Options struct {
 	// keeps backend slots busy while other tenants are active
 	// (fairshare.Scheduler.WithBusyShare); 0: no bound.
 	TenantBusyShare float64
-	// OnWatch, if set, is told of every watch a tenant starts, and whether
-	// it is scoped to its key range (tenantbackend.Backend.OnWatch); it
-	// returns what to call when the watch ends.
-	OnWatch func(tenant string, scoped bool) (done func())
+	// OnWatch, if set, is told of every watch a tenant starts
+	// (tenantbackend.Backend.OnWatch); it returns what to call when the
+	// watch ends.
+	OnWatch func(tenant string) (done func())
 	// OnWatchRefused, if set, is told of every watch refused for the
 	// tenant's maxWatches.
 	OnWatchRefused func(tenant string)
@@ -205,7 +205,7 @@ func (s *Server) tenant(ctx context.Context) (*tenant, error) {
 	limits := func() tenantconfig.Limits { return s.limits.For(name) }
 	tb := tenantbackend.New(s.backend, space, limits, u)
 	if s.onWatch != nil {
-		tb.OnWatch = func(scoped bool) func() { return s.onWatch(name, scoped) }
+		tb.OnWatch = func() func() { return s.onWatch(name) }
 	}
 	if s.onWatchRefused != nil {
 		tb.OnWatchRefused = func() { s.onWatchRefused(name) }

@@ -32,10 +32,9 @@ type Backend struct {
 	limits func() tenantconfig.Limits
 	usage  *quota.Usage
 	// OnWatch, if set, is told of every watch the tenant's watch hub
-	// starts, each on its own range of the store (scoped: always, since
-	// the proxy serves every backend's watch streams itself). It returns
-	// what to call when the watch ends.
-	OnWatch func(scoped bool) (done func())
+	// starts (each on its own range of the store). It returns what to call
+	// when the watch ends.
+	OnWatch func() (done func())
 	// OnWatchRefused, if set, is told of every watch refused for the
 	// tenant's MaxWatches (watchlimit.go).
 	OnWatchRefused func()

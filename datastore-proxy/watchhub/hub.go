@@ -294,7 +294,7 @@ func (h *Hub) created(up *upstream, p *pendingCreate, resp *etcdserverpb.WatchRe
 	} else {
 		r := &route{s: p.s, id: p.id, res: p.res, done: func() {}}
 		if h.cfg.Tenant.OnWatch != nil {
-			r.done = h.cfg.Tenant.OnWatch(true)
+			r.done = h.cfg.Tenant.OnWatch()
 		}
 		up.watches[p.eid] = r
 		resp.WatchId = p.id

@@ -4,7 +4,6 @@ package metrics
 
 import (
 	"context"
-	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -44,8 +43,8 @@ func New(reg prometheus.Registerer, tenantOf func(context.Context) (string, erro
 		}, []string{"tenant", "method"}),
 		watches: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "kplex_datastore_proxy_watches_total",
-			Help: "Watches started, by tenant and whether the backend was asked for the watch's own key range (scoped=true) or the whole tenant space (scoped=false: slower, a sign that watch requests and backend watches no longer line up).",
-		}, []string{"tenant", "scoped"}),
+			Help: "Watches started, by tenant (each on its own key range of the store).",
+		}, []string{"tenant"}),
 		active: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "kplex_datastore_proxy_active_watches",
 			Help: "Watches open, by tenant (a stream may carry many).",
@@ -161,8 +160,8 @@ func (c *UsageCollector) Collect(ch chan<- prometheus.Metric) {
 
 // Watch counts a watch a tenant started, open until done is called
 // (server.Options.OnWatch).
-func (m *Metrics) Watch(tenant string, scoped bool) (done func()) {
-	m.watches.WithLabelValues(tenant, strconv.FormatBool(scoped)).Inc()
+func (m *Metrics) Watch(tenant string) (done func()) {
+	m.watches.WithLabelValues(tenant).Inc()
 	g := m.active.WithLabelValues(tenant)
 	g.Inc()
 	return g.Dec
