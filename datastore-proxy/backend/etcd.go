@@ -1,6 +1,7 @@
 package backend
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"strings"
@@ -25,7 +26,13 @@ func openEtcd(ctx context.Context, wg *sync.WaitGroup, c Config) (server.Backend
 	cfg := clientv3.Config{
 		Endpoints:   strings.Split(c.DSN, ","),
 		DialTimeout: 5 * time.Second,
-		Logger:      zap.NewNop(),
+		// Without pings, a member that stops answering without closing
+		// the connection (a host lost, a partition) held every tenant's
+		// calls and watches until TCP gave up, a quarter of an hour later
+		// for a connection with writes in flight.
+		DialKeepAliveTime:    cmp.Or(c.KeepaliveTime, 30*time.Second),
+		DialKeepAliveTimeout: cmp.Or(c.KeepaliveTimeout, 10*time.Second),
+		Logger:               zap.NewNop(),
 		// Fixed flow-control windows: no bandwidth-probing pings, which
 		// etcd would read and answer (as on the proxy's own server).
 		DialOptions: []grpc.DialOption{grpc.WithInitialWindowSize(1 << 20), grpc.WithInitialConnWindowSize(4 << 20)},

@@ -34,6 +34,12 @@ type Config struct {
 	DataDir string
 	// TLS files for the etcd backend's client connection (optional).
 	CAFile, CertFile, KeyFile string
+	// KeepaliveTime and KeepaliveTimeout check the etcd backend's
+	// connection: after KeepaliveTime without a byte from etcd the proxy
+	// pings it, and closes and dials again (another endpoint, if there are
+	// several) when no answer comes within KeepaliveTimeout. 0: 30 s and
+	// 10 s, kube-apiserver's own for its etcd; gRPC takes no time under 10 s.
+	KeepaliveTime, KeepaliveTimeout time.Duration
 	// CompactInterval is how often the proxy compacts the shared history,
 	// each time to the revision current an interval before and keeping at
 	// least CompactMinRetain revisions (etcdbackend's loop, kine's on SQL);

@@ -96,6 +96,8 @@ Flags:
 	fs.StringVar(&o.Backend.CAFile, "datastore-cafile", "", "etcd backend: CA of the etcd cluster's serving certificates")
 	fs.StringVar(&o.Backend.CertFile, "datastore-certfile", "", "etcd backend: client certificate")
 	fs.StringVar(&o.Backend.KeyFile, "datastore-keyfile", "", "etcd backend: client key")
+	fs.DurationVar(&o.Backend.KeepaliveTime, "datastore-keepalive-time", 30*time.Second, "etcd backend: how long the connection to etcd may go without a byte from it before the proxy pings it (at least 10s)")
+	fs.DurationVar(&o.Backend.KeepaliveTimeout, "datastore-keepalive-timeout", 10*time.Second, "etcd backend: how long a ping may go unanswered before the proxy closes the connection and dials again (another endpoint, if there are several), so that a member lost without closing its connections holds no call for longer")
 	fs.DurationVar(&o.Backend.CompactInterval, "compact-interval", 5*time.Minute, "how often the shared history is compacted, each time to the revision current an interval before, so that at least an interval of history is kept (as kube-apiserver compacts its etcd, and kine its database): tenants' watches that resume within it, and usage recounts shorter than it, find their revision")
 	fs.Int64Var(&o.Backend.CompactMinRetain, "compact-min-retain", 1000, "revisions of history compaction keeps at the least, whatever the interval")
 	fs.DurationVar(&o.NotifyInterval, "watch-progress-notify-interval", 5*time.Second, "how often idle watches get progress notifications on the SQL backends (on etcd, etcd's own --experimental-watch-progress-notify-interval)")
@@ -121,6 +123,12 @@ Flags:
 	}
 	if o.ForgetIdle < 0 {
 		return o, fmt.Errorf("--forget-idle-tenants: want a duration, 0 for never; got %s", o.ForgetIdle)
+	}
+	if o.Backend.KeepaliveTime < 10*time.Second {
+		return o, fmt.Errorf("--datastore-keepalive-time: want 10s or more (gRPC's least); got %s", o.Backend.KeepaliveTime)
+	}
+	if o.Backend.KeepaliveTimeout <= 0 {
+		return o, fmt.Errorf("--datastore-keepalive-timeout: want a positive duration; got %s", o.Backend.KeepaliveTimeout)
 	}
 	if o.WatchStall < 0 {
 		return o, fmt.Errorf("--watch-stall-timeout: want a duration, 0 for never; got %s", o.WatchStall)

@@ -1,6 +1,10 @@
 package app
 
-import "testing"
+import (
+	"io"
+	"strings"
+	"testing"
+)
 
 func TestDefaultWriteSlots(t *testing.T) {
 	for _, tc := range []struct {
@@ -48,6 +52,33 @@ func TestDefaultBusyShare(t *testing.T) {
 	} {
 		if got := defaultBusyShare(tc.kind, tc.writeSlots); got != tc.want {
 			t.Errorf("defaultBusyShare(%q, %d) = %g, want %g", tc.kind, tc.writeSlots, got, tc.want)
+		}
+	}
+}
+
+// Bad values of the checked flags are refused with the flag's name; the
+// required TLS flags are given.
+func TestParseFlagsRefusesBadValues(t *testing.T) {
+	tlsFlags := []string{"--tls-cert-file=c", "--tls-key-file=k", "--client-ca-file=ca"}
+	for _, tc := range []struct {
+		flag string
+		want string // in the error; "" for none
+	}{
+		{"--datastore-keepalive-time=30s", ""},
+		{"--datastore-keepalive-time=9s", "--datastore-keepalive-time"},
+		{"--datastore-keepalive-time=0", "--datastore-keepalive-time"},
+		{"--datastore-keepalive-timeout=0", "--datastore-keepalive-timeout"},
+		{"--datastore-keepalive-timeout=-1s", "--datastore-keepalive-timeout"},
+		{"--usage-scan-rate=-1", "--usage-scan-rate"},
+		{"--forget-idle-tenants=-1s", "--forget-idle-tenants"},
+		{"--watch-stall-timeout=-1s", "--watch-stall-timeout"},
+	} {
+		_, err := ParseFlags(append([]string{tc.flag}, tlsFlags...), io.Discard)
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("%s: %v", tc.flag, err)
+		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+			t.Errorf("%s: got error %v, want one naming %s", tc.flag, err, tc.want)
 		}
 	}
 }
