@@ -4,14 +4,17 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"net"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/k3s-io/kine/pkg/server"
 	"go.etcd.io/etcd/client/pkg/v3/transport"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
+	"golang.org/x/sys/unix"
 	"google.golang.org/grpc"
 
 	"kplex.dev/datastore-proxy/etcdbackend"
@@ -23,19 +26,26 @@ func openEtcd(ctx context.Context, wg *sync.WaitGroup, c Config) (server.Backend
 	if c.DSN == "" {
 		return nil, "", fmt.Errorf("etcd backend: --datastore-endpoint must list the cluster's URLs, e.g. https://127.0.0.1:2379")
 	}
+	timeout := cmp.Or(c.KeepaliveTimeout, 10*time.Second)
 	cfg := clientv3.Config{
 		Endpoints:   strings.Split(c.DSN, ","),
 		DialTimeout: 5 * time.Second,
-		// Without pings, a member that stops answering without closing
-		// the connection (a host lost, a partition) held every tenant's
-		// calls and watches until TCP gave up, a quarter of an hour later
-		// for a connection with writes in flight.
-		DialKeepAliveTime:    cmp.Or(c.KeepaliveTime, 30*time.Second),
-		DialKeepAliveTimeout: cmp.Or(c.KeepaliveTimeout, 10*time.Second),
+		// Off unless asked for (KeepaliveTime): gRPC's pings cost one
+		// tenant's watch events on etcd about 10 points of etcd direct's
+		// throughput (docs/benchmarks.md, session 33).
+		DialKeepAliveTime:    c.KeepaliveTime,
+		DialKeepAliveTimeout: timeout,
 		Logger:               zap.NewNop(),
-		// Fixed flow-control windows: no bandwidth-probing pings, which
-		// etcd would read and answer (as on the proxy's own server).
-		DialOptions: []grpc.DialOption{grpc.WithInitialWindowSize(1 << 20), grpc.WithInitialConnWindowSize(4 << 20)},
+		DialOptions: []grpc.DialOption{
+			// Fixed flow-control windows: no bandwidth-probing pings, which
+			// etcd would read and answer (as on the proxy's own server).
+			grpc.WithInitialWindowSize(1 << 20), grpc.WithInitialConnWindowSize(4 << 20),
+			// A member lost without closing its connections (a host gone,
+			// a partition) held every tenant's calls and watches until TCP
+			// gave up, a quarter of an hour later for a connection with
+			// writes in flight; now for timeout at most.
+			grpc.WithContextDialer(userTimeoutDialer(timeout)),
+		},
 	}
 	if c.CAFile != "" || c.CertFile != "" {
 		info := transport.TLSInfo{TrustedCAFile: c.CAFile, CertFile: c.CertFile, KeyFile: c.KeyFile}
@@ -56,4 +66,31 @@ func openEtcd(ctx context.Context, wg *sync.WaitGroup, c Config) (server.Backend
 		return nil, "", fmt.Errorf("etcd backend at %s: %w", c.DSN, err)
 	}
 	return b, "etcd", nil
+}
+
+// userTimeoutDialer dials etcd with TCP_USER_TIMEOUT set to timeout: a
+// connection whose data stays unacknowledged that long (its peer's host
+// gone, or cut off) is closed, and so are TCP's keepalive probes of an
+// idle one that go unanswered. Addresses that are not host:port are Unix
+// sockets.
+func userTimeoutDialer(timeout time.Duration) func(context.Context, string) (net.Conn, error) {
+	return func(ctx context.Context, addr string) (net.Conn, error) {
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", strings.TrimPrefix(strings.TrimPrefix(addr, "unix://"), "unix:"))
+		}
+		d := net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
+			var serr error
+			if err := rc.Control(func(fd uintptr) {
+				serr = unix.SetsockoptInt(int(fd), unix.IPPROTO_TCP, unix.TCP_USER_TIMEOUT, int(timeout.Milliseconds()))
+			}); err != nil {
+				return err
+			}
+			if serr != nil {
+				return fmt.Errorf("set TCP_USER_TIMEOUT: %w", serr)
+			}
+			return nil
+		}}
+		return d.DialContext(ctx, "tcp", addr)
+	}
 }

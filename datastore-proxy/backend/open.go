@@ -34,11 +34,14 @@ type Config struct {
 	DataDir string
 	// TLS files for the etcd backend's client connection (optional).
 	CAFile, CertFile, KeyFile string
-	// KeepaliveTime and KeepaliveTimeout check the etcd backend's
-	// connection: after KeepaliveTime without a byte from etcd the proxy
-	// pings it, and closes and dials again (another endpoint, if there are
-	// several) when no answer comes within KeepaliveTimeout. 0: 30 s and
-	// 10 s, kube-apiserver's own for its etcd; gRPC takes no time under 10 s.
+	// KeepaliveTimeout bounds how long the etcd backend's connection keeps
+	// data unacknowledged (TCP_USER_TIMEOUT; 0: 10 s) before it is closed
+	// and dialed again (another endpoint, if there are several). With
+	// KeepaliveTime (0: off; gRPC takes no time under 10 s), the proxy
+	// also pings etcd after that long without a byte from it, and closes
+	// the connection when no answer comes within KeepaliveTimeout: that
+	// finds a member that stopped answering while its host still
+	// acknowledges, at a cost (etcd.go).
 	KeepaliveTime, KeepaliveTimeout time.Duration
 	// CompactInterval is how often the proxy compacts the shared history,
 	// each time to the revision current an interval before and keeping at

@@ -15,11 +15,12 @@ import (
 	"kplex.dev/datastore-proxy/internal/proxytest"
 )
 
-// An etcd that stops answering without closing its connections (a host
-// lost, a partition) holds a call only until the proxy's ping goes
+// With pings on (--datastore-keepalive-time), an etcd that stops answering
+// while its host still acknowledges holds a call only until a ping goes
 // unanswered: the call fails as unavailable rather than wait for its own
-// deadline (a write in flight waited for TCP to give up, about a quarter
-// of an hour), and once etcd answers again the proxy serves again.
+// deadline, and once etcd answers again the proxy serves again. (A host
+// that acknowledges nothing any more is left at TCP_USER_TIMEOUT, pings
+// or not: usertimeout_test.go.)
 func TestASilentEtcdIsLeftAndFoundAgain(t *testing.T) {
 	p, err := ports.Free(2)
 	if err != nil {

@@ -66,7 +66,8 @@ func TestParseFlagsRefusesBadValues(t *testing.T) {
 	}{
 		{"--datastore-keepalive-time=30s", ""},
 		{"--datastore-keepalive-time=9s", "--datastore-keepalive-time"},
-		{"--datastore-keepalive-time=0", "--datastore-keepalive-time"},
+		{"--datastore-keepalive-time=0", ""},
+		{"--datastore-keepalive-time=-1s", "--datastore-keepalive-time"},
 		{"--datastore-keepalive-timeout=0", "--datastore-keepalive-timeout"},
 		{"--datastore-keepalive-timeout=-1s", "--datastore-keepalive-timeout"},
 		{"--usage-scan-rate=-1", "--usage-scan-rate"},
