@@ -30,9 +30,9 @@ func openEtcd(ctx context.Context, wg *sync.WaitGroup, c Config) (server.Backend
 	cfg := clientv3.Config{
 		Endpoints:   strings.Split(c.DSN, ","),
 		DialTimeout: 5 * time.Second,
-		// Off unless asked for (KeepaliveTime): gRPC's pings cost one
-		// tenant's watch events on etcd about 10 points of etcd direct's
-		// throughput (docs/benchmarks.md, session 33).
+		// Pings after KeepaliveTime without a byte from etcd (0: none)
+		// find a member that stopped answering while its host still
+		// acknowledges, which TCP_USER_TIMEOUT does not.
 		DialKeepAliveTime:    c.KeepaliveTime,
 		DialKeepAliveTimeout: timeout,
 		Logger:               zap.NewNop(),

@@ -37,11 +37,11 @@ type Config struct {
 	// KeepaliveTimeout bounds how long the etcd backend's connection keeps
 	// data unacknowledged (TCP_USER_TIMEOUT; 0: 10 s) before it is closed
 	// and dialed again (another endpoint, if there are several). With
-	// KeepaliveTime (0: off; gRPC takes no time under 10 s), the proxy
-	// also pings etcd after that long without a byte from it, and closes
-	// the connection when no answer comes within KeepaliveTimeout: that
-	// finds a member that stopped answering while its host still
-	// acknowledges, at a cost (etcd.go).
+	// KeepaliveTime (0: off; gRPC takes no time under 10 s; the binary's
+	// default is 30 s), the proxy also pings etcd after that long without
+	// a byte from it, and closes the connection when no answer comes
+	// within KeepaliveTimeout: that finds a member that stopped answering
+	// while its host still acknowledges.
 	KeepaliveTime, KeepaliveTimeout time.Duration
 	// CompactInterval is how often the proxy compacts the shared history,
 	// each time to the revision current an interval before and keeping at

@@ -15,7 +15,7 @@ import (
 	"kplex.dev/datastore-proxy/internal/proxytest"
 )
 
-// With pings on (--datastore-keepalive-time), an etcd that stops answering
+// With pings (--datastore-keepalive-time), an etcd that stops answering
 // while its host still acknowledges holds a call only until a ping goes
 // unanswered: the call fails as unavailable rather than wait for its own
 // deadline, and once etcd answers again the proxy serves again. (A host
