@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	clientv3 "go.etcd.io/etcd/client/v3"
+
 	"kplex.dev/cli/ports"
 	"kplex.dev/datastore-proxy/backend"
 	"kplex.dev/datastore-proxy/internal/embedetcd"
@@ -72,19 +74,7 @@ func TestBackendOutage(t *testing.T) {
 		t.Fatal(err)
 	}
 	stopped = false
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		rctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-		resp, err := c.Get(rctx, "/before")
-		cancel()
-		if err == nil && len(resp.Kvs) == 1 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("proxy did not recover after etcd came back: %v", err)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	waitServed(t, c, "/before", "after etcd came back")
 	if err := create(ctx, c, "/after", "v"); err != nil {
 		t.Fatalf("write after recovery: %v", err)
 	}
@@ -98,5 +88,24 @@ func TestBackendOutage(t *testing.T) {
 	}
 	if code := ready(); code != http.StatusOK {
 		t.Fatalf("/readyz = %d after recovery", code)
+	}
+}
+
+// waitServed waits up to 30 s for the proxy to serve key, which exists,
+// to c again, or fails the test with the last error (when says after what).
+func waitServed(t *testing.T, c *clientv3.Client, key, when string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		resp, err := c.Get(ctx, key)
+		cancel()
+		if err == nil && len(resp.Kvs) == 1 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the proxy did not serve %s again %s: %v", key, when, err)
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 }

@@ -55,19 +55,7 @@ func TestASilentEtcdIsLeftAndFoundAgain(t *testing.T) {
 	t.Logf("a write while etcd is silent failed after %s: %v", took.Round(100*time.Millisecond), err)
 
 	f.thaw()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		rctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-		resp, err := c.Get(rctx, "/before")
-		cancel()
-		if err == nil && len(resp.Kvs) == 1 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the proxy did not serve again after etcd answered again: %v", err)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	waitServed(t, c, "/before", "after etcd answered again")
 }
 
 // freezer passes TCP connections on to target; frozen, it stops reading
