@@ -68,11 +68,8 @@ func openEtcd(ctx context.Context, wg *sync.WaitGroup, c Config) (server.Backend
 	return b, "etcd", nil
 }
 
-// userTimeoutDialer dials etcd with TCP_USER_TIMEOUT set to timeout: a
-// connection whose data stays unacknowledged that long (its peer's host
-// gone, or cut off) is closed, and so are TCP's keepalive probes of an
-// idle one that go unanswered. Addresses that are not host:port are Unix
-// sockets.
+// userTimeoutDialer dials etcd with TCP_USER_TIMEOUT set to timeout
+// (setUserTimeout). Addresses that are not host:port are Unix sockets.
 func userTimeoutDialer(timeout time.Duration) func(context.Context, string) (net.Conn, error) {
 	return func(ctx context.Context, addr string) (net.Conn, error) {
 		if _, _, err := net.SplitHostPort(addr); err != nil {
@@ -80,17 +77,25 @@ func userTimeoutDialer(timeout time.Duration) func(context.Context, string) (net
 			return d.DialContext(ctx, "unix", strings.TrimPrefix(strings.TrimPrefix(addr, "unix://"), "unix:"))
 		}
 		d := net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
-			var serr error
-			if err := rc.Control(func(fd uintptr) {
-				serr = unix.SetsockoptInt(int(fd), unix.IPPROTO_TCP, unix.TCP_USER_TIMEOUT, int(timeout.Milliseconds()))
-			}); err != nil {
-				return err
-			}
-			if serr != nil {
-				return fmt.Errorf("set TCP_USER_TIMEOUT: %w", serr)
-			}
-			return nil
+			return setUserTimeout(rc, timeout.Milliseconds())
 		}}
 		return d.DialContext(ctx, "tcp", addr)
 	}
+}
+
+// setUserTimeout sets a TCP socket's TCP_USER_TIMEOUT to ms: a connection
+// whose data stays unacknowledged that long (its peer's host gone, or cut
+// off) is closed, and so is an idle one whose keepalive probes go
+// unanswered that long.
+func setUserTimeout(rc syscall.RawConn, ms int64) error {
+	var serr error
+	if err := rc.Control(func(fd uintptr) {
+		serr = unix.SetsockoptInt(int(fd), unix.IPPROTO_TCP, unix.TCP_USER_TIMEOUT, int(ms))
+	}); err != nil {
+		return err
+	}
+	if serr != nil {
+		return fmt.Errorf("set TCP_USER_TIMEOUT: %w", serr)
+	}
+	return nil
 }

@@ -4,6 +4,7 @@
 package backend
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
@@ -34,14 +35,15 @@ type Config struct {
 	DataDir string
 	// TLS files for the etcd backend's client connection (optional).
 	CAFile, CertFile, KeyFile string
-	// KeepaliveTimeout bounds how long the etcd backend's connection keeps
-	// data unacknowledged (TCP_USER_TIMEOUT; 0: 10 s) before it is closed
-	// and dialed again (another endpoint, if there are several). With
-	// KeepaliveTime (0: off; gRPC takes no time under 10 s; the binary's
-	// default is 30 s), the proxy also pings etcd after that long without
-	// a byte from it, and closes the connection when no answer comes
-	// within KeepaliveTimeout: that finds a member that stopped answering
-	// while its host still acknowledges.
+	// KeepaliveTimeout bounds how long a connection to the store (etcd,
+	// PostgreSQL, MySQL) keeps data unacknowledged (TCP_USER_TIMEOUT; 0:
+	// 10 s) before it is closed and dialed again (on etcd another
+	// endpoint, if there are several; sqldial.go for SQL). With
+	// KeepaliveTime (etcd only; 0: off; gRPC takes no time under 10 s;
+	// the binary's default is 30 s), the proxy also pings etcd after that
+	// long without a byte from it, and closes the connection when no
+	// answer comes within KeepaliveTimeout: that finds a member that
+	// stopped answering while its host still acknowledges.
 	KeepaliveTime, KeepaliveTimeout time.Duration
 	// CompactInterval is how often the proxy compacts the shared history,
 	// each time to the revision current an interval before and keeping at
@@ -70,6 +72,9 @@ func Open(ctx context.Context, wg *sync.WaitGroup, c Config) (server.Backend, st
 	endpoint, err := endpoint(c)
 	if err != nil {
 		return nil, "", err
+	}
+	if c.Kind != "sqlite" {
+		setSQLUserTimeout(cmp.Or(c.KeepaliveTimeout, 10*time.Second))
 	}
 	cfg := &drivers.Config{
 		Endpoint:          endpoint,
