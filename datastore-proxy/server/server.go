@@ -213,6 +213,7 @@ func (s *Server) tenant(ctx context.Context) (*tenant, error) {
 	st := &tenant{bridge: kineserver.New(tb, s.scheme, s.notifyInterval, EmulatedETCDVersion), backend: tb, usage: u,
 		admitWatch: func(ctx context.Context) error { return s.rateLimit(ctx, name) }}
 	tb.ProgressInterval = s.notifyInterval
+	tb.AdmitCatchUp = func(ctx context.Context) (func(), error) { return s.slot(ctx, name, false) }
 	cfg := watchhub.Config{Tenant: tb, Range: createRange, FixKV: compactKeyAsAPI, StallTimeout: s.stallTimeout, Admit: st.admitWatch}
 	if s.onStall != nil {
 		cfg.OnStall = func() { s.onStall(name) }

@@ -42,6 +42,14 @@ type Backend struct {
 	// notifications get them, on a store whose watch streams the proxy
 	// serves itself (WatchStream); 0: never.
 	ProgressInterval time.Duration
+	// AdmitCatchUp, if set, is called before a watch from a past revision
+	// reads its history, on a store whose watch streams the proxy serves
+	// itself (the SQL backends: etcd reads its own): the read waits for it,
+	// and calls release when done. An error ends the watch as a failed
+	// catch-up does. The server takes one of the tenant's read slots here,
+	// so that watches created from the past at once (every apiserver of a
+	// restarted proxy's tenants) share the database as reads do.
+	AdmitCatchUp func(ctx context.Context) (release func(), err error)
 
 	watches atomic.Int64 // open or reserved now (watchlimit.go)
 }

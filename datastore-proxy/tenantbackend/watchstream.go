@@ -2,6 +2,7 @@ package tenantbackend
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/k3s-io/kine/pkg/server"
 	"go.etcd.io/etcd/api/v3/etcdserverpb"
@@ -47,7 +48,8 @@ type watchConn interface {
 func (b *Backend) WatchStream(ctx context.Context) (*Stream, error) {
 	ws, ok := b.inner.(WatchStreamer)
 	if !ok {
-		return &Stream{b: b, es: localwatch.New(ctx, LocalSource(b.inner), b.ProgressInterval)}, nil
+		src := localSource{Backend: b.inner, admit: b.AdmitCatchUp}
+		return &Stream{b: b, es: localwatch.New(ctx, src, b.ProgressInterval)}, nil
 	}
 	es, err := ws.WatchStream(ctx)
 	if err != nil {
@@ -59,15 +61,43 @@ func (b *Backend) WatchStream(ctx context.Context) (*Stream, error) {
 // LocalSource is what a stream the proxy serves itself watches: the
 // shared backend, a key range at a time where it can (RangeWatcher), or
 // else every change of the store (the stream keeps its range's).
-func LocalSource(inner server.Backend) localwatch.Source { return localSource{inner} }
+func LocalSource(inner server.Backend) localwatch.Source { return localSource{Backend: inner} }
 
-type localSource struct{ server.Backend }
+type localSource struct {
+	server.Backend
+	admit func(context.Context) (func(), error) // Backend.AdmitCatchUp
+}
 
+// WatchRange starts a watch; one from a past revision reads its history
+// once admitted (Backend.AdmitCatchUp), and holds its admission only
+// while the catch-up is read (the source's WatchRange returns then).
 func (s localSource) WatchRange(ctx context.Context, key, end string, revision int64) server.WatchResult {
+	if revision > 0 && s.admit != nil {
+		release, err := s.admit(ctx)
+		if err != nil {
+			return notAdmitted(ctx, err)
+		}
+		defer release()
+	}
 	if rw, ok := s.Backend.(RangeWatcher); ok {
 		return rw.WatchRange(ctx, key, end, revision, WatchHooks{})
 	}
 	return s.Watch(ctx, revision)
+}
+
+// notAdmitted is a watch whose catch-up was not admitted, shaped as the
+// SQL backends' failed catch-up: no revision, one empty batch, then the
+// end, with err as its reason unless the watch's own context ended (it
+// was canceled, or its stream closed).
+func notAdmitted(ctx context.Context, err error) server.WatchResult {
+	eventc := make(chan server.EventBatch, 1)
+	eventc <- server.EventBatch{}
+	close(eventc)
+	errc := make(chan error, 1)
+	if ctx.Err() == nil {
+		errc <- fmt.Errorf("watch catch-up not admitted: %w", err)
+	}
+	return server.WatchResult{Eventc: eventc, Errorc: errc}
 }
 
 // Confine sets cr's range to the tenant's [key, end) (Space.Range's

@@ -59,7 +59,7 @@ func New(reg prometheus.Registerer, tenantOf func(context.Context) (string, erro
 		}, []string{"tenant"}),
 		slotWait: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "kplex_datastore_proxy_slot_wait_seconds",
-			Help:    "How long requests waited for a backend slot (the fair share's queue: slots busy, the tenant at its --backend-tenant-share, or a flood held back by --backend-tenant-busy-share), by tenant and kind (read or write).",
+			Help:    "How long requests, and on SQL backends watches reading their history, waited for a backend slot (the fair share's queue: slots busy, the tenant at its --backend-tenant-share, or a flood held back by --backend-tenant-busy-share), by tenant and kind (read or write).",
 			Buckets: prometheus.ExponentialBuckets(0.0001, 4, 10),
 		}, []string{"tenant", "kind"}),
 		tenantOf: tenantOf,
