@@ -135,6 +135,9 @@ type pendingCreate struct {
 	s       *stream
 	id, eid int64 // the tenant stream's watch ID, and etcd's
 	res     *tenantbackend.Reservation
+	// canceled: its stream left before the answer, and the store was
+	// asked to cancel it then (leave).
+	canceled bool
 }
 
 // join adds s to the open etcd stream, opening one when there is none.
@@ -164,7 +167,11 @@ func (h *Hub) join(s *stream) (*upstream, error) {
 }
 
 // leave takes s off up: its watches are canceled on etcd and give their
-// places back; the etcd stream closes with its last tenant stream.
+// places back; the etcd stream closes with its last tenant stream. Its
+// creates not yet answered are canceled too: a watch from the past may be
+// waiting for a read slot or reading its history, for nobody, and etcd
+// takes a cancel sent after a create for that watch's (created() gives
+// their places back when the answers come).
 func (h *Hub) leave(up *upstream, s *stream) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -176,6 +183,11 @@ func (h *Hub) leave(up *upstream, s *stream) {
 			delete(up.watches, eid)
 			r.end()
 			up.send(cancelRequest(eid))
+		}
+	}
+	for _, p := range up.pending {
+		if p.s == s && !p.canceled {
+			p.canceled = up.send(cancelRequest(p.eid))
 		}
 	}
 	if len(up.streams) == 0 && h.up == up {
@@ -280,7 +292,7 @@ func (h *Hub) route(up *upstream, resp *etcdserverpb.WatchResponse) {
 func (h *Hub) created(up *upstream, p *pendingCreate, resp *etcdserverpb.WatchResponse) {
 	if p.s.gone {
 		p.res.Release()
-		if !resp.Canceled {
+		if !resp.Canceled && !p.canceled {
 			up.send(cancelRequest(resp.WatchId))
 		}
 		return
