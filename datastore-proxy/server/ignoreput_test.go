@@ -36,6 +36,9 @@ func TestATxnPutThatKeepsTheValueIsRefused(t *testing.T) {
 			{"ignore value", clientv3.OpPut(k, "", clientv3.WithIgnoreValue())},
 			{"ignore lease", clientv3.OpPut(k, "other", clientv3.WithIgnoreLease())},
 			{"nested", clientv3.OpTxn(nil, []clientv3.Op{clientv3.OpPut(k, "", clientv3.WithIgnoreValue())}, nil)},
+			// kine answered success with no previous value, as if the key
+			// had held none.
+			{"previous value", clientv3.OpPut(k, "other", clientv3.WithPrevKV())},
 		} {
 			_, err := c.Txn(ctx).If(clientv3.Compare(clientv3.ModRevision(k), "=", put.Header.Revision)).Then(tc.op).Else(clientv3.OpGet(k)).Commit()
 			if status.Code(err) != codes.Unimplemented {

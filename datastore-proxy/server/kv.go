@@ -137,11 +137,16 @@ func txnRefusal(r *etcdserverpb.TxnRequest) error {
 	}
 	if p := ignoringPut(r); p != nil {
 		// kine's Txn put stores an empty value, or no lease, for these:
-		// refused as a plain put refuses them, rather than data lost.
-		if p.IgnoreValue {
+		// refused as a plain put refuses them, rather than data lost. And
+		// it answers no previous value: refused rather than answered as if
+		// the key had none.
+		switch {
+		case p.IgnoreValue:
 			return status.Error(codes.Unimplemented, "ignoreValue is not implemented by kine")
+		case p.IgnoreLease:
+			return status.Error(codes.Unimplemented, "ignoreLease is not implemented by kine")
 		}
-		return status.Error(codes.Unimplemented, "ignoreLease is not implemented by kine")
+		return status.Error(codes.Unimplemented, "prevKv in a transaction's put is not implemented by kine")
 	}
 	if what := otherKeyOp(r); what != "" {
 		return status.Error(codes.Unimplemented, "a transaction's operations must all be on its compared key, with no range: "+what)
@@ -206,7 +211,7 @@ func hasEmptyKey(r *etcdserverpb.TxnRequest) bool {
 // ignoringPut is a put of r (nested transactions too) that asks to keep
 // the key's value or lease, if there is one.
 func ignoringPut(r *etcdserverpb.TxnRequest) *etcdserverpb.PutRequest {
-	return findPut(r, func(p *etcdserverpb.PutRequest) bool { return p.IgnoreValue || p.IgnoreLease })
+	return findPut(r, func(p *etcdserverpb.PutRequest) bool { return p.IgnoreValue || p.IgnoreLease || p.PrevKv })
 }
 
 // findPut is the first put of r (nested transactions too) that match

@@ -5,6 +5,8 @@ import (
 
 	"go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"kplex.dev/datastore-proxy/leaseid"
 )
@@ -30,38 +32,42 @@ func (s *Server) LeaseGrant(ctx context.Context, r *etcdserverpb.LeaseGrantReque
 	return b.LeaseGrant(ctx, r)
 }
 
-// LeaseRevoke is not supported.
-func (s *Server) LeaseRevoke(ctx context.Context, r *etcdserverpb.LeaseRevokeRequest) (*etcdserverpb.LeaseRevokeResponse, error) {
-	b, err := s.bridge(ctx)
-	if err != nil {
+// LeaseRevoke is not supported (leaseUnsupported).
+func (s *Server) LeaseRevoke(ctx context.Context, _ *etcdserverpb.LeaseRevokeRequest) (*etcdserverpb.LeaseRevokeResponse, error) {
+	if _, err := s.bridge(ctx); err != nil {
 		return nil, err
 	}
-	return b.LeaseRevoke(ctx, r)
+	return nil, leaseUnsupported("lease revoke")
 }
 
-// LeaseKeepAlive is not supported.
+// LeaseKeepAlive is not supported (leaseUnsupported).
 func (s *Server) LeaseKeepAlive(ls etcdserverpb.Lease_LeaseKeepAliveServer) error {
-	b, err := s.bridge(ls.Context())
-	if err != nil {
+	if _, err := s.bridge(ls.Context()); err != nil {
 		return err
 	}
-	return b.LeaseKeepAlive(ls)
+	return leaseUnsupported("lease keep-alive")
 }
 
-// LeaseTimeToLive is not supported.
-func (s *Server) LeaseTimeToLive(ctx context.Context, r *etcdserverpb.LeaseTimeToLiveRequest) (*etcdserverpb.LeaseTimeToLiveResponse, error) {
-	b, err := s.bridge(ctx)
-	if err != nil {
-		return nil, err
-	}
-	return b.LeaseTimeToLive(ctx, r)
+// leaseUnsupported is the answer to a lease call the proxy does not serve:
+// Unimplemented, which a client takes for a call that did nothing and is
+// not worth retrying (kine's bridge answered Unknown, which a client may
+// take for one that might have been applied).
+func leaseUnsupported(what string) error {
+	return status.Errorf(codes.Unimplemented, "kplex: %s is not supported: a lease is its TTL, and its keys expire after it (kine's model)", what)
 }
 
-// LeaseLeases is not supported.
-func (s *Server) LeaseLeases(ctx context.Context, r *etcdserverpb.LeaseLeasesRequest) (*etcdserverpb.LeaseLeasesResponse, error) {
-	b, err := s.bridge(ctx)
-	if err != nil {
+// LeaseTimeToLive is not supported (leaseUnsupported).
+func (s *Server) LeaseTimeToLive(ctx context.Context, _ *etcdserverpb.LeaseTimeToLiveRequest) (*etcdserverpb.LeaseTimeToLiveResponse, error) {
+	if _, err := s.bridge(ctx); err != nil {
 		return nil, err
 	}
-	return b.LeaseLeases(ctx, r)
+	return nil, leaseUnsupported("lease time to live")
+}
+
+// LeaseLeases is not supported (leaseUnsupported).
+func (s *Server) LeaseLeases(ctx context.Context, _ *etcdserverpb.LeaseLeasesRequest) (*etcdserverpb.LeaseLeasesResponse, error) {
+	if _, err := s.bridge(ctx); err != nil {
+		return nil, err
+	}
+	return nil, leaseUnsupported("lease listing")
 }

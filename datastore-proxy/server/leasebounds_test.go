@@ -8,6 +8,8 @@ import (
 
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"kplex.dev/datastore-proxy/backend"
 	"kplex.dev/datastore-proxy/internal/proxytest"
@@ -47,6 +49,17 @@ func TestLeaseBoundsAndNegativeRevisions(t *testing.T) {
 			Then(clientv3.OpPut(key, "v", clientv3.WithLease(tooLong))).Commit()
 		if !errors.Is(err, rpctypes.ErrLeaseTTLTooLarge) {
 			t.Errorf("create with lease %d: %v, want %v", int64(tooLong), err, rpctypes.ErrLeaseTTLTooLarge)
+		}
+		// A negative lease is none etcd could have granted: refused as
+		// etcd refuses a lease it does not know (the etcd backend wrote the
+		// key with no lease, SQL with one that never expired).
+		if _, err := c.Put(ctx, key, "v", clientv3.WithLease(-5)); !errors.Is(err, rpctypes.ErrLeaseNotFound) {
+			t.Errorf("put with lease -5: %v, want %v", err, rpctypes.ErrLeaseNotFound)
+		}
+		_, err = c.Txn(ctx).If(clientv3.Compare(clientv3.ModRevision(key), "=", 0)).
+			Then(clientv3.OpPut(key, "v", clientv3.WithLease(-5))).Commit()
+		if !errors.Is(err, rpctypes.ErrLeaseNotFound) {
+			t.Errorf("create with lease -5: %v, want %v", err, rpctypes.ErrLeaseNotFound)
 		}
 		if got, err := c.Get(ctx, key); err != nil || len(got.Kvs) != 0 {
 			t.Fatalf("after the refused writes: %v, %v; want no key", got, err)
@@ -93,4 +106,29 @@ func TestLeasesTheBackendCannotHold(t *testing.T) {
 			}
 		}
 	})
+}
+
+// The lease calls the proxy does not serve (a lease is its TTL, kine's
+// model) are answered Unimplemented, which a client takes for a call that
+// did nothing; kine's bridge answered Unknown, which a client may take for
+// one that might have been applied.
+func TestUnsupportedLeaseCallsAreUnimplemented(t *testing.T) {
+	px := proxytest.Start(t, backend.Config{Kind: "sqlite"})
+	c := px.Client(t, "alpha")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	g, err := c.Grant(ctx, 60)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, call := range map[string]func() error{
+		"revoke":        func() error { _, err := c.Revoke(ctx, g.ID); return err },
+		"keep-alive":    func() error { _, err := c.KeepAliveOnce(ctx, g.ID); return err },
+		"time to live":  func() error { _, err := c.TimeToLive(ctx, g.ID); return err },
+		"lease listing": func() error { _, err := c.Leases(ctx); return err },
+	} {
+		if err := call(); status.Code(err) != codes.Unimplemented {
+			t.Errorf("%s: %v, want Unimplemented", name, err)
+		}
+	}
 }

@@ -243,9 +243,15 @@ func (b *Backend) ownEvent(ev *server.Event) *server.Event {
 
 // checkLease refuses a write with a lease (a TTL, in kine's model) longer
 // than etcd's longest, as etcd refuses it; kine's expiry of such a key
-// would overflow and delete it at once.
+// would overflow and delete it at once. A negative lease is no lease etcd
+// could have granted: refused as etcd refuses a lease it does not know
+// (the etcd backend wrote such a key with no lease, SQL with one that
+// never expired).
 func checkLease(lease int64) error {
-	if lease > leaseid.MaxTTL {
+	switch {
+	case lease < 0:
+		return rpctypes.ErrGRPCLeaseNotFound
+	case lease > leaseid.MaxTTL:
 		return rpctypes.ErrGRPCLeaseTTLTooLarge
 	}
 	return nil
