@@ -16,10 +16,7 @@ import (
 // up to, and could answer a progress request at it before the watch ends.
 // Before, the batch carried the revision the failed read had reached.
 func TestAFailedCatchUpHandsOverNoRevision(t *testing.T) {
-	proxytest.ForEachBackend(t, func(t *testing.T, c backend.Config) {
-		if c.Kind == "etcd" {
-			t.Skip("etcd's watches are etcd's own")
-		}
+	proxytest.ForEachSQLBackend(t, func(t *testing.T, c backend.Config) {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
 		b := proxytest.OpenBackend(t, c)

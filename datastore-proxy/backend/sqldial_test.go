@@ -19,10 +19,10 @@ import (
 // from this process's own sockets to the database server, so that a kine
 // that stopped dialing through the dialer the proxy sets would fail here.
 func TestSQLBackendConnectionsHaveAUserTimeout(t *testing.T) {
-	proxytest.ForEachBackend(t, func(t *testing.T, c backend.Config) {
+	proxytest.ForEachSQLBackend(t, func(t *testing.T, c backend.Config) {
 		addr := map[string]string{"postgres": proxytest.PostgresAddr, "mysql": proxytest.MySQLAddr}[c.Kind]
 		if addr == "" {
-			t.Skip("no SQL server connection: sqlite is a file, etcd has its own dialer (TestEtcdConnectionsHaveAUserTimeout)")
+			t.Skip("no SQL server connection: sqlite is a file")
 		}
 		c.KeepaliveTimeout = 6 * time.Second // not the 7 s of TestSQLConnectionsHaveAUserTimeout
 		b := proxytest.OpenBackend(t, c)

@@ -25,10 +25,7 @@ func forEachSQL(t *testing.T, interval time.Duration, f func(t *testing.T, s *lo
 
 // forEachSQLSource is forEachSQL with the stream's source wrapped by wrap.
 func forEachSQLSource(t *testing.T, interval time.Duration, wrap func(localwatch.Source) localwatch.Source, f func(t *testing.T, s *localwatch.Stream, b server.Backend)) {
-	proxytest.ForEachBackend(t, func(t *testing.T, c backend.Config) {
-		if c.Kind == "etcd" {
-			t.Skip("etcd's watch streams are etcd's own (watchhub): no local stream")
-		}
+	proxytest.ForEachSQLBackend(t, func(t *testing.T, c backend.Config) {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
 		b := proxytest.OpenBackend(t, c)

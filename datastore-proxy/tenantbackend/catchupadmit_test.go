@@ -12,9 +12,6 @@ import (
 
 	"kplex.dev/datastore-proxy/backend"
 	"kplex.dev/datastore-proxy/internal/proxytest"
-	"kplex.dev/datastore-proxy/keyspace"
-	"kplex.dev/datastore-proxy/quota"
-	"kplex.dev/datastore-proxy/tenantbackend"
 	"kplex.dev/datastore-proxy/tenantconfig"
 )
 
@@ -24,17 +21,10 @@ import (
 // no history and asks nothing. A catch-up refused admission ends its
 // watch with the reason.
 func TestAWatchFromThePastIsAdmittedBeforeItReadsHistory(t *testing.T) {
-	proxytest.ForEachBackend(t, func(t *testing.T, c backend.Config) {
-		if c.Kind == "etcd" {
-			t.Skip("etcd reads a watch's history itself")
-		}
+	proxytest.ForEachSQLBackend(t, func(t *testing.T, c backend.Config) {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		space, err := keyspace.ForTenant("alpha")
-		if err != nil {
-			t.Fatal(err)
-		}
-		tb := tenantbackend.New(proxytest.OpenBackend(t, c), space, func() tenantconfig.Limits { return tenantconfig.Limits{} }, &quota.Usage{})
+		tb := tenantOn(t, proxytest.OpenBackend(t, c), "alpha", tenantconfig.Limits{})
 		rev, err := tb.Create(ctx, "/registry/a", []byte("v"), 0)
 		if err != nil {
 			t.Fatal(err)

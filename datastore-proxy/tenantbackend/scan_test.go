@@ -9,8 +9,6 @@ import (
 
 	"kplex.dev/datastore-proxy/backend"
 	"kplex.dev/datastore-proxy/internal/proxytest"
-	"kplex.dev/datastore-proxy/keyspace"
-	"kplex.dev/datastore-proxy/quota"
 	"kplex.dev/datastore-proxy/tenantbackend"
 	"kplex.dev/datastore-proxy/tenantconfig"
 )
@@ -26,13 +24,7 @@ func TestUsageIsCountedInPagesAtOneRevision(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		defer cancel()
 		inner := proxytest.OpenBackend(t, cfg)
-		tenant := func(name string) *tenantbackend.Backend {
-			space, err := keyspace.ForTenant(name)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return tenantbackend.New(inner, space, func() tenantconfig.Limits { return tenantconfig.Limits{} }, &quota.Usage{})
-		}
+		tenant := func(name string) *tenantbackend.Backend { return tenantOn(t, inner, name, tenantconfig.Limits{}) }
 		// beta's keys sort before alpha's and gamma's after them.
 		alpha, beta, gamma := tenant("alpha"), tenant("a"), tenant("b")
 		const n = 2*tenantbackend.ScanPage + 17

@@ -31,6 +31,20 @@ const (
 func ForEachBackend(t *testing.T, f func(t *testing.T, b backend.Config)) {
 	t.Run("sqlite", func(t *testing.T) { f(t, backend.Config{Kind: "sqlite"}) })
 	t.Run("etcd", func(t *testing.T) { f(t, backend.Config{Kind: "etcd", DSN: startEtcd(t)}) })
+	forEachSQLServer(t, f)
+}
+
+// ForEachSQLBackend is ForEachBackend on the backends kine's drivers
+// serve (sqlite, postgres, mysql), for what etcd does itself (a watch's
+// history, its watch streams); no etcd is started.
+func ForEachSQLBackend(t *testing.T, f func(t *testing.T, b backend.Config)) {
+	t.Run("sqlite", func(t *testing.T) { f(t, backend.Config{Kind: "sqlite"}) })
+	forEachSQLServer(t, f)
+}
+
+// forEachSQLServer runs f on a fresh database of PostgreSQL and of MySQL,
+// each skipped with the reason when its server is not reachable.
+func forEachSQLServer(t *testing.T, f func(t *testing.T, b backend.Config)) {
 	t.Run("postgres", func(t *testing.T) {
 		db := fmt.Sprintf("kplex_test_%d", rand.Uint32())
 		requireServer(t, "postgres", PostgresAddr)
