@@ -1,7 +1,6 @@
 package backend
 
 import (
-	"cmp"
 	"context"
 	"fmt"
 	"net"
@@ -21,12 +20,11 @@ import (
 )
 
 // openEtcd connects to the etcd cluster named by c.DSN (comma-separated
-// URLs) and starts the etcd backend.
+// URLs) and starts the etcd backend; c has Open's defaults.
 func openEtcd(ctx context.Context, wg *sync.WaitGroup, c Config) (server.Backend, string, error) {
 	if c.DSN == "" {
 		return nil, "", fmt.Errorf("etcd backend: --datastore-endpoint must list the cluster's URLs, e.g. https://127.0.0.1:2379")
 	}
-	timeout := cmp.Or(c.KeepaliveTimeout, 10*time.Second)
 	cfg := clientv3.Config{
 		Endpoints:   strings.Split(c.DSN, ","),
 		DialTimeout: 5 * time.Second,
@@ -34,7 +32,7 @@ func openEtcd(ctx context.Context, wg *sync.WaitGroup, c Config) (server.Backend
 		// find a member that stopped answering while its host still
 		// acknowledges, which TCP_USER_TIMEOUT does not.
 		DialKeepAliveTime:    c.KeepaliveTime,
-		DialKeepAliveTimeout: timeout,
+		DialKeepAliveTimeout: c.KeepaliveTimeout,
 		Logger:               zap.NewNop(),
 		DialOptions: []grpc.DialOption{
 			// Fixed flow-control windows: no bandwidth-probing pings, which
@@ -43,8 +41,8 @@ func openEtcd(ctx context.Context, wg *sync.WaitGroup, c Config) (server.Backend
 			// A member lost without closing its connections (a host gone,
 			// a partition) held every tenant's calls and watches until TCP
 			// gave up, a quarter of an hour later for a connection with
-			// writes in flight; now for timeout at most.
-			grpc.WithContextDialer(userTimeoutDialer(timeout)),
+			// writes in flight; now for KeepaliveTimeout at most.
+			grpc.WithContextDialer(userTimeoutDialer(c.KeepaliveTimeout)),
 		},
 	}
 	if c.CAFile != "" || c.CertFile != "" {

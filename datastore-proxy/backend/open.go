@@ -4,7 +4,6 @@
 package backend
 
 import (
-	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
@@ -63,6 +62,9 @@ func Open(ctx context.Context, wg *sync.WaitGroup, c Config) (server.Backend, st
 	if c.CompactMinRetain == 0 {
 		c.CompactMinRetain = 1000
 	}
+	if c.KeepaliveTimeout == 0 {
+		c.KeepaliveTimeout = 10 * time.Second
+	}
 	if c.Kind == "" {
 		c.Kind = "sqlite"
 	}
@@ -74,7 +76,7 @@ func Open(ctx context.Context, wg *sync.WaitGroup, c Config) (server.Backend, st
 		return nil, "", err
 	}
 	if c.Kind != "sqlite" {
-		setSQLUserTimeout(cmp.Or(c.KeepaliveTimeout, 10*time.Second))
+		setSQLUserTimeout(c.KeepaliveTimeout)
 	}
 	cfg := &drivers.Config{
 		Endpoint:          endpoint,

@@ -53,7 +53,7 @@ func TestTxnWalks(t *testing.T) {
 		name     string
 		txn      *pb.TxnRequest
 		empty    bool
-		ignoring string // the key of ignoringPut's find, or ""
+		ignoring string // the key of unservedPut's find, or ""
 	}{
 		{"plain", &pb.TxnRequest{Compare: []*pb.Compare{{Key: []byte("/a")}}, Success: []*pb.RequestOp{put("/a", false)}}, false, ""},
 		{"empty compare key", &pb.TxnRequest{Compare: []*pb.Compare{{}}}, true, ""},
@@ -69,11 +69,11 @@ func TestTxnWalks(t *testing.T) {
 				t.Errorf("hasEmptyKey = %v, want %v", got, tc.empty)
 			}
 			var got string
-			if p := ignoringPut(tc.txn); p != nil {
+			if p := unservedPut(tc.txn); p != nil {
 				got = string(p.Key)
 			}
 			if got != tc.ignoring {
-				t.Errorf("ignoringPut found %q, want %q", got, tc.ignoring)
+				t.Errorf("unservedPut found %q, want %q", got, tc.ignoring)
 			}
 		})
 	}

@@ -135,7 +135,7 @@ func txnRefusal(r *etcdserverpb.TxnRequest) error {
 	if hasEmptyKey(r) {
 		return rpctypes.ErrGRPCEmptyKey // as etcd answers
 	}
-	if p := ignoringPut(r); p != nil {
+	if p := unservedPut(r); p != nil {
 		// kine's Txn put stores an empty value, or no lease, for these:
 		// refused as a plain put refuses them, rather than data lost. And
 		// it answers no previous value: refused rather than answered as if
@@ -208,9 +208,10 @@ func hasEmptyKey(r *etcdserverpb.TxnRequest) bool {
 	})
 }
 
-// ignoringPut is a put of r (nested transactions too) that asks to keep
-// the key's value or lease, if there is one.
-func ignoringPut(r *etcdserverpb.TxnRequest) *etcdserverpb.PutRequest {
+// unservedPut is a put of r (nested transactions too) that kine's Txn
+// would not serve as asked, if there is one: it asks to keep the key's
+// value or lease, or for the key's previous value.
+func unservedPut(r *etcdserverpb.TxnRequest) *etcdserverpb.PutRequest {
 	return findPut(r, func(p *etcdserverpb.PutRequest) bool { return p.IgnoreValue || p.IgnoreLease || p.PrevKv })
 }
 
