@@ -99,15 +99,13 @@ func (s *Server) DeleteRange(ctx context.Context, r *etcdserverpb.DeleteRangeReq
 	if end == "" {
 		key = storedKey(key)
 	}
-	rev, deleted, err := st.backend.DeleteRange(ctx, key, end)
+	rev, n, prev, err := st.backend.DeleteRange(ctx, key, end, r.PrevKv)
 	if err != nil {
 		return nil, err
 	}
-	resp := &etcdserverpb.DeleteRangeResponse{Header: &etcdserverpb.ResponseHeader{Revision: rev}, Deleted: int64(len(deleted))}
-	if r.PrevKv {
-		for _, kv := range deleted {
-			resp.PrevKvs = append(resp.PrevKvs, toPB(kv))
-		}
+	resp := &etcdserverpb.DeleteRangeResponse{Header: &etcdserverpb.ResponseHeader{Revision: rev}, Deleted: n}
+	for _, kv := range prev {
+		resp.PrevKvs = append(resp.PrevKvs, toPB(kv))
 	}
 	return resp, nil
 }

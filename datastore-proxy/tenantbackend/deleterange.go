@@ -16,56 +16,75 @@ type RangeDeleter interface {
 }
 
 // DeleteRange deletes the tenant's keys in [key, end) (Space.Range's
-// spelling) and returns the revision and the keys it deleted, as they
-// were (kine's bridge has no range delete).
+// spelling) and returns the revision, how many keys it deleted and, when
+// prevKV, those keys as they were (kine's bridge has no range delete).
 //
 // On etcd it is etcd's DeleteRange: every key at one revision. kine's SQL
 // backends delete a key at a time, each at a revision of its own as kine
 // records every change, so there a reader can see the range half deleted,
 // a failure midway leaves the keys not reached yet, and the revision
-// returned is the last deletion's. A key written meanwhile is deleted as
-// it is then.
-func (b *Backend) DeleteRange(ctx context.Context, key, end string) (int64, []*server.KeyValue, error) {
+// returned is the last deletion's. The keys deleted are those of the
+// range at the revision the delete began at, read a page at a time (as
+// a usage scan reads them), so that a large range is not held in the
+// proxy's memory at once unless its previous values were asked for; a
+// key written meanwhile is deleted as it is then, and one created
+// meanwhile is left.
+func (b *Backend) DeleteRange(ctx context.Context, key, end string, prevKV bool) (int64, int64, []*server.KeyValue, error) {
 	k, e := b.space.Range(key, end)
 	if d, ok := b.inner.(RangeDeleter); ok {
 		rev, prev, err := d.DeleteRange(ctx, k, e)
 		if err != nil {
 			b.deleteFailed(err)
-			return 0, nil, err
+			return 0, 0, nil, err
 		}
 		prev = b.ownAll(prev)
 		for _, kv := range prev {
 			b.countDeleted(kv, rev)
 		}
-		return rev, prev, nil
-	}
-	var rev int64
-	var found []*server.KeyValue
-	var err error
-	if e == "" {
-		var kv *server.KeyValue
-		rev, kv, err = b.inner.Get(ctx, k, 0, false)
-		if kv != nil {
-			found = append(found, kv)
+		if !prevKV {
+			return rev, int64(len(prev)), nil, nil
 		}
-	} else {
-		rev, found, err = b.inner.List(ctx, k, e, 0, 0, false)
+		return rev, int64(len(prev)), prev, nil
 	}
-	if err != nil {
-		return 0, nil, err
-	}
+	var rev, n int64
 	var deleted []*server.KeyValue
-	for _, kv := range found {
-		r, gone, err := b.deleteAsIs(ctx, kv)
-		if err != nil {
-			return 0, nil, err
+	deleteAll := func(kvs []*server.KeyValue) error {
+		for _, kv := range kvs {
+			r, gone, err := b.deleteAsIs(ctx, kv)
+			if err != nil {
+				return err
+			}
+			if gone != nil {
+				rev = max(rev, r)
+				n++
+				if prevKV {
+					deleted = append(deleted, gone)
+				}
+			}
 		}
-		if gone != nil {
-			rev = max(rev, r)
-			deleted = append(deleted, gone)
-		}
+		return nil
 	}
-	return rev, deleted, nil
+	if e == "" {
+		r, kv, err := b.inner.Get(ctx, k, 0, false)
+		if err != nil {
+			return 0, 0, nil, err
+		}
+		rev = r
+		if kv != nil {
+			if err := deleteAll([]*server.KeyValue{kv}); err != nil {
+				return 0, 0, nil, err
+			}
+		}
+		return rev, n, deleted, nil
+	}
+	err := b.pages(ctx, k, e, func(r int64, kvs []*server.KeyValue, _ int, _ bool) error {
+		rev = max(rev, r)
+		return deleteAll(kvs)
+	})
+	if err != nil {
+		return 0, 0, nil, err
+	}
+	return rev, n, deleted, nil
 }
 
 // deleteAsIs deletes the stored kv at its mod revision, and again at the

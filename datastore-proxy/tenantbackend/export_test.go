@@ -13,3 +13,6 @@ func (b *Backend) Scan(ctx context.Context, pace quota.Pace) (keys, bytes, rev i
 
 // ScanPage is how many keys a scan's first page holds.
 const ScanPage = scanPage
+
+// MaxScanPage is the most keys a page of a scan or a range delete holds.
+const MaxScanPage = maxScanPage

@@ -135,7 +135,7 @@ func TestDeletesWhoseAnswersWereLostStartARecount(t *testing.T) {
 			if how == "delete" {
 				_, _, _, err = alpha.Delete(ctx, "/registry/k0", 0)
 			} else {
-				_, _, err = alpha.DeleteRange(ctx, "/registry/k0", "")
+				_, _, _, err = alpha.DeleteRange(ctx, "/registry/k0", "", false)
 			}
 			if !errors.Is(err, context.DeadlineExceeded) {
 				t.Fatalf("%s: %v, want the lost answer", how, err)

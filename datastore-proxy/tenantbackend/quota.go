@@ -43,64 +43,26 @@ func keySize(kv *server.KeyValue) int64 { return int64(len(kv.Key) + len(kv.Valu
 // usage.
 func (b *Backend) countDeleted(kv *server.KeyValue, rev int64) { b.usage.Add(-1, -keySize(kv), rev) }
 
-// A scan reads a tenant's space a page at a time: the whole space in one
-// answer would be as large as the tenant, in the store's memory and the
-// proxy's, every RescanAfter. The first page is scanPage keys; the next
-// ones hold about scanPageBytes at the last page's size a key, between
-// scanPage and maxScanPage keys: on etcd each page also counts the keys
-// left in the range, so few large pages cost it less than many small ones.
-const (
-	scanPage      = 256
-	maxScanPage   = 16384
-	scanPageBytes = 1 << 20
-)
-
-// nextScanPage is the keys of the page after one of n keys and read bytes.
-func nextScanPage(n, read int) int64 {
-	if n == 0 || read == 0 {
-		return scanPage
-	}
-	return int64(min(max(scanPageBytes/max(read/n, 1), scanPage), maxScanPage))
-}
-
 // scan counts the tenant's keys and bytes in the shared store, a page at a
-// time, every page at the revision of the first (quota.Scan). A page
-// starts at the last key of the one before, read again and skipped,
-// rather than at the key just after it, key+"\x00": kine's MySQL driver
-// reads a start key's trailing "\x00" as "#".
+// time, every page at the revision of the first (quota.Scan), and paces
+// itself between pages.
 func (b *Backend) scan(ctx context.Context, pace quota.Pace) (keys, bytes, rev int64, err error) {
 	from, end := b.space.Range("", "")
-	last := ""
-	page := int64(scanPage)
-	for {
-		r, kvs, err := b.inner.List(ctx, from, end, page, rev, false)
-		if err != nil {
-			return 0, 0, 0, fmt.Errorf("count tenant %s usage: %w", b.space.Tenant(), err)
-		}
-		if rev == 0 {
-			rev = r
-		}
-		n := len(kvs)
-		full := int64(n) == page
-		if last != "" && len(kvs) > 0 && kvs[0].Key == last {
-			kvs = kvs[1:]
-		}
-		var read int
+	err = b.pages(ctx, from, end, func(r int64, kvs []*server.KeyValue, read int, more bool) error {
+		rev = r
 		for _, kv := range kvs {
-			read += len(kv.Key) + len(kv.Value)
 			if own := b.own(kv); own != nil {
 				keys++
 				bytes += keySize(own)
 			}
 		}
-		if !full || len(kvs) == 0 {
-			return keys, bytes, rev, nil
+		if !more {
+			return nil
 		}
-		last = kvs[len(kvs)-1].Key
-		from = last
-		page = nextScanPage(n, read)
-		if err := pace(ctx, rev, read); err != nil {
-			return 0, 0, 0, fmt.Errorf("count tenant %s usage: %w", b.space.Tenant(), err)
-		}
+		return pace(ctx, r, read)
+	})
+	if err != nil {
+		return 0, 0, 0, fmt.Errorf("count tenant %s usage: %w", b.space.Tenant(), err)
 	}
+	return keys, bytes, rev, nil
 }
