@@ -9,6 +9,8 @@
 //   - the CPU time and the read and write system calls per operation of
 //     the clients, the proxy and the store server, each in its own
 //     process;
+//   - on etcd, the writes each of etcd's WAL syncs carried in the put and
+//     watch cells (walsyncs.go);
 //   - fairness: one tenant's get and put p99 alone vs while another tenant
 //     floods the proxy with writes, and the same without the proxy.
 //   - the fair share's price: a flooding tenant's puts a second beside a

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -21,6 +22,9 @@ type stat struct {
 	// perOp is what each of meters' processes used per operation.
 	perOp   [3]usage
 	metered [3]bool
+	// perSync is the writes per WAL sync of etcd's in a writing cell
+	// (walsyncs.go); 0: not counted.
+	perSync float64
 	// err is why the cell failed (nil: it did not); a failed cell has no
 	// figures, and the tables show it as failed.
 	err error
@@ -141,6 +145,9 @@ type rowRun struct {
 	run      int64
 	meters   [3]int                      // the processes the cells count (meters)
 	around   func(cell string, f func()) // runs each cell (cellprofile.go)
+	// syncs reads the store's WAL sync count (walsyncs.go); nil: not
+	// counted.
+	syncs func(context.Context) (float64, error)
 }
 
 // newRowRun makes the row's connections first (TLS handshakes are not
@@ -168,11 +175,32 @@ func (m *rowRun) key(w, i int) string {
 
 // cell measures the cell of that name (cells): the operation ops times
 // over conc workers.
-func (m *rowRun) cell(ctx context.Context, name string, conc, ops int) stat {
+func (m *rowRun) cell(ctx context.Context, name string, conc, ops int) (st stat) {
 	meters = m.meters
 	per := ops / conc
 	client := func(w int) *clientv3.Client { return m.clients[w%len(m.clients)] }
-	var st stat
+	var syncs0 float64
+	counted := m.syncs != nil && (name == "put" || name == "watch")
+	if counted {
+		var err error
+		if syncs0, err = m.syncs(ctx); err != nil {
+			fmt.Fprintf(os.Stderr, "%s cell: WAL syncs not counted: %v\n", name, err)
+			counted = false
+		}
+	}
+	defer func() {
+		if !counted || st.err != nil {
+			return
+		}
+		syncs1, err := m.syncs(ctx)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "%s cell: WAL syncs not counted: %v\n", name, err)
+			return
+		}
+		if syncs1 > syncs0 {
+			st.perSync = float64(conc*per) / (syncs1 - syncs0)
+		}
+	}()
 	m.around(name, func() {
 		switch name {
 		case "put":

@@ -48,6 +48,15 @@ func medianStat(all []stat) stat {
 		p99:       time.Duration(median(ss, func(s stat) float64 { return float64(s.p99) })),
 		metered:   ss[0].metered,
 	}
+	var synced []stat
+	for _, s := range ss {
+		if s.perSync > 0 {
+			synced = append(synced, s)
+		}
+	}
+	if len(synced) > 0 {
+		out.perSync = median(synced, func(s stat) float64 { return s.perSync })
+	}
 	for i := range out.perOp {
 		out.perOp[i] = usage{
 			cpu:      time.Duration(median(ss, func(s stat) float64 { return float64(s.perOp[i].cpu) })),
@@ -186,12 +195,16 @@ func throughput(ctx context.Context, e *env, conc, ops, rounds int) error {
 		}
 		rows = append(rows, benchRow{fmt.Sprintf("%s, %d %s", e.directName, n, clients), n, true}, benchRow{hop, n, false})
 	}
+	syncs, err := e.syncCounter()
+	if err != nil {
+		return err
+	}
 	results := make([][]result, len(rows))
 	var failures []string
 	profiles := e.cellProfiles()
 	for round := range rounds {
 		for p := 0; p < len(rows); p += 2 {
-			res, err := measurePair(ctx, e, rows[p:p+2], profiles, round%2, conc, ops)
+			res, err := measurePair(ctx, e, rows[p:p+2], profiles, syncs, round%2, conc, ops)
 			if err != nil {
 				return err
 			}
@@ -203,7 +216,7 @@ func throughput(ctx context.Context, e *env, conc, ops, rounds int) error {
 			}
 		}
 	}
-	var table, cpuRows, sysRows []string
+	var table, cpuRows, sysRows, syncRows []string
 	var proxiedNames []string
 	var proxied, direct []result
 	for i, r := range rows {
@@ -211,6 +224,9 @@ func throughput(ctx context.Context, e *env, conc, ops, rounds int) error {
 		table = append(table, fmt.Sprintf("| %s | %s |", r.name, m))
 		cpuRows = append(cpuRows, fmt.Sprintf("| %s | %s |", r.name, m.usageRow(false)))
 		sysRows = append(sysRows, fmt.Sprintf("| %s | %s |", r.name, m.usageRow(true)))
+		if m.put.perSync > 0 || m.watch.perSync > 0 {
+			syncRows = append(syncRows, fmt.Sprintf("| %s | %s | %s |", r.name, perSyncCell(m.put), perSyncCell(m.watch)))
+		}
 		if r.direct {
 			direct = append(direct, m)
 		} else {
@@ -237,6 +253,9 @@ func throughput(ctx context.Context, e *env, conc, ops, rounds int) error {
 	const by = "by process: clients / proxy / store server (total). The store server is etcd, or kine in its direct row; SQLite runs inside the proxy, and PostgreSQL's server is not measured."
 	fmt.Printf("\nCPU per operation, µs, %s\n\n| target | put | get | %s | watch event |\n|---|---|---|---|---|\n%s\n", by, listName, strings.Join(cpuRows, "\n"))
 	fmt.Printf("\nRead and write system calls per operation, %s\n\n| target | put | get | %s | watch event |\n|---|---|---|---|---|\n%s\n", by, listName, strings.Join(sysRows, "\n"))
+	if len(syncRows) > 0 {
+		fmt.Printf("\netcd's writes per WAL sync (walsyncs.go): how many writes each of its disk syncs carried, and the syncs a second\n\n| target | put | watch event |\n|---|---|---|\n%s\n", strings.Join(syncRows, "\n"))
+	}
 	if rss := peakRSS(e.proxy.pid()); rss > 0 {
 		fmt.Printf("\nThe %s's peak resident memory over these rows: %.0f MiB.\n", e.hopName, rss)
 	}
@@ -251,7 +270,7 @@ func throughput(ctx context.Context, e *env, conc, ops, rounds int) error {
 // cell by cell, rows[first] first in each cell. A client that cannot
 // connect fails its row's cells; a client that cannot be made ends the
 // run.
-func measurePair(ctx context.Context, e *env, rows []benchRow, profiles *cellProfiler, first, conc, ops int) ([2]result, error) {
+func measurePair(ctx context.Context, e *env, rows []benchRow, profiles *cellProfiler, syncs func(context.Context) (float64, error), first, conc, ops int) ([2]result, error) {
 	var res [2]result
 	var runs [2]*rowRun
 	for k, r := range rows {
@@ -265,6 +284,7 @@ func measurePair(ctx context.Context, e *env, rows []benchRow, profiles *cellPro
 			res[k] = failedResult(err)
 			continue
 		}
+		run.syncs = syncs
 		runs[k] = run
 	}
 	for _, cell := range cells {
@@ -286,4 +306,13 @@ func (r result) failures(where string) []string {
 		}
 	}
 	return out
+}
+
+// perSyncCell is a writing cell's writes per WAL sync and the syncs a
+// second they imply at its rate.
+func perSyncCell(s stat) string {
+	if s.err != nil || s.perSync == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.2f (%.0f/s)", s.perSync, s.opsPerSec/s.perSync)
 }
