@@ -23,12 +23,14 @@ type RangeDeleter interface {
 // backends delete a key at a time, each at a revision of its own as kine
 // records every change, so there a reader can see the range half deleted,
 // a failure midway leaves the keys not reached yet, and the revision
-// returned is the last deletion's. The keys deleted are those of the
-// range at the revision the delete began at, read a page at a time (as
-// a usage scan reads them), so that a large range is not held in the
-// proxy's memory at once unless its previous values were asked for; a
-// key written meanwhile is deleted as it is then, and one created
-// meanwhile is left.
+// returned is the last deletion's. The keys deleted are those the range
+// held at the revision the delete began at, read a page at a time (as a
+// usage scan reads them), so that a large range is not held in the
+// proxy's memory at once unless its previous values were asked for. Each
+// is deleted as it is when its turn comes (one deleted and created again
+// meanwhile too); a key first created after that revision is left. A
+// failure midway, a page's read as much as a key's delete, leaves the
+// keys not reached yet and returns the error.
 func (b *Backend) DeleteRange(ctx context.Context, key, end string, prevKV bool) (int64, int64, []*server.KeyValue, error) {
 	k, e := b.space.Range(key, end)
 	if d, ok := b.inner.(RangeDeleter); ok {

@@ -31,9 +31,10 @@ func nextScanPage(n, read int) int64 {
 // at the revision of the first, and hands each page's keys to f with that
 // revision, the bytes of keys and values the page read, and whether
 // another page follows; an error of f's ends the read with it. A page
-// starts at the last key of the one before, read again and skipped, rather
-// than at the key just after it, key+"\x00": kine's MySQL driver reads a
-// start key's trailing "\x00" as "#".
+// starts at the last key of the one before, read again and skipped. (It
+// was written when kine's MySQL and PostgreSQL drivers read a start key's
+// trailing "\x00" as "#"; the proxy now turns that rewrite off,
+// backend/keys.go, so the key just after it, key+"\x00", would do too.)
 func (b *Backend) pages(ctx context.Context, from, end string, f func(rev int64, kvs []*server.KeyValue, read int, more bool) error) error {
 	var rev int64
 	last := ""
