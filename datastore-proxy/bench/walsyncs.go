@@ -12,11 +12,12 @@ import (
 
 // Why the benchmark counts etcd's WAL syncs: a single etcd member syncs
 // its log to disk one batch at a time, and every write that arrived while
-// a sync was under way goes into the next one. With the disk's sync time
-// fixed, etcd's write rate is the writes each sync carries, and that is
-// set by how soon each client's next write arrives after its last one
-// returned: a hop that adds latency to each write's trip leaves fewer
-// writes waiting for each sync. The tables show the writes per sync of
+// a sync was under way goes into the next one, so its write rate is the
+// writes each sync carries times its syncs a second. How many a sync
+// carries is set by how soon each client's next write arrives after its
+// last one returned: a hop that adds latency to each write's trip leaves
+// fewer writes waiting for each sync, and as each sync has a cost of its
+// own, etcd spends more a write. The tables show the writes per sync of
 // the put and watch cells beside their rates (-backends etcd; not with
 // -etcd-separate-http, whose metrics are on a URL of their own). The
 // count is of every sync in the cell's time (the proxy writes nothing
