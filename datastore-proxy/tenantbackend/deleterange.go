@@ -43,10 +43,11 @@ func (b *Backend) DeleteRange(ctx context.Context, key, end string, prevKV bool)
 		for _, kv := range prev {
 			b.countDeleted(kv, rev)
 		}
+		n := int64(len(prev))
 		if !prevKV {
-			return rev, int64(len(prev)), nil, nil
+			prev = nil
 		}
-		return rev, int64(len(prev)), prev, nil
+		return rev, n, prev, nil
 	}
 	var rev, n int64
 	var deleted []*server.KeyValue
