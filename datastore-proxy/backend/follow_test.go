@@ -22,7 +22,7 @@ func TestAWatchFollowsTheLiveFeedWhateverElseIsWritten(t *testing.T) {
 	live := make(chan server.EventBatch, 100) // kine's broadcaster's buffer
 	caughtUp := make(chan int64, 1)
 	result := make(chan server.EventBatch, 1)
-	go follow(ctx, cancel, live, caughtUp, result, "/t/a", "/t/b", tenantbackend.WatchHooks{})
+	go follow(ctx, cancel, live, caughtUp, result, "/t/a", "/t/b", 0, tenantbackend.WatchHooks{})
 
 	ev := func(key string, rev int64) *server.Event {
 		return &server.Event{KV: &server.KeyValue{Key: key, ModRevision: rev}}

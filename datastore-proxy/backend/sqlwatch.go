@@ -31,6 +31,8 @@ import (
 type sqlBackend struct {
 	server.Backend
 	log logstructured.Log
+	// dialect reads a watch's catch-up (catchup.go).
+	dialect server.Dialect
 	// db and idsAfter read the log's ids (gaps.go).
 	db       *sql.DB
 	idsAfter string
@@ -57,7 +59,7 @@ func newSQLBackend(b server.Backend, kind string) (*sqlBackend, *generic.Generic
 	if err != nil {
 		return nil, nil, err
 	}
-	sb := &sqlBackend{Backend: b, log: log, db: g.DB, idsAfter: idsAfterQuery(kind)}
+	sb := &sqlBackend{Backend: b, log: log, dialect: g, db: g.DB, idsAfter: idsAfterQuery(kind)}
 	if kind == "postgres" || kind == "mysql" {
 		sb.maxLease = math.MaxInt32 // kine's lease INTEGER column
 		sb.outOfOrder = true
@@ -164,12 +166,12 @@ func (b *sqlBackend) WatchRange(ctx context.Context, key, end string, revision i
 	errc := make(chan error, 1)
 	wr := server.WatchResult{Eventc: result, Errorc: errc}
 	caughtUp := make(chan int64, 1)
-	go follow(ctx, cancel, live, caughtUp, result, key, end, h)
-
 	// The catch-up includes the start revision itself.
 	if revision > 1 {
 		revision--
 	}
+	go follow(ctx, cancel, live, caughtUp, result, key, end, revision, h)
+
 	var batch server.EventBatch
 	var err error
 	if revision == 0 {
@@ -177,6 +179,12 @@ func (b *sqlBackend) WatchRange(ctx context.Context, key, end string, revision i
 		batch.CurrentRev = wr.CurrentRevision
 	} else {
 		batch, err = b.catchUp(ctx, key, end, revision)
+		if errors.Is(err, server.ErrFutureRev) {
+			// etcd's watch from a revision it has not reached waits for
+			// it: nothing to read yet, the log's revision to start from,
+			// and follow drops the events before the start.
+			batch, err = server.EventBatch{CurrentRev: batch.CurrentRev}, nil
+		}
 		wr.CurrentRevision = batch.CurrentRev
 	}
 	if err != nil {
@@ -202,10 +210,11 @@ func (b *sqlBackend) WatchRange(ctx context.Context, key, end string, revision i
 // follow reads a watch's live feed from its subscription until the
 // broadcaster closes it, and passes its batches of [key, end) on to
 // result once the catch-up is there: caughtUp gets the catch-up's
-// revision right after its batch is in result (live batches at or below
-// it are dropped: liveBatch). Batches with none of the watch's events are
-// merged into the last one queued.
-func follow(ctx context.Context, cancel context.CancelFunc, live <-chan server.EventBatch, caughtUp <-chan int64, result chan<- server.EventBatch, key, end string, h tenantbackend.WatchHooks) {
+// revision right after its batch is in result (live events at or below
+// it, or at or below after, where the watch's start is further on, are
+// dropped: liveBatch). Batches with none of the watch's events are merged
+// into the last one queued.
+func follow(ctx context.Context, cancel context.CancelFunc, live <-chan server.EventBatch, caughtUp <-chan int64, result chan<- server.EventBatch, key, end string, after int64, h tenantbackend.WatchHooks) {
 	defer cancel()
 	defer close(result)
 	var queue []server.EventBatch
@@ -241,7 +250,7 @@ func follow(ctx context.Context, cancel context.CancelFunc, live <-chan server.E
 			if rev < 0 {
 				add(inRange(batch, key, end)) // not made the tenant's yet: some may go
 			} else {
-				add(tenantbackend.OwnBatch(liveBatch(batch, rev, key, end), h.Own))
+				add(tenantbackend.OwnBatch(liveBatch(batch, rev, after, key, end), h.Own))
 			}
 		case rev = <-start:
 			if ctx.Err() != nil {
@@ -253,7 +262,7 @@ func follow(ctx context.Context, cancel context.CancelFunc, live <-chan server.E
 			held := queue
 			queue = nil
 			for _, batch := range held {
-				add(tenantbackend.OwnBatch(liveBatch(batch, rev, key, end), h.Own))
+				add(tenantbackend.OwnBatch(liveBatch(batch, rev, after, key, end), h.Own))
 			}
 		case out <- head:
 			queue[0] = server.EventBatch{}
@@ -270,37 +279,16 @@ func follow(ctx context.Context, cancel context.CancelFunc, live <-chan server.E
 	}
 }
 
-// catchUp reads the rows of [key, end) after revision up to the first gap
-// in the log's ids above where the poller has been (gaps.go); the batch's
-// revision is the end of the contiguous ids.
-func (b *sqlBackend) catchUp(ctx context.Context, key, end string, revision int64) (server.EventBatch, error) {
-	// Read before the ids: settled then, so visible to the reads below.
-	settled := b.polled.Load()
-	upTo, err := contiguousEnd(ctx, b.db, b.idsAfter, max(revision, settled))
-	if err != nil {
-		return server.EventBatch{}, err
-	}
-	batch, err := b.log.After(ctx, key, end, revision, 0)
-	if err != nil || batch.CurrentRev <= upTo {
-		return batch, err
-	}
-	kept := batch.Events[:0]
-	for _, ev := range batch.Events {
-		if ev.KV.ModRevision <= upTo {
-			kept = append(kept, ev)
-		}
-	}
-	return server.EventBatch{CurrentRev: upTo, Events: kept}, nil
-}
-
 // liveBatch is what a watch caught up to revision rev takes of a live
-// batch: its events after rev in [key, end), at rev at least. The poller
+// batch: its events after rev and after in [key, end), at rev at least
+// (after is the revision before the watch's start, which is past rev when
+// the watch started from one the log had not reached). The poller
 // can be behind the catch-up (which reads past gaps it has passed, and up
 // to the log's end); a batch of its below rev, passed on at its own
 // revision, told the watch's progress answers a revision before the one
 // the catch-up had sent.
-func liveBatch(batch server.EventBatch, rev int64, key, end string) server.EventBatch {
-	out := inRange(batch.After(rev), key, end)
+func liveBatch(batch server.EventBatch, rev, after int64, key, end string) server.EventBatch {
+	out := inRange(batch.After(max(rev, after)), key, end)
 	out.CurrentRev = max(out.CurrentRev, rev)
 	return out
 }

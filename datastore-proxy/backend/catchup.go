@@ -1,0 +1,67 @@
+package backend
+
+import (
+	"context"
+
+	"github.com/k3s-io/kine/pkg/logstructured/sqllog"
+	"github.com/k3s-io/kine/pkg/server"
+)
+
+// catchUp reads the rows of [key, end) after revision up to the first gap
+// in the log's ids above where the poller has been (gaps.go); the batch's
+// revision is the end of the contiguous ids. A revision the log has not
+// reached is server.ErrFutureRev, with the log's revision in the batch.
+func (b *sqlBackend) catchUp(ctx context.Context, key, end string, revision int64) (server.EventBatch, error) {
+	// Read before the ids: settled then, so visible to the reads below.
+	settled := b.polled.Load()
+	upTo, err := contiguousEnd(ctx, b.db, b.idsAfter, max(revision, settled))
+	if err != nil {
+		return server.EventBatch{}, err
+	}
+	batch, err := b.after(ctx, key, end, revision)
+	if err != nil || batch.CurrentRev <= upTo {
+		return batch, err
+	}
+	kept := batch.Events[:0]
+	for _, ev := range batch.Events {
+		if ev.KV.ModRevision <= upTo {
+			kept = append(kept, ev)
+		}
+	}
+	return server.EventBatch{CurrentRev: upTo, Events: kept}, nil
+}
+
+// after is kine's SQLLog.After (the rows of [key, end) after revision,
+// with their previous values) with etcd's bound for a watch's start. A
+// watch from revision r reads after r-1, and etcd lets it start at the
+// compact revision itself: compaction keeps that revision of each key (of
+// a key deleted there, nothing, in etcd as in kine) and removes those
+// below. kine refuses a read after any revision below the compact one, so
+// a watch from exactly the compact revision was told it was compacted,
+// and its client, told to start there, was refused again. So the read
+// is refused only after a revision more than one below it.
+func (b *sqlBackend) after(ctx context.Context, key, end string, revision int64) (server.EventBatch, error) {
+	rows, err := b.dialect.After(ctx, key, end, revision, 0)
+	if err != nil {
+		return server.EventBatch{}, err
+	}
+	batch, compact, err := sqllog.RowsToEvents(rows, true, true)
+	switch {
+	case err != nil:
+		return batch, err
+	case batch.CurrentRev == 0: // no revision row: as kine answers
+		return batch, server.ErrGRPCUnhealthy
+	case revision+1 < compact:
+		return batch, server.ErrCompacted
+	case revision > batch.CurrentRev:
+		return batch, server.ErrFutureRev
+	}
+	// A previous value below the compact revision may be gone: none, as
+	// kube-apiserver expects (and kine does).
+	for _, ev := range batch.Events {
+		if ev.PrevKV != nil && ev.PrevKV.ModRevision < compact {
+			ev.PrevKV = nil
+		}
+	}
+	return batch, nil
+}

@@ -1,0 +1,147 @@
+package server_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"kplex.dev/datastore-proxy/backend"
+	"kplex.dev/datastore-proxy/internal/app"
+	"kplex.dev/datastore-proxy/internal/proxytest"
+)
+
+// etcd lets a watch start at a revision it has not reached yet: the watch
+// waits, and sends nothing below its start. The SQL backends refused it:
+// kine's catch-up refuses a read after a revision it has not reached.
+func TestAWatchFromAFutureRevisionWaitsForIt(t *testing.T) {
+	proxytest.ForEachBackend(t, func(t *testing.T, b backend.Config) {
+		px := proxytest.Start(t, b)
+		c := px.Client(t, "alpha")
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		put := func(k, v string) int64 {
+			t.Helper()
+			r, err := c.Put(ctx, k, v)
+			if err != nil {
+				t.Fatalf("put %s: %v", k, err)
+			}
+			return r.Header.Revision
+		}
+		start := put("w/b", "1") + 3
+		w := c.Watch(ctx, "w/", clientv3.WithPrefix(), clientv3.WithRev(start), clientv3.WithCreatedNotify())
+		if r := next(t, w); !r.Created || r.Err() != nil || len(r.Events) > 0 {
+			t.Fatalf("a watch from the future revision %d: %+v, err %v, want it created and waiting", start, r, r.Err())
+		}
+		var want []string
+		for i := 0; ; i++ {
+			k := fmt.Sprintf("w/f%d", i)
+			rev := put(k, "1")
+			if rev >= start {
+				want = append(want, fmt.Sprintf("%s=1@%d", k, rev))
+			}
+			if rev > start {
+				break
+			}
+		}
+		if got := events(t, w, len(want)); fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Fatalf("a watch from the future revision %d: %v, want %v", start, got, want)
+		}
+	})
+}
+
+// etcd lets a watch start at exactly the compact revision: compaction
+// keeps the revision it compacts at and removes those below. The SQL
+// backends refused it: kine's catch-up reads after the revision before the
+// start, which is below the compact revision.
+func TestAWatchFromTheCompactRevisionStarts(t *testing.T) {
+	proxytest.ForEachBackend(t, func(t *testing.T, b backend.Config) {
+		const interval, retain = 200 * time.Millisecond, 3
+		px := proxytest.StartWith(t, b, func(o *app.Options) {
+			o.Backend.CompactInterval, o.Backend.CompactMinRetain = interval, retain
+		})
+		c := px.Client(t, "alpha")
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		revs := map[int64]string{}
+		var last int64
+		for i := range 8 {
+			k := fmt.Sprintf("w/k%d", i)
+			r, err := c.Put(ctx, k, "1")
+			if err != nil {
+				t.Fatalf("put %s: %v", k, err)
+			}
+			last = r.Header.Revision
+			revs[last] = k
+		}
+		// The store's compact revision, once it has stopped moving: the
+		// first event is the first revision it kept.
+		compacted := func() int64 {
+			wctx, wcancel := context.WithCancel(ctx)
+			defer wcancel()
+			r := next(t, c.Watch(wctx, "w/", clientv3.WithPrefix(), clientv3.WithRev(1)))
+			if !r.Canceled || r.CompactRevision == 0 {
+				return 0
+			}
+			return r.CompactRevision
+		}
+		var compact int64
+		for seen, deadline := 0, time.Now().Add(20*time.Second); seen < 3; time.Sleep(interval) {
+			if time.Now().After(deadline) {
+				t.Fatalf("the store's compact revision did not settle in 20 s: %d (the puts at %d..%d)", compact, last-7, last)
+			}
+			if n := compacted(); n > 0 && n == compact {
+				seen++
+			} else {
+				compact, seen = n, 0
+			}
+		}
+		if compact <= last-7 || compact > last {
+			t.Fatalf("the store compacted at %d, not within the puts at %d..%d", compact, last-7, last)
+		}
+		var want []string
+		for rev := compact; rev <= last; rev++ {
+			if k, ok := revs[rev]; ok {
+				want = append(want, fmt.Sprintf("%s=1@%d", k, rev))
+			}
+		}
+		w := c.Watch(ctx, "w/", clientv3.WithPrefix(), clientv3.WithRev(compact), clientv3.WithPrevKV())
+		if got := events(t, w, len(want)); fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Fatalf("a watch from the compact revision %d: %v, want %v", compact, got, want)
+		}
+	})
+}
+
+// next is the watch's next answer, within 10 s.
+func next(t *testing.T, w clientv3.WatchChan) clientv3.WatchResponse {
+	t.Helper()
+	select {
+	case r, ok := <-w:
+		if !ok {
+			t.Fatal("the watch ended without an answer")
+		}
+		return r
+	case <-time.After(10 * time.Second):
+		t.Fatal("no answer from the watch in 10 s")
+	}
+	return clientv3.WatchResponse{}
+}
+
+// events reads n events from w as key=value@revision, failing on an error
+// or an end first.
+func events(t *testing.T, w clientv3.WatchChan, n int) []string {
+	t.Helper()
+	var out []string
+	for len(out) < n {
+		r := next(t, w)
+		if err := r.Err(); err != nil {
+			t.Fatalf("after %v: %v (compact revision %d)", out, err, r.CompactRevision)
+		}
+		for _, ev := range r.Events {
+			out = append(out, fmt.Sprintf("%s=%s@%d", ev.Kv.Key, ev.Kv.Value, ev.Kv.ModRevision))
+		}
+	}
+	return out
+}
