@@ -13,8 +13,11 @@ import (
 // reached is server.ErrFutureRev, with the log's revision in the batch.
 func (b *sqlBackend) catchUp(ctx context.Context, key, end string, revision int64) (server.EventBatch, error) {
 	// Read before the ids: settled then, so visible to the reads below.
+	// From the compact revision at least, as far as it is known: a watch
+	// may start there (after), and an id at or below it may be missing
+	// for compaction's sake (a key deleted at it), not a live gap.
 	settled := b.polled.Load()
-	upTo, err := contiguousEnd(ctx, b.db, b.idsAfter, max(revision, settled))
+	upTo, err := contiguousEnd(ctx, b.db, b.idsAfter, max(revision, settled, b.compacted.Load()))
 	if err != nil {
 		return server.EventBatch{}, err
 	}
@@ -34,18 +37,20 @@ func (b *sqlBackend) catchUp(ctx context.Context, key, end string, revision int6
 // after is kine's SQLLog.After (the rows of [key, end) after revision,
 // with their previous values) with etcd's bound for a watch's start. A
 // watch from revision r reads after r-1, and etcd lets it start at the
-// compact revision itself: compaction keeps that revision of each key (of
-// a key deleted there, nothing, in etcd as in kine) and removes those
-// below. kine refuses a read after any revision below the compact one, so
-// a watch from exactly the compact revision was told it was compacted,
-// and its client, told to start there, was refused again. So the read
-// is refused only after a revision more than one below it.
+// compact revision itself: compaction keeps each key's latest revision at
+// or below it (of a key deleted at it, nothing, in etcd as in kine) and
+// removes the revisions those replaced. kine refuses a read after any
+// revision below the compact one, so a watch from exactly the compact
+// revision was told it was compacted, and its client, told to start
+// there, was refused again. So the read is refused only after a revision
+// more than one below it. The compact revision read is kept (compacted).
 func (b *sqlBackend) after(ctx context.Context, key, end string, revision int64) (server.EventBatch, error) {
 	rows, err := b.dialect.After(ctx, key, end, revision, 0)
 	if err != nil {
 		return server.EventBatch{}, err
 	}
 	batch, compact, err := sqllog.RowsToEvents(rows, true, true)
+	b.sawCompacted(compact)
 	switch {
 	case err != nil:
 		return batch, err
@@ -57,11 +62,22 @@ func (b *sqlBackend) after(ctx context.Context, key, end string, revision int64)
 		return batch, server.ErrFutureRev
 	}
 	// A previous value below the compact revision may be gone: none, as
-	// kube-apiserver expects (and kine does).
+	// kine's After answers.
 	for _, ev := range batch.Events {
 		if ev.PrevKV != nil && ev.PrevKV.ModRevision < compact {
 			ev.PrevKV = nil
 		}
 	}
 	return batch, nil
+}
+
+// sawCompacted records a compact revision read from the log: compaction
+// only moves it on.
+func (b *sqlBackend) sawCompacted(rev int64) {
+	for {
+		old := b.compacted.Load()
+		if rev <= old || b.compacted.CompareAndSwap(old, rev) {
+			return
+		}
+	}
 }

@@ -43,8 +43,9 @@ const idsPage = 1000
 
 // contiguousEnd returns the highest id e >= after such that every id in
 // (after, e] is a row of the log. Ids at or below the compact revision can
-// be missing because compaction deleted them; callers check the start
-// revision against the compact revision (kine's After does).
+// be missing because compaction deleted them; callers start at the compact
+// revision at least, as far as they know it (catchUp), and check the
+// start revision against it (after).
 func contiguousEnd(ctx context.Context, db *sql.DB, query string, after int64) (int64, error) {
 	end := after
 	for {

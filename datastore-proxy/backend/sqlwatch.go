@@ -31,8 +31,10 @@ import (
 type sqlBackend struct {
 	server.Backend
 	log logstructured.Log
-	// dialect reads a watch's catch-up (catchup.go).
-	dialect server.Dialect
+	// dialect reads a watch's catch-up (catchup.go); compacted is the
+	// highest compact revision it has read (it lags the log's).
+	dialect   server.Dialect
+	compacted atomic.Int64
 	// db and idsAfter read the log's ids (gaps.go).
 	db       *sql.DB
 	idsAfter string
@@ -192,6 +194,7 @@ func (b *sqlBackend) WatchRange(ctx context.Context, key, end string, revision i
 		case errors.Is(err, context.Canceled):
 		case errors.Is(err, server.ErrCompacted):
 			wr.CompactRevision, _ = b.log.CompactRevision(ctx)
+			b.sawCompacted(wr.CompactRevision)
 		default:
 			errc <- err
 		}
@@ -281,8 +284,9 @@ func follow(ctx context.Context, cancel context.CancelFunc, live <-chan server.E
 
 // liveBatch is what a watch caught up to revision rev takes of a live
 // batch: its events after rev and after in [key, end), at rev at least
-// (after is the revision before the watch's start, which is past rev when
-// the watch started from one the log had not reached). The poller
+// (after is the revision the watch's catch-up reads after, the one before
+// its start, which is past rev when the watch started from one the log
+// had not reached). The poller
 // can be behind the catch-up (which reads past gaps it has passed, and up
 // to the log's end); a batch of its below rev, passed on at its own
 // revision, told the watch's progress answers a revision before the one

@@ -229,7 +229,14 @@ func (s *Stream) deliver(w *watch, batch server.EventBatch) bool {
 		w.sent = max(w.sent, rev)
 		w.quiet = false
 	}
-	w.synced = max(w.synced, rev)
+	// A watch from a revision the store had not reached is synced to
+	// nothing until the store is one short of its start: etcd sends no
+	// progress below a watch's start (its progressIfSync), and a client
+	// that resumed from one (at its revision + 1) would get the changes it
+	// asked to skip.
+	if rev >= w.start-1 {
+		w.synced = max(w.synced, rev)
+	}
 	s.top = max(s.top, rev)
 	return true
 }

@@ -14,8 +14,10 @@ import (
 )
 
 // etcd lets a watch start at a revision it has not reached yet: the watch
-// waits, and sends nothing below its start. The SQL backends refused it:
-// kine's catch-up refuses a read after a revision it has not reached.
+// waits, and sends nothing below its start, not even a progress answer
+// (a client resumes from a progress answer's revision + 1, and would get
+// the changes it asked to skip). The SQL backends refused it: kine's
+// catch-up refuses a read after a revision it has not reached.
 func TestAWatchFromAFutureRevisionWaitsForIt(t *testing.T) {
 	proxytest.ForEachBackend(t, func(t *testing.T, b backend.Config) {
 		px := proxytest.Start(t, b)
@@ -34,6 +36,18 @@ func TestAWatchFromAFutureRevisionWaitsForIt(t *testing.T) {
 		w := c.Watch(ctx, "w/", clientv3.WithPrefix(), clientv3.WithRev(start), clientv3.WithCreatedNotify())
 		if r := next(t, w); !r.Created || r.Err() != nil || len(r.Events) > 0 {
 			t.Fatalf("a watch from the future revision %d: %+v, err %v, want it created and waiting", start, r, r.Err())
+		}
+		// Asked for progress while it waits, the stream answers nothing
+		// below the watch's start.
+		if err := c.RequestProgress(ctx); err != nil {
+			t.Fatalf("request progress: %v", err)
+		}
+		select {
+		case r := <-w:
+			if r.Header.Revision < start-1 || len(r.Events) > 0 {
+				t.Fatalf("a watch from the future revision %d, asked for progress: %d events at revision %d", start, len(r.Events), r.Header.Revision)
+			}
+		case <-time.After(time.Second):
 		}
 		var want []string
 		for i := 0; ; i++ {
