@@ -283,14 +283,13 @@ func follow(ctx context.Context, cancel context.CancelFunc, live <-chan server.E
 }
 
 // liveBatch is what a watch caught up to revision rev takes of a live
-// batch: its events after rev and after in [key, end), at rev at least
+// batch: its events after rev and after in [key, end), at rev at least.
 // (after is the revision the watch's catch-up reads after, the one before
-// its start, which is past rev when the watch started from one the log
-// had not reached). The poller
-// can be behind the catch-up (which reads past gaps it has passed, and up
-// to the log's end); a batch of its below rev, passed on at its own
-// revision, told the watch's progress answers a revision before the one
-// the catch-up had sent.
+// its start; it is past rev when the watch started from a revision the
+// log had not reached.) The poller can be behind the catch-up (which
+// reads past gaps it has passed, and up to the log's end); a batch of its
+// below rev, passed on at its own revision, told the watch's progress
+// answers a revision before the one the catch-up had sent.
 func liveBatch(batch server.EventBatch, rev, after int64, key, end string) server.EventBatch {
 	out := inRange(batch.After(max(rev, after)), key, end)
 	out.CurrentRev = max(out.CurrentRev, rev)
