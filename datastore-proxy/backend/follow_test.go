@@ -79,3 +79,45 @@ func TestAWatchFollowsTheLiveFeedWhateverElseIsWritten(t *testing.T) {
 		}
 	}
 }
+
+// A watch from a revision the log had not reached is caught up, empty, at
+// the log's revision; the live events between that and its start are not
+// its own, whether they came while the catch-up ran or after.
+func TestAWatchFromAFutureRevisionFollowsFromItsStart(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	live := make(chan server.EventBatch, 100)
+	caughtUp := make(chan int64, 1)
+	result := make(chan server.EventBatch, 1)
+	const start = 31 // the catch-up reads after 30; the log is at 20
+	go follow(ctx, cancel, live, caughtUp, result, "/t/", "/t0", start-1, tenantbackend.WatchHooks{})
+	feed := func(from, to int64, mine map[int64]bool) {
+		for rev := from; rev <= to; rev++ {
+			key := "/u/other"
+			if mine[rev] {
+				key = "/t/a"
+			}
+			live <- server.EventBatch{CurrentRev: rev, Events: []*server.Event{{KV: &server.KeyValue{Key: key, ModRevision: rev}}}}
+		}
+	}
+	feed(21, 28, map[int64]bool{25: true}) // while the catch-up runs
+	result <- server.EventBatch{CurrentRev: 20}
+	caughtUp <- 20
+	<-result
+	feed(29, 40, map[int64]bool{30: true, 31: true, 35: true})
+	var events []int64
+	for last := int64(0); last < 40; {
+		select {
+		case b := <-result:
+			for _, e := range b.Events {
+				events = append(events, e.KV.ModRevision)
+			}
+			last = b.CurrentRev
+		case <-time.After(5 * time.Second):
+			t.Fatalf("events %v up to %d: want up to 40", events, last)
+		}
+	}
+	if len(events) != 2 || events[0] != 31 || events[1] != 35 {
+		t.Errorf("a watch from %d: events %v, want [31 35]", start, events)
+	}
+}
