@@ -35,7 +35,8 @@ func (b *sqlBackend) catchUp(ctx context.Context, key, end string, revision int6
 }
 
 // after is kine's SQLLog.After (the rows of [key, end) after revision,
-// with their previous values) with etcd's bound for a watch's start. A
+// with their previous values) with etcd's bounds for a watch's start and
+// for previous values. A
 // watch from revision r reads after r-1, and etcd lets it start at the
 // compact revision itself: compaction keeps each key's latest revision at
 // or below it (of a key deleted at it, nothing, in etcd as in kine) and
@@ -61,10 +62,14 @@ func (b *sqlBackend) after(ctx context.Context, key, end string, revision int64)
 	case revision > batch.CurrentRev:
 		return batch, server.ErrFutureRev
 	}
-	// A previous value below the compact revision may be gone: none, as
-	// kine's After answers.
+	// etcd reads an event's previous value at the revision before the
+	// event's, so an event at the compact revision or below has none (that
+	// read is compacted), and one above it has it however old it is. kine
+	// keeps it in the event's own row, and its After drops it when it is
+	// older than the compact revision: kube-apiserver then ended the watch
+	// on the update ("PrevKv=nil"), and its client relisted.
 	for _, ev := range batch.Events {
-		if ev.PrevKV != nil && ev.PrevKV.ModRevision < compact {
+		if ev.PrevKV != nil && ev.KV.ModRevision <= compact {
 			ev.PrevKV = nil
 		}
 	}

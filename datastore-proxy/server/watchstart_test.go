@@ -70,6 +70,14 @@ func TestAWatchFromAFutureRevisionWaitsForIt(t *testing.T) {
 // keeps the revision it compacts at and removes those below. The SQL
 // backends refused it: kine's catch-up reads after the revision before the
 // start, which is below the compact revision.
+//
+// And etcd gives an event past the compact revision its previous value,
+// however old: it reads the key at the revision before the event's, which
+// compaction kept. kine's catch-up dropped a previous value older than the
+// compact revision, and kube-apiserver ends a watch on an update without
+// one ("etcd event received with PrevKv=nil"), so a watch resumed across
+// an update of a key last written before the compact revision failed, and
+// its client listed everything again.
 func TestAWatchFromTheCompactRevisionStarts(t *testing.T) {
 	proxytest.ForEachBackend(t, func(t *testing.T, b backend.Config) {
 		const interval, retain = 200 * time.Millisecond, 3
@@ -124,6 +132,21 @@ func TestAWatchFromTheCompactRevisionStarts(t *testing.T) {
 		w := c.Watch(ctx, "w/", clientv3.WithPrefix(), clientv3.WithRev(compact), clientv3.WithPrevKV())
 		if got := events(t, w, len(want)); fmt.Sprint(got) != fmt.Sprint(want) {
 			t.Fatalf("a watch from the compact revision %d: %v, want %v", compact, got, want)
+		}
+
+		// w/k0 was last written below the compact revision.
+		r, err := c.Put(ctx, "w/k0", "2")
+		if err != nil {
+			t.Fatalf("put w/k0 again: %v", err)
+		}
+		rev := r.Header.Revision
+		resp := next(t, c.Watch(ctx, "w/k0", clientv3.WithRev(rev), clientv3.WithPrevKV()))
+		if err := resp.Err(); err != nil || len(resp.Events) != 1 {
+			t.Fatalf("a watch from %d: %d events, err %v", rev, len(resp.Events), err)
+		}
+		prev := resp.Events[0].PrevKv
+		if prev == nil || string(prev.Value) != "1" || prev.ModRevision != last-7 {
+			t.Fatalf("the update of w/k0 at %d (compact revision %d): previous value %v, want \"1\" at %d", rev, compact, prev, last-7)
 		}
 	})
 }
