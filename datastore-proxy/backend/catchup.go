@@ -36,15 +36,15 @@ func (b *sqlBackend) catchUp(ctx context.Context, key, end string, revision int6
 
 // after is kine's SQLLog.After (the rows of [key, end) after revision,
 // with their previous values) with etcd's bounds for a watch's start and
-// for previous values. A
-// watch from revision r reads after r-1, and etcd lets it start at the
-// compact revision itself: compaction keeps each key's latest revision at
-// or below it (of a key deleted at it, nothing, in etcd as in kine) and
-// removes the revisions those replaced. kine refuses a read after any
-// revision below the compact one, so a watch from exactly the compact
-// revision was told it was compacted, and its client, told to start
-// there, was refused again. So the read is refused only after a revision
-// more than one below it. The compact revision read is kept (compacted).
+// for previous values. A watch from revision r reads after r-1, and etcd
+// lets it start at the compact revision itself: compaction keeps each
+// key's latest revision at or below it (of a key deleted at it, nothing,
+// in etcd as in kine) and removes the revisions those replaced. kine
+// refuses a read after any revision below the compact one, so a watch
+// from exactly the compact revision was told it was compacted, and its
+// client, told to start there, was refused again. So the read is refused
+// only after a revision more than one below it. The compact revision read
+// is kept (compacted).
 func (b *sqlBackend) after(ctx context.Context, key, end string, revision int64) (server.EventBatch, error) {
 	rows, err := b.dialect.After(ctx, key, end, revision, 0)
 	if err != nil {
