@@ -52,19 +52,7 @@ func TestAWatchFollowsTheLiveFeedWhateverElseIsWritten(t *testing.T) {
 	// The client takes nothing for a while: 1,000 more other writes and
 	// two of the watch's own.
 	feed(1001, 2000, map[int64]bool{1500: true, 1900: true})
-	var events []int64
-	var last int64
-	for len(events) < 2 || last < 2000 {
-		select {
-		case b := <-result:
-			for _, e := range b.Events {
-				events = append(events, e.KV.ModRevision)
-			}
-			last = b.CurrentRev
-		case <-time.After(5 * time.Second):
-			t.Fatalf("events %v up to %d: want 1500 and 1900, up to 2000", events, last)
-		}
-	}
+	events := eventsUpTo(t, result, 2000)
 	if len(events) != 2 || events[0] != 1500 || events[1] != 1900 {
 		t.Errorf("the watch's events: %v, want [1500 1900] (10 was the catch-up's)", events)
 	}
@@ -105,8 +93,18 @@ func TestAWatchFromAFutureRevisionFollowsFromItsStart(t *testing.T) {
 	caughtUp <- 20
 	<-result
 	feed(29, 40, map[int64]bool{30: true, 31: true, 35: true})
+	events := eventsUpTo(t, result, 40)
+	if len(events) != 2 || events[0] != 31 || events[1] != 35 {
+		t.Errorf("a watch from %d: events %v, want [31 35]", start, events)
+	}
+}
+
+// eventsUpTo reads the revisions of result's events until a batch at rev
+// or later, within 5 s of each batch.
+func eventsUpTo(t *testing.T, result <-chan server.EventBatch, rev int64) []int64 {
+	t.Helper()
 	var events []int64
-	for last := int64(0); last < 40; {
+	for last := int64(0); last < rev; {
 		select {
 		case b := <-result:
 			for _, e := range b.Events {
@@ -114,10 +112,8 @@ func TestAWatchFromAFutureRevisionFollowsFromItsStart(t *testing.T) {
 			}
 			last = b.CurrentRev
 		case <-time.After(5 * time.Second):
-			t.Fatalf("events %v up to %d: want up to 40", events, last)
+			t.Fatalf("events %v up to %d: want up to %d", events, last, rev)
 		}
 	}
-	if len(events) != 2 || events[0] != 31 || events[1] != 35 {
-		t.Errorf("a watch from %d: events %v, want [31 35]", start, events)
-	}
+	return events
 }
