@@ -193,8 +193,8 @@ func (b *sqlBackend) WatchRange(ctx context.Context, key, end string, revision i
 		switch {
 		case errors.Is(err, context.Canceled):
 		case errors.Is(err, server.ErrCompacted):
-			wr.CompactRevision, _ = b.log.CompactRevision(ctx)
-			b.sawCompacted(wr.CompactRevision)
+			// after read it, with the rows, and recorded it.
+			wr.CompactRevision = b.compacted.Load()
 		default:
 			errc <- err
 		}
