@@ -51,11 +51,16 @@ var _ server.Backend = (*Backend)(nil)
 // (compact.go). reg, if not nil, gets the batches' metrics.
 func New(c *clientv3.Client, wg *sync.WaitGroup, compactInterval time.Duration, minRetain int64, reg prometheus.Registerer) *Backend {
 	sizes := newBatchMetrics(reg)
-	return &Backend{
+	b := &Backend{
 		c: c, kv: clientv3.RetryKVClient(c), leases: newLeaseCache(c), wg: wg, compactInterval: compactInterval, minRetain: minRetain,
 		reads:  newBatcher(c, maxInflightReads, sizes.WithLabelValues("read")),
 		writes: newBatcher(c, maxInflightWrites, sizes.WithLabelValues("write")),
 	}
+	if compactInterval > 0 {
+		// No count outlives the history every replica keeps (countCache).
+		b.counts.maxAge = min(maxCountAge, compactInterval)
+	}
+	return b
 }
 
 // Start checks the cluster answers and starts the compaction loop, which
@@ -262,7 +267,7 @@ func (b *Backend) ListStream(ctx context.Context, key, end string, limit, revisi
 // Count counts [key, end) at revision.
 func (b *Backend) Count(ctx context.Context, key, end string, revision int64) (int64, int64, error) {
 	if revision > 0 {
-		if n, header, ok := b.counts.get(key, end, revision); ok {
+		if n, header, ok := b.counts.take(key, end, revision); ok {
 			return header, n, nil
 		}
 	}
@@ -298,7 +303,11 @@ func (b *Backend) CurrentRevision(ctx context.Context) (int64, error) {
 
 // Compact compacts the cluster's history up to revision.
 func (b *Backend) Compact(ctx context.Context, revision int64) (int64, error) {
-	if _, err := b.c.Compact(ctx, revision); err != nil && !errors.Is(rpctypes.Error(err), rpctypes.ErrCompacted) {
+	_, err := b.c.Compact(ctx, revision)
+	// Forgotten whatever the answer (a failed call may still have
+	// compacted): a count below revision may no longer be etcd's answer.
+	b.counts.compacted(revision)
+	if err != nil && !errors.Is(rpctypes.Error(err), rpctypes.ErrCompacted) {
 		return 0, mapErr(err)
 	}
 	return b.CurrentRevision(ctx)
