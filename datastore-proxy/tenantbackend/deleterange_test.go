@@ -123,3 +123,52 @@ func TestARangeDeleteOnSQLReadsAPageAtATime(t *testing.T) {
 		}
 	})
 }
+
+// foreignInLists is a shared backend whose lists of the range [from, end)
+// also hold the stored key foreign, as a backend whose range order is not
+// the keys' bytes' could (keyspace).
+type foreignInLists struct {
+	server.Backend
+	from, end, foreign string
+}
+
+func (b *foreignInLists) List(ctx context.Context, key, end string, limit, revision int64, keysOnly bool) (int64, []*server.KeyValue, error) {
+	rev, kvs, err := b.Backend.List(ctx, key, end, limit, revision, keysOnly)
+	if err != nil || key < b.from || end != b.end {
+		return rev, kvs, err
+	}
+	_, kv, err := b.Backend.Get(ctx, b.foreign, revision, keysOnly)
+	if err == nil && kv != nil {
+		kvs = append(kvs, kv)
+	}
+	return rev, kvs, err
+}
+
+// A range delete on SQL deletes only keys of the tenant's, even when the
+// backend lists another tenant's key in the tenant's range: the delete
+// runs before the key is made the tenant's, so it checks first.
+func TestARangeDeleteOnSQLNeverDeletesAnotherTenantsKey(t *testing.T) {
+	proxytest.ForEachSQLBackend(t, func(t *testing.T, c backend.Config) {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		inner := &foreignInLists{Backend: proxytest.OpenBackend(t, c),
+			from: "/kplex/alpha//registry/cm/", end: "/kplex/alpha//registry/cm0", foreign: "/kplex/beta//registry/cm/0"}
+		alpha := tenantOn(t, inner, "alpha", tenantconfig.Limits{})
+		beta := tenantOn(t, inner, "beta", tenantconfig.Limits{})
+		for _, tb := range []*tenantbackend.Backend{alpha, beta} {
+			if _, err := tb.Create(ctx, "/registry/cm/0", []byte("v"), 0); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, kvs, err := inner.List(ctx, inner.from, inner.end, 0, 0, false); err != nil || len(kvs) != 2 {
+			t.Fatalf("the backend's list of alpha's range: %d keys, %v; want alpha's and beta's", len(kvs), err)
+		}
+		_, deleted, prev, err := alpha.DeleteRange(ctx, "/registry/cm/", "/registry/cm0", true)
+		if err != nil || deleted != 1 || len(prev) != 1 || string(prev[0].Key) != "/registry/cm/0" {
+			t.Fatalf("alpha's range delete: deleted %d, previous values %v, %v; want its one key", deleted, prev, err)
+		}
+		if _, kv, err := beta.Get(ctx, "/registry/cm/0", 0, false); err != nil || kv == nil {
+			t.Fatalf("beta's key after alpha's range delete: %v, %v", kv, err)
+		}
+	})
+}
