@@ -100,12 +100,17 @@ type upstream struct {
 	out    []*etcdserverpb.WatchRequest // for write, in order
 	wake   chan struct{}                // out has requests
 	seq    int64                        // requests queued so far (progress.go)
-	// outstanding are the numbers of progress requests sent and not
-	// answered, oldest first; answered is the one the last answer was put
-	// down to (progress.go).
-	outstanding []int64
+	// outstanding are the progress requests sent and kept, oldest first;
+	// answered is the number the last answer was put down to; askedAt is
+	// when the last was sent, and heard whether an answer came since
+	// (progress.go).
+	outstanding []progressSent
 	answered    int64
-	done        chan struct{} // closed when the stream has ended, err set
+	askedAt     time.Time
+	heard       bool
+	held        bool             // a progress request was held back
+	now         func() time.Time // nil: time.Now
+	done        chan struct{}    // closed when the stream has ended, err set
 	err         error
 	nextID      int64            // etcd watch IDs, the hub's own
 	watches     map[int64]*route // by etcd watch ID
@@ -120,6 +125,7 @@ type upstream struct {
 type route struct {
 	s    *stream
 	id   int64 // the tenant stream's watch ID
+	seq  int64 // the number of its create request (progress.go)
 	res  *tenantbackend.Reservation
 	done func() // the watch metrics' end
 }
@@ -134,6 +140,7 @@ func (r *route) end() {
 type pendingCreate struct {
 	s       *stream
 	id, eid int64 // the tenant stream's watch ID, and etcd's
+	seq     int64 // the create request's number
 	res     *tenantbackend.Reservation
 	// canceled: its stream left before the answer, and the store was
 	// asked to cancel it then (leave).
@@ -265,6 +272,9 @@ func (h *Hub) route(up *upstream, resp *etcdserverpb.WatchResponse) {
 		if !ok {
 			return // a watch of a stream that has left, canceled on its way
 		}
+		if len(resp.Events) > 0 {
+			up.settled(r.seq)
+		}
 		if eid := resp.WatchId; resp.Canceled {
 			delete(up.watches, eid)
 			if r.s.ids[r.id] == eid {
@@ -304,7 +314,7 @@ func (h *Hub) created(up *upstream, p *pendingCreate, resp *etcdserverpb.WatchRe
 		}
 		resp.WatchId = clientv3.InvalidWatchID
 	} else {
-		r := &route{s: p.s, id: p.id, res: p.res, done: func() {}}
+		r := &route{s: p.s, id: p.id, seq: p.seq, res: p.res, done: func() {}}
 		if h.cfg.Tenant.OnWatch != nil {
 			r.done = h.cfg.Tenant.OnWatch()
 		}
@@ -323,24 +333,45 @@ func (up *upstream) send(r *etcdserverpb.WatchRequest) bool {
 	}
 	up.seq++
 	up.out = append(up.out, r)
+	up.wakeWriter()
+	return true
+}
+
+func (up *upstream) wakeWriter() {
 	select {
 	case up.wake <- struct{}{}:
 	default:
 	}
-	return true
 }
 
-// write sends the queued requests to etcd, in order, until the stream ends.
+// write sends the queued requests to etcd, in order, until the stream
+// ends, and a progress request held back once its hold ends (progress.go).
 func (h *Hub) write(up *upstream) {
+	var held *time.Timer
+	var heldc <-chan time.Time
+	defer func() {
+		if held != nil {
+			held.Stop()
+		}
+	}()
 	for {
 		select {
 		case <-up.wake:
+		case <-heldc:
+			heldc = nil
+			h.mu.Lock()
+			up.askHeld()
+			h.mu.Unlock()
 		case <-up.ctx.Done():
 			return
 		}
 		h.mu.Lock()
 		out := up.out
 		up.out = nil
+		if d, ok := up.heldFor(); ok && heldc == nil {
+			held = time.NewTimer(d)
+			heldc = held.C
+		}
 		h.mu.Unlock()
 		for _, r := range out {
 			if err := up.es.Send(r); err != nil {

@@ -213,11 +213,12 @@ func (h *Hub) create(ctx context.Context, up *upstream, s *stream, cr *etcdserve
 	up.nextID++
 	s.ids[id] = eid
 	s.queue = append(s.queue, nil)
-	up.pending = append(up.pending, &pendingCreate{s: s, id: id, eid: eid, res: res})
+	p := &pendingCreate{s: s, id: id, eid: eid, res: res}
+	up.pending = append(up.pending, p)
 	cr.WatchId = eid
 	up.es.Confine(cr, key, end)
 	up.send(&etcdserverpb.WatchRequest{RequestUnion: &etcdserverpb.WatchRequest_CreateRequest{CreateRequest: cr}})
-	s.lastCreate = up.seq
+	p.seq, s.lastCreate = up.seq, up.seq
 	return
 }
 
