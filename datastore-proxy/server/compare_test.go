@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -141,6 +142,22 @@ func compareAsEtcd(t *testing.T, c *clientv3.Client) {
 	}
 	if got, err := c.Get(ctx, k2); err != nil || len(got.Kvs) != 1 {
 		t.Errorf("get %s after a delete if absent: %v, %v; want it kept", k2, got, err)
+	}
+	// Its failure's read is answered with the read's own options.
+	failing := func(opts ...clientv3.OpOption) *etcdserverpb.RangeResponse {
+		t.Helper()
+		resp, err := c.Txn(ctx).If(clientv3.Compare(clientv3.ModRevision(k2), "=", 0)).
+			Then(clientv3.OpDelete(k2)).Else(clientv3.OpGet(k2, opts...)).Commit()
+		if err != nil || resp.Succeeded {
+			t.Fatalf("delete %s if absent, which exists: %v, %v; want a failure", k2, resp, err)
+		}
+		return resp.Responses[0].GetResponseRange()
+	}
+	if r := failing(clientv3.WithKeysOnly()); len(r.GetKvs()) != 1 || len(r.Kvs[0].Value) != 0 || string(r.Kvs[0].Key) != k2 {
+		t.Errorf("delete %s if absent, its failure's read keys only: %v; want the key without its value", k2, r)
+	}
+	if r := failing(clientv3.WithCountOnly()); r.GetCount() != 1 || len(r.GetKvs()) != 0 {
+		t.Errorf("delete %s if absent, its failure's read a count: %v; want a count of 1 and no keys", k2, r)
 	}
 
 	// The key limit: with k2 one more key fits, and the deletes above of

@@ -11,6 +11,7 @@ import (
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 )
 
 // Range reads the tenant's keys: a list straight from the store's answer
@@ -32,15 +33,20 @@ func (s *Server) Range(ctx context.Context, r *etcdserverpb.RangeRequest) (*etcd
 	if len(r.RangeEnd) > 0 {
 		return st.bridge.Range(ctx, r)
 	}
-	// One key, as etcd answers for it: kine refuses a limit above 1 (one
-	// key is at most one anyway) and answers a count with the key too.
+	return readKey(ctx, st.bridge, r)
+}
+
+// readKey reads the one key r names (no range end) through kine's bridge,
+// as etcd answers for it: kine refuses a limit above 1 (one key is at most
+// one anyway) and answers a count with the key too.
+func readKey(ctx context.Context, b *kineserver.KVServerBridge, r *etcdserverpb.RangeRequest) (*etcdserverpb.RangeResponse, error) {
 	if r.Limit > 1 {
 		r.Limit = 0
 	}
 	if r.CountOnly {
 		r.KeysOnly = true // the value is not needed to count it
 	}
-	resp, err := st.bridge.Range(ctx, r)
+	resp, err := b.Range(ctx, r)
 	if err == nil && r.CountOnly {
 		resp.Kvs = nil
 	}
@@ -119,8 +125,8 @@ func (s *Server) Txn(ctx context.Context, r *etcdserverpb.TxnRequest) (*etcdserv
 	if err := txnRefusal(r); err != nil {
 		return nil, err // Admit refuses it before this; kept for callers without Admit
 	}
-	if key, ok := deleteIfAbsent(r); ok {
-		return s.deleteAbsent(ctx, b, key)
+	if key, failure, ok := deleteIfAbsent(r); ok {
+		return s.deleteAbsent(ctx, b, key, failure)
 	}
 	return b.Txn(ctx, r)
 }
@@ -153,24 +159,27 @@ func txnRefusal(r *etcdserverpb.TxnRequest) error {
 }
 
 // deleteIfAbsent reports whether r deletes a key if it does not exist (its
-// mod revision compared with 0): kine reads that shape as a plain delete,
-// which deletes the key if it does exist, where etcd's compare fails.
-func deleteIfAbsent(r *etcdserverpb.TxnRequest) ([]byte, bool) {
+// mod revision compared with 0), and returns the key and the read its
+// failure does: kine reads that shape as a plain delete, which deletes the
+// key if it does exist, where etcd's compare fails.
+func deleteIfAbsent(r *etcdserverpb.TxnRequest) ([]byte, *etcdserverpb.RangeRequest, bool) {
 	if len(r.Compare) != 1 || len(r.Success) != 1 || len(r.Failure) != 1 {
-		return nil, false
+		return nil, nil, false
 	}
 	c, del, get := r.Compare[0], r.Success[0].GetRequestDeleteRange(), r.Failure[0].GetRequestRange()
 	if c.Target != etcdserverpb.Compare_MOD || c.Result != etcdserverpb.Compare_EQUAL || c.GetModRevision() != 0 ||
 		len(c.RangeEnd) != 0 || del == nil || len(del.RangeEnd) != 0 || !bytes.Equal(del.Key, c.Key) {
-		return nil, false
+		return nil, nil, false
 	}
-	return c.Key, get != nil
+	return c.Key, get, get != nil
 }
 
 // deleteAbsent answers a delete of key if it does not exist as etcd does:
 // the key read, a success that deletes nothing when it is absent, and
-// otherwise a failure with the key.
-func (s *Server) deleteAbsent(ctx context.Context, b *kineserver.KVServerBridge, key []byte) (*etcdserverpb.TxnResponse, error) {
+// otherwise a failure with the failure's read (txnRefusal holds it to the
+// key), with its options, at the revision the key was read at unless it
+// names one.
+func (s *Server) deleteAbsent(ctx context.Context, b *kineserver.KVServerBridge, key []byte, failure *etcdserverpb.RangeRequest) (*etcdserverpb.TxnResponse, error) {
 	got, err := b.Range(ctx, &etcdserverpb.RangeRequest{Key: key})
 	if err != nil {
 		return nil, err
@@ -180,7 +189,17 @@ func (s *Server) deleteAbsent(ctx context.Context, b *kineserver.KVServerBridge,
 			Response: &etcdserverpb.ResponseOp_ResponseDeleteRange{ResponseDeleteRange: &etcdserverpb.DeleteRangeResponse{Header: got.Header}},
 		}}}, nil
 	}
-	return &etcdserverpb.TxnResponse{Header: got.Header, Responses: []*etcdserverpb.ResponseOp{{
+	header := got.Header
+	if !proto.Equal(failure, &etcdserverpb.RangeRequest{Key: key}) {
+		read := proto.Clone(failure).(*etcdserverpb.RangeRequest)
+		if read.Revision == 0 {
+			read.Revision = header.GetRevision()
+		}
+		if got, err = readKey(ctx, b, read); err != nil {
+			return nil, err
+		}
+	}
+	return &etcdserverpb.TxnResponse{Header: header, Responses: []*etcdserverpb.ResponseOp{{
 		Response: &etcdserverpb.ResponseOp_ResponseRange{ResponseRange: got},
 	}}}, nil
 }
