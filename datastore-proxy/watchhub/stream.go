@@ -154,8 +154,12 @@ func (h *Hub) requests(up *upstream, s *stream) error {
 			// A refusal is sent from a goroutine of its own: this one
 			// must go on reading the client's requests, or a client that
 			// does not take the refusal yet could wait on both.
-			for _, t := range h.create(ctx, up, s, msg.GetCreateRequest()) {
+			flush, err := h.create(ctx, up, s, msg.GetCreateRequest())
+			for _, t := range flush {
 				go h.flush(t, false)
+			}
+			if err != nil {
+				return err
 			}
 		case msg.GetCancelRequest() != nil:
 			h.cancel(up, s, msg.GetCancelRequest().WatchId)
@@ -167,10 +171,22 @@ func (h *Hub) requests(up *upstream, s *stream) error {
 	}
 }
 
+// errUntaken ends a stream whose client sends create requests that are
+// refused while it takes none of the answers.
+var errUntaken = status.Errorf(codes.ResourceExhausted, "kplex: a watch create refused while %d or more answers wait for the watch stream's client to take them; the stream is ended", maxUntaken)
+
+// maxUntaken is how many answers may wait for a stream's client when a
+// create is refused. A client that sends requests that are refused and
+// takes none of the answers would otherwise grow them in the proxy without
+// bound (etcd stops reading a stream's requests while 16 of its answers
+// wait); one that takes them never comes near it.
+const maxUntaken = 1024
+
 // create sends a create request to etcd with an etcd ID of the hub's, or
 // refuses it as etcd would (a watch ID in use) or for the tenant's
-// maxWatches; it returns the streams to flush (the refusal's).
-func (h *Hub) create(ctx context.Context, up *upstream, s *stream, cr *etcdserverpb.WatchCreateRequest) (flush []*stream) {
+// maxWatches; it returns the streams to flush (the refusal's), and
+// errUntaken if the refusal would wait behind maxUntaken others.
+func (h *Hub) create(ctx context.Context, up *upstream, s *stream, cr *etcdserverpb.WatchCreateRequest) (flush []*stream, err error) {
 	refusal := RefusedFirst(cr)
 	key, end := h.cfg.Range(cr)
 	var res *tenantbackend.Reservation
@@ -199,6 +215,9 @@ func (h *Hub) create(ctx context.Context, up *upstream, s *stream, cr *etcdserve
 		refusal = errDuplicateID
 	}
 	if refusal != nil {
+		if len(s.out)+len(s.queue) >= maxUntaken {
+			return nil, errUntaken
+		}
 		up.refuse(s, &etcdserverpb.WatchResponse{
 			Header:  &etcdserverpb.ResponseHeader{Revision: rev},
 			WatchId: clientv3.InvalidWatchID, Created: true, Canceled: true, CancelReason: refusal.Error(),
