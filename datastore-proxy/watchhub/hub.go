@@ -48,6 +48,7 @@ import (
 	"go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"google.golang.org/grpc/status"
 
 	"kplex.dev/datastore-proxy/tenantbackend"
 )
@@ -81,6 +82,9 @@ type Hub struct {
 
 	mu sync.Mutex // guards everything below, in every upstream and stream
 	up *upstream  // nil: none open
+	// opening is closed when the etcd stream being opened, outside mu, is
+	// open or has failed; nil: none is being opened.
+	opening chan struct{}
 }
 
 // New returns the hub of a tenant; it opens its etcd stream when a watch
@@ -148,29 +152,64 @@ type pendingCreate struct {
 }
 
 // join adds s to the open etcd stream, opening one when there is none.
+// The stream is opened outside mu: opening can wait while the connection
+// to etcd is being made, and mu held would hold up the ending etcd stream's
+// reader, which tells its streams why, and the tenant's other streams. A
+// stream that joins while another opens one waits for it, or for its own
+// end.
 func (h *Hub) join(s *stream) (*upstream, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.up != nil && h.up.sendErr != nil {
-		h.up = nil // ending: its reader lets its streams know
-	}
-	if h.up == nil {
-		ctx, cancel := context.WithCancel(context.Background())
-		es, err := h.cfg.Tenant.WatchStream(ctx)
-		if err != nil {
-			cancel()
+	for {
+		if h.up != nil && h.up.sendErr != nil {
+			h.up = nil // ending: its reader lets its streams know
+		}
+		if h.up != nil {
+			break
+		}
+		if h.opening != nil {
+			opening := h.opening
+			h.mu.Unlock()
+			select {
+			case <-opening:
+			case <-s.ws.Context().Done():
+				h.mu.Lock()
+				return nil, status.FromContextError(s.ws.Context().Err()).Err()
+			}
+			h.mu.Lock()
+			continue // open now, or failed: this one opens one
+		}
+		if err := h.open(); err != nil {
 			return nil, err
 		}
-		h.up = &upstream{
-			es: es, ctx: ctx, cancel: cancel, wake: make(chan struct{}, 1), done: make(chan struct{}),
-			watches: map[int64]*route{}, streams: map[*stream]bool{}, asked: map[*stream]bool{},
-		}
-		go h.read(h.up)
-		go h.write(h.up)
 	}
 	h.up.streams[s] = true
 	s.up = h.up
 	return h.up, nil
+}
+
+// open opens the tenant's etcd stream, with mu let go meanwhile (join);
+// h.mu is held.
+func (h *Hub) open() error {
+	opening := make(chan struct{})
+	h.opening = opening
+	h.mu.Unlock()
+	ctx, cancel := context.WithCancel(context.Background())
+	es, err := h.cfg.Tenant.WatchStream(ctx)
+	h.mu.Lock()
+	h.opening = nil
+	close(opening)
+	if err != nil {
+		cancel()
+		return err
+	}
+	h.up = &upstream{
+		es: es, ctx: ctx, cancel: cancel, wake: make(chan struct{}, 1), done: make(chan struct{}),
+		watches: map[int64]*route{}, streams: map[*stream]bool{}, asked: map[*stream]bool{},
+	}
+	go h.read(h.up)
+	go h.write(h.up)
+	return nil
 }
 
 // leave takes s off up: its watches are canceled on etcd and give their
