@@ -50,6 +50,9 @@ type Server struct {
 	onForget       func(tenant string)
 	fair           *fairshare.Scheduler
 	fairWrites     *fairshare.Scheduler
+	// draining ends when the proxy drains its watch streams (drain.go).
+	draining context.Context
+	drain    context.CancelCauseFunc
 
 	mu       sync.Mutex
 	tenants  map[string]*tenant
@@ -130,7 +133,9 @@ func New(backend kineserver.Backend, o Options) *Server {
 		o.TenantWriteShare = o.TenantShare
 	}
 	activity := fairshare.NewActivity() // a tenant reading counts as active for writes too
+	draining, drain := context.WithCancelCause(context.Background())
 	return &Server{
+		draining: draining, drain: drain,
 		backend: backend, scheme: o.Scheme, notifyInterval: o.NotifyInterval,
 		limits: o.Limits, onWatch: o.OnWatch, onWatchRefused: o.OnWatchRefused, onStall: o.OnWatchStreamStalled, stallTimeout: o.WatchStallTimeout, onSlotWait: o.OnSlotWait, forgetAfter: o.ForgetIdle, onForget: o.OnForget, fair: fairshare.New(o.BackendSlots, o.TenantShare, activity).WithBusyShare(o.TenantBusyShare), fairWrites: fairshare.New(o.WriteSlots, o.TenantWriteShare, activity).WithBusyShare(o.TenantBusyShare),
 		tenants: map[string]*tenant{}, limiters: map[string]*rate.Limiter{}, uses: map[string]*usage{}, dormant: map[string]*dormant{},

@@ -16,6 +16,11 @@ func (s *Server) Watch(ws etcdserverpb.Watch_WatchServer) error {
 	if err != nil {
 		return err
 	}
+	ws, stop, err := s.drainable(ws)
+	if err != nil {
+		return err
+	}
+	defer stop()
 	return st.hub.Serve(ws)
 }
 

@@ -91,7 +91,7 @@ func (h *Hub) Serve(ws etcdserverpb.Watch_WatchServer) error {
 		// The client sends no more, and still reads, as from etcd.
 		select {
 		case <-ws.Context().Done():
-			return nil
+			return ended(ws.Context())
 		case <-up.done:
 			return retriable(up.err, leaderRequired(ws.Context()))
 		case <-s.kicked:
@@ -102,7 +102,19 @@ func (h *Hub) Serve(ws etcdserverpb.Watch_WatchServer) error {
 	case <-s.kicked:
 		// Returning ends the stream, and so the send that waits on it.
 		return errStalled
+	case <-ws.Context().Done():
+		return ended(ws.Context())
 	}
+}
+
+// ended is what a stream whose context has ended returns: the cause the
+// server gave (the proxy draining its watches), or nothing when the client
+// has gone.
+func ended(ctx context.Context) error {
+	if err := context.Cause(ctx); !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	return nil
 }
 
 // retriable is why the tenant's etcd stream ended, as an error that etcd's

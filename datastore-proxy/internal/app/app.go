@@ -58,7 +58,8 @@ func Run(ctx context.Context, o Options, log *slog.Logger) error {
 		return fmt.Errorf("listen %s: %w", o.MetricsAddress, err)
 	}
 	var ready atomic.Pointer[revisioner]
-	hs := &http.Server{Handler: healthMux(reg, &ready, o.Profiling), ReadHeaderTimeout: 5 * time.Second}
+	var stopping atomic.Bool
+	hs := &http.Server{Handler: healthMux(reg, &ready, &stopping, o.Profiling), ReadHeaderTimeout: 5 * time.Second}
 	errc := make(chan error, 2)
 	go func() { errc <- hs.Serve(mlis) }()
 	defer hs.Close()
@@ -156,12 +157,21 @@ func Run(ctx context.Context, o Options, log *slog.Logger) error {
 			return fmt.Errorf("serve: %w", err)
 		}
 	}
+	// Not ready first, so that no new client is sent here; then no new
+	// connection or call is taken (gRPC sends its clients GOAWAY), every
+	// watch stream is ended with Unavailable, which etcd's client answers
+	// by watching again from its revision elsewhere or once the proxy is
+	// back (server/drain.go), and the calls under way finish.
 	log.Info("shutting down: draining requests and watches", "grace", o.ShutdownGrace)
+	stopping.Store(true)
 	drained := make(chan struct{})
 	go func() { g.GracefulStop(); close(drained) }()
+	srv.Drain()
 	select {
 	case <-drained:
+		log.Info("drained")
 	case <-time.After(o.ShutdownGrace):
+		log.Warn("calls still under way after the grace period: closing their connections", "grace", o.ShutdownGrace)
 		g.Stop()
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), time.Second)
@@ -284,7 +294,7 @@ type revisioner interface {
 	CurrentRevision(context.Context) (int64, error)
 }
 
-func healthMux(reg *prometheus.Registry, ready *atomic.Pointer[revisioner], profiling bool) *http.ServeMux {
+func healthMux(reg *prometheus.Registry, ready *atomic.Pointer[revisioner], stopping *atomic.Bool, profiling bool) *http.ServeMux {
 	mux := http.NewServeMux()
 	if profiling {
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
@@ -293,6 +303,10 @@ func healthMux(reg *prometheus.Registry, ready *atomic.Pointer[revisioner], prof
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok") })
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {
+		if stopping.Load() {
+			http.Error(w, "shutting down", http.StatusServiceUnavailable)
+			return
+		}
 		b := ready.Load()
 		if b == nil {
 			http.Error(w, "backend: not open yet", http.StatusServiceUnavailable)

@@ -1,9 +1,15 @@
 package app
 
 import (
+	"context"
 	"io"
+	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 func TestDefaultWriteSlots(t *testing.T) {
@@ -101,3 +107,36 @@ func TestParseFlagsRefusesBadValues(t *testing.T) {
 		}
 	}
 }
+
+// /readyz answers 503 once the proxy is shutting down, whatever the
+// backend, so that no new client is sent to it; /healthz stays ok.
+func TestReadyzIsNotReadyWhileShuttingDown(t *testing.T) {
+	var ready atomic.Pointer[revisioner]
+	var stopping atomic.Bool
+	mux := healthMux(prometheus.NewRegistry(), &ready, &stopping, false)
+	get := func(path string) int {
+		rec := httptest.NewRecorder()
+		mux.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))
+		return rec.Code
+	}
+	if code := get("/readyz"); code != http.StatusServiceUnavailable {
+		t.Fatalf("/readyz with no backend open: %d, want 503", code)
+	}
+	var b revisioner = answers{}
+	ready.Store(&b)
+	if code := get("/readyz"); code != http.StatusOK {
+		t.Fatalf("/readyz with the backend answering: %d, want 200", code)
+	}
+	stopping.Store(true)
+	if code := get("/readyz"); code != http.StatusServiceUnavailable {
+		t.Fatalf("/readyz while shutting down: %d, want 503", code)
+	}
+	if code := get("/healthz"); code != http.StatusOK {
+		t.Fatalf("/healthz while shutting down: %d, want 200", code)
+	}
+}
+
+// answers is a backend that answers its revision.
+type answers struct{}
+
+func (answers) CurrentRevision(context.Context) (int64, error) { return 1, nil }
