@@ -120,7 +120,6 @@ Flags:
 	return o, nil
 }
 
-
 // checkSettings refuses the settings that would otherwise be taken for
 // something else: a negative share or slot count jammed or capped every
 // tenant, a negative compaction interval turned compaction off, a
