@@ -310,3 +310,13 @@ func inRange(batch server.EventBatch, key, end string) server.EventBatch {
 	}
 	return out
 }
+
+// Ready asks the database for an answer: the revision kine keeps in memory,
+// which CurrentRevision answers with, tells nothing of whether the database
+// still answers.
+func (b *sqlBackend) Ready(ctx context.Context) error {
+	if err := b.db.PingContext(ctx); err != nil {
+		return fmt.Errorf("database: %w", err)
+	}
+	return nil
+}

@@ -294,6 +294,17 @@ type revisioner interface {
 	CurrentRevision(context.Context) (int64, error)
 }
 
+// readyCheck asks b whether its store answers: with Ready where b has it
+// (the SQL backends, whose CurrentRevision is kine's in memory), else with
+// a read of its revision (etcd's is one).
+func readyCheck(ctx context.Context, b revisioner) error {
+	if r, ok := b.(interface{ Ready(context.Context) error }); ok {
+		return r.Ready(ctx)
+	}
+	_, err := b.CurrentRevision(ctx)
+	return err
+}
+
 func healthMux(reg *prometheus.Registry, ready *atomic.Pointer[revisioner], stopping *atomic.Bool, profiling bool) *http.ServeMux {
 	mux := http.NewServeMux()
 	if profiling {
@@ -314,7 +325,7 @@ func healthMux(reg *prometheus.Registry, ready *atomic.Pointer[revisioner], stop
 		}
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 		defer cancel()
-		if _, err := (*b).CurrentRevision(ctx); err != nil {
+		if err := readyCheck(ctx, *b); err != nil {
 			http.Error(w, "backend: "+err.Error(), http.StatusServiceUnavailable)
 			return
 		}
