@@ -5,8 +5,6 @@ package app
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -26,7 +24,6 @@ import (
 	"github.com/sirupsen/logrus"
 	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/keepalive"
 
 	"kplex.dev/datastore-proxy/backend"
@@ -43,7 +40,7 @@ func Run(ctx context.Context, o Options, log *slog.Logger) error {
 	logrus.SetFormatter(&logrus.JSONFormatter{})
 	logrus.SetLevel(logrus.WarnLevel)
 	logrus.SetOutput(os.Stderr)
-	creds, err := serverTLS(o)
+	creds, err := serverTLS(o, log)
 	if err != nil {
 		return err
 	}
@@ -177,27 +174,6 @@ func Run(ctx context.Context, o Options, log *slog.Logger) error {
 	sctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	return hs.Shutdown(sctx)
-}
-
-func serverTLS(o Options) (credentials.TransportCredentials, error) {
-	pair, err := tls.LoadX509KeyPair(o.TLSCertFile, o.TLSKeyFile)
-	if err != nil {
-		return nil, fmt.Errorf("serving certificate: %w", err)
-	}
-	ca, err := os.ReadFile(o.ClientCAFile)
-	if err != nil {
-		return nil, fmt.Errorf("client CA: %w", err)
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(ca) {
-		return nil, fmt.Errorf("client CA %s: no certificate found", o.ClientCAFile)
-	}
-	return credentials.NewTLS(&tls.Config{
-		Certificates: []tls.Certificate{pair},
-		ClientCAs:    pool,
-		ClientAuth:   tls.RequireAndVerifyClientCert,
-		MinVersion:   tls.VersionTLS12,
-	}), nil
 }
 
 // defaultWriteSlots is how many writes run against a backend of kind at
