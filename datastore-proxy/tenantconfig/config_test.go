@@ -2,6 +2,7 @@ package tenantconfig
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"os"
@@ -114,6 +115,30 @@ func TestAChangeIsAppliedOnceItReadsTheSameTwice(t *testing.T) {
 		}
 		if got := (want{maxKeys, report, err != nil}); got != st.want || st.read == "{}" && st.want.report && c == nil {
 			t.Fatalf("read %d (%q): applied %v (max keys %d), report %v, err %v; want %+v", i, st.read, c != nil, maxKeys, report, err, st.want)
+		}
+	}
+}
+
+// A file that cannot be read (gone, unreadable) is reported once, not at
+// every interval, and again if it fails otherwise or after a read that
+// worked.
+func TestAnUnreadableFileIsReportedOnce(t *testing.T) {
+	gone, denied := errors.New("open tenants.yaml: no such file or directory"), errors.New("open tenants.yaml: permission denied")
+	in := []byte("defaults:\n  maxKeys: 50\n")
+	r := reader{last: in}
+	for i, st := range []struct {
+		err    error
+		report bool
+	}{
+		{gone, true}, {gone, false}, {gone, false}, {denied, true}, {denied, false}, {nil, false}, {gone, true},
+	} {
+		var b []byte
+		if st.err == nil {
+			b = in
+		}
+		_, report, err := r.read(b, st.err)
+		if report != st.report || (err != nil) != st.report {
+			t.Fatalf("read %d (%v): report %v, err %v; want report %v", i, st.err, report, err, st.report)
 		}
 	}
 }

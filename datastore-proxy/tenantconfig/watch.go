@@ -73,14 +73,24 @@ func (s *Store) Watch(ctx context.Context, path string, interval time.Duration, 
 // reader decides what each read of the file does (Watch).
 type reader struct {
 	last, seen, bad []byte // in force; a change read once; the last that failed
+	// failing is the error of the last read of the file that failed (a
+	// file gone or unreadable), reported once until it changes or a read
+	// succeeds, rather than every interval.
+	failing string
 }
 
 // read takes one read of the file: c is a config to apply, and report
 // whether the read was an attempt to reload (err is its error).
 func (r *reader) read(b []byte, err error) (c *Config, report bool, _ error) {
-	switch {
-	case err != nil:
+	if err != nil {
+		if err.Error() == r.failing {
+			return nil, false, nil
+		}
+		r.failing = err.Error()
 		return nil, true, err
+	}
+	r.failing = ""
+	switch {
 	case bytes.Equal(b, r.last), r.bad != nil && bytes.Equal(b, r.bad):
 		r.seen = nil
 		return nil, false, nil
