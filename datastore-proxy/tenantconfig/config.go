@@ -21,6 +21,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"sort"
 
@@ -110,6 +111,10 @@ func Load(path string) (*Config, error) {
 	return Parse(b)
 }
 
+// MaxRequestsPerSecond is the highest request rate a tenant may be given;
+// 0 sets none.
+const MaxRequestsPerSecond = 1e9
+
 func (l Limits) validate(at string) error {
 	switch {
 	case l.MaxKeys < 0:
@@ -118,6 +123,9 @@ func (l Limits) validate(at string) error {
 		return fmt.Errorf("tenant config: %s.maxBytes %d: must not be negative", at, l.MaxBytes)
 	case l.RequestsPerSecond < 0:
 		return fmt.Errorf("tenant config: %s.requestsPerSecond %g: must not be negative", at, l.RequestsPerSecond)
+	case l.RequestsPerSecond > MaxRequestsPerSecond, math.IsNaN(l.RequestsPerSecond):
+		// Its default burst, a second's worth, must fit an int.
+		return fmt.Errorf("tenant config: %s.requestsPerSecond %g: at most %g (0: no limit)", at, l.RequestsPerSecond, float64(MaxRequestsPerSecond))
 	case l.Burst < 0:
 		return fmt.Errorf("tenant config: %s.burst %d: must not be negative", at, l.Burst)
 	case l.MaxWatches < 0:

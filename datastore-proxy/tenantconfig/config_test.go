@@ -26,6 +26,8 @@ func TestParse(t *testing.T) {
 		{"negative tenant", "tenants:\n  a: {burst: -2}\n", "tenants.a.burst", "", Limits{}},
 		{"watches inherited", "defaults: {maxWatches: 500}\ntenants:\n  a: {maxKeys: 1}\n", "", "a", Limits{MaxKeys: 1, MaxWatches: 500}},
 		{"watches override", "defaults: {maxWatches: 500}\ntenants:\n  a: {maxWatches: 20}\n", "", "a", Limits{MaxWatches: 20}},
+		{"rate past the bound", "defaults: {requestsPerSecond: 1e19}\n", "defaults.requestsPerSecond 1e+19: at most", "", Limits{}},
+		{"rate at the bound", "defaults: {requestsPerSecond: 1e9}\n", "", "a", Limits{RequestsPerSecond: 1e9}},
 		{"negative watches", "tenants:\n  a: {maxWatches: -1}\n", "tenants.a.maxWatches -1", "", Limits{}},
 		{"bad tenant name", "tenants:\n  Bad_Name: {maxKeys: 1}\n", "tenants.Bad_Name", "", Limits{}},
 		{"unknown field", "defaults: {maxKey: 1}\n", "unknown field", "", Limits{}},
