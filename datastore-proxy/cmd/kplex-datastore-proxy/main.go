@@ -27,6 +27,9 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// The first signal drains (app.Run); a second one ends the process at
+	// once, as the signal's default does.
+	context.AfterFunc(ctx, stop)
 	if err := app.Run(ctx, opts, log); err != nil {
 		log.Error("exiting", "err", err)
 		os.Exit(1)

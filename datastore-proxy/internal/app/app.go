@@ -89,6 +89,10 @@ func Run(ctx context.Context, o Options, log *slog.Logger) error {
 	b, scheme, err := backend.Open(bctx, &wg, o.Backend)
 	abortOpen()
 	if err != nil {
+		if ctx.Err() != nil {
+			log.Info("stopped while opening the backend", "err", err)
+			return nil // asked to stop: not a failure
+		}
 		return err
 	}
 	var rv revisioner = b

@@ -1,0 +1,85 @@
+package app
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"kplex.dev/cli/pki"
+	"kplex.dev/cli/ports"
+	"kplex.dev/datastore-proxy/backend"
+)
+
+// Stopped while it waits for its database, the proxy exits without an
+// error (it was asked to stop), having shown not ready meanwhile.
+func TestStoppedWhileOpeningTheBackendIsNoFailure(t *testing.T) {
+	dir := t.TempDir()
+	ca, err := pki.NewCA("run-test-ca")
+	if err != nil {
+		t.Fatal(err)
+	}
+	serving, err := ca.Issue(pki.CertSpec{CommonName: "proxy", Server: true, IPs: []net.IP{net.ParseIP("127.0.0.1")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ca.WriteFiles(dir, "ca"); err != nil {
+		t.Fatal(err)
+	}
+	if err := serving.WriteFiles(dir, "serving"); err != nil {
+		t.Fatal(err)
+	}
+	p, err := ports.Free(3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := Options{
+		ListenAddress:  "127.0.0.1:" + strconv.Itoa(p[0]),
+		MetricsAddress: "127.0.0.1:" + strconv.Itoa(p[1]),
+		TLSCertFile:    filepath.Join(dir, "serving.crt"),
+		TLSKeyFile:     filepath.Join(dir, "serving.key"),
+		ClientCAFile:   filepath.Join(dir, "ca.crt"),
+		// Nothing listens there: the proxy waits for the database.
+		Backend:       backend.Config{Kind: "postgres", DSN: "postgres://postgres@127.0.0.1:" + strconv.Itoa(p[2]) + "/kplex?sslmode=disable"},
+		BackendSlots:  32,
+		ShutdownGrace: time.Second,
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- Run(ctx, o, slog.New(slog.NewTextHandler(io.Discard, nil))) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp, err := http.Get("http://" + o.MetricsAddress + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusServiceUnavailable {
+				t.Fatalf("/readyz = %d while the database is not there; want 503", resp.StatusCode)
+			}
+			break
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("the proxy exited before it served /readyz: %v", err)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no /readyz within 10 s: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("stopped while waiting for its database: %v; want no error", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("still running 10 s after it was stopped while waiting for its database")
+	}
+}
