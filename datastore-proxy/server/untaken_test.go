@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -44,10 +45,16 @@ func TestRefusedCreatesNobodyTakesEndTheStream(t *testing.T) {
 		}
 		sendErr <- nil
 	}()
-	// Take nothing until the proxy has read them all, or stopped reading.
-	select {
-	case <-sendErr:
-	case <-time.After(20 * time.Second):
+	// Take nothing until the proxy has ended the stream: its client's
+	// Sends return before the proxy has read the requests, and a read
+	// meanwhile would take the answers as they come.
+	ended := `kplex_datastore_proxy_requests_total{code="ResourceExhausted",method="/etcdserverpb.Watch/Watch",tenant="alpha"} 1`
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(scrape(t, px.MetricsAddress), ended) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the stream not ended 30 s after %d refused creates were sent, none of their answers taken (sends: %v)", sent, errOrPending(sendErr))
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 	refused := 0
 	for {
@@ -66,4 +73,14 @@ func TestRefusedCreatesNobodyTakesEndTheStream(t *testing.T) {
 		}
 	}
 	t.Logf("the stream ended after %d refusals taken, of %d creates sent", refused, sent)
+}
+
+// errOrPending is what errc holds, or "still sending".
+func errOrPending(errc <-chan error) any {
+	select {
+	case err := <-errc:
+		return err
+	default:
+		return "still sending"
+	}
 }

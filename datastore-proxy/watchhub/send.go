@@ -37,10 +37,13 @@ var errStalled = status.Error(codes.Unavailable, "kplex: the watch stream took n
 // kicked are guarded by the hub's mu.
 type outbox struct {
 	out, spare []*etcdserverpb.WatchResponse
-	flushing   bool       // a flush is under way: it sends what is queued meanwhile
-	flushed    *sync.Cond // on the hub's mu: a flush has ended
-	touched    bool       // in up.touched
-	broken     bool       // a send failed: the stream is ending
+	// sendingN counts the responses the flush under way took from out and
+	// has not finished sending (untaken).
+	sendingN int
+	flushing bool       // a flush is under way: it sends what is queued meanwhile
+	flushed  *sync.Cond // on the hub's mu: a flush has ended
+	touched  bool       // in up.touched
+	broken   bool       // a send failed: the stream is ending
 	// sending is when the send under way began (since epoch), 0 between
 	// sends; watchdog checks it.
 	sending  atomic.Int64
@@ -107,9 +110,11 @@ func (h *Hub) flush(s *stream, wait bool) {
 	for len(s.out) > 0 && !s.broken && !s.gone {
 		out := s.out
 		s.out = s.spare[:0]
+		s.sendingN = len(out)
 		h.mu.Unlock()
 		err := s.sendAll(out, h.cfg.StallTimeout)
 		h.mu.Lock()
+		s.sendingN = 0
 		clear(out)
 		s.spare = out
 		s.broken = s.broken || err != nil
@@ -169,3 +174,8 @@ func (h *Hub) watch(s *stream) {
 	}
 	s.kick()
 }
+
+// untaken counts the responses for s that its client has not taken yet,
+// as far as the hub knows: queued, waiting for the answers before them, or
+// being sent; h.mu is held.
+func (s *stream) untaken() int { return len(s.out) + len(s.queue) + s.sendingN }

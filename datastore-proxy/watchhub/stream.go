@@ -227,7 +227,7 @@ func (h *Hub) create(ctx context.Context, up *upstream, s *stream, cr *etcdserve
 		refusal = errDuplicateID
 	}
 	if refusal != nil {
-		if len(s.out)+len(s.queue) >= maxUntaken {
+		if s.untaken() >= maxUntaken {
 			return nil, errUntaken
 		}
 		up.refuse(s, &etcdserverpb.WatchResponse{
