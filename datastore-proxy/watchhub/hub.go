@@ -174,6 +174,9 @@ func (h *Hub) join(s *stream) (*upstream, error) {
 			case <-opening:
 			case <-s.ws.Context().Done():
 				h.mu.Lock()
+				if err := ended(s.ws.Context()); err != nil {
+					return nil, err // the proxy draining: Unavailable
+				}
 				return nil, status.FromContextError(s.ws.Context().Err()).Err()
 			}
 			h.mu.Lock()

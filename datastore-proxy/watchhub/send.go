@@ -176,6 +176,15 @@ func (h *Hub) watch(s *stream) {
 }
 
 // untaken counts the responses for s that its client has not taken yet,
-// as far as the hub knows: queued, waiting for the answers before them, or
-// being sent; h.mu is held.
-func (s *stream) untaken() int { return len(s.out) + len(s.queue) + s.sendingN }
+// as far as the hub knows: queued, refusals waiting for the answers before
+// them, or being sent; h.mu is held. Creates the store has yet to answer
+// (nil in queue) wait on the store, not on the client: not counted.
+func (s *stream) untaken() int {
+	n := len(s.out) + s.sendingN
+	for _, r := range s.queue {
+		if r != nil {
+			n++
+		}
+	}
+	return n
+}

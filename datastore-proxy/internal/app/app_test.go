@@ -92,6 +92,7 @@ func TestParseFlagsRefusesBadValues(t *testing.T) {
 		{"--backend-tenant-busy-share=0.5", ""},
 		{"--backend-tenant-busy-share=-0.5", "--backend-tenant-busy-share"},
 		{"--backend-tenant-busy-share=1", "--backend-tenant-busy-share"},
+		{"--backend-tenant-busy-share=NaN", "--backend-tenant-busy-share"},
 		{"--compact-interval=-1s", "--compact-interval"},
 		{"--compact-min-retain=-1", "--compact-min-retain"},
 		{"--watch-progress-notify-interval=-1s", "--watch-progress-notify-interval"},

@@ -134,7 +134,7 @@ func checkSettings(o Options) error {
 		return fmt.Errorf("--backend-tenant-share: want 0 (no cap) or more; got %d", o.TenantShare)
 	case o.TenantWrites < -1:
 		return fmt.Errorf("--backend-tenant-write-share: want 0 (--backend-tenant-share) or more, or -1 for the backend's default; got %d", o.TenantWrites)
-	case o.TenantBusy != -1 && (o.TenantBusy < 0 || o.TenantBusy >= 1):
+	case o.TenantBusy != -1 && !(o.TenantBusy >= 0 && o.TenantBusy < 1): // NaN too
 		return fmt.Errorf("--backend-tenant-busy-share: want a share from 0 (no bound) up to but not including 1, or -1 for the backend's default; got %g", o.TenantBusy)
 	case o.Backend.CompactInterval < 0:
 		return fmt.Errorf("--compact-interval: want a positive duration; got %s", o.Backend.CompactInterval)

@@ -105,6 +105,5 @@ func (f *tlsFiles) read() (*tls.Config, error) {
 		ClientCAs:    pool,
 		ClientAuth:   tls.RequireAndVerifyClientCert,
 		MinVersion:   tls.VersionTLS12,
-		NextProtos:   []string{"h2"}, // gRPC's, which credentials.NewTLS sets on the config it is given only
 	}, nil
 }
