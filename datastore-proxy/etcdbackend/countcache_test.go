@@ -87,20 +87,7 @@ func TestCountCacheIsBounded(t *testing.T) {
 // it, even right after a list at that revision (it was served from the
 // list's count).
 func TestACountAtACompactedRevisionIsRefused(t *testing.T) {
-	c := startEtcd(t)
-	b := New(c, &sync.WaitGroup{}, 0, 0, prometheus.NewRegistry())
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	var at int64
-	for i := range 3 {
-		rev, err := b.Create(ctx, fmt.Sprintf("/kplex/alpha/k%d", i), []byte("v"), 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if i == 0 {
-			at = rev
-		}
-	}
+	b, ctx, at := threeKeys(t)
 	if _, _, err := b.List(ctx, "/kplex/alpha/", "/kplex/alpha0", 1, at, false); err != nil {
 		t.Fatal(err)
 	}
@@ -118,20 +105,7 @@ func TestACountAtACompactedRevisionIsRefused(t *testing.T) {
 // it counted at (it did: a count-only range at an older revision read
 // that revision as the store's).
 func TestACachedCountAnswersWithTheStoresRevision(t *testing.T) {
-	c := startEtcd(t)
-	b := New(c, &sync.WaitGroup{}, 0, 0, prometheus.NewRegistry())
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	var at int64
-	for i := range 3 {
-		rev, err := b.Create(ctx, fmt.Sprintf("/kplex/alpha/k%d", i), []byte("v"), 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if i == 0 {
-			at = rev
-		}
-	}
+	b, ctx, at := threeKeys(t)
 	header, _, err := b.List(ctx, "/kplex/alpha/", "/kplex/alpha0", 1, at, false)
 	if err != nil {
 		t.Fatal(err)
@@ -143,4 +117,24 @@ func TestACachedCountAnswersWithTheStoresRevision(t *testing.T) {
 	if n != 1 || rev != header || rev == at {
 		t.Errorf("count at revision %d = %d at revision %d; want 1 at %d, the list's header", at, n, rev, header)
 	}
+}
+
+// threeKeys is a backend on a real etcd with three keys of alpha's written,
+// a context for the test, and the revision of the first key.
+func threeKeys(t *testing.T) (*Backend, context.Context, int64) {
+	t.Helper()
+	b := New(startEtcd(t), &sync.WaitGroup{}, 0, 0, prometheus.NewRegistry())
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	t.Cleanup(cancel)
+	var at int64
+	for i := range 3 {
+		rev, err := b.Create(ctx, fmt.Sprintf("/kplex/alpha/k%d", i), []byte("v"), 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i == 0 {
+			at = rev
+		}
+	}
+	return b, ctx, at
 }

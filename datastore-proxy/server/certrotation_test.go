@@ -4,13 +4,13 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"net"
 	"testing"
 	"time"
 
 	"kplex.dev/cli/pki"
 	"kplex.dev/datastore-proxy/backend"
 	"kplex.dev/datastore-proxy/internal/proxytest"
+	"kplex.dev/datastore-proxy/internal/testpki"
 )
 
 // The proxy's serving certificate and client CA are rotated in place (as
@@ -27,20 +27,7 @@ func TestRotatedTLSFilesServeNewConnections(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	ca2, err := pki.NewCA("proxy-test-ca-2")
-	if err != nil {
-		t.Fatal(err)
-	}
-	serving, err := ca2.Issue(pki.CertSpec{CommonName: "proxy", Server: true, IPs: []net.IP{net.ParseIP("127.0.0.1")}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := serving.WriteFiles(px.Dir, "serving"); err != nil {
-		t.Fatal(err)
-	}
-	if err := ca2.WriteFiles(px.Dir, "ca"); err != nil { // the client CA too
-		t.Fatal(err)
-	}
+	ca2 := testpki.Write(t, px.Dir, "proxy-test-ca-2") // the client CA too
 
 	// A client of the new CA, trusting it only, is served once the proxy
 	// has read the files again.

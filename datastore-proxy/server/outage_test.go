@@ -44,14 +44,7 @@ func TestBackendOutage(t *testing.T) {
 	wctx, wcancel := context.WithCancel(ctx)
 	defer wcancel()
 	watch := c.Watch(wctx, "/after")
-	ready := func() int {
-		resp, err := http.Get("http://" + px.MetricsAddress + "/readyz")
-		if err != nil {
-			return 0
-		}
-		resp.Body.Close()
-		return resp.StatusCode
-	}
+	ready := func() int { return readyz(px.MetricsAddress) }
 	if code := ready(); code != http.StatusOK {
 		t.Fatalf("/readyz = %d with etcd up", code)
 	}
@@ -108,4 +101,15 @@ func waitServed(t *testing.T, c *clientv3.Client, key, when string) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+}
+
+// readyz is the status code of the proxy's /readyz at addr (its metrics
+// address), 0 if it did not answer.
+func readyz(addr string) int {
+	resp, err := http.Get("http://" + addr + "/readyz")
+	if err != nil {
+		return 0
+	}
+	resp.Body.Close()
+	return resp.StatusCode
 }

@@ -31,18 +31,10 @@ func TestSQLBackendOutage(t *testing.T) {
 		if err := create(ctx, c, "/before", "v"); err != nil {
 			t.Fatal(err)
 		}
-		readyz := func() int {
-			resp, err := http.Get("http://" + px.MetricsAddress + "/readyz")
-			if err != nil {
-				return 0
-			}
-			resp.Body.Close()
-			return resp.StatusCode
-		}
 		waitReady := func(want int, when string) {
 			t.Helper()
 			deadline := time.Now().Add(30 * time.Second)
-			for code := readyz(); code != want; code = readyz() {
+			for code := readyz(px.MetricsAddress); code != want; code = readyz(px.MetricsAddress) {
 				if time.Now().After(deadline) {
 					t.Fatalf("/readyz = %d %s; want %d", code, when, want)
 				}

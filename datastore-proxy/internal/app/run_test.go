@@ -4,36 +4,22 @@ import (
 	"context"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"path/filepath"
 	"strconv"
 	"testing"
 	"time"
 
-	"kplex.dev/cli/pki"
 	"kplex.dev/cli/ports"
 	"kplex.dev/datastore-proxy/backend"
+	"kplex.dev/datastore-proxy/internal/testpki"
 )
 
 // Stopped while it waits for its database, the proxy exits without an
 // error (it was asked to stop), having shown not ready meanwhile.
 func TestStoppedWhileOpeningTheBackendIsNoFailure(t *testing.T) {
 	dir := t.TempDir()
-	ca, err := pki.NewCA("run-test-ca")
-	if err != nil {
-		t.Fatal(err)
-	}
-	serving, err := ca.Issue(pki.CertSpec{CommonName: "proxy", Server: true, IPs: []net.IP{net.ParseIP("127.0.0.1")}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := ca.WriteFiles(dir, "ca"); err != nil {
-		t.Fatal(err)
-	}
-	if err := serving.WriteFiles(dir, "serving"); err != nil {
-		t.Fatal(err)
-	}
+	testpki.Write(t, dir, "run-test-ca")
 	p, err := ports.Free(3)
 	if err != nil {
 		t.Fatal(err)

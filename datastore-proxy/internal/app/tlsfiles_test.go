@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"kplex.dev/cli/pki"
+	"kplex.dev/datastore-proxy/internal/testpki"
 )
 
 // Files that changed but cannot be used (here a certificate cut short, as
@@ -16,23 +17,7 @@ import (
 // again and can be used, they are.
 func TestUnusableTLSFilesLeaveTheOnesBefore(t *testing.T) {
 	dir := t.TempDir()
-	write := func(name string) *pki.CA {
-		ca, err := pki.NewCA(name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		kp, err := ca.Issue(pki.CertSpec{CommonName: "proxy", Server: true})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := ca.WriteFiles(dir, "ca"); err != nil {
-			t.Fatal(err)
-		}
-		if err := kp.WriteFiles(dir, "serving"); err != nil {
-			t.Fatal(err)
-		}
-		return ca
-	}
+	write := func(name string) *pki.CA { return testpki.Write(t, dir, name) }
 	write("first")
 	f := &tlsFiles{cert: filepath.Join(dir, "serving.crt"), key: filepath.Join(dir, "serving.key"), ca: filepath.Join(dir, "ca.crt"),
 		log: slog.New(slog.NewTextHandler(io.Discard, nil))}

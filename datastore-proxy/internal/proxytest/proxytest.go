@@ -23,6 +23,7 @@ import (
 	"kplex.dev/cli/ports"
 	"kplex.dev/datastore-proxy/backend"
 	"kplex.dev/datastore-proxy/internal/app"
+	"kplex.dev/datastore-proxy/internal/testpki"
 )
 
 // Proxy is a running proxy.
@@ -42,20 +43,7 @@ func Start(t testing.TB, b backend.Config) *Proxy { return StartWith(t, b, nil) 
 func StartWith(t testing.TB, b backend.Config, mutate func(*app.Options)) *Proxy {
 	t.Helper()
 	dir := t.TempDir()
-	ca, err := pki.NewCA("proxy-test-ca")
-	if err != nil {
-		t.Fatal(err)
-	}
-	serving, err := ca.Issue(pki.CertSpec{CommonName: "proxy", Server: true, IPs: []net.IP{net.ParseIP("127.0.0.1")}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := ca.WriteFiles(dir, "ca"); err != nil {
-		t.Fatal(err)
-	}
-	if err := serving.WriteFiles(dir, "serving"); err != nil {
-		t.Fatal(err)
-	}
+	ca := testpki.Write(t, dir, "proxy-test-ca")
 	p, err := ports.Free(2)
 	if err != nil {
 		t.Fatal(err)
