@@ -117,3 +117,50 @@ func eventsUpTo(t *testing.T, result <-chan server.EventBatch, rev int64) []int6
 	}
 	return events
 }
+
+// A watch whose client takes nothing reads the live feed on, its own
+// events piling up, until sqlWatchSlack of them wait; then it ends itself,
+// with what it passed on a run from the start: its client watches again
+// from there. It never leaves kine's buffer to fill: the broadcaster
+// skips a batch for a full buffer and may still hand the subscriber a
+// later one, and the skipped events were lost for good (it stopped
+// reading at the slack).
+func TestAWatchFallenBehindEndsItselfAndNeverStopsReading(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	live := make(chan server.EventBatch, 100) // kine's broadcaster's buffer
+	caughtUp := make(chan int64, 1)
+	result := make(chan server.EventBatch, 1)
+	go follow(ctx, cancel, live, caughtUp, result, "/t/", "/t0", 0, tenantbackend.WatchHooks{})
+	result <- server.EventBatch{CurrentRev: 10} // the catch-up's batch
+	caughtUp <- 10
+	<-result
+	const last = 10 + sqlWatchSlack + 200 // past the slack and kine's buffer
+	for rev := int64(11); rev <= last; rev++ {
+		select {
+		case live <- server.EventBatch{CurrentRev: rev, Events: []*server.Event{{KV: &server.KeyValue{Key: "/t/a", ModRevision: rev}}}}:
+		case <-ctx.Done(): // ended itself, its subscription with it
+			rev = last
+		case <-time.After(5 * time.Second):
+			t.Fatalf("the watch stopped reading the live feed at revision %d, leaving kine's buffer to fill", rev)
+		}
+	}
+	var got []int64
+	timeout := time.After(5 * time.Second)
+	for ended := false; !ended; {
+		select {
+		case b, open := <-result:
+			for _, e := range b.Events {
+				got = append(got, e.KV.ModRevision)
+			}
+			ended = !open
+		case <-timeout:
+			t.Fatalf("the watch, %d batches behind, did not end (events %v)", sqlWatchSlack, got)
+		}
+	}
+	for i, rev := range got {
+		if rev != int64(11+i) {
+			t.Fatalf("events passed on: %v; want a run from 11", got)
+		}
+	}
+}

@@ -140,18 +140,26 @@ func field[T any](v reflect.Value, name string) (T, error) {
 }
 
 // sqlWatchSlack is how many batches with events a range watch on SQL
-// holds for a slow reader, on top of the 100 of kine's broadcaster, which
-// drops a subscriber whose buffer is full (the watch then ends and its
-// client watches again from its last revision). They are held in a queue
-// that grows as it needs: a channel of that many held 6.4 KiB for every
-// idle watch. The broadcaster hands every watch every batch of the whole
-// store, most with none of its events: those take no place (merge), and
-// the live feed is read from the subscription on, during the catch-up
-// too. Otherwise other tenants' writes filled a watch's buffer while its
+// holds for a slow reader; past it the watch ends itself, and its client
+// watches again from its last revision. They are held in a queue that
+// grows as it needs: a channel of that many held 6.4 KiB for every idle
+// watch. The broadcaster hands every watch every batch of the whole store,
+// most with none of its events: those take no place (merge), and the live
+// feed is read from the subscription on, during the catch-up too.
+// Otherwise other tenants' writes filled a watch's buffer while its
 // catch-up read ran, or while its stream sent another watch's large
 // response, and kine ended the watch (a Canceled with no reason, which
 // etcd's client takes for the end of the watch).
-const sqlWatchSlack = 200
+//
+// The feed is read all the time, the queue full or not: kine's
+// broadcaster skips a batch for a subscriber whose buffer (100) is full
+// and closes the subscription only later, from a goroutine of its own, so
+// a batch after the skipped one could still arrive, and the skipped
+// batch's events were lost for good (the watch stopped reading at the
+// slack and left that buffer to fill, until a review found it). Ending
+// the watch at the slack is a clean cut: every event up to it was passed
+// on.
+const sqlWatchSlack = 300
 
 // WatchRange is kine's LogStructured.Watch with the catch-up read and the
 // live events limited to [key, end) (end "": the single key), made the
@@ -231,10 +239,12 @@ func follow(ctx context.Context, cancel context.CancelFunc, live <-chan server.E
 	rev := int64(-1) // until the catch-up's is known
 	in := live       // read to the end: the broadcaster closes it
 	for in != nil || len(queue) > 0 || rev < 0 {
-		recv := in
-		if len(queue) >= sqlWatchSlack {
-			recv = nil // kine's broadcaster holds the next, up to its limit
+		if in != nil && len(queue) >= sqlWatchSlack {
+			// Fallen behind: ends here, before anything unread (above).
+			in = nil
+			cancel()
 		}
+		recv := in
 		var out chan<- server.EventBatch
 		var head server.EventBatch
 		start := caughtUp
