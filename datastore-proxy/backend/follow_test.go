@@ -118,49 +118,93 @@ func eventsUpTo(t *testing.T, result <-chan server.EventBatch, rev int64) []int6
 	return events
 }
 
-// A watch whose client takes nothing reads the live feed on, its own
+// A watch whose client falls behind reads the live feed on, its own
 // events piling up, until sqlWatchSlack of them wait; then it ends itself,
 // with what it passed on a run from the start: its client watches again
 // from there. It never leaves kine's buffer to fill: the broadcaster
 // skips a batch for a full buffer and may still hand the subscriber a
 // later one, and the skipped events were lost for good (it stopped
-// reading at the slack).
+// reading at the slack). The same while its catch-up is still read.
 func TestAWatchFallenBehindEndsItselfAndNeverStopsReading(t *testing.T) {
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	live := make(chan server.EventBatch, 100) // kine's broadcaster's buffer
-	caughtUp := make(chan int64, 1)
-	result := make(chan server.EventBatch, 1)
-	go follow(ctx, cancel, live, caughtUp, result, "/t/", "/t0", 0, tenantbackend.WatchHooks{})
-	result <- server.EventBatch{CurrentRev: 10} // the catch-up's batch
-	caughtUp <- 10
-	<-result
 	const last = 10 + sqlWatchSlack + 200 // past the slack and kine's buffer
-	for rev := int64(11); rev <= last; rev++ {
-		select {
-		case live <- server.EventBatch{CurrentRev: rev, Events: []*server.Event{{KV: &server.KeyValue{Key: "/t/a", ModRevision: rev}}}}:
-		case <-ctx.Done(): // ended itself, its subscription with it
-			rev = last
-		case <-time.After(5 * time.Second):
-			t.Fatalf("the watch stopped reading the live feed at revision %d, leaving kine's buffer to fill", rev)
-		}
+	mine := func(rev int64) server.EventBatch {
+		return server.EventBatch{CurrentRev: rev, Events: []*server.Event{{KV: &server.KeyValue{Key: "/t/a", ModRevision: rev}}}}
 	}
-	var got []int64
-	timeout := time.After(5 * time.Second)
-	for ended := false; !ended; {
-		select {
-		case b, open := <-result:
-			for _, e := range b.Events {
-				got = append(got, e.KV.ModRevision)
+	// feed sends from..to, or until the watch has ended itself (its
+	// context, which ends its kine subscription).
+	feed := func(t *testing.T, ctx context.Context, live chan<- server.EventBatch, from, to int64) {
+		t.Helper()
+		for rev := from; rev <= to; rev++ {
+			select {
+			case live <- mine(rev):
+			case <-ctx.Done():
+				return
+			case <-time.After(5 * time.Second):
+				t.Fatalf("the watch stopped reading the live feed at revision %d, leaving kine's buffer to fill", rev)
 			}
-			ended = !open
-		case <-timeout:
-			t.Fatalf("the watch, %d batches behind, did not end (events %v)", sqlWatchSlack, got)
 		}
 	}
-	for i, rev := range got {
-		if rev != int64(11+i) {
-			t.Fatalf("events passed on: %v; want a run from 11", got)
+	// rest reads result until it closes.
+	rest := func(t *testing.T, result <-chan server.EventBatch) (events []int64) {
+		t.Helper()
+		timeout := time.After(5 * time.Second)
+		for {
+			select {
+			case b, open := <-result:
+				if !open {
+					return events
+				}
+				for _, e := range b.Events {
+					events = append(events, e.KV.ModRevision)
+				}
+			case <-timeout:
+				t.Fatalf("the watch, %d batches behind, did not end (events %v)", sqlWatchSlack, events)
+			}
 		}
 	}
+	t.Run("after its catch-up", func(t *testing.T) {
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		live := make(chan server.EventBatch, 100) // kine's broadcaster's buffer
+		caughtUp := make(chan int64, 1)
+		result := make(chan server.EventBatch, 1)
+		go follow(ctx, cancel, live, caughtUp, result, "/t/", "/t0", 0, tenantbackend.WatchHooks{})
+		result <- server.EventBatch{CurrentRev: 10} // the catch-up's batch
+		caughtUp <- 10
+		<-result
+		// The client takes five, then nothing.
+		feed(t, ctx, live, 11, 15)
+		got := eventsUpTo(t, result, 15)
+		feed(t, ctx, live, 16, last)
+		got = append(got, rest(t, result)...)
+		if len(got) < 5 {
+			t.Fatalf("events passed on: %v; want at least the five taken", got)
+		}
+		for i, rev := range got {
+			if rev != int64(11+i) {
+				t.Fatalf("events passed on: %v; want a run from 11", got)
+			}
+		}
+	})
+	t.Run("while its catch-up is read", func(t *testing.T) {
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		live := make(chan server.EventBatch, 100)
+		caughtUp := make(chan int64, 1)
+		result := make(chan server.EventBatch, 1)
+		go follow(ctx, cancel, live, caughtUp, result, "/t/", "/t0", 0, tenantbackend.WatchHooks{})
+		feed(t, ctx, live, 11, last)
+		select {
+		case <-ctx.Done():
+		case <-time.After(5 * time.Second):
+			t.Fatal("the watch did not end itself with its catch-up still being read")
+		}
+		// The catch-up, canceled, hands over as WatchRange does: nothing
+		// but the batch, then its revision; result is closed after it.
+		result <- server.EventBatch{}
+		caughtUp <- 0
+		if got := rest(t, result); len(got) != 0 {
+			t.Fatalf("events passed on after a catch-up that failed: %v", got)
+		}
+	})
 }
