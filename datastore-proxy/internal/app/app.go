@@ -158,13 +158,18 @@ func Run(ctx context.Context, o Options, log *slog.Logger) error {
 			return fmt.Errorf("serve: %w", err)
 		}
 	}
-	// Not ready first, so that no new client is sent here; then no new
+	// Not ready first, so that no new client is sent here, and serving on
+	// for --shutdown-delay while load balancers see it; then no new
 	// connection or call is taken (gRPC sends its clients GOAWAY), every
 	// watch stream is ended with Unavailable, which etcd's client answers
 	// by watching again from its revision elsewhere or once the proxy is
 	// back (server/drain.go), and the calls under way finish.
-	log.Info("shutting down: draining requests and watches", "grace", o.ShutdownGrace)
 	stopping.Store(true)
+	if o.ShutdownDelay > 0 {
+		log.Info("shutting down: not ready, serving on while load balancers take the proxy out", "delay", o.ShutdownDelay)
+		time.Sleep(o.ShutdownDelay)
+	}
+	log.Info("shutting down: draining requests and watches", "grace", o.ShutdownGrace)
 	drained := make(chan struct{})
 	go func() { g.GracefulStop(); close(drained) }()
 	srv.Drain()

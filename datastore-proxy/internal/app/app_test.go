@@ -98,6 +98,8 @@ func TestParseFlagsRefusesBadValues(t *testing.T) {
 		{"--watch-progress-notify-interval=-1s", "--watch-progress-notify-interval"},
 		{"--shutdown-grace=0", "--shutdown-grace"},
 		{"--shutdown-grace=-1s", "--shutdown-grace"},
+		{"--shutdown-delay=5s", ""},
+		{"--shutdown-delay=-1s", "--shutdown-delay"},
 	} {
 		_, err := ParseFlags(append([]string{tc.flag}, tlsFlags...), io.Discard)
 		switch {

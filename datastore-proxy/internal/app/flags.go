@@ -22,6 +22,7 @@ type Options struct {
 	Backend        backend.Config
 	NotifyInterval time.Duration
 	ShutdownGrace  time.Duration
+	ShutdownDelay  time.Duration
 	TenantConfig   string
 	BackendSlots   int
 	WriteSlots     int
@@ -83,7 +84,8 @@ Flags:
 	fs.DurationVar(&o.ForgetIdle, "forget-idle-tenants", 10*time.Minute, "how long a tenant may go without a request or an open stream before the proxy forgets what it keeps of it: its metric series (a deleted tenant's stop showing) and its rate limiter; its key and byte counts stay a day longer, after which its next write with limits waits for a new count; 0: never")
 	fs.DurationVar(&o.WatchStall, "watch-stall-timeout", 10*time.Second, "how long a tenant's watch stream may take no response while the tenant has other watch streams before it is ended (its client watches again from where it was); until then the tenant's other streams wait, as every stream of a tenant shares one watch stream on the store; 0: never end one")
 	fs.UintVar(&o.MaxStreams, "max-concurrent-streams", 0, "requests and streams one client connection may have open at once (HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS); a gRPC client past it waits before sending (one that ignores it has its new streams refused), so that the proxy holds at most this many of a connection's requests in memory; a tenant with several connections holds as many times that. Long-lived watch streams count, and a tenant's apiserver keeps about one open per resource it watches: set it well above the most any tenant has open (kplex_datastore_proxy_active_streams counts them by tenant), or its requests stall; 0: no bound, as etcd")
-	fs.DurationVar(&o.ShutdownGrace, "shutdown-grace", 10*time.Second, "how long open requests and watches may drain on SIGTERM")
+	fs.DurationVar(&o.ShutdownGrace, "shutdown-grace", 10*time.Second, "how long the requests under way may take to finish on SIGTERM, once watch streams are ended (Unavailable: etcd's client watches again from its revision)")
+	fs.DurationVar(&o.ShutdownDelay, "shutdown-delay", 0, "how long the proxy serves on after SIGTERM with /readyz answering 503, before it drains: time for load balancers and a Service's endpoints to take it out (a pod's terminationGracePeriodSeconds should cover this and --shutdown-grace); a second SIGTERM ends it at once")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -142,6 +144,8 @@ func checkSettings(o Options) error {
 		return fmt.Errorf("--compact-min-retain: want 0 or more revisions; got %d", o.Backend.CompactMinRetain)
 	case o.NotifyInterval < 0:
 		return fmt.Errorf("--watch-progress-notify-interval: want a duration, 0 for none; got %s", o.NotifyInterval)
+	case o.ShutdownDelay < 0:
+		return fmt.Errorf("--shutdown-delay: want a duration, 0 for none; got %s", o.ShutdownDelay)
 	case o.ShutdownGrace <= 0:
 		return fmt.Errorf("--shutdown-grace: want a positive duration; got %s", o.ShutdownGrace)
 	}
