@@ -17,12 +17,7 @@ import (
 // with other tenants' writes; the watch's own events come through in
 // order, after the catch-up's revision.
 func TestAWatchFollowsTheLiveFeedWhateverElseIsWritten(t *testing.T) {
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	live := make(chan server.EventBatch, 100) // kine's broadcaster's buffer
-	caughtUp := make(chan int64, 1)
-	result := make(chan server.EventBatch, 1)
-	go follow(ctx, cancel, live, caughtUp, result, "/t/a", "/t/b", 0, tenantbackend.WatchHooks{})
+	_, cancel, live, caughtUp, result := startFollow(t, "/t/a", "/t/b", 0)
 
 	ev := func(key string, rev int64) *server.Event {
 		return &server.Event{KV: &server.KeyValue{Key: key, ModRevision: rev}}
@@ -72,13 +67,8 @@ func TestAWatchFollowsTheLiveFeedWhateverElseIsWritten(t *testing.T) {
 // the log's revision; the live events between that and its start are not
 // its own, whether they came while the catch-up ran or after.
 func TestAWatchFromAFutureRevisionFollowsFromItsStart(t *testing.T) {
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	live := make(chan server.EventBatch, 100)
-	caughtUp := make(chan int64, 1)
-	result := make(chan server.EventBatch, 1)
 	const start = 31 // the catch-up reads after 30; the log is at 20
-	go follow(ctx, cancel, live, caughtUp, result, "/t/", "/t0", start-1, tenantbackend.WatchHooks{})
+	_, _, live, caughtUp, result := startFollow(t, "/t/", "/t0", start-1)
 	feed := func(from, to int64, mine map[int64]bool) {
 		for rev := from; rev <= to; rev++ {
 			key := "/u/other"
@@ -163,12 +153,7 @@ func TestAWatchFallenBehindEndsItselfAndNeverStopsReading(t *testing.T) {
 		}
 	}
 	t.Run("after its catch-up", func(t *testing.T) {
-		ctx, cancel := context.WithCancel(context.Background())
-		defer cancel()
-		live := make(chan server.EventBatch, 100) // kine's broadcaster's buffer
-		caughtUp := make(chan int64, 1)
-		result := make(chan server.EventBatch, 1)
-		go follow(ctx, cancel, live, caughtUp, result, "/t/", "/t0", 0, tenantbackend.WatchHooks{})
+		ctx, _, live, caughtUp, result := startFollow(t, "/t/", "/t0", 0)
 		result <- server.EventBatch{CurrentRev: 10} // the catch-up's batch
 		caughtUp <- 10
 		<-result
@@ -187,12 +172,7 @@ func TestAWatchFallenBehindEndsItselfAndNeverStopsReading(t *testing.T) {
 		}
 	})
 	t.Run("while its catch-up is read", func(t *testing.T) {
-		ctx, cancel := context.WithCancel(context.Background())
-		defer cancel()
-		live := make(chan server.EventBatch, 100)
-		caughtUp := make(chan int64, 1)
-		result := make(chan server.EventBatch, 1)
-		go follow(ctx, cancel, live, caughtUp, result, "/t/", "/t0", 0, tenantbackend.WatchHooks{})
+		ctx, _, live, caughtUp, result := startFollow(t, "/t/", "/t0", 0)
 		feed(t, ctx, live, 11, last)
 		select {
 		case <-ctx.Done():
@@ -207,4 +187,16 @@ func TestAWatchFallenBehindEndsItselfAndNeverStopsReading(t *testing.T) {
 			t.Fatalf("events passed on after a catch-up that failed: %v", got)
 		}
 	})
+}
+
+// startFollow runs follow for a watch of [key, end) from after + 1 until
+// the test ends: the live feed it reads, with the room of kine's
+// broadcaster's buffer, and the catch-up's hand-over and the results, with
+// the room WatchRange gives them.
+func startFollow(t *testing.T, key, end string, after int64) (ctx context.Context, cancel context.CancelFunc, live chan server.EventBatch, caughtUp chan int64, result chan server.EventBatch) {
+	ctx, cancel = context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	live, caughtUp, result = make(chan server.EventBatch, 100), make(chan int64, 1), make(chan server.EventBatch, 1)
+	go follow(ctx, cancel, live, caughtUp, result, key, end, after, tenantbackend.WatchHooks{})
+	return ctx, cancel, live, caughtUp, result
 }
