@@ -3,6 +3,7 @@ package etcdbackend
 import (
 	"context"
 	"fmt"
+	"math"
 
 	"go.etcd.io/etcd/api/v3/etcdserverpb"
 	"google.golang.org/grpc"
@@ -19,7 +20,11 @@ func (b *Backend) ListRaw(ctx context.Context, key, end string, limit, revision 
 	resp, err := b.kv.Range(ctx, &etcdserverpb.RangeRequest{
 		Key: []byte(key), RangeEnd: []byte(end), Limit: limit, Revision: revision,
 		KeysOnly: keysOnly, CountOnly: countOnly,
-	}, grpc.ForceCodecV2(undecodedRange{}))
+	}, grpc.ForceCodecV2(undecodedRange{}),
+		// What etcd's KV client adds to each call, which this one, made
+		// below it, would go without: gRPC's default limit took answers
+		// of 4 MiB at most, and etcd sends up to 2 GiB.
+		grpc.MaxCallRecvMsgSize(math.MaxInt32), grpc.WaitForReady(true))
 	if err != nil {
 		return nil, mapErr(err)
 	}
