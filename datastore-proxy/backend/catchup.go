@@ -3,7 +3,6 @@ package backend
 import (
 	"context"
 
-	"github.com/k3s-io/kine/pkg/logstructured/sqllog"
 	"github.com/k3s-io/kine/pkg/server"
 )
 
@@ -50,7 +49,7 @@ func (b *sqlBackend) after(ctx context.Context, key, end string, revision int64)
 	if err != nil {
 		return server.EventBatch{}, err
 	}
-	batch, compact, err := sqllog.RowsToEvents(rows, true, true)
+	batch, compact, err := rowsToEvents(rows, true, true)
 	b.sawCompacted(compact)
 	switch {
 	case err != nil:

@@ -17,6 +17,11 @@ type Relay struct {
 	mu    sync.Mutex
 	lis   net.Listener
 	conns map[net.Conn]bool
+	// cutAt, when not 0, is how many bytes from the server a connection
+	// passes on, counted from the arming (cutGen), before it is cut
+	// (CutAnswerAfter); cuts counts those cut.
+	cutAt, cutGen int64
+	cuts          int
 }
 
 // NewRelay starts a relay to target until the test ends.
@@ -43,6 +48,22 @@ func (r *Relay) Cut() {
 	for c := range r.conns {
 		c.Close()
 		delete(r.conns, c)
+	}
+}
+
+// CutAnswerAfter makes the relay cut, from now on, every connection once
+// it has passed on n bytes from the server counted from now (a read cut
+// short part way through a large answer; 0: no more cuts), and returns
+// how to learn how many were cut.
+func (r *Relay) CutAnswerAfter(n int64) (cuts func() int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.cutAt = n
+	r.cutGen++
+	return func() int {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		return r.cuts
 	}
 }
 
@@ -74,8 +95,8 @@ func (r *Relay) serve(lis net.Listener) {
 			if !r.track(lis, in, out) {
 				continue
 			}
-			go r.pipe(in, out)
-			go r.pipe(out, in)
+			go r.pipe(in, out, true)
+			go r.pipe(out, in, false)
 		}
 	}()
 }
@@ -93,8 +114,35 @@ func (r *Relay) track(lis net.Listener, in, out net.Conn) bool {
 	return true
 }
 
-func (r *Relay) pipe(dst, src net.Conn) {
-	_, _ = io.Copy(dst, src)
+func (r *Relay) pipe(dst, src net.Conn, answers bool) {
+	var passed, gen int64
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		if answers && n > 0 {
+			r.mu.Lock()
+			if gen != r.cutGen {
+				gen, passed = r.cutGen, 0
+			}
+			if r.cutAt > 0 {
+				passed += int64(n)
+				if passed > r.cutAt {
+					n -= int(passed - r.cutAt)
+					err = io.ErrUnexpectedEOF
+					r.cuts++
+				}
+			}
+			r.mu.Unlock()
+		}
+		if n > 0 {
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				break
+			}
+		}
+		if err != nil {
+			break
+		}
+	}
 	dst.Close()
 	src.Close()
 	r.mu.Lock()
