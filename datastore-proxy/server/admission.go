@@ -9,6 +9,7 @@ import (
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	"golang.org/x/time/rate"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/status"
 )
 
 // maxRateWait is how long a request over its tenant's rate waits for a
@@ -64,13 +65,17 @@ func (s *Server) Admit(ctx context.Context, req any, info *grpc.UnaryServerInfo,
 }
 
 // rateLimit waits for a token of tenant's rate, at most maxRateWait, or
-// refuses with "too many requests".
+// refuses with "too many requests". A caller that gives up meanwhile gets
+// its own context's status, not a refusal (its metrics said refused).
 func (s *Server) rateLimit(ctx context.Context, tenant string) error {
 	if lim := s.limiter(tenant); lim != nil {
 		wctx, cancel := context.WithTimeout(ctx, maxRateWait)
 		err := lim.Wait(wctx)
 		cancel()
 		if err != nil {
+			if cerr := ctx.Err(); cerr != nil {
+				return status.FromContextError(cerr).Err()
+			}
 			return rpctypes.ErrGRPCRequestTooManyRequests
 		}
 	}

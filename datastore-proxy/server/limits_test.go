@@ -148,3 +148,39 @@ func TestRateLimitIsPerTenant(t *testing.T) {
 		t.Fatalf("unlimited tenant (%v) slower than the limited one (%v)", fastTook, slowTook)
 	}
 }
+
+// A request that waits for its tenant's rate and whose caller gives up
+// meanwhile is counted as canceled, not as refused: every such request
+// was counted "too many requests" (ResourceExhausted) in the metrics.
+func TestARequestCanceledWhileRateLimitedIsCanceled(t *testing.T) {
+	cfg := filepath.Join(t.TempDir(), "tenants.yaml")
+	writeConfig(t, cfg, "tenants:\n  slow: {requestsPerSecond: 2, burst: 1}\n")
+	px := proxytest.StartWith(t, backend.Config{Kind: "sqlite"}, func(o *app.Options) { o.TenantConfig = cfg })
+	slow := px.Client(t, "slow")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := slow.Get(ctx, "/a"); err != nil { // the burst's token
+		t.Fatal(err)
+	}
+	// The next token is half a second away: the caller gives up first.
+	short, stop := context.WithCancel(ctx)
+	time.AfterFunc(100*time.Millisecond, stop)
+	if _, err := slow.Get(short, "/a"); err == nil {
+		t.Fatal("a get canceled while it waited for a token succeeded")
+	}
+	const method = `method="/etcdserverpb.KV/Range",tenant="slow"`
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		body := scrape(t, px.MetricsAddress)
+		if strings.Contains(body, `kplex_datastore_proxy_requests_total{code="ResourceExhausted",`+method+`}`) {
+			t.Fatal("the canceled get was counted as refused (ResourceExhausted)")
+		}
+		if strings.Contains(body, `kplex_datastore_proxy_requests_total{code="Canceled",`+method+`} 1`) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no canceled range counted for slow:\n%s", grepLines(body, "requests_total"))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
