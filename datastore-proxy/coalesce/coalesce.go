@@ -11,7 +11,8 @@
 // Contract: the bytes on the wire and their order are exactly TLS's; a
 // write returns once its records are written to the socket, or with the
 // error of writing them. A write to a client that reads slowly holds its
-// buffer until the socket takes it all, as TLS held its record before.
+// buffer until the socket takes it all, as TLS held its record before;
+// Close ends such a write at once, as TLS's Close does.
 package coalesce
 
 import (
@@ -113,4 +114,20 @@ func (c *flushConn) Write(p []byte) (int, error) {
 		return 0, ferr
 	}
 	return n, err
+}
+
+// Close closes the connection as TLS's own Close does for a write under
+// way: it closes the socket at once, which ends a write waiting on a
+// client that does not read. TLS sees a write under way only inside its
+// Write; a held write's records go to the socket after that has returned
+// (release), so TLS took the connection for idle and sent its
+// close_notify behind them, waiting on that write for up to the 5 s
+// deadline it sets (each connection gRPC closed on a stop, in turn).
+func (c *flushConn) Close() error {
+	if c.h.mu.TryLock() {
+		c.h.mu.Unlock()
+		return c.Conn.Close()
+	}
+	c.h.Conn.Close() // a write under way: break it, as TLS would
+	return c.Conn.Close()
 }

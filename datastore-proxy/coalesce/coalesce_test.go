@@ -27,11 +27,11 @@ func (c *countingConn) Write(p []byte) (int, error) {
 	return c.Conn.Write(p)
 }
 
-// A write of many records reaches the socket in one system call; the
-// client reads exactly what was written; the handshake, with a client
-// certificate, and the peer's identity are TLS's own; writes TLS makes
-// outside a write (close_notify on Close) still go out.
-func TestAWritesRecordsGoOutTogether(t *testing.T) {
+// handshake makes a TLS connection on loopback with the coalescing
+// credentials, a client certificate for tenant-a, and returns the
+// server's side, the socket under it, its auth info and the client's side.
+func handshake(t *testing.T) (net.Conn, *countingConn, credentials.AuthInfo, *tls.Conn) {
+	t.Helper()
 	ca, err := pki.NewCA("test-ca")
 	if err != nil {
 		t.Fatal(err)
@@ -84,6 +84,15 @@ func TestAWritesRecordsGoOutTogether(t *testing.T) {
 	if c == nil {
 		t.FailNow()
 	}
+	return conn, counted, info, c
+}
+
+// A write of many records reaches the socket in one system call; the
+// client reads exactly what was written; the handshake, with a client
+// certificate, and the peer's identity are TLS's own; writes TLS makes
+// outside a write (close_notify on Close) still go out.
+func TestAWritesRecordsGoOutTogether(t *testing.T) {
+	conn, counted, info, c := handshake(t)
 	defer c.Close()
 	tlsInfo, ok := info.(credentials.TLSInfo)
 	if !ok || len(tlsInfo.State.PeerCertificates) == 0 || tlsInfo.State.PeerCertificates[0].Subject.CommonName != "tenant-a" {
@@ -131,5 +140,38 @@ func TestAWritesRecordsGoOutTogether(t *testing.T) {
 	c.SetReadDeadline(time.Now().Add(10 * time.Second))
 	if _, err := c.Read(make([]byte, 1)); err != io.EOF {
 		t.Fatalf("the client's read after close: err %v, want EOF (close_notify received)", err)
+	}
+}
+
+// Close ends a write that waits on a client that does not read at once,
+// as TLS's Close does: it took 5 s (TLS, seeing no write of its own under
+// way, sent its close_notify behind the held write and waited for it).
+func TestCloseBreaksAWriteToAClientThatDoesNotRead(t *testing.T) {
+	conn, counted, _, c := handshake(t)
+	defer c.Close()
+	before := counted.writes.Load()
+	wrote := make(chan error, 1)
+	go func() {
+		_, err := conn.Write(make([]byte, 32<<20)) // far past the socket buffers
+		wrote <- err
+	}()
+	// Wait for the held records' write to the socket, and for it to stop.
+	for counted.writes.Load() == before {
+		time.Sleep(time.Millisecond)
+	}
+	select {
+	case err := <-wrote:
+		t.Fatalf("a 32 MiB write to a client that reads nothing returned (%v)", err)
+	case <-time.After(300 * time.Millisecond):
+	}
+	start := time.Now()
+	conn.Close()
+	if took := time.Since(start); took > time.Second {
+		t.Errorf("Close took %v with a write waiting on the client, want at once", took)
+	}
+	select {
+	case <-wrote:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the write did not end when the connection was closed")
 	}
 }
