@@ -132,7 +132,12 @@ func (b *Backend) Create(ctx context.Context, key string, value []byte, ttl int6
 	return rev, nil
 }
 
-// Update writes key if it is still at revision.
+// Update writes key if it is still at revision. It sends etcd what
+// kube-apiserver's GuaranteedUpdate sends it: the put if the key is at
+// revision, else a read of the key, whose value comes back with false. A
+// successful update returns no value (kine's bridge answers it with the
+// revision alone): reading the key after the put cost etcd a range per
+// update.
 func (b *Backend) Update(ctx context.Context, key string, value []byte, revision, ttl int64) (int64, *server.KeyValue, bool, error) {
 	var rev int64
 	var txn *etcdserverpb.TxnResponse
@@ -144,7 +149,7 @@ func (b *Backend) Update(ctx context.Context, key string, value []byte, revision
 		var err error
 		rev, txn, err = b.write(ctx, key, len(key)+len(value), clientv3.OpTxn(
 			[]clientv3.Cmp{clientv3.Compare(clientv3.ModRevision(key), "=", revision)},
-			[]clientv3.Op{put, clientv3.OpGet(key)},
+			[]clientv3.Op{put},
 			[]clientv3.Op{clientv3.OpGet(key)}))
 		if err != nil || !txn.Succeeded {
 			return false, err
@@ -155,9 +160,8 @@ func (b *Backend) Update(ctx context.Context, key string, value []byte, revision
 	if err != nil {
 		return 0, nil, false, err
 	}
-	get := txn.Responses[len(txn.Responses)-1].GetResponseRange()
 	var kv *server.KeyValue
-	if get != nil && len(get.Kvs) > 0 {
+	if get := txn.Responses[0].GetResponseRange(); get != nil && len(get.Kvs) > 0 {
 		kv = toKV(get.Kvs[0])
 	}
 	return rev, kv, txn.Succeeded, nil
