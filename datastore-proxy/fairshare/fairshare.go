@@ -223,8 +223,11 @@ func (s *Scheduler) floodingLocked(tenant string) bool {
 
 // othersBusyLocked reports whether a tenant other than tenant, and not
 // itself flooding here, is busy (Activity.othersBusy): the only reason to
-// hold tenant back. Two floods are not held back for each other: they take
-// turns.
+// hold tenant back. Two floods here are not held back for each other:
+// they take turns. A tenant that floods only the other scheduler sharing
+// the Activity (reads, writes) counts as busy here, and is held back
+// there by a flood here in the same way: each is load on the one backend
+// the other's requests go to.
 func (s *Scheduler) othersBusyLocked(tenant string) bool {
 	return s.activity.othersBusy(tenant, s.floodingLocked)
 }
