@@ -173,7 +173,23 @@ func TestAWatchFallenBehindEndsItselfAndNeverStopsReading(t *testing.T) {
 	})
 	t.Run("while its catch-up is read", func(t *testing.T) {
 		ctx, _, live, caughtUp, result := startFollow(t, "/t/", "/t0", 0)
-		feed(t, ctx, live, 11, last)
+		// Held in events, not batches, meanwhile: full batches of kine's
+		// poller, past sqlCatchUpSlack.
+		for rev := int64(11); rev <= 10+sqlCatchUpSlack+1000; rev += 500 {
+			b := server.EventBatch{CurrentRev: rev + 499}
+			for r := rev; r < rev+500; r++ {
+				b.Events = append(b.Events, mine(r).Events[0])
+			}
+			select {
+			case live <- b:
+			case <-ctx.Done():
+			case <-time.After(5 * time.Second):
+				t.Fatalf("the watch stopped reading the live feed at revision %d, leaving kine's buffer to fill", rev)
+			}
+			if ctx.Err() != nil {
+				break
+			}
+		}
 		select {
 		case <-ctx.Done():
 		case <-time.After(5 * time.Second):
@@ -199,4 +215,42 @@ func startFollow(t *testing.T, key, end string, after int64) (ctx context.Contex
 	live, caughtUp, result = make(chan server.EventBatch, 100), make(chan int64, 1), make(chan server.EventBatch, 1)
 	go follow(ctx, cancel, live, caughtUp, result, key, end, after, tenantbackend.WatchHooks{})
 	return ctx, cancel, live, caughtUp, result
+}
+
+// A watch whose range is written to while its catch-up is read, a batch a
+// write, holds more of them than sqlWatchSlack and still starts: it
+// passes them all on, in order, once the catch-up is there. Counted in
+// batches, such a watch ended itself during every catch-up that took
+// longer than 300 writes to its range, so that on a busy range it never
+// started.
+func TestAWatchOnABusyRangeStartsWhateverItsCatchUpTakes(t *testing.T) {
+	ctx, _, live, caughtUp, result := startFollow(t, "/t/", "/t0", 0)
+	const n = sqlWatchSlack + 200
+	for rev := int64(11); rev <= 10+n; rev++ {
+		select {
+		case live <- server.EventBatch{CurrentRev: rev, Events: []*server.Event{{KV: &server.KeyValue{Key: "/t/a", ModRevision: rev}}}}:
+		case <-ctx.Done():
+			t.Fatalf("the watch ended itself at revision %d, %d writes to its range into its catch-up", rev, rev-10)
+		case <-time.After(5 * time.Second):
+			t.Fatalf("the watch stopped reading the live feed at revision %d", rev)
+		}
+	}
+	if ctx.Err() != nil {
+		t.Fatalf("the watch ended itself with %d writes to its range during its catch-up", n)
+	}
+	result <- server.EventBatch{CurrentRev: 10} // the catch-up's batch
+	caughtUp <- 10
+	<-result
+	got := eventsUpTo(t, result, 10+n)
+	if len(got) != n {
+		t.Fatalf("%d events passed on, want %d", len(got), n)
+	}
+	for i, rev := range got {
+		if rev != int64(11+i) {
+			t.Fatalf("events passed on: %v; want a run from 11", got)
+		}
+	}
+	if ctx.Err() != nil {
+		t.Fatal("the watch ended")
+	}
 }

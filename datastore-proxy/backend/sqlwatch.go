@@ -164,6 +164,14 @@ func field[T any](v reflect.Value, name string) (T, error) {
 // on.
 const sqlWatchSlack = 300
 
+// sqlCatchUpSlack is how many of its events a range watch on SQL holds
+// while its catch-up is read, merged into one batch: as many as
+// sqlWatchSlack full batches of kine's poller (500). A busy range has a
+// batch for every write, and counted in batches a catch-up that took
+// longer than 300 writes to the range ended the watch, and again each
+// time its client watched again, so that it never started.
+const sqlCatchUpSlack = sqlWatchSlack * 500
+
 // WatchRange is kine's LogStructured.Watch with the catch-up read and the
 // live events limited to [key, end) (end "": the single key), made the
 // tenant's with h.Own on the way (kine's broadcaster hands every
@@ -239,10 +247,22 @@ func follow(ctx context.Context, cancel context.CancelFunc, live <-chan server.E
 		}
 		queue = append(queue, batch)
 	}
+	// Until the catch-up is there, what comes is held in one batch, the
+	// events in id order, and counted in events (sqlCatchUpSlack).
+	held := 0
+	hold := func(batch server.EventBatch) {
+		held += len(batch.Events)
+		if len(queue) == 0 {
+			queue = append(queue, batch)
+			return
+		}
+		queue[0].CurrentRev = max(queue[0].CurrentRev, batch.CurrentRev)
+		queue[0].Events = append(queue[0].Events, batch.Events...)
+	}
 	rev := int64(-1) // until the catch-up's is known
 	in := live       // read to the end: the broadcaster closes it
 	for in != nil || len(queue) > 0 || rev < 0 {
-		if in != nil && len(queue) >= sqlWatchSlack {
+		if in != nil && (len(queue) >= sqlWatchSlack || held > sqlCatchUpSlack) {
 			// Fallen behind: ends here, before anything unread (above).
 			in = nil
 			cancel()
@@ -264,7 +284,7 @@ func follow(ctx context.Context, cancel context.CancelFunc, live <-chan server.E
 				continue
 			}
 			if rev < 0 {
-				add(inRange(batch, key, end)) // not made the tenant's yet: some may go
+				hold(inRange(batch, key, end)) // not made the tenant's yet: some may go
 			} else {
 				add(tenantbackend.OwnBatch(liveBatch(batch, rev, after, key, end), h.Own))
 			}
@@ -275,9 +295,9 @@ func follow(ctx context.Context, cancel context.CancelFunc, live <-chan server.E
 				// gap below them before the watch's end.
 				return
 			}
-			held := queue
-			queue = nil
-			for _, batch := range held {
+			waiting := queue
+			queue, held = nil, 0
+			for _, batch := range waiting {
 				add(tenantbackend.OwnBatch(liveBatch(batch, rev, after, key, end), h.Own))
 			}
 		case out <- head:
