@@ -74,11 +74,20 @@ func forgetOlder(m map[string]time.Time, now time.Time, window time.Duration, pr
 	}
 }
 
-// othersActive reports whether a tenant other than tenant asked for a slot
-// within ActiveWindow.
+// othersActive reports whether a tenant other than tenant has a request
+// asked for and not done, or asked for a slot within ActiveWindow. (The
+// first is what a scheduler sharing the Activity knows of a tenant whose
+// request runs or waits in the other: one long write, and a read flood
+// beside it was taken for alone after ActiveWindow and given every read
+// slot.)
 func (a *Activity) othersActive(tenant string) bool {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	for t := range a.pending {
+		if t != tenant {
+			return true
+		}
+	}
 	now := a.now()
 	for t, at := range a.lastSeen {
 		if t != tenant && now.Sub(at) < ActiveWindow {

@@ -1,6 +1,7 @@
 package fairshare
 
 import (
+	"context"
 	"fmt"
 	"testing"
 	"time"
@@ -38,5 +39,35 @@ func TestForgetOlder(t *testing.T) {
 				t.Fatalf("%d tenants left, want %d", len(m), tt.want)
 			}
 		})
+	}
+}
+
+// A tenant whose one request runs long in one scheduler is active in the
+// other that shares the Activity: a tenant flooding that one is held to
+// its cap there. It was taken for alone once the long request was older
+// than ActiveWindow, and given every slot.
+func TestATenantWithALongRequestIsActiveInTheOtherScheduler(t *testing.T) {
+	activity := NewActivity()
+	now := time.Unix(1000, 0)
+	activity.now = func() time.Time { return now }
+	writes, reads := New(1, 1, activity), New(4, 1, activity)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	release, err := writes.Acquire(ctx, "b") // b's long write
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer release()
+	now = now.Add(2 * ActiveWindow)
+	first, err := reads.Acquire(ctx, "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer first()
+	short, stop := context.WithTimeout(ctx, 100*time.Millisecond)
+	defer stop()
+	if second, err := reads.Acquire(short, "a"); err == nil {
+		second()
+		t.Fatal("a second read of a beside b's write under way was let past a's cap of 1")
 	}
 }
