@@ -29,11 +29,7 @@ func TestAWatchFollowsTheLiveFeedWhateverElseIsWritten(t *testing.T) {
 			if mine[rev] {
 				key = "/t/a1"
 			}
-			select {
-			case live <- server.EventBatch{CurrentRev: rev, Events: []*server.Event{ev(key, rev)}}:
-			case <-time.After(5 * time.Second):
-				t.Fatalf("the watch stopped reading the live feed at revision %d", rev)
-			}
+			send(t, live, server.EventBatch{CurrentRev: rev, Events: []*server.Event{ev(key, rev)}}, nil)
 		}
 	}
 	// The catch-up runs (nothing in result yet): 1,000 other writes, and
@@ -125,12 +121,8 @@ func TestAWatchFallenBehindEndsItselfAndNeverStopsReading(t *testing.T) {
 	feed := func(t *testing.T, ctx context.Context, live chan<- server.EventBatch, from, to int64) {
 		t.Helper()
 		for rev := from; rev <= to; rev++ {
-			select {
-			case live <- mine(rev):
-			case <-ctx.Done():
+			if !send(t, live, mine(rev), ctx.Done()) {
 				return
-			case <-time.After(5 * time.Second):
-				t.Fatalf("the watch stopped reading the live feed at revision %d, leaving kine's buffer to fill", rev)
 			}
 		}
 	}
@@ -180,13 +172,7 @@ func TestAWatchFallenBehindEndsItselfAndNeverStopsReading(t *testing.T) {
 			for r := rev; r < rev+500; r++ {
 				b.Events = append(b.Events, mine(r).Events[0])
 			}
-			select {
-			case live <- b:
-			case <-ctx.Done():
-			case <-time.After(5 * time.Second):
-				t.Fatalf("the watch stopped reading the live feed at revision %d, leaving kine's buffer to fill", rev)
-			}
-			if ctx.Err() != nil {
+			if !send(t, live, b, ctx.Done()) {
 				break
 			}
 		}
@@ -227,12 +213,8 @@ func TestAWatchOnABusyRangeStartsWhateverItsCatchUpTakes(t *testing.T) {
 	ctx, _, live, caughtUp, result := startFollow(t, "/t/", "/t0", 0)
 	const n = sqlWatchSlack + 200
 	for rev := int64(11); rev <= 10+n; rev++ {
-		select {
-		case live <- server.EventBatch{CurrentRev: rev, Events: []*server.Event{{KV: &server.KeyValue{Key: "/t/a", ModRevision: rev}}}}:
-		case <-ctx.Done():
+		if !send(t, live, server.EventBatch{CurrentRev: rev, Events: []*server.Event{{KV: &server.KeyValue{Key: "/t/a", ModRevision: rev}}}}, ctx.Done()) {
 			t.Fatalf("the watch ended itself at revision %d, %d writes to its range into its catch-up", rev, rev-10)
-		case <-time.After(5 * time.Second):
-			t.Fatalf("the watch stopped reading the live feed at revision %d", rev)
 		}
 	}
 	if ctx.Err() != nil {
@@ -252,5 +234,81 @@ func TestAWatchOnABusyRangeStartsWhateverItsCatchUpTakes(t *testing.T) {
 	}
 	if ctx.Err() != nil {
 		t.Fatal("the watch ended")
+	}
+}
+
+// send hands follow a live batch as kine's broadcaster does from a poller
+// its subscriber keeps up with: once fewer than half of the buffer's
+// batches wait (a watch whose buffer is one short of full ends itself).
+// It reports false when done closes first, and fails the test when follow
+// takes nothing for 5 s.
+func send(t *testing.T, live chan<- server.EventBatch, b server.EventBatch, done <-chan struct{}) bool {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for len(live) >= cap(live)/2 {
+		select {
+		case <-done:
+			return false
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the watch stopped reading the live feed at revision %d", b.CurrentRev)
+		}
+		time.Sleep(100 * time.Microsecond)
+	}
+	select {
+	case live <- b:
+		return true
+	case <-done:
+		return false
+	}
+}
+
+// A watch whose feed fell a whole buffer behind takes on only the batches
+// in the buffer then, and ends after them: kine's broadcaster skips a
+// batch for a full buffer and may still hand the subscriber a later one
+// before it closes the subscription, and that later batch was passed on,
+// the skipped one's events lost for good (its client watched again from
+// after it).
+func TestAWatchEndsBeforeABatchAfterASkip(t *testing.T) {
+	live := make(chan server.EventBatch, 100) // kine's buffer, full
+	for rev := int64(11); rev <= 110; rev++ {
+		live <- server.EventBatch{CurrentRev: rev, Events: []*server.Event{{KV: &server.KeyValue{Key: "/t/a", ModRevision: rev}}}}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	caughtUp, result := make(chan int64, 1), make(chan server.EventBatch, 1)
+	go follow(ctx, cancel, live, caughtUp, result, "/t/", "/t0", 0, tenantbackend.WatchHooks{})
+	// 111 was skipped; 112 goes in once there is room, as the
+	// broadcaster's next batch would.
+	go func() {
+		select {
+		case live <- server.EventBatch{CurrentRev: 112, Events: []*server.Event{{KV: &server.KeyValue{Key: "/t/a", ModRevision: 112}}}}:
+		case <-ctx.Done():
+		}
+	}()
+	result <- server.EventBatch{CurrentRev: 10} // the catch-up's batch
+	caughtUp <- 10
+	<-result
+	var got []int64
+	timeout := time.After(5 * time.Second)
+	for open := true; open; {
+		select {
+		case b, ok := <-result:
+			open = ok
+			for _, e := range b.Events {
+				got = append(got, e.KV.ModRevision)
+			}
+		case <-timeout:
+			t.Fatalf("the watch did not end after the batches in its full buffer (events %v)", got)
+		}
+	}
+	// A run from the start, of those in the buffer (what the watch had
+	// queued when it ended is dropped: its client watches again from the
+	// last event it got).
+	for i, rev := range got {
+		if rev != int64(11+i) || rev > 110 {
+			t.Fatalf("events passed on: %v; want a run from 11 of those in the buffer (to 110), never 112", got)
+		}
 	}
 }

@@ -261,6 +261,10 @@ func follow(ctx context.Context, cancel context.CancelFunc, live <-chan server.E
 	}
 	rev := int64(-1) // until the catch-up's is known
 	in := live       // read to the end: the broadcaster closes it
+	// left is how many batches are still to be taken before the watch
+	// ends, as one taken with kine's buffer full or one short of it is
+	// where a skip may be (below); -1: not ending.
+	left := -1
 	for in != nil || len(queue) > 0 || rev < 0 {
 		if in != nil && (len(queue) >= sqlWatchSlack || held > sqlCatchUpSlack) {
 			// Fallen behind: ends here, before anything unread (above).
@@ -282,6 +286,24 @@ func follow(ctx context.Context, cancel context.CancelFunc, live <-chan server.E
 			if !ok {
 				in = nil
 				continue
+			}
+			// kine's broadcaster skips a batch for a subscriber whose
+			// buffer is full and closes the subscription later, from a
+			// goroutine of its own: a later batch could still come. A
+			// skip happens with the buffer full, and it stays full until
+			// the next batch is taken: so when one is taken with the
+			// buffer at most one short of full after it, only the
+			// batches in it then are taken on (each sent before any
+			// skip), and the watch ends after them, a clean cut.
+			switch {
+			case left > 0:
+				left--
+			case left < 0 && cap(in) > 0 && len(in) >= cap(in)-1:
+				left = cap(in) - 1
+			}
+			if left == 0 {
+				in = nil
+				cancel()
 			}
 			if rev < 0 {
 				hold(inRange(batch, key, end)) // not made the tenant's yet: some may go
