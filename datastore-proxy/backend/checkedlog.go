@@ -3,6 +3,7 @@ package backend
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"reflect"
 	"unsafe"
@@ -70,19 +71,21 @@ func (l *checkedLog) List(ctx context.Context, key, end string, limit, revision 
 }
 
 // checkLists puts a checkedLog in place of the log beneath ls, before ls
-// starts (nothing reads the field meanwhile).
-func checkLists(ls *logstructured.LogStructured, log logstructured.Log, d server.Dialect) error {
+// starts (nothing reads the field meanwhile), and returns it: the proxy's
+// own reads of the log go through it too.
+func checkLists(ls *logstructured.LogStructured, log logstructured.Log, d server.Dialect) (logstructured.Log, error) {
 	sl := reflect.ValueOf(log)
 	notify, err := field[chan int64](sl.Elem(), "notify")
 	if err != nil {
-		return fmt.Errorf("kine's log: %w", err)
+		return nil, fmt.Errorf("kine's log: %w", err)
 	}
 	f := reflect.ValueOf(ls).Elem().FieldByName("log")
 	if !f.IsValid() || f.Type() != reflect.TypeFor[logstructured.Log]() {
-		return fmt.Errorf("kine's LogStructured: no field log of type %s", reflect.TypeFor[logstructured.Log]())
+		return nil, fmt.Errorf("kine's LogStructured: no field log of type %s", reflect.TypeFor[logstructured.Log]())
 	}
-	reflect.NewAt(f.Type(), unsafe.Pointer(f.UnsafeAddr())).Elem().Set(reflect.ValueOf(logstructured.Log(&checkedLog{Log: log, d: d, notify: notify})))
-	return nil
+	checked := logstructured.Log(&checkedLog{Log: log, d: d, notify: notify})
+	reflect.NewAt(f.Type(), unsafe.Pointer(f.UnsafeAddr())).Elem().Set(reflect.ValueOf(checked))
+	return checked, nil
 }
 
 // rowsToEvents is kine's sqllog.RowsToEvents, failing when the rows
@@ -92,9 +95,16 @@ func rowsToEvents(rows *sql.Rows, val, prev bool) (server.EventBatch, int64, err
 	if err != nil {
 		return batch, compact, err
 	}
-	if err := rows.Err(); err != nil { // kept after RowsToEvents closed rows
+	err = rows.Err() // kept after RowsToEvents closed rows
+	switch {
+	case err == nil:
+		return batch, compact, nil
+	case errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded):
+		// The read's own context ended: its caller gave up, or the watch
+		// ended itself (WatchRange). Its status, and the error itself.
+		return server.EventBatch{}, 0, fmt.Errorf("%w: %w", status.FromContextError(err).Err(), err)
+	default:
 		// Unavailable: etcd's client reads again, as from a member lost.
 		return server.EventBatch{}, 0, status.Errorf(codes.Unavailable, "kplex: the database's answer to a read was cut short after %d rows: %v", len(batch.Events), err)
 	}
-	return batch, compact, nil
 }

@@ -61,7 +61,7 @@ func newSQLBackend(b server.Backend, kind string) (*sqlBackend, *generic.Generic
 	if err != nil {
 		return nil, nil, err
 	}
-	if err := checkLists(b.(*logstructured.LogStructured), log, g); err != nil {
+	if log, err = checkLists(b.(*logstructured.LogStructured), log, g); err != nil {
 		return nil, nil, err
 	}
 	sb := &sqlBackend{Backend: b, log: log, dialect: g, db: g.DB, idsAfter: idsAfterQuery(kind)}
