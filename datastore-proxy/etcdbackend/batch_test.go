@@ -313,12 +313,7 @@ func TestALoneReadIsARange(t *testing.T) {
 		}
 		return invoker(ctx, method, req, reply, cc, opts...)
 	}
-	c, err := clientv3.New(clientv3.Config{Endpoints: startEtcd(t).Endpoints(), DialTimeout: 5 * time.Second, Logger: zap.NewNop(),
-		DialOptions: []grpc.DialOption{grpc.WithChainUnaryInterceptor(record)}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := interceptedClient(t, record)
 	reg := prometheus.NewRegistry()
 	b := New(c, &sync.WaitGroup{}, 0, 0, reg)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -346,4 +341,17 @@ func TestALoneReadIsARange(t *testing.T) {
 	if calls, batches := batchCounts(t, reg); calls != 3 || batches != 3 {
 		t.Errorf("the histogram counts %d calls in %d batches; want the create, the get and the count alone, 3 in 3", calls, batches)
 	}
+}
+
+// interceptedClient is a client of a real etcd started for the test whose
+// unary calls go through intercept.
+func interceptedClient(t *testing.T, intercept grpc.UnaryClientInterceptor) *clientv3.Client {
+	t.Helper()
+	c, err := clientv3.New(clientv3.Config{Endpoints: startEtcd(t).Endpoints(), DialTimeout: 5 * time.Second, Logger: zap.NewNop(),
+		DialOptions: []grpc.DialOption{grpc.WithChainUnaryInterceptor(intercept)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
 }

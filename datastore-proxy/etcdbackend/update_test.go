@@ -9,8 +9,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.etcd.io/etcd/api/v3/etcdserverpb"
-	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.uber.org/zap"
 	"google.golang.org/grpc"
 )
 
@@ -30,13 +28,7 @@ func TestAnUpdateIsKubeApiserversTxn(t *testing.T) {
 		}
 		return invoker(ctx, method, req, reply, cc, opts...)
 	}
-	c, err := clientv3.New(clientv3.Config{Endpoints: startEtcd(t).Endpoints(), DialTimeout: 5 * time.Second, Logger: zap.NewNop(),
-		DialOptions: []grpc.DialOption{grpc.WithChainUnaryInterceptor(record)}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	b := New(c, &sync.WaitGroup{}, 0, 0, prometheus.NewRegistry())
+	b := New(interceptedClient(t, record), &sync.WaitGroup{}, 0, 0, prometheus.NewRegistry())
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	created, err := b.Create(ctx, "/u/k", []byte("v1"), 0)

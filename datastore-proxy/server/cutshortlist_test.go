@@ -20,13 +20,7 @@ import (
 // keys after the cut for deleted.
 func TestAListCutShortOnSQLFails(t *testing.T) {
 	proxytest.ForEachSQLBackend(t, func(t *testing.T, b backend.Config) {
-		addr := map[string]string{"postgres": proxytest.PostgresAddr, "mysql": proxytest.MySQLAddr}[b.Kind]
-		if addr == "" {
-			t.Skip("SKIPPED: an embedded SQLite has no connection to cut")
-		}
-		relay := proxytest.NewRelay(t, addr)
-		b.DSN = strings.Replace(b.DSN, addr, relay.Addr, 1)
-		px := proxytest.Start(t, b)
+		relay, px := throughRelay(t, b)
 		c := px.Client(t, "alpha")
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		defer cancel()
@@ -65,13 +59,7 @@ func TestAListCutShortOnSQLFails(t *testing.T) {
 // (its client, told of a later revision, would watch again from there).
 func TestAWatchCatchUpCutShortOnSQLLosesNothing(t *testing.T) {
 	proxytest.ForEachSQLBackend(t, func(t *testing.T, b backend.Config) {
-		addr := map[string]string{"postgres": proxytest.PostgresAddr, "mysql": proxytest.MySQLAddr}[b.Kind]
-		if addr == "" {
-			t.Skip("SKIPPED: an embedded SQLite has no connection to cut")
-		}
-		relay := proxytest.NewRelay(t, addr)
-		b.DSN = strings.Replace(b.DSN, addr, relay.Addr, 1)
-		px := proxytest.Start(t, b)
+		relay, px := throughRelay(t, b)
 		c := px.Client(t, "alpha")
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		defer cancel()

@@ -18,13 +18,7 @@ import (
 // memory: it answered ok with the database gone.)
 func TestSQLBackendOutage(t *testing.T) {
 	proxytest.ForEachSQLBackend(t, func(t *testing.T, b backend.Config) {
-		addr := map[string]string{"postgres": proxytest.PostgresAddr, "mysql": proxytest.MySQLAddr}[b.Kind]
-		if addr == "" {
-			t.Skip("SKIPPED: an embedded SQLite does not go away")
-		}
-		relay := proxytest.NewRelay(t, addr)
-		b.DSN = strings.Replace(b.DSN, addr, relay.Addr, 1)
-		px := proxytest.Start(t, b)
+		relay, px := throughRelay(t, b)
 		c := px.Client(t, "alpha")
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		defer cancel()
@@ -53,4 +47,17 @@ func TestSQLBackendOutage(t *testing.T) {
 			t.Fatalf("write after the database came back: %v", err)
 		}
 	})
+}
+
+// throughRelay starts a proxy on b's database server through a relay the
+// test can cut, or skips the test on SQLite (embedded: no connection).
+func throughRelay(t *testing.T, b backend.Config) (*proxytest.Relay, *proxytest.Proxy) {
+	t.Helper()
+	addr := map[string]string{"postgres": proxytest.PostgresAddr, "mysql": proxytest.MySQLAddr}[b.Kind]
+	if addr == "" {
+		t.Skip("SKIPPED: an embedded SQLite has no connection to cut")
+	}
+	relay := proxytest.NewRelay(t, addr)
+	b.DSN = strings.Replace(b.DSN, addr, relay.Addr, 1)
+	return relay, proxytest.Start(t, b)
 }
