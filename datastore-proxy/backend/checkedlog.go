@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
-	"unsafe"
 
 	"github.com/k3s-io/kine/pkg/logstructured"
 	"github.com/k3s-io/kine/pkg/logstructured/sqllog"
@@ -74,17 +73,16 @@ func (l *checkedLog) List(ctx context.Context, key, end string, limit, revision 
 // starts (nothing reads the field meanwhile), and returns it: the proxy's
 // own reads of the log go through it too.
 func checkLists(ls *logstructured.LogStructured, log logstructured.Log, d server.Dialect) (logstructured.Log, error) {
-	sl := reflect.ValueOf(log)
-	notify, err := field[chan int64](sl.Elem(), "notify")
+	notify, err := field[chan int64](reflect.ValueOf(log).Elem(), "notify")
 	if err != nil {
 		return nil, fmt.Errorf("kine's log: %w", err)
 	}
-	f := reflect.ValueOf(ls).Elem().FieldByName("log")
-	if !f.IsValid() || f.Type() != reflect.TypeFor[logstructured.Log]() {
-		return nil, fmt.Errorf("kine's LogStructured: no field log of type %s", reflect.TypeFor[logstructured.Log]())
+	f, err := fieldOf[logstructured.Log](reflect.ValueOf(ls).Elem(), "log")
+	if err != nil {
+		return nil, fmt.Errorf("kine's LogStructured: %w", err)
 	}
-	checked := logstructured.Log(&checkedLog{Log: log, d: d, notify: notify})
-	reflect.NewAt(f.Type(), unsafe.Pointer(f.UnsafeAddr())).Elem().Set(reflect.ValueOf(checked))
+	checked := &checkedLog{Log: log, d: d, notify: notify}
+	f.Set(reflect.ValueOf(checked))
 	return checked, nil
 }
 

@@ -134,12 +134,22 @@ func kineDialect(b server.Backend) (logstructured.Log, *generic.Generic, error) 
 
 // field reads the unexported field name of the struct v.
 func field[T any](v reflect.Value, name string) (T, error) {
-	var zero T
+	f, err := fieldOf[T](v, name)
+	if err != nil {
+		var zero T
+		return zero, err
+	}
+	return f.Interface().(T), nil
+}
+
+// fieldOf is the unexported field name, of type T, of the addressable
+// struct v, as a value that can be read and set.
+func fieldOf[T any](v reflect.Value, name string) (reflect.Value, error) {
 	f := v.FieldByName(name)
 	if !f.IsValid() || f.Type() != reflect.TypeFor[T]() {
-		return zero, fmt.Errorf("no field %s of type %s", name, reflect.TypeFor[T]())
+		return reflect.Value{}, fmt.Errorf("no field %s of type %s", name, reflect.TypeFor[T]())
 	}
-	return reflect.NewAt(f.Type(), unsafe.Pointer(f.UnsafeAddr())).Elem().Interface().(T), nil
+	return reflect.NewAt(f.Type(), unsafe.Pointer(f.UnsafeAddr())).Elem(), nil
 }
 
 // sqlWatchSlack is how many batches with events a range watch on SQL

@@ -25,12 +25,7 @@ func TestAListCutShortOnSQLFails(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		defer cancel()
 		const keys = 40 // 4 MiB
-		value := strings.Repeat("v", 100<<10)
-		for i := range keys {
-			if _, err := c.Put(ctx, fmt.Sprintf("/registry/configmaps/ns/c%02d", i), value); err != nil {
-				t.Fatal(err)
-			}
-		}
+		putLarge(t, ctx, c, keys)
 		list := func() (int, error) {
 			resp, err := c.Get(ctx, "/registry/configmaps/", clientv3.WithPrefix())
 			if err != nil {
@@ -64,15 +59,7 @@ func TestAWatchCatchUpCutShortOnSQLLosesNothing(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		defer cancel()
 		const keys = 40 // 8 MiB of events with their previous values
-		value := strings.Repeat("v", 100<<10)
-		var revs []int64
-		for i := range keys {
-			r, err := c.Put(ctx, fmt.Sprintf("/registry/configmaps/ns/c%02d", i), value)
-			if err != nil {
-				t.Fatal(err)
-			}
-			revs = append(revs, r.Header.Revision)
-		}
+		revs := putLarge(t, ctx, c, keys)
 		cuts := relay.CutAnswerAfter(1 << 20)
 		wctx, wcancel := context.WithCancel(ctx)
 		defer wcancel()
@@ -119,4 +106,20 @@ func TestAWatchCatchUpCutShortOnSQLLosesNothing(t *testing.T) {
 		}
 		t.Logf("%d cuts; the watch ended %d times", cuts(), ended)
 	})
+}
+
+// putLarge puts n keys of 100 KiB under /registry/configmaps/ns/ and
+// returns their revisions.
+func putLarge(t *testing.T, ctx context.Context, c *clientv3.Client, n int) []int64 {
+	t.Helper()
+	value := strings.Repeat("v", 100<<10)
+	var revs []int64
+	for i := range n {
+		r, err := c.Put(ctx, fmt.Sprintf("/registry/configmaps/ns/c%02d", i), value)
+		if err != nil {
+			t.Fatal(err)
+		}
+		revs = append(revs, r.Header.Revision)
+	}
+	return revs
 }
