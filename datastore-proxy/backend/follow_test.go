@@ -19,9 +19,6 @@ import (
 func TestAWatchFollowsTheLiveFeedWhateverElseIsWritten(t *testing.T) {
 	_, cancel, live, caughtUp, result := startFollow(t, "/t/a", "/t/b", 0)
 
-	ev := func(key string, rev int64) *server.Event {
-		return &server.Event{KV: &server.KeyValue{Key: key, ModRevision: rev}}
-	}
 	feed := func(from, to int64, mine map[int64]bool) {
 		t.Helper()
 		for rev := from; rev <= to; rev++ {
@@ -29,7 +26,7 @@ func TestAWatchFollowsTheLiveFeedWhateverElseIsWritten(t *testing.T) {
 			if mine[rev] {
 				key = "/t/a1"
 			}
-			send(t, live, server.EventBatch{CurrentRev: rev, Events: []*server.Event{ev(key, rev)}}, nil)
+			send(t, live, batchAt(key, rev), nil)
 		}
 	}
 	// The catch-up runs (nothing in result yet): 1,000 other writes, and
@@ -71,7 +68,7 @@ func TestAWatchFromAFutureRevisionFollowsFromItsStart(t *testing.T) {
 			if mine[rev] {
 				key = "/t/a"
 			}
-			live <- server.EventBatch{CurrentRev: rev, Events: []*server.Event{{KV: &server.KeyValue{Key: key, ModRevision: rev}}}}
+			live <- batchAt(key, rev)
 		}
 	}
 	feed(21, 28, map[int64]bool{25: true}) // while the catch-up runs
@@ -113,9 +110,7 @@ func eventsUpTo(t *testing.T, result <-chan server.EventBatch, rev int64) []int6
 // reading at the slack). The same while its catch-up is still read.
 func TestAWatchFallenBehindEndsItselfAndNeverStopsReading(t *testing.T) {
 	const last = 10 + sqlWatchSlack + 200 // past the slack and kine's buffer
-	mine := func(rev int64) server.EventBatch {
-		return server.EventBatch{CurrentRev: rev, Events: []*server.Event{{KV: &server.KeyValue{Key: "/t/a", ModRevision: rev}}}}
-	}
+	mine := func(rev int64) server.EventBatch { return batchAt("/t/a", rev) }
 	// feed sends from..to, or until the watch has ended itself (its
 	// context, which ends its kine subscription).
 	feed := func(t *testing.T, ctx context.Context, live chan<- server.EventBatch, from, to int64) {
@@ -213,7 +208,7 @@ func TestAWatchOnABusyRangeStartsWhateverItsCatchUpTakes(t *testing.T) {
 	ctx, _, live, caughtUp, result := startFollow(t, "/t/", "/t0", 0)
 	const n = sqlWatchSlack + 200
 	for rev := int64(11); rev <= 10+n; rev++ {
-		if !send(t, live, server.EventBatch{CurrentRev: rev, Events: []*server.Event{{KV: &server.KeyValue{Key: "/t/a", ModRevision: rev}}}}, ctx.Done()) {
+		if !send(t, live, batchAt("/t/a", rev), ctx.Done()) {
 			t.Fatalf("the watch ended itself at revision %d, %d writes to its range into its catch-up", rev, rev-10)
 		}
 	}
@@ -273,7 +268,7 @@ func send(t *testing.T, live chan<- server.EventBatch, b server.EventBatch, done
 func TestAWatchEndsBeforeABatchAfterASkip(t *testing.T) {
 	live := make(chan server.EventBatch, 100) // kine's buffer, full
 	for rev := int64(11); rev <= 110; rev++ {
-		live <- server.EventBatch{CurrentRev: rev, Events: []*server.Event{{KV: &server.KeyValue{Key: "/t/a", ModRevision: rev}}}}
+		live <- batchAt("/t/a", rev)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
@@ -283,7 +278,7 @@ func TestAWatchEndsBeforeABatchAfterASkip(t *testing.T) {
 	// broadcaster's next batch would.
 	go func() {
 		select {
-		case live <- server.EventBatch{CurrentRev: 112, Events: []*server.Event{{KV: &server.KeyValue{Key: "/t/a", ModRevision: 112}}}}:
+		case live <- batchAt("/t/a", 112):
 		case <-ctx.Done():
 		}
 	}()
@@ -311,4 +306,9 @@ func TestAWatchEndsBeforeABatchAfterASkip(t *testing.T) {
 			t.Fatalf("events passed on: %v; want a run from 11 of those in the buffer (to 110), never 112", got)
 		}
 	}
+}
+
+// batchAt is a live batch at rev holding one event, of key at rev.
+func batchAt(key string, rev int64) server.EventBatch {
+	return server.EventBatch{CurrentRev: rev, Events: []*server.Event{{KV: &server.KeyValue{Key: key, ModRevision: rev}}}}
 }
