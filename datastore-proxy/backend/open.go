@@ -87,7 +87,7 @@ func Open(ctx context.Context, wg *sync.WaitGroup, c Config) (server.Backend, st
 		CompactBatchSize:  1000,
 		PollBatchSize:     500,
 		// How often watches poll the database for new rows.
-		PollInterval: time.Second,
+		PollInterval: pollInterval,
 	}
 	_, b, err := drivers.New(ctx, wg, cfg)
 	if err != nil {

@@ -61,6 +61,9 @@ func newSQLBackend(b server.Backend, kind string) (*sqlBackend, *generic.Generic
 	if err != nil {
 		return nil, nil, err
 	}
+	if err := pacePoller(log, g); err != nil {
+		return nil, nil, err
+	}
 	if log, err = checkLists(b.(*logstructured.LogStructured), log, g); err != nil {
 		return nil, nil, err
 	}

@@ -10,13 +10,24 @@ import (
 // Relay passes TCP connections on loopback to a server, and can cut them
 // and refuse new ones (Cut) and take them again on the same address
 // (Restore): a store that goes away and comes back, for the proxy's view.
+// It can also hold the clients' bytes back and let them on a step at a
+// time (Hold, Step), and turn away each connection the moment it is made,
+// counting them (Reject): a server that is up but fails every connection.
 type Relay struct {
 	Addr   string // host:port the relay listens on
 	target string
 
 	mu    sync.Mutex
+	moved *sync.Cond // on mu: a hold or a step changed, or a cut
 	lis   net.Listener
 	conns map[net.Conn]bool
+	// holding holds the clients' bytes back; step counts Steps, and held
+	// the clients' reads held since the last one.
+	holding   bool
+	step      int64
+	held      int
+	rejecting bool // Reject: each new connection closed at once
+	rejected  int  // connections turned away so
 	// cutAt, when not 0, is how many bytes from the server a connection
 	// passes on, counted from the arming (cutGen), before it is cut
 	// (CutAnswerAfter); cuts counts those cut.
@@ -32,6 +43,7 @@ func NewRelay(t testing.TB, target string) *Relay {
 		t.Fatal(err)
 	}
 	r := &Relay{Addr: lis.Addr().String(), target: target, conns: map[net.Conn]bool{}}
+	r.moved = sync.NewCond(&r.mu)
 	r.serve(lis)
 	t.Cleanup(r.Cut)
 	return r
@@ -45,9 +57,57 @@ func (r *Relay) Cut() {
 		r.lis.Close()
 		r.lis = nil
 	}
+	r.closeConnsLocked()
+}
+
+func (r *Relay) closeConnsLocked() {
 	for c := range r.conns {
 		c.Close()
 		delete(r.conns, c)
+	}
+	r.holding = false
+	r.moved.Broadcast()
+}
+
+// Hold keeps what clients send from the server from now on, until Step
+// passes it on or a cut ends its connection: their requests wait
+// unanswered.
+func (r *Relay) Hold() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.holding, r.held = true, 0
+}
+
+// Step passes on what clients sent while held, and holds what they send
+// after.
+func (r *Relay) Step() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.step++
+	r.held = 0
+	r.moved.Broadcast()
+}
+
+// Held is how many reads of clients' bytes are held since the last Step
+// (or Hold).
+func (r *Relay) Held() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.held
+}
+
+// Reject closes every connection through the relay, and from now on
+// accepts each new one only to close it at once; rejected tells how many
+// it turned away.
+func (r *Relay) Reject() (rejected func() int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.rejecting = true
+	r.closeConnsLocked()
+	return func() int {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		return r.rejected
 	}
 }
 
@@ -87,6 +147,9 @@ func (r *Relay) serve(lis net.Listener) {
 			if err != nil {
 				return
 			}
+			if r.reject(in) {
+				continue
+			}
 			out, err := net.Dial("tcp", r.target)
 			if err != nil {
 				in.Close()
@@ -99,6 +162,39 @@ func (r *Relay) serve(lis net.Listener) {
 			go r.pipe(out, in, false)
 		}
 	}()
+}
+
+// Admit ends Reject: new connections are relayed again.
+func (r *Relay) Admit() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.rejecting = false
+}
+
+// reject closes in, and counts it, while the relay rejects.
+func (r *Relay) reject(in net.Conn) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.rejecting {
+		r.rejected++
+		in.Close()
+	}
+	return r.rejecting
+}
+
+// hold waits, while the relay holds clients' bytes, for the next Step or
+// the end of the hold; false: the connection was cut meanwhile.
+func (r *Relay) hold(c net.Conn) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.holding {
+		return true
+	}
+	r.held++
+	for at := r.step; r.holding && r.step == at && r.conns[c]; {
+		r.moved.Wait()
+	}
+	return r.conns[c]
 }
 
 // track records a relayed pair, unless the relay was cut meanwhile.
@@ -133,6 +229,9 @@ func (r *Relay) pipe(dst, src net.Conn, answers bool) {
 				}
 			}
 			r.mu.Unlock()
+		}
+		if !answers && n > 0 && !r.hold(src) {
+			break
 		}
 		if n > 0 {
 			if _, werr := dst.Write(buf[:n]); werr != nil {
