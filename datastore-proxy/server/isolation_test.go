@@ -189,6 +189,17 @@ func TestIsolation(t *testing.T) {
 			}
 		})
 
+		t.Run("compaction of a future revision is refused, as etcd refuses it", func(t *testing.T) {
+			cur, err := beta.Get(ctx, "x")
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = beta.Compact(ctx, cur.Header.Revision+1000)
+			if !errors.Is(err, rpctypes.ErrFutureRev) {
+				t.Fatalf("compaction %d revisions ahead of the store: %v; want %v", 1000, err, rpctypes.ErrFutureRev)
+			}
+		})
+
 		t.Run("leases are not shared", func(t *testing.T) {
 			l, err := alpha.Grant(ctx, 60)
 			if err != nil {

@@ -270,11 +270,16 @@ func anyOp(r *etcdserverpb.TxnRequest, f func(*etcdserverpb.RequestOp) bool) boo
 }
 
 // Compact is accepted and does not compact the shared store
-// (tenantbackend.Backend.Compact).
+// (tenantbackend.Backend.Compact), but for a revision the store has not
+// reached, which etcd refuses as a future revision (and kine accepted).
 func (s *Server) Compact(ctx context.Context, r *etcdserverpb.CompactionRequest) (*etcdserverpb.CompactionResponse, error) {
 	b, err := s.bridge(ctx)
 	if err != nil {
 		return nil, err
 	}
-	return b.Compact(ctx, r)
+	resp, err := b.Compact(ctx, r)
+	if err == nil && r.Revision > resp.GetHeader().GetRevision() {
+		return nil, rpctypes.ErrGRPCFutureRev
+	}
+	return resp, err
 }
