@@ -10,7 +10,7 @@
 //
 // Contract: the bytes on the wire and their order are exactly TLS's; a
 // write returns once its records are written to the socket, or with the
-// error of writing them. A write to a client that reads slowly holds its
+// error of writing them, which every later write returns too. A write to a client that reads slowly holds its
 // buffer until the socket takes it all, as TLS held its record before;
 // Close ends such a write at once, as TLS's Close does.
 package coalesce
@@ -63,6 +63,12 @@ type holdConn struct {
 	mu   sync.Mutex
 	held int // writes of flushConn in progress
 	buf  []byte
+	// err is the first error writing to the socket. Every write after it
+	// fails with it, as TLS's own writes do after one failed: held
+	// records go to the socket after TLS's Write returned, so TLS does not
+	// see that error, and went on with records that would reach the peer
+	// behind a partial one.
+	err error
 }
 
 func (c *holdConn) Write(p []byte) (int, error) {
@@ -75,7 +81,16 @@ func (c *holdConn) Write(p []byte) (int, error) {
 		c.buf = append(c.buf, p...)
 		return len(p), nil
 	}
-	return c.Conn.Write(p)
+	return c.writeLocked(p)
+}
+
+func (c *holdConn) writeLocked(p []byte) (int, error) {
+	if c.err != nil {
+		return 0, c.err
+	}
+	n, err := c.Conn.Write(p)
+	c.err = err
+	return n, err
 }
 
 func (c *holdConn) hold() {
@@ -93,7 +108,7 @@ func (c *holdConn) release() error {
 	if c.held > 0 || len(c.buf) == 0 {
 		return nil
 	}
-	_, err := c.Conn.Write(c.buf)
+	_, err := c.writeLocked(c.buf)
 	if b := c.buf[:0]; cap(b) <= maxPooled {
 		buffers.Put(&b)
 	}

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"io"
 	"net"
 	"sync/atomic"
@@ -16,14 +17,20 @@ import (
 	"kplex.dev/cli/pki"
 )
 
-// countingConn counts the writes that reach the socket.
+// countingConn counts the writes that reach the socket; with failNext
+// set, the next one writes half its bytes and fails.
 type countingConn struct {
 	net.Conn
-	writes atomic.Int64
+	writes   atomic.Int64
+	failNext atomic.Bool
 }
 
 func (c *countingConn) Write(p []byte) (int, error) {
 	c.writes.Add(1)
+	if c.failNext.CompareAndSwap(true, false) {
+		n, _ := c.Conn.Write(p[:len(p)/2])
+		return n, errors.New("write failed part way")
+	}
 	return c.Conn.Write(p)
 }
 
@@ -173,5 +180,27 @@ func TestCloseBreaksAWriteToAClientThatDoesNotRead(t *testing.T) {
 	case <-wrote:
 	case <-time.After(5 * time.Second):
 		t.Fatal("the write did not end when the connection was closed")
+	}
+}
+
+// After a write to the socket failed part way, every later write fails
+// and sends nothing: its records would reach the client behind a partial
+// one. TLS makes its own writes' errors stick so; a held write's error
+// reached the socket after TLS's Write had returned, and the next write
+// went out.
+func TestAWriteAfterAFailedOneFails(t *testing.T) {
+	conn, counted, _, c := handshake(t)
+	defer c.Close()
+	defer conn.Close()
+	counted.failNext.Store(true)
+	if _, err := conn.Write(make([]byte, 64<<10)); err == nil {
+		t.Fatal("a write whose socket write failed part way returned no error")
+	}
+	before := counted.writes.Load()
+	if _, err := conn.Write([]byte("after")); err == nil {
+		t.Fatal("a write after a failed one returned no error")
+	}
+	if n := counted.writes.Load() - before; n != 0 {
+		t.Fatalf("a write after a failed one reached the socket in %d writes; want none", n)
 	}
 }
