@@ -265,3 +265,36 @@ func TestBusyShareDebtDoesNotPileUp(t *testing.T) {
 		t.Fatalf("the flood was not served for %v once its neighbour stayed busy; held until %v from now", MaxHold+250*time.Millisecond, time.Until(until))
 	}
 }
+
+// However small the share, a flood's charge holds it back: with a share
+// near the smallest float, the charge overflowed a Duration into a
+// negative one, and the flood was never held.
+func TestATinyBusyShareStillHolds(t *testing.T) {
+	for _, share := range []float64{1e-3, 1e-12, 1e-300, 5e-324} {
+		activity := NewActivity()
+		s := New(1, 0, activity).WithBusyShare(share)
+		ctx := context.Background()
+		quiet := busyReader(t, activity, "quiet")
+		release, err := s.Acquire(ctx, "flood")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for range 2 {
+			go func() {
+				if r, err := s.Acquire(ctx, "flood"); err == nil {
+					r()
+				}
+			}()
+		}
+		waitQueued(t, s, "flood", 2)
+		time.Sleep(5 * time.Millisecond)
+		release()
+		s.mu.Lock()
+		until := s.heldUntil["flood"]
+		s.mu.Unlock()
+		if !until.After(time.Now().Add(MaxHold / 2)) {
+			t.Errorf("share %g: the flood is held until %s from now; want at least %s", share, time.Until(until), MaxHold/2)
+		}
+		quiet() // the flood's waiters are let past once the quiet tenant's window ends
+	}
+}

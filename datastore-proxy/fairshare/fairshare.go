@@ -37,6 +37,10 @@ import (
 // the flood back for the whole of each moment the neighbour was busy.
 const MaxHold = time.Second
 
+// maxCharge bounds one request's charge (WithBusyShare): a year, however
+// small the share.
+const maxCharge = 365 * 24 * time.Hour
+
 // Scheduler hands out backend slots fairly.
 type Scheduler struct {
 	mu       sync.Mutex
@@ -195,7 +199,9 @@ func (s *Scheduler) releaseLocked(tenant string, start time.Time) {
 			from = start
 		}
 		now := time.Now()
-		charge := time.Duration(float64(now.Sub(start)) / (s.busyShare * float64(s.slots)))
+		// At most maxCharge: a share small enough made the quotient
+		// overflow a Duration, into a charge that held nothing.
+		charge := time.Duration(min(float64(now.Sub(start))/(s.busyShare*float64(s.slots)), float64(maxCharge)))
 		// The clock runs on while nobody is busy and the flood is let
 		// past it, but never more than MaxHold (or this one charge)
 		// ahead: charges of every moment a neighbour was busy would
