@@ -16,8 +16,9 @@
 // itself flooding, is busy (has a request asked for and not done, or had
 // one done within BusyWindow). Slots left idle because every waiting
 // tenant is at its cap or held back are the price of that isolation; a
-// hold never outlasts the others' being busy by more than its own length.
-// Acquire never blocks past its context.
+// hold never outlasts the others' being busy by more than its own length,
+// nor a cap the others' being active by more than BusyWindow. Acquire
+// never blocks past its context.
 package fairshare
 
 import (
@@ -171,6 +172,12 @@ func (s *Scheduler) allowed(tenant string) bool {
 	if s.cap == 0 || s.inflight[tenant] < s.cap {
 		return true
 	}
+	return s.aloneLocked(tenant) && !s.activity.othersActive(tenant) // alone: no cap
+}
+
+// aloneLocked reports whether no tenant but tenant has requests running or
+// waiting here.
+func (s *Scheduler) aloneLocked(tenant string) bool {
 	for t := range s.inflight {
 		if t != tenant {
 			return false
@@ -181,7 +188,7 @@ func (s *Scheduler) allowed(tenant string) bool {
 			return false
 		}
 	}
-	return !s.activity.othersActive(tenant) // alone: no cap
+	return true
 }
 
 func (s *Scheduler) release(tenant string, start time.Time) {
@@ -311,18 +318,30 @@ func (s *Scheduler) dropLocked(tenant string, ch chan struct{}) {
 // tenant ends, as no release may come before then, or within BusyWindow
 // if sooner: a hold lasts only while others are busy, and their being done
 // (in another scheduler, or by the window's passing) dispatches nothing
-// here.
+// here. So too, every BusyWindow, while a tenant alone here waits at its
+// cap only because others are active elsewhere or were within
+// ActiveWindow: once they are not, it is alone and has every slot, where
+// it waited for one of its own requests to end (seconds, for a long list
+// or catch-up).
 func (s *Scheduler) wakeAtFirstHoldLocked() {
 	var first time.Time
+	capped := false
 	for _, t := range s.ring {
-		if until, ok := s.heldUntil[t]; ok && (first.IsZero() || until.Before(first)) {
-			first = until
+		if until, ok := s.heldUntil[t]; ok {
+			if first.IsZero() || until.Before(first) {
+				first = until
+			}
+		} else if s.aloneLocked(t) {
+			capped = true
 		}
 	}
-	if first.IsZero() {
+	wait := BusyWindow
+	switch {
+	case !first.IsZero():
+		wait = min(time.Until(first), BusyWindow)
+	case !capped:
 		return
 	}
-	wait := min(time.Until(first), BusyWindow)
 	if s.timer == nil {
 		s.timer = time.AfterFunc(wait, func() {
 			s.mu.Lock()

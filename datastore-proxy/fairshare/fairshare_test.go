@@ -144,3 +144,41 @@ func TestCapWhileShared(t *testing.T) {
 		t.Fatal("flood's waiter never served")
 	}
 }
+
+// A tenant that waits at its cap only because another was active a
+// moment ago gets a free slot once the other's ActiveWindow has passed,
+// while its own request still runs: it had waited for that request to
+// end, however long.
+func TestACappedTenantLeftAloneGetsAFreeSlot(t *testing.T) {
+	s := New(4, 1, nil)
+	ctx := context.Background()
+	r, err := s.Acquire(ctx, "other")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r() // other is gone, but active for ActiveWindow
+	long, err := s.Acquire(ctx, "alone")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer long()
+	start := time.Now()
+	got := make(chan time.Duration, 1)
+	go func() {
+		r, err := s.Acquire(ctx, "alone")
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		got <- time.Since(start)
+		r()
+	}()
+	select {
+	case waited := <-got:
+		if waited < ActiveWindow/2 {
+			t.Fatalf("the second request went past the cap after %s, while the other tenant was active", waited)
+		}
+	case <-time.After(ActiveWindow + 2*time.Second):
+		t.Fatalf("the second request still waits %s after the other tenant's window ended, its first still running", 2*time.Second)
+	}
+}
