@@ -52,9 +52,9 @@ func (b *sqlBackend) List(ctx context.Context, key, end string, limit, revision 
 // settledRevision is the log's highest id once every id up to it is
 // settled, or after settleWait, as it is.
 func (b *sqlBackend) settledRevision(ctx context.Context) (int64, error) {
-	var highest int64
-	if err := b.db.QueryRowContext(ctx, "SELECT COALESCE(MAX(id), 0) FROM kine").Scan(&highest); err != nil {
-		return 0, fmt.Errorf("read the log's highest id: %w", err)
+	highest, err := b.HighestRevision(ctx)
+	if err != nil {
+		return 0, err
 	}
 	deadline := time.Now().Add(settleWait)
 	var end int64 // the ids are contiguous up to it, as last read
@@ -63,7 +63,6 @@ func (b *sqlBackend) settledRevision(ctx context.Context) (int64, error) {
 		if from >= highest {
 			return highest, nil
 		}
-		var err error
 		if end, err = contiguousEnd(ctx, b.db, b.idsAfter, from); err != nil {
 			return 0, err
 		}
@@ -76,4 +75,17 @@ func (b *sqlBackend) settledRevision(ctx context.Context) (int64, error) {
 			return 0, ctx.Err()
 		}
 	}
+}
+
+// HighestRevision is the log's highest id, read from the database
+// (tenantbackend.HighestReviser): kine's CurrentRevision answers from a
+// number it keeps in memory, which stays behind a write whose record lost
+// a race with a concurrent one, and behind other replicas' writes until
+// its poller reads them.
+func (b *sqlBackend) HighestRevision(ctx context.Context) (int64, error) {
+	var highest int64
+	if err := b.db.QueryRowContext(ctx, "SELECT COALESCE(MAX(id), 0) FROM kine").Scan(&highest); err != nil {
+		return 0, fmt.Errorf("read the log's highest id: %w", err)
+	}
+	return highest, nil
 }

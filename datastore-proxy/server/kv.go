@@ -273,13 +273,26 @@ func anyOp(r *etcdserverpb.TxnRequest, f func(*etcdserverpb.RequestOp) bool) boo
 // (tenantbackend.Backend.Compact), but for a revision the store has not
 // reached, which etcd refuses as a future revision (and kine accepted).
 func (s *Server) Compact(ctx context.Context, r *etcdserverpb.CompactionRequest) (*etcdserverpb.CompactionResponse, error) {
-	b, err := s.bridge(ctx)
+	st, err := s.tenant(ctx)
 	if err != nil {
 		return nil, err
 	}
-	resp, err := b.Compact(ctx, r)
-	if err == nil && r.Revision > resp.GetHeader().GetRevision() {
+	resp, err := st.bridge.Compact(ctx, r)
+	if err != nil || r.Revision <= resp.GetHeader().GetRevision() {
+		return resp, err
+	}
+	// Past the revision the bridge answered with, which kine keeps in
+	// memory on SQL and can lag: the store's own decides.
+	rev, err := st.backend.StoreRevision(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if r.Revision > rev {
 		return nil, rpctypes.ErrGRPCFutureRev
 	}
-	return resp, err
+	if resp.Header == nil {
+		resp.Header = &etcdserverpb.ResponseHeader{}
+	}
+	resp.Header.Revision = rev
+	return resp, nil
 }

@@ -194,6 +194,22 @@ func (b *Backend) CurrentRevision(ctx context.Context) (int64, error) {
 	return b.inner.CurrentRevision(ctx)
 }
 
+// A HighestReviser is a shared backend whose CurrentRevision may answer
+// from memory, behind the store (kine's on SQL); HighestRevision reads
+// the store's own.
+type HighestReviser interface {
+	HighestRevision(ctx context.Context) (int64, error)
+}
+
+// StoreRevision is the shared store's revision as the store itself has
+// it: every revision a tenant was answered with is at or below it.
+func (b *Backend) StoreRevision(ctx context.Context) (int64, error) {
+	if h, ok := b.inner.(HighestReviser); ok {
+		return h.HighestRevision(ctx)
+	}
+	return b.inner.CurrentRevision(ctx)
+}
+
 // Compact does not compact the shared store (see the package comment); it
 // reports the current revision as the apiserver expects.
 func (b *Backend) Compact(ctx context.Context, _ int64) (int64, error) {
