@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 	"reflect"
+	"sync"
 	"time"
 
 	"github.com/k3s-io/kine/pkg/drivers/generic"
@@ -24,6 +25,13 @@ import (
 // is kine's dialect with the poller's two calls mended: a failed one
 // returns only after pollRetryPause, and a failed prepare gives its
 // connection back.
+//
+// The same loop asks whether its context has ended only after a read that
+// was not full, so a stop in that state (a busy store's) sent it round
+// and round on its failing calls for ever, and the proxy's stop waited for
+// it for ever. Once the context has ended, the two calls succeed instead,
+// with no rows (read from a database of the proxy's own, as kine closes
+// the store's): the loop's next question then ends it.
 type pacedDialect struct {
 	server.Dialect
 	g     *generic.Generic
@@ -55,6 +63,9 @@ func pacePoller(log logstructured.Log, g *generic.Generic) error {
 // given back.
 func (d *pacedDialect) PrepareAfter(ctx context.Context, limit int64) (*query.Stmt, error) {
 	stmt, err := d.prepareAfter(ctx, limit)
+	if err != nil && ctx.Err() != nil {
+		return &query.Stmt{Named: d.g.AfterAllOldValSQL}, nil // QueryAfter reads no rows with it
+	}
 	if err != nil {
 		d.wait(ctx)
 	}
@@ -80,11 +91,34 @@ func (d *pacedDialect) prepareAfter(ctx context.Context, limit int64) (*query.St
 
 // QueryAfter is kine's, but for the pause on failure.
 func (d *pacedDialect) QueryAfter(ctx context.Context, stmt *query.Stmt, rev int64) (*sql.Rows, error) {
+	if ctx.Err() != nil {
+		return noRows()
+	}
 	rows, err := d.Dialect.QueryAfter(ctx, stmt, rev)
+	if err != nil && ctx.Err() != nil {
+		return noRows()
+	}
 	if err != nil {
 		d.wait(ctx)
 	}
 	return rows, err
+}
+
+// empty is an in-memory SQLite database of the proxy's own, opened the
+// first time a poller stops (noRows).
+var empty struct {
+	once sync.Once
+	db   *sql.DB
+	err  error
+}
+
+// noRows returns rows that hold none.
+func noRows() (*sql.Rows, error) {
+	empty.once.Do(func() { empty.db, empty.err = sql.Open("sqlite3", ":memory:") })
+	if empty.err != nil {
+		return nil, fmt.Errorf("open an empty database: %w", empty.err)
+	}
+	return empty.db.QueryContext(context.Background(), "SELECT 1 WHERE 0")
 }
 
 // wait returns after the pause, or when ctx ends.

@@ -96,9 +96,9 @@ func (r *Relay) Held() int {
 	return r.held
 }
 
-// Reject closes every connection through the relay, and from now on
-// accepts each new one only to close it at once; rejected tells how many
-// it turned away.
+// Reject closes every connection through the relay, ending a Hold, and
+// from now on accepts each new one only to close it at once; rejected
+// tells how many it turned away.
 func (r *Relay) Reject() (rejected func() int) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -201,7 +201,10 @@ func (r *Relay) hold(c net.Conn) bool {
 func (r *Relay) track(lis net.Listener, in, out net.Conn) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.lis != lis {
+	if r.lis != lis || r.rejecting { // cut, or turned away, meanwhile
+		if r.lis == lis {
+			r.rejected++
+		}
 		in.Close()
 		out.Close()
 		return false
