@@ -61,7 +61,7 @@ func newSQLBackend(b server.Backend, kind string) (*sqlBackend, *generic.Generic
 	if err != nil {
 		return nil, nil, err
 	}
-	if err := pacePoller(log, g); err != nil {
+	if err := mendDialect(log, g); err != nil {
 		return nil, nil, err
 	}
 	if log, err = checkLists(b.(*logstructured.LogStructured), log, g); err != nil {
