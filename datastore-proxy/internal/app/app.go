@@ -182,7 +182,15 @@ func Run(ctx context.Context, o Options, log *slog.Logger) error {
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
-	return hs.Shutdown(sctx)
+	if err := hs.Shutdown(sctx); errors.Is(err, context.DeadlineExceeded) {
+		// A scrape or a profile (/debug/pprof/profile: 30 s) still under
+		// way: not a failed stop.
+		log.Warn("closing the metrics server's requests still under way")
+		return hs.Close()
+	} else if err != nil {
+		return fmt.Errorf("stop the metrics server: %w", err)
+	}
+	return nil
 }
 
 // defaultWriteSlots is how many writes run against a backend of kind at
