@@ -18,23 +18,9 @@ import (
 // Stopped while it waits for its database, the proxy exits without an
 // error (it was asked to stop), having shown not ready meanwhile.
 func TestStoppedWhileOpeningTheBackendIsNoFailure(t *testing.T) {
-	dir := t.TempDir()
-	testpki.Write(t, dir, "run-test-ca")
-	p, err := ports.Free(3)
-	if err != nil {
-		t.Fatal(err)
-	}
-	o := Options{
-		ListenAddress:  "127.0.0.1:" + strconv.Itoa(p[0]),
-		MetricsAddress: "127.0.0.1:" + strconv.Itoa(p[1]),
-		TLSCertFile:    filepath.Join(dir, "serving.crt"),
-		TLSKeyFile:     filepath.Join(dir, "serving.key"),
-		ClientCAFile:   filepath.Join(dir, "ca.crt"),
-		// Nothing listens there: the proxy waits for the database.
-		Backend:       backend.Config{Kind: "postgres", DSN: "postgres://postgres@127.0.0.1:" + strconv.Itoa(p[2]) + "/kplex?sslmode=disable"},
-		BackendSlots:  32,
-		ShutdownGrace: time.Second,
-	}
+	o, spare := runOptions(t, 1)
+	// Nothing listens there: the proxy waits for the database.
+	o.Backend = backend.Config{Kind: "postgres", DSN: "postgres://postgres@127.0.0.1:" + strconv.Itoa(spare[0]) + "/kplex?sslmode=disable"}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	done := make(chan error, 1)
@@ -74,23 +60,8 @@ func TestStoppedWhileOpeningTheBackendIsNoFailure(t *testing.T) {
 // the proxy exits without an error once it has drained: the request still
 // under way is closed, not the stop failed.
 func TestStoppedDuringAProfileIsNoFailure(t *testing.T) {
-	dir := t.TempDir()
-	testpki.Write(t, dir, "run-test-ca")
-	p, err := ports.Free(2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	o := Options{
-		ListenAddress:  "127.0.0.1:" + strconv.Itoa(p[0]),
-		MetricsAddress: "127.0.0.1:" + strconv.Itoa(p[1]),
-		TLSCertFile:    filepath.Join(dir, "serving.crt"),
-		TLSKeyFile:     filepath.Join(dir, "serving.key"),
-		ClientCAFile:   filepath.Join(dir, "ca.crt"),
-		Backend:        backend.Config{Kind: "sqlite", DataDir: dir},
-		BackendSlots:   32,
-		ShutdownGrace:  time.Second,
-		Profiling:      true,
-	}
+	o, _ := runOptions(t, 0)
+	o.Profiling = true
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	done := make(chan error, 1)
@@ -134,4 +105,26 @@ func TestStoppedDuringAProfileIsNoFailure(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("the profile's request still under way 5 s after the proxy stopped")
 	}
+}
+
+// runOptions are a proxy's options on free ports, with certificates and an
+// SQLite store in a folder of the test's, and spare more free ports.
+func runOptions(t *testing.T, spare int) (Options, []int) {
+	t.Helper()
+	dir := t.TempDir()
+	testpki.Write(t, dir, "run-test-ca")
+	p, err := ports.Free(2 + spare)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return Options{
+		ListenAddress:  "127.0.0.1:" + strconv.Itoa(p[0]),
+		MetricsAddress: "127.0.0.1:" + strconv.Itoa(p[1]),
+		TLSCertFile:    filepath.Join(dir, "serving.crt"),
+		TLSKeyFile:     filepath.Join(dir, "serving.key"),
+		ClientCAFile:   filepath.Join(dir, "ca.crt"),
+		Backend:        backend.Config{Kind: "sqlite", DataDir: dir},
+		BackendSlots:   32,
+		ShutdownGrace:  time.Second,
+	}, p[2:]
 }
