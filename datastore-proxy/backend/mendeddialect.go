@@ -68,8 +68,8 @@ func mendDialect(log logstructured.Log, g *generic.Generic) error {
 	return nil
 }
 
-// PrepareAfter is kine's, but for the pause on failure and the connection
-// given back.
+// PrepareAfter is kine's, but for the pause on failure, the connection
+// given back, and a statement for no rows once ctx has ended.
 func (d *mendedDialect) PrepareAfter(ctx context.Context, limit int64) (*query.Stmt, error) {
 	stmt, err := d.prepareAfter(ctx, limit)
 	if err != nil && ctx.Err() != nil {
@@ -98,7 +98,8 @@ func (d *mendedDialect) prepareAfter(ctx context.Context, limit int64) (*query.S
 	return &query.Stmt{Named: q, Conn: conn, Stmt: stmt}, nil
 }
 
-// QueryAfter is kine's, but for the pause on failure.
+// QueryAfter is kine's, but for the pause on failure, and no rows once
+// ctx has ended.
 func (d *mendedDialect) QueryAfter(ctx context.Context, stmt *query.Stmt, rev int64) (*sql.Rows, error) {
 	if ctx.Err() != nil {
 		return noRows()
