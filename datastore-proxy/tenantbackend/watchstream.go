@@ -107,6 +107,10 @@ func notAdmitted(ctx context.Context, err error) server.WatchResult {
 func (s *Stream) Confine(cr *etcdserverpb.WatchCreateRequest, key, end string) {
 	k, e := s.b.space.Range(key, end)
 	cr.Key, cr.RangeEnd = []byte(k), []byte(e)
+	// The tenant's message goes on to the store: without the bytes the
+	// proxy did not read (fields unknown to its etcd API, or a known one
+	// sent with the wrong wire type), which the proxy never confined.
+	cr.ProtoReflect().SetUnknown(nil)
 }
 
 // Send sends a request to the store: a cancel, a progress request, or a
