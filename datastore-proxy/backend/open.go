@@ -105,6 +105,10 @@ func Open(ctx context.Context, wg *sync.WaitGroup, c Config) (server.Backend, st
 		if err := mysqlKeysAsBytes(ctx, g); err != nil {
 			return nil, "", err
 		}
+	case c.Kind == "postgres":
+		if err := byteOrderKeys(ctx, g.DB); err != nil {
+			return nil, "", err
+		}
 	}
 	if err := b.Start(ctx); err != nil {
 		return nil, "", fmt.Errorf("start %s backend: %w", c.Kind, err)
