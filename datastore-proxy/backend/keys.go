@@ -63,13 +63,23 @@ func binaryKeyColumn(ctx context.Context, db *sql.DB) error {
 	case strings.EqualFold(typ, "varbinary"):
 		return nil
 	}
-	log := slog.With("backend", "mysql", "database", database, "was", typ)
-	log.Info("making kine's key column VARBINARY, compared byte by byte as etcd's keys; this rewrites the table once")
+	return alterKeyColumn(ctx, db, "mysql", database, typ, "ALTER TABLE kine MODIFY name VARBINARY(630)",
+		"make kine's key column VARBINARY", "compared byte by byte as etcd's keys; this rewrites the table once",
+		"kine's key column is VARBINARY")
+}
+
+// alterKeyColumn runs alter, the change of kine's key column in kind's
+// database that what says (the column was was), logging it before (with
+// why) and after (done, with the time it took): a change that holds the
+// table's writes while it runs.
+func alterKeyColumn(ctx context.Context, db *sql.DB, kind, database, was, alter, what, why, done string) error {
+	log := slog.With("backend", kind, "database", database, "was", was)
+	log.Info(what + ", " + why)
 	start := time.Now()
-	if _, err := db.ExecContext(ctx, "ALTER TABLE kine MODIFY name VARBINARY(630)"); err != nil {
-		return fmt.Errorf("mysql backend: make kine's key column VARBINARY: %w", err)
+	if _, err := db.ExecContext(ctx, alter); err != nil {
+		return fmt.Errorf("%s backend: %s: %w", kind, what, err)
 	}
-	log.Info("kine's key column is VARBINARY", "took", time.Since(start).Round(time.Millisecond))
+	log.Info(done, "took", time.Since(start).Round(time.Millisecond))
 	return nil
 }
 

@@ -5,8 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"log/slog"
-	"time"
 )
 
 // Why PostgreSQL's key column is checked: etcd's keys are compared byte by
@@ -42,12 +40,8 @@ func byteOrderKeys(ctx context.Context, db *sql.DB) error {
 	if !collation.Valid {
 		was = "the database's default"
 	}
-	log := slog.With("backend", "postgres", "database", database, "was", was)
-	log.Info(`giving kine's key column the "C" collation, comparing keys byte by byte as etcd does; this rebuilds its indexes once`)
-	start := time.Now()
-	if _, err := db.ExecContext(ctx, `ALTER TABLE kine ALTER COLUMN name SET DATA TYPE TEXT COLLATE "C" USING name::TEXT COLLATE "C"`); err != nil {
-		return fmt.Errorf(`postgres backend: give kine's key column the "C" collation: %w`, err)
-	}
-	log.Info(`kine's key column has the "C" collation`, "took", time.Since(start).Round(time.Millisecond))
-	return nil
+	return alterKeyColumn(ctx, db, "postgres", database, was,
+		`ALTER TABLE kine ALTER COLUMN name SET DATA TYPE TEXT COLLATE "C" USING name::TEXT COLLATE "C"`,
+		`give kine's key column the "C" collation`, "comparing keys byte by byte as etcd does; this rebuilds its indexes once",
+		`kine's key column has the "C" collation`)
 }
