@@ -86,22 +86,16 @@ func afterAFullBatch(t *testing.T, c backend.Config) *pollerState {
 	p.relay = proxytest.NewRelay(t, addr)
 	relayed := c
 	relayed.DSN = strings.Replace(c.DSN, addr, p.relay.Addr, 1)
-	bctx, bcancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	b, _, err := backend.Open(bctx, &wg, relayed)
-	if err != nil {
-		bcancel()
-		t.Fatal(err)
-	}
-	var once sync.Once
-	p.stop = func() { once.Do(func() { bcancel(); wg.Wait() }) }
-	t.Cleanup(func() { p.relay.Cut(); p.stop() }) // the relay first: a held read would hold the stop
+	var b server.Backend
+	b, p.stop = proxytest.OpenBackendToStop(t, relayed)
+	wctx, wcancel := context.WithCancel(ctx)
+	t.Cleanup(func() { p.relay.Cut(); wcancel() }) // before the stop: a held read would hold it
 
 	rev, err := b.CurrentRevision(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := b.(tenantbackend.RangeWatcher).WatchRange(bctx, "/t/", "/t0", rev+1, tenantbackend.WatchHooks{})
+	w := b.(tenantbackend.RangeWatcher).WatchRange(wctx, "/t/", "/t0", rev+1, tenantbackend.WatchHooks{})
 	go func() {
 		for batch := range w.Eventc {
 			p.got.Add(int64(len(batch.Events)))

@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -23,16 +22,6 @@ func TestMySQLKeyColumnBecomesBinaryOnce(t *testing.T) {
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
-		open := func() {
-			t.Helper()
-			octx, ocancel := context.WithCancel(ctx)
-			var wg sync.WaitGroup
-			defer wg.Wait()
-			defer ocancel()
-			if _, _, err := backend.Open(octx, &wg, c); err != nil {
-				t.Fatal(err)
-			}
-		}
 		db, err := sql.Open("mysql", strings.TrimPrefix(c.DSN, "mysql://"))
 		if err != nil {
 			t.Fatal(err)
@@ -48,7 +37,7 @@ func TestMySQLKeyColumnBecomesBinaryOnce(t *testing.T) {
 			return typ
 		}
 
-		open() // kine's schema, then the change
+		openOnce(t, c) // kine's schema, then the change
 		// Back to kine's own column, as an older proxy left it, with a row.
 		if _, err := db.ExecContext(ctx, "ALTER TABLE kine MODIFY name VARCHAR(630) CHARACTER SET ascii"); err != nil {
 			t.Fatal(err)
@@ -62,7 +51,7 @@ func TestMySQLKeyColumnBecomesBinaryOnce(t *testing.T) {
 			t.Fatalf("before: the lowercase key matches %d rows (err %v), want 1 (the collation this test undoes)", n, err)
 		}
 
-		open()
+		openOnce(t, c)
 		if typ := columnType(); typ != "varbinary(630)" {
 			t.Fatalf("after opening: the key column is %s, want varbinary(630)", typ)
 		}
@@ -71,9 +60,17 @@ func TestMySQLKeyColumnBecomesBinaryOnce(t *testing.T) {
 				t.Errorf("after: %q matches %d rows (err %v), want %d", key, n, err, want)
 			}
 		}
-		open() // a no-op: the column is binary already
+		openOnce(t, c) // a no-op: the column is binary already
 		if typ := columnType(); typ != "varbinary(630)" {
 			t.Fatalf("after opening again: the key column is %s", typ)
 		}
 	})
+}
+
+// openOnce opens c's store as the proxy does (which sets it up) and stops
+// it again.
+func openOnce(t *testing.T, c backend.Config) {
+	t.Helper()
+	_, stop := proxytest.OpenBackendToStop(t, c)
+	stop()
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -22,16 +21,6 @@ func TestPostgresKeyColumnComparesBytes(t *testing.T) {
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
-		open := func() {
-			t.Helper()
-			octx, ocancel := context.WithCancel(ctx)
-			var wg sync.WaitGroup
-			defer wg.Wait()
-			defer ocancel()
-			if _, _, err := backend.Open(octx, &wg, c); err != nil {
-				t.Fatal(err)
-			}
-		}
 		// No statements kept: the column's collation changes under them.
 		db, err := sql.Open("pgx", c.DSN+"&default_query_exec_mode=simple_protocol")
 		if err != nil {
@@ -59,7 +48,7 @@ func TestPostgresKeyColumnComparesBytes(t *testing.T) {
 			return strings.Join(names, ",")
 		}
 
-		open() // kine's schema
+		openOnce(t, c) // kine's schema
 		var icu int
 		if err := db.QueryRowContext(ctx, `SELECT count(*) FROM pg_collation WHERE collname = 'und-x-icu'`).Scan(&icu); err != nil || icu == 0 {
 			t.Skipf("SKIPPED: this PostgreSQL has no ICU collation to give the column (%v)", err)
@@ -77,11 +66,11 @@ func TestPostgresKeyColumnComparesBytes(t *testing.T) {
 			t.Fatalf("before: keys in the order %s; want the locale's, registry/a,registry/B", got)
 		}
 
-		open()
+		openOnce(t, c)
 		if got := order(); got != "registry/B,registry/a" {
 			t.Fatalf("after opening: keys in the order %s; want bytes', registry/B,registry/a", got)
 		}
-		open() // a no-op now
+		openOnce(t, c) // a no-op now
 		if got := order(); got != "registry/B,registry/a" {
 			t.Fatalf("after opening again: keys in the order %s", got)
 		}

@@ -21,39 +21,11 @@ func TestStoppedWhileOpeningTheBackendIsNoFailure(t *testing.T) {
 	o, spare := runOptions(t, 1)
 	// Nothing listens there: the proxy waits for the database.
 	o.Backend = backend.Config{Kind: "postgres", DSN: "postgres://postgres@127.0.0.1:" + strconv.Itoa(spare[0]) + "/kplex?sslmode=disable"}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	done := make(chan error, 1)
-	go func() { done <- Run(ctx, o, slog.New(slog.NewTextHandler(io.Discard, nil))) }()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		resp, err := http.Get("http://" + o.MetricsAddress + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode != http.StatusServiceUnavailable {
-				t.Fatalf("/readyz = %d while the database is not there; want 503", resp.StatusCode)
-			}
-			break
-		}
-		select {
-		case err := <-done:
-			t.Fatalf("the proxy exited before it served /readyz: %v", err)
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no /readyz within 10 s: %v", err)
-		}
-		time.Sleep(50 * time.Millisecond)
+	r := run(t, o)
+	if code := r.firstAnswer("/readyz"); code != http.StatusServiceUnavailable {
+		t.Fatalf("/readyz = %d while the database is not there; want 503", code)
 	}
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("stopped while waiting for its database: %v; want no error", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("still running 10 s after it was stopped while waiting for its database")
-	}
+	r.stopsCleanly("while waiting for its database")
 }
 
 // Stopped while a profile is being taken (30 s) on its metrics address,
@@ -62,22 +34,8 @@ func TestStoppedWhileOpeningTheBackendIsNoFailure(t *testing.T) {
 func TestStoppedDuringAProfileIsNoFailure(t *testing.T) {
 	o, _ := runOptions(t, 0)
 	o.Profiling = true
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	done := make(chan error, 1)
-	go func() { done <- Run(ctx, o, slog.New(slog.NewTextHandler(io.Discard, nil))) }()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		resp, err := http.Get("http://" + o.MetricsAddress + "/healthz")
-		if err == nil {
-			resp.Body.Close()
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no /healthz within 10 s: %v", err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	r := run(t, o)
+	r.firstAnswer("/healthz")
 	profile := make(chan error, 1) // how the profile's request ended
 	go func() {
 		resp, err := http.Get("http://" + o.MetricsAddress + "/debug/pprof/profile?seconds=30")
@@ -88,15 +46,7 @@ func TestStoppedDuringAProfileIsNoFailure(t *testing.T) {
 		profile <- err
 	}()
 	time.Sleep(500 * time.Millisecond) // the profile under way
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("stopped during a profile: %v; want no error", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("still running 10 s after it was stopped during a profile")
-	}
+	r.stopsCleanly("during a profile")
 	select {
 	case err := <-profile:
 		if err == nil {
@@ -127,4 +77,59 @@ func runOptions(t *testing.T, spare int) (Options, []int) {
 		BackendSlots:   32,
 		ShutdownGrace:  time.Second,
 	}, p[2:]
+}
+
+// running is a proxy's Run under way for a test.
+type running struct {
+	t      *testing.T
+	o      Options
+	cancel context.CancelFunc
+	done   chan error // Run's result
+}
+
+// run starts Run with o until the test ends.
+func run(t *testing.T, o Options) *running {
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	r := &running{t: t, o: o, cancel: cancel, done: make(chan error, 1)}
+	go func() { r.done <- Run(ctx, o, slog.New(slog.NewTextHandler(io.Discard, nil))) }()
+	return r
+}
+
+// firstAnswer asks for path on the metrics address until it answers
+// (within 10 s, and before Run ends), and returns the answer's status.
+func (r *running) firstAnswer(path string) int {
+	r.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp, err := http.Get("http://" + r.o.MetricsAddress + path)
+		if err == nil {
+			resp.Body.Close()
+			return resp.StatusCode
+		}
+		select {
+		case err := <-r.done:
+			r.t.Fatalf("the proxy exited before it served %s: %v", path, err)
+		default:
+		}
+		if time.Now().After(deadline) {
+			r.t.Fatalf("no %s within 10 s: %v", path, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// stopsCleanly stops Run and wants it to return no error within 10 s;
+// when says in what state it was stopped.
+func (r *running) stopsCleanly(when string) {
+	r.t.Helper()
+	r.cancel()
+	select {
+	case err := <-r.done:
+		if err != nil {
+			r.t.Fatalf("stopped %s: %v; want no error", when, err)
+		}
+	case <-time.After(10 * time.Second):
+		r.t.Fatalf("still running 10 s after it was stopped %s", when)
+	}
 }

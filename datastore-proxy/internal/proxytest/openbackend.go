@@ -15,6 +15,15 @@ import (
 // goroutines, when the test ends.
 func OpenBackend(t testing.TB, c backend.Config) server.Backend {
 	t.Helper()
+	b, _ := OpenBackendToStop(t, c)
+	return b
+}
+
+// OpenBackendToStop is OpenBackend, also returning how to stop the backend
+// before the test ends (and wait for its goroutines); a second stop, as
+// the test's end makes, does nothing.
+func OpenBackendToStop(t testing.TB, c backend.Config) (server.Backend, func()) {
+	t.Helper()
 	if c.Kind == "sqlite" && c.DSN == "" {
 		c.DataDir = t.TempDir()
 	}
@@ -25,6 +34,8 @@ func OpenBackend(t testing.TB, c backend.Config) server.Backend {
 		cancel()
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { cancel(); wg.Wait() })
-	return b
+	var once sync.Once
+	stop := func() { once.Do(func() { cancel(); wg.Wait() }) }
+	t.Cleanup(stop)
+	return b, stop
 }
