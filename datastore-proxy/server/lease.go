@@ -2,6 +2,8 @@ package server
 
 import (
 	"context"
+	"errors"
+	"io"
 
 	"go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
@@ -40,10 +42,16 @@ func (s *Server) LeaseRevoke(ctx context.Context, _ *etcdserverpb.LeaseRevokeReq
 	return nil, leaseUnsupported("lease revoke")
 }
 
-// LeaseKeepAlive is not supported (leaseUnsupported).
+// LeaseKeepAlive is not supported (leaseUnsupported), answered once the
+// client's first request has come: a stream the proxy ended before that
+// made the client's send fail with io.EOF, which etcd's client returned
+// as the error (KeepAliveOnce), not the Unimplemented behind it.
 func (s *Server) LeaseKeepAlive(ls etcdserverpb.Lease_LeaseKeepAliveServer) error {
 	if _, err := s.bridge(ls.Context()); err != nil {
 		return err
+	}
+	if _, err := ls.Recv(); err != nil && !errors.Is(err, io.EOF) {
+		return err // the client went away: its context's end
 	}
 	return leaseUnsupported("lease keep-alive")
 }
