@@ -22,13 +22,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/sirupsen/logrus"
-	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/keepalive"
 
 	"kplex.dev/datastore-proxy/backend"
 	"kplex.dev/datastore-proxy/coalesce"
 	"kplex.dev/datastore-proxy/internal/metrics"
+	"kplex.dev/datastore-proxy/internal/tracing"
 	"kplex.dev/datastore-proxy/quota"
 	"kplex.dev/datastore-proxy/server"
 	"kplex.dev/datastore-proxy/tenantconfig"
@@ -43,6 +43,25 @@ func Run(ctx context.Context, o Options, log *slog.Logger) error {
 	creds, err := serverTLS(o, log)
 	if err != nil {
 		return err
+	}
+	tc, err := tracing.FromEnv(os.Getenv)
+	if err != nil {
+		return err
+	}
+	tracer, err := tracing.Start(ctx, tc, "kplex-datastore-proxy", func(err error) { log.Warn("tracing", "err", err) })
+	if err != nil {
+		return err
+	}
+	defer func() {
+		// Spans still held are sent, or given up on, within a second.
+		sctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		if err := tracer.Shutdown(sctx); err != nil {
+			log.Warn("stopping traces", "err", err)
+		}
+	}()
+	if tc.On {
+		log.Info("tracing calls: spans go to the OTLP collector the OTEL_* environment names")
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -118,13 +137,12 @@ func Run(ctx context.Context, o Options, log *slog.Logger) error {
 		}})
 	reg.MustRegister(metrics.NewUsageCollector(srv.Usage))
 	go srv.ForgetIdle(ctx)
-	g := grpc.NewServer(append(serverOptions(o),
+	g := grpc.NewServer(append(append(serverOptions(o), tracer.ServerOptions()...),
 		grpc.Creds(coalesce.Server(creds)), // a response's TLS records in one system call
 		// Large enough for a list of 100 objects in one write (and so one
 		// system call), shared between writes so that idle connections
 		// hold none.
 		grpc.WriteBufferSize(128<<10), grpc.SharedWriteBuffer(true),
-		grpc.StatsHandler(otelgrpc.NewServerHandler()), // tracing hook: spans go to the global provider
 		grpc.ChainUnaryInterceptor(server.IdentifyUnary, srv.TrackUnary, m.Unary, srv.Admit),
 		grpc.ChainStreamInterceptor(server.IdentifyStream, srv.TrackStream, m.Stream),
 		grpc.MaxRecvMsgSize(2<<20),
