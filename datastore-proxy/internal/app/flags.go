@@ -53,6 +53,10 @@ A tenant apiserver needs nothing but:
   --etcd-servers=https://<listen-address> --etcd-cafile=<CA of the serving cert>
   --etcd-certfile/--etcd-keyfile=<client cert with CN=<tenant>>
 
+Traces go to an OTLP collector over gRPC when OTEL_EXPORTER_OTLP_ENDPOINT is
+set (or OTEL_TRACES_EXPORTER=otlp); the standard OTEL_* variables set the
+sampler, headers, TLS and service name. Unset, no call is traced.
+
 Flags:
 `)
 		fs.PrintDefaults()
