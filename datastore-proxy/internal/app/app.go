@@ -61,7 +61,7 @@ func Run(ctx context.Context, o Options, log *slog.Logger) error {
 		}
 	}()
 	if tc.On {
-		log.Info("tracing calls: spans go to the OTLP collector the OTEL_* environment names")
+		log.Info("tracing calls: spans go to an OTLP collector", "endpoint", tc.Endpoint)
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

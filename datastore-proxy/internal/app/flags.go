@@ -53,9 +53,13 @@ A tenant apiserver needs nothing but:
   --etcd-servers=https://<listen-address> --etcd-cafile=<CA of the serving cert>
   --etcd-certfile/--etcd-keyfile=<client cert with CN=<tenant>>
 
-Traces go to an OTLP collector over gRPC when OTEL_EXPORTER_OTLP_ENDPOINT is
-set (or OTEL_TRACES_EXPORTER=otlp); the standard OTEL_* variables set the
-sampler, headers, TLS and service name. Unset, no call is traced.
+Traces go to an OTLP collector over gRPC when OTEL_EXPORTER_OTLP_ENDPOINT
+(or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT) is its URL, http://host:4317 in plain
+text or https://host:4317, or when OTEL_TRACES_EXPORTER=otlp (then
+http://localhost:4317); the standard OTEL_* variables set the sampler,
+headers, TLS and service name. Unset, or with OTEL_SDK_DISABLED=true or
+OTEL_TRACES_EXPORTER=none, no call is traced. Another exporter, OTLP over
+HTTP or an endpoint that is not such a URL is refused at start.
 
 Flags:
 `)
