@@ -2,6 +2,7 @@ package fairshare
 
 import (
 	"context"
+	"maps"
 	"sync"
 	"testing"
 	"time"
@@ -297,4 +298,65 @@ func TestATinyBusyShareStillHolds(t *testing.T) {
 		}
 		quiet() // the flood's waiters are let past once the quiet tenant's window ends
 	}
+}
+
+// A tenant held back that floods no more is forgotten once its hold has
+// ended and another's begins: the holds do not grow with every tenant
+// that ever flooded (a deleted cluster's apiserver, its requests given up).
+func TestEndedHoldsAreForgotten(t *testing.T) {
+	activity := NewActivity()
+	s := New(1, 0, activity).WithBusyShare(0.5)
+	defer busyReader(t, activity, "quiet")()
+	gone := floodAndGo(t, s, "gone")
+	until, ok := gone["gone"]
+	if !ok {
+		t.Fatalf("holds %v: the first flood was not held back; the test sets up nothing", gone)
+	}
+	time.Sleep(time.Until(until) + 10*time.Millisecond)
+	if _, ok := s.holds()["gone"]; !ok {
+		t.Fatal("the ended hold was dropped before another began: the test shows nothing")
+	}
+	next := floodAndGo(t, s, "next")
+	if _, ok := next["gone"]; ok {
+		t.Fatalf("holds %v: the ended hold of a tenant that went is still kept", next)
+	}
+	if _, ok := next["next"]; !ok {
+		t.Fatalf("holds %v: the second flood was not held back", next)
+	}
+}
+
+// holds copies the scheduler's holds.
+func (s *Scheduler) holds() map[string]time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return maps.Clone(s.heldUntil)
+}
+
+// floodAndGo makes tenant flood s and go: its request holds the slot for
+// 20 ms with two more waiting, which are given up once it ends. It
+// returns the holds right after the request ended.
+func floodAndGo(t *testing.T, s *Scheduler, tenant string) map[string]time.Time {
+	t.Helper()
+	release, err := s.Acquire(context.Background(), tenant)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, giveUp := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	for range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if r, err := s.Acquire(ctx, tenant); err == nil {
+				r()
+			}
+		}()
+	}
+	waitQueued(t, s, tenant, 2)
+	time.Sleep(20 * time.Millisecond)
+	release()
+	holds := s.holds()
+	giveUp()
+	wg.Wait()
+	return holds
 }

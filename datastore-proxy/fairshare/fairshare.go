@@ -219,6 +219,7 @@ func (s *Scheduler) releaseLocked(tenant string, start time.Time) {
 			until = limit
 		}
 		s.heldUntil[tenant] = until
+		s.pruneHoldsLocked(tenant, now)
 	}
 	if s.inflight[tenant]--; s.inflight[tenant] <= 0 {
 		delete(s.inflight, tenant)
@@ -251,6 +252,19 @@ func (s *Scheduler) grantLocked(tenant string) {
 	s.inflight[tenant]++
 	s.seq++
 	s.served[tenant] = s.seq
+}
+
+// pruneHoldsLocked forgets the holds of tenants other than tenant that
+// have ended by now. A hold is otherwise dropped only when its tenant
+// asks again (allowed), so every tenant that ever flooded and went (a
+// deleted cluster) kept its entry for the proxy's life. Tenant's own
+// is kept: its next charge runs on from it.
+func (s *Scheduler) pruneHoldsLocked(tenant string, now time.Time) {
+	for t, until := range s.heldUntil {
+		if t != tenant && !now.Before(until) {
+			delete(s.heldUntil, t)
+		}
+	}
 }
 
 // forgetIfIdleLocked drops the turn of a tenant with nothing running or
