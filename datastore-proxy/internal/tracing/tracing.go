@@ -4,7 +4,7 @@
 //
 // Traces go to an OTLP collector over gRPC. They are on when
 // OTEL_EXPORTER_OTLP_ENDPOINT or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT is set,
-// or OTEL_TRACES_EXPORTER=otlp (then to localhost:4317), unless
+// or OTEL_TRACES_EXPORTER=otlp (then to http://localhost:4317), unless
 // OTEL_SDK_DISABLED=true or OTEL_TRACES_EXPORTER=none. The exporter reads
 // the rest of its settings from the environment as OpenTelemetry's SDK
 // does (headers, TLS, timeout, compression), the sampler from
